@@ -1,0 +1,273 @@
+import { ShapeError } from '../errors.js';
+import { getBackend, type Kernel, type RawTensor } from './backend/backend.js';
+import { allocate, dtypeOf, isFloat, sizeOf, type DType, type TypedData } from './dtype.js';
+
+/** How a tensor was made, for reverse-mode autodiff. */
+export interface GradFn {
+  name: string;
+  inputs: Tensor[];
+  /** Gradients for each input (null where none flows). Runs under noGrad. */
+  backward(grad: Tensor): (Tensor | null)[];
+}
+
+type GradHook = (grad: Tensor) => Tensor | void;
+
+let nextId = 1;
+let gradEnabled = true;
+
+/** Runs fn without recording autodiff history (as torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Receives every kernel the eager engine runs, so a span can be replayed as one graph. */
+export interface OpRecorder {
+  record(kernel: Kernel, inputs: Tensor[], outputs: Tensor[]): void;
+}
+let recorder: OpRecorder | null = null;
+export function setRecorder(r: OpRecorder | null): OpRecorder | null {
+  const prev = recorder;
+  recorder = r;
+  return prev;
+}
+
+/**
+ * An n-dimensional array on the Sonde engine. Immutable: every op returns a new tensor. Memory is
+ * garbage-collected; there is nothing to dispose.
+ */
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: number[];
+  readonly dtype: DType;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  gradFn: GradFn | null = null;
+  private retain = false;
+  private hooks: GradHook[] = [];
+  private readonly _data: TypedData;
+
+  constructor(data: TypedData, shape: readonly number[]) {
+    if (sizeOf(shape) !== data.length) {
+      throw new ShapeError(`tensor data has ${data.length} elements but shape [${shape}] needs ${sizeOf(shape)}`);
+    }
+    this._data = data;
+    this.shape = [...shape];
+    this.dtype = dtypeOf(data);
+  }
+
+  static fromRaw(raw: RawTensor): Tensor {
+    return new Tensor(raw.data, raw.shape);
+  }
+
+  /** From nested arrays or a flat array plus shape. */
+  static from(values: number[] | number[][] | number[][][] | TypedData, shape?: number[], dtype: DType = 'float32'): Tensor {
+    if (ArrayBuffer.isView(values)) return new Tensor(values as TypedData, shape ?? [values.length]);
+    const inferred: number[] = [];
+    let v: unknown = values;
+    while (Array.isArray(v)) {
+      inferred.push(v.length);
+      v = v[0];
+    }
+    const flat = (values as unknown[]).flat(Infinity) as number[];
+    const data = allocate(dtype, flat.length);
+    if (data instanceof BigInt64Array) flat.forEach((x, i) => (data[i] = BigInt(x)));
+    else data.set(flat);
+    return new Tensor(data, shape ?? inferred);
+  }
+
+  static scalar(value: number, dtype: DType = 'float32'): Tensor {
+    const data = allocate(dtype, 1);
+    if (data instanceof BigInt64Array) data[0] = BigInt(value);
+    else data[0] = value;
+    return new Tensor(data, []);
+  }
+
+  static zeros(shape: number[], dtype: DType = 'float32'): Tensor {
+    return new Tensor(allocate(dtype, sizeOf(shape)), shape);
+  }
+
+  static full(shape: number[], value: number, dtype: DType = 'float32'): Tensor {
+    const data = allocate(dtype, sizeOf(shape));
+    if (data instanceof BigInt64Array) data.fill(BigInt(value));
+    else data.fill(value);
+    return new Tensor(data, shape);
+  }
+
+  get size(): number {
+    return this._data.length;
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** The tensor's values (shared, do not mutate unless you own the tensor). */
+  get data(): TypedData {
+    return this._data;
+  }
+
+  /** Values as float32 (throws for other dtypes). */
+  f32(): Float32Array {
+    if (!(this._data instanceof Float32Array)) throw new ShapeError(`expected a float32 tensor, got ${this.dtype}`);
+    return this._data;
+  }
+
+  toArray(): number[] {
+    return Array.from(this._data as ArrayLike<number | bigint>, Number);
+  }
+
+  /** Nested JS arrays, shaped like the tensor. */
+  toNested(): unknown {
+    const flat = this.toArray();
+    const build = (dim: number, offset: number): unknown => {
+      if (dim === this.shape.length) return flat[offset];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim]! }, (_, i) => build(dim + 1, offset + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new ShapeError(`item() needs a one-element tensor, got shape [${this.shape}]`);
+    return Number(this._data[0]);
+  }
+
+  raw(): RawTensor {
+    return { dtype: this.dtype, shape: this.shape, data: this._data };
+  }
+
+  /** Marks a leaf as needing gradients (as torch's requires_grad_). */
+  requireGrad(on = true): this {
+    if (on && !isFloat(this.dtype)) throw new ShapeError(`only float tensors can require grad, got ${this.dtype}`);
+    this.requiresGrad = on;
+    return this;
+  }
+
+  /** Keeps .grad on a non-leaf tensor after backward(). */
+  retainGrad(): this {
+    this.retain = true;
+    return this;
+  }
+
+  /** Called with this tensor's gradient during backward(); may return a replacement gradient. */
+  registerHook(fn: GradHook): this {
+    this.hooks.push(fn);
+    return this;
+  }
+
+  /** A copy with no autodiff history. */
+  detach(): Tensor {
+    return new Tensor(this._data, this.shape);
+  }
+
+  /** Reverse-mode autodiff from this tensor. A non-scalar needs an explicit upstream gradient. */
+  backward(grad?: Tensor): void {
+    if (!grad && this.size !== 1) {
+      throw new ShapeError(`backward() on a tensor of shape [${this.shape}] needs a gradient argument`);
+    }
+    const seed = grad ?? Tensor.full(this.shape, 1, this.dtype);
+    runBackward(this, seed);
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}, [${this.shape}])`;
+  }
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<number>();
+  // Iterative DFS: transformer graphs are deep enough to overflow recursion.
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t.id)) continue;
+    seen.add(t.id);
+    stack.push([t, true]);
+    for (const inp of t.gradFn?.inputs ?? []) if (!seen.has(inp.id) && inp.requiresGrad) stack.push([inp, false]);
+  }
+  return order.reverse();
+}
+
+function runBackward(root: Tensor, seed: Tensor): void {
+  if (!root.requiresGrad) throw new ShapeError('backward(): this tensor does not depend on anything that requires grad');
+  const grads = new Map<number, Tensor>();
+  grads.set(root.id, seed);
+  noGrad(() => {
+    for (const t of topoOrder(root)) {
+      let g = grads.get(t.id);
+      if (!g) continue;
+      grads.delete(t.id);
+      for (const h of (t as unknown as { hooks: GradHook[] }).hooks) g = h(g) ?? g;
+      const isLeaf = !t.gradFn;
+      if (isLeaf || (t as unknown as { retain: boolean }).retain) {
+        t.grad = t.grad ? addRaw(t.grad, g) : g;
+      }
+      if (!t.gradFn) continue;
+      const inGrads = t.gradFn.backward(g);
+      t.gradFn.inputs.forEach((inp, i) => {
+        const gi = inGrads[i];
+        if (!gi || !inp.requiresGrad) return;
+        const prev = grads.get(inp.id);
+        grads.set(inp.id, prev ? addRaw(prev, gi) : gi);
+      });
+    }
+  });
+}
+
+const ADD_KERNEL: Kernel = { key: 'Add', nodes: [{ op: 'Add', inputs: ['x0', 'x1'], outputs: ['y0'] }], nIn: 2, nOut: 1 };
+function addRaw(a: Tensor, b: Tensor): Tensor {
+  return exec(ADD_KERNEL, [a, b])[0]!;
+}
+
+/**
+ * Runs a kernel eagerly and wires up autodiff. `backward` gets the output gradient(s) and returns one
+ * gradient per input; it is only attached when grad mode is on and some input requires grad.
+ */
+export function exec(
+  kernel: Kernel,
+  inputs: Tensor[],
+  backward?: (grads: Tensor[], outputs: Tensor[]) => (Tensor | null)[],
+): Tensor[] {
+  const raws = getBackend().runKernel(
+    kernel,
+    inputs.map((t) => t.raw()),
+  );
+  const outputs = raws.map((r) => Tensor.fromRaw(r));
+  recorder?.record(kernel, inputs, outputs);
+  if (backward) attachGrad(kernel.key, inputs, outputs, backward);
+  return outputs;
+}
+
+/** Attaches autodiff to outputs made outside exec (views computed in JS). */
+export function attachGrad(
+  name: string,
+  inputs: Tensor[],
+  outputs: Tensor[],
+  backward: (grads: Tensor[], outputs: Tensor[]) => (Tensor | null)[],
+): void {
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
+  const out0 = outputs[0]!;
+  if (!isFloat(out0.dtype)) return;
+  out0.requiresGrad = true;
+  // Multi-output kernels (TopK) only differentiate their first output.
+  out0.gradFn = { name, inputs, backward: (g) => backward([g], outputs) };
+}
+
+/** Records a JS-side op (reshape) for the tracer, which must see every value-producing step. */
+export function recordView(kernel: Kernel, inputs: Tensor[], outputs: Tensor[]): void {
+  recorder?.record(kernel, inputs, outputs);
+}

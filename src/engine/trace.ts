@@ -1,0 +1,119 @@
+import { getBackend, type CompiledGraph, type GraphSpec, type Kernel, type OnnxNode, type RawTensor } from './backend/backend.js';
+import { setRecorder, Tensor, type OpRecorder } from './tensor.js';
+
+interface Entry {
+  kernel: Kernel;
+  inputs: Tensor[];
+  outputs: Tensor[];
+}
+
+/** Tensors this small that a traced function captures are baked into the graph as constants. */
+const INLINE_LIMIT = 256;
+
+/**
+ * A function traced once by running it eagerly, then replayed as one ONNX graph. Replays are valid
+ * for inputs of the same shapes and dtypes, and while the captured tensors (weights, masks) keep
+ * the same values: weights are fed by reference, so in-place updates are seen, new objects are not.
+ */
+export class TracedFunction {
+  private constructor(
+    private readonly graph: CompiledGraph,
+    private readonly captured: Map<string, RawTensor>,
+    private readonly nInputs: number,
+    private readonly outputNames: string[],
+  ) {}
+
+  /** Runs fn eagerly on the example inputs, recording every kernel, and compiles the recording. */
+  static trace(fn: (inputs: Tensor[]) => Tensor[], example: Tensor[]): { fn: TracedFunction; outputs: Tensor[] } {
+    const entries: Entry[] = [];
+    const rec: OpRecorder = { record: (kernel, inputs, outputs) => entries.push({ kernel, inputs, outputs }) };
+    const prev = setRecorder(rec);
+    let outputs: Tensor[];
+    try {
+      outputs = fn(example);
+    } finally {
+      setRecorder(prev);
+    }
+    return { fn: TracedFunction.build(entries, example, outputs), outputs };
+  }
+
+  private static build(entries: Entry[], inputs: Tensor[], outputs: Tensor[]): TracedFunction {
+    const names = new Map<number, string>();
+    inputs.forEach((t, i) => names.set(t.id, `in${i}`));
+    const producer = new Map<number, number>();
+    entries.forEach((e, i) => e.outputs.forEach((t) => producer.set(t.id, i)));
+
+    // Keep only the entries that outputs depend on.
+    const live = new Set<number>();
+    const stack = outputs.filter((t) => producer.has(t.id)).map((t) => producer.get(t.id)!);
+    while (stack.length) {
+      const i = stack.pop()!;
+      if (live.has(i)) continue;
+      live.add(i);
+      for (const t of entries[i]!.inputs) {
+        const p = producer.get(t.id);
+        if (p !== undefined && !names.has(t.id)) stack.push(p);
+      }
+    }
+
+    const graph: GraphSpec = {
+      nodes: [],
+      inputs: inputs.map((t, i) => ({ name: `in${i}`, dtype: t.dtype, shape: t.shape })),
+      outputs: [],
+      initializers: [],
+    };
+    const captured = new Map<string, RawTensor>();
+    const nameOf = (t: Tensor): string => {
+      let n = names.get(t.id);
+      if (n) return n;
+      n = `v${t.id}`;
+      names.set(t.id, n);
+      if (!producer.has(t.id)) {
+        if (t.size <= INLINE_LIMIT) graph.initializers.push({ name: n, tensor: t.raw() });
+        else {
+          captured.set(n, t.raw());
+          graph.inputs.push({ name: n, dtype: t.dtype, shape: t.shape });
+        }
+      }
+      return n;
+    };
+
+    entries.forEach((e, i) => {
+      if (!live.has(i)) return;
+      const local = new Map<string, string>();
+      e.inputs.forEach((t, j) => local.set(`x${j}`, nameOf(t)));
+      (e.kernel.consts ?? []).forEach((c, j) => {
+        const n = `k${i}_c${j}`;
+        graph.initializers.push({ name: n, tensor: c });
+        local.set(`c${j}`, n);
+      });
+      e.outputs.forEach((t, j) => {
+        // An output already named (an input passed through) gets a fresh alias.
+        const n = names.has(t.id) ? `k${i}_y${j}` : nameOf(t);
+        local.set(`y${j}`, n);
+      });
+      const rename = (s: string) => (s === '' ? '' : (local.get(s) ?? `k${i}_${s}`));
+      for (const node of e.kernel.nodes) {
+        const renamed: OnnxNode = { ...node, inputs: node.inputs.map(rename), outputs: node.outputs.map(rename) };
+        graph.nodes.push(renamed);
+      }
+    });
+
+    const outputNames = outputs.map((t, i) => {
+      const n = `out${i}`;
+      graph.nodes.push({ op: 'Identity', inputs: [nameOf(t)], outputs: [n] });
+      return n;
+    });
+    graph.outputs = outputNames;
+    return new TracedFunction(getBackend().compile(graph), captured, inputs.length, outputNames);
+  }
+
+  run(inputs: Tensor[]): Tensor[] {
+    if (inputs.length !== this.nInputs) throw new Error(`traced function takes ${this.nInputs} inputs`);
+    const feeds: Record<string, RawTensor> = {};
+    inputs.forEach((t, i) => (feeds[`in${i}`] = t.raw()));
+    for (const [n, raw] of this.captured) feeds[n] = raw;
+    const out = this.graph.run(feeds);
+    return this.outputNames.map((n) => Tensor.fromRaw(out[n]!));
+  }
+}

@@ -1,0 +1,22 @@
+/** Every user-facing mistake gets its own error class so surfaces can print one clear line. */
+export class SondeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A malformed or unreadable safetensors file, index or tensor. */
+export class SafetensorsError extends SondeError {}
+/** A config.json the loader cannot use (unknown architecture, missing fields). */
+export class ConfigError extends SondeError {}
+/** A weight missing, of the wrong shape, or unexpected. */
+export class WeightError extends SondeError {}
+/** A tokenizer file missing or malformed. */
+export class TokenizerError extends SondeError {}
+/** Tensor shapes or dtypes that an op cannot take. */
+export class ShapeError extends SondeError {}
+/** A hook name that does not exist, or a hook that returned a bad value. */
+export class HookError extends SondeError {}
+/** A bad command-line flag or value. */
+export class UsageError extends SondeError {}

@@ -1,0 +1,286 @@
+import { HookError, ShapeError } from '../errors.js';
+import { crossEntropy } from '../engine/ops/nn.js';
+import { slice } from '../engine/ops/shape.js';
+import { noGrad, Tensor } from '../engine/tensor.js';
+import { TracedFunction } from '../engine/trace.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import type { ModelConfig } from '../models/config.js';
+import { hookNames } from '../models/hook-names.js';
+import { defaultModelDir, loadModelDir } from '../models/load.js';
+import { processWeights, type ProcessOptions } from '../models/process-weights.js';
+import { forward, type ForwardOptions } from '../models/transformer.js';
+import type { Weights } from '../models/weights.js';
+import { ActivationCache } from './cache.js';
+import { makeHookPoint, matches, validateSelectors, type BackwardHook, type ForwardHook, type HookSelector } from './hooks.js';
+
+/** Text, a batch of texts, token ids, a batch of ids, or an int tensor [batch, pos]. */
+export type ModelInput = string | string[] | number[] | number[][] | Tensor;
+
+export interface InputOptions {
+  /** Prepend BOS to text; default: what the model's tokenizer does. */
+  prependBos?: boolean;
+  /** [batch, pos] of 1/0; made automatically when a batch of texts is padded. */
+  attentionMask?: Tensor;
+}
+
+export interface LoadOptions {
+  /** TransformerLens weight processing (off by default: the raw model). */
+  processWeights?: boolean | ProcessOptions;
+  /** 'auto' (default) compiles a hook-free forward into one ONNX graph the second time a shape is seen. */
+  compile?: 'auto' | 'always' | 'never';
+}
+
+export interface CacheOptions extends InputOptions {
+  /** Hook names or filters to keep (all when omitted). */
+  names?: HookSelector[];
+  useAttnResult?: boolean;
+}
+
+export interface HookOptions extends InputOptions {
+  fwd?: ForwardHook[];
+  bwd?: BackwardHook[];
+  useAttnResult?: boolean;
+  /** Return the residual stream after this layer instead of logits. */
+  stopAtLayer?: number;
+}
+
+/** Tokens plus the attention mask a padded batch needs. */
+export interface Batch {
+  tokens: Tensor; // int64 [batch, pos]
+  attentionMask: Tensor | null;
+}
+
+/**
+ * A transformer with TransformerLens hook points on every activation. All methods are synchronous;
+ * tensors are garbage-collected.
+ */
+export class HookedTransformer {
+  private traced = new Map<string, { fn: TracedFunction | null; seen: number; weights: Tensor[] }>();
+
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly weights: Weights,
+    readonly tokenizer: Tokenizer | null,
+    readonly source = '(in memory)',
+    private readonly compileMode: LoadOptions['compile'] = 'auto',
+  ) {}
+
+  /** Loads a Hugging Face folder; without a path, the built-in stories260K. */
+  static load(dir?: string, opts: LoadOptions = {}): HookedTransformer {
+    const m = loadModelDir(dir ?? defaultModelDir());
+    let cfg = m.cfg;
+    let weights = m.weights;
+    if (opts.processWeights) {
+      const p = opts.processWeights === true ? {} : opts.processWeights;
+      ({ cfg, weights } = processWeights(cfg, weights, p));
+    }
+    return new HookedTransformer(cfg, weights, m.tokenizer, m.dir, opts.compile);
+  }
+
+  /** Every hook point's name, in the order a forward pass reaches them. */
+  hookNames(opts: { useAttnResult?: boolean } = {}): string[] {
+    return hookNames(this.cfg, opts);
+  }
+
+  private requireTokenizer(): Tokenizer {
+    if (!this.tokenizer) throw new ShapeError(`model ${this.source} has no tokenizer: pass token ids instead of text`);
+    return this.tokenizer;
+  }
+
+  /** Text or ids to an int64 [batch, pos] tensor; a batch of texts is right-padded with a mask. */
+  toTokens(input: ModelInput, opts: InputOptions = {}): Batch {
+    if (input instanceof Tensor) {
+      const t = input.rank === 1 ? new Tensor(input.data, [1, input.shape[0]!]) : input;
+      if (t.dtype !== 'int64' && t.dtype !== 'int32') throw new ShapeError(`token tensor must be int32/int64, got ${t.dtype}`);
+      return { tokens: toInt64(t), attentionMask: opts.attentionMask ?? null };
+    }
+    let rows: number[][];
+    if (typeof input === 'string') rows = [this.encode(input, opts)];
+    else if (input.length > 0 && typeof input[0] === 'string') rows = (input as string[]).map((s) => this.encode(s, opts));
+    else if (input.length > 0 && Array.isArray(input[0])) rows = input as number[][];
+    else rows = [input as number[]];
+    if (rows.some((r) => r.length === 0)) throw new ShapeError('empty input: nothing to run (give text or at least one token)');
+    for (const r of rows) {
+      for (const id of r) {
+        if (!Number.isInteger(id) || id < 0 || id >= this.cfg.vocabSize) {
+          throw new ShapeError(`token id ${id} is outside the vocabulary [0, ${this.cfg.vocabSize})`);
+        }
+      }
+    }
+    const P = Math.max(...rows.map((r) => r.length));
+    const padded = rows.some((r) => r.length !== P);
+    const pad = this.cfg.eosTokenId ?? 0;
+    const ids = new BigInt64Array(rows.length * P);
+    const mask = new BigInt64Array(rows.length * P);
+    rows.forEach((r, b) => {
+      for (let i = 0; i < P; i++) {
+        ids[b * P + i] = BigInt(i < r.length ? r[i]! : pad);
+        mask[b * P + i] = i < r.length ? 1n : 0n;
+      }
+    });
+    return {
+      tokens: new Tensor(ids, [rows.length, P]),
+      attentionMask: opts.attentionMask ?? (padded ? new Tensor(mask, [rows.length, P]) : null),
+    };
+  }
+
+  encode(text: string, opts: InputOptions = {}): number[] {
+    return this.requireTokenizer().encode(text, { prependBos: opts.prependBos });
+  }
+
+  decode(ids: number[]): string {
+    return this.requireTokenizer().decode(ids);
+  }
+
+  /** One display string per token. */
+  tokenStrings(ids: number[]): string[] {
+    const tok = this.tokenizer;
+    return ids.map((id) => (tok ? tok.tokenString(id) : `<${id}>`));
+  }
+
+  /** Logits [batch, pos, vocab]. */
+  run(input: ModelInput, opts: InputOptions = {}): Tensor {
+    const { tokens, attentionMask } = this.toTokens(input, opts);
+    if (!attentionMask) {
+      const compiled = this.runCompiled('run', tokens, [], false);
+      if (compiled) return compiled.logits;
+    }
+    return noGrad(() => forward(this.cfg, this.weights, tokens, { attentionMask: attentionMask ?? undefined }));
+  }
+
+  /** Logits and the activations at the selected hook points. */
+  runWithCache(input: ModelInput, opts: CacheOptions = {}): { logits: Tensor; cache: ActivationCache } {
+    const all = this.hookNames({ useAttnResult: opts.useAttnResult });
+    if (opts.names) validateSelectors(opts.names, all);
+    const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
+    const { tokens, attentionMask } = this.toTokens(input, opts);
+    if (!attentionMask) {
+      const compiled = this.runCompiled('cache', tokens, names, opts.useAttnResult ?? false);
+      if (compiled) return { logits: compiled.logits, cache: new ActivationCache(compiled.cache) };
+    }
+    const store = new Map<string, Tensor>();
+    const wanted = new Set(names);
+    const hook = makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store });
+    const logits = noGrad(() =>
+      forward(this.cfg, this.weights, tokens, {
+        hook,
+        attentionMask: attentionMask ?? undefined,
+        useAttnResult: opts.useAttnResult,
+      }),
+    );
+    return { logits, cache: new ActivationCache(store) };
+  }
+
+  /**
+   * Runs with forward hooks (which may return replacements) and backward hooks. With backward hooks,
+   * the graph is recorded so that `loss.backward()` on a function of the result calls them.
+   */
+  runWithHooks(input: ModelInput, opts: HookOptions = {}): Tensor {
+    const fwd = opts.fwd ?? [];
+    const bwd = opts.bwd ?? [];
+    const all = this.hookNames({ useAttnResult: opts.useAttnResult });
+    validateSelectors([...fwd.map((h) => h.name), ...bwd.map((h) => h.name)], all);
+    const { tokens, attentionMask } = this.toTokens(input, opts);
+    const hook = makeHookPoint({ fwd, bwd, cache: null, store: new Map() });
+    const options: ForwardOptions = {
+      hook: bwd.length ? gradRoot(hook) : hook,
+      attentionMask: attentionMask ?? undefined,
+      useAttnResult: opts.useAttnResult,
+      stopAtLayer: opts.stopAtLayer,
+    };
+    return bwd.length ? forward(this.cfg, this.weights, tokens, options) : noGrad(() => forward(this.cfg, this.weights, tokens, options));
+  }
+
+  /**
+   * Gradients of a scalar loss with respect to activations (default loss: mean next-token
+   * cross-entropy). Returns the loss, the logits and a cache of gradients keyed by hook name.
+   */
+  gradients(
+    input: ModelInput,
+    opts: InputOptions & { names?: HookSelector[]; loss?: (logits: Tensor, tokens: Tensor) => Tensor; useAttnResult?: boolean } = {},
+  ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
+    const all = this.hookNames({ useAttnResult: opts.useAttnResult });
+    if (opts.names) validateSelectors(opts.names, all);
+    const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
+    const { tokens, attentionMask } = this.toTokens(input, opts);
+    const grads = new Map<string, Tensor>();
+    const acts = new Map<string, Tensor>();
+    const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
+    const hook = makeHookPoint({ fwd: [], bwd, cache: (n) => names.includes(n), store: acts });
+    const logits = forward(this.cfg, this.weights, tokens, {
+      hook: gradRoot(hook),
+      attentionMask: attentionMask ?? undefined,
+      useAttnResult: opts.useAttnResult,
+    });
+    const loss = (opts.loss ?? nextTokenLoss)(logits, tokens);
+    if (loss.size !== 1) throw new ShapeError(`gradients(): the loss must be a scalar, got shape [${loss.shape}]`);
+    loss.backward();
+    return { loss: loss.item(), logits: logits.detach(), grads: new ActivationCache(grads), cache: new ActivationCache(acts) };
+  }
+
+  /** Mean next-token cross-entropy (nats) over the input. */
+  loss(input: ModelInput, opts: InputOptions = {}): number {
+    const { tokens } = this.toTokens(input, opts);
+    if (tokens.shape[1]! < 2) throw new ShapeError('loss needs at least two tokens');
+    return nextTokenLoss(this.run(tokens, opts), tokens).item();
+  }
+
+  /** Runs a hook-free forward as one traced graph once a shape repeats (or always). */
+  private runCompiled(
+    kind: string,
+    tokens: Tensor,
+    names: string[],
+    useAttnResult: boolean,
+  ): { logits: Tensor; cache: Map<string, Tensor> } | null {
+    if (this.compileMode === 'never') return null;
+    const key = `${kind}|${tokens.shape}|${useAttnResult}|${names.join(',')}`;
+    const weights = [...this.weights.values()];
+    let entry = this.traced.get(key);
+    if (entry && (entry.weights.length !== weights.length || entry.weights.some((t, i) => t !== weights[i]))) {
+      entry = undefined; // weights were replaced: trace again
+    }
+    if (!entry) {
+      entry = { fn: null, seen: 0, weights };
+      this.traced.set(key, entry);
+    }
+    entry.seen++;
+    const unpack = (out: Tensor[]) => ({
+      logits: out[0]!,
+      cache: new Map(names.map((n, i) => [n, out[i + 1]!] as const)),
+    });
+    if (entry.fn) return unpack(entry.fn.run([tokens]));
+    if (this.compileMode === 'auto' && entry.seen < 2) return null;
+    const wanted = new Set(names);
+    const { fn, outputs } = noGrad(() =>
+      TracedFunction.trace(([t]) => {
+        const store = new Map<string, Tensor>();
+        const hook = makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store });
+        const logits = forward(this.cfg, this.weights, t!, { hook, useAttnResult });
+        return [logits, ...names.map((n) => store.get(n)!)];
+      }, [tokens]),
+    );
+    entry.fn = fn;
+    return unpack(outputs);
+  }
+}
+
+/** Makes the embeddings differentiable leaves so every later activation carries a gradient. */
+function gradRoot(hook: (name: string, x: Tensor) => Tensor): (name: string, x: Tensor) => Tensor {
+  return (name, x) => {
+    if (name === 'hook_embed' || name === 'hook_pos_embed') {
+      if (!x.requiresGrad) x = x.detach().requireGrad();
+    }
+    return hook(name, x);
+  };
+}
+
+export function nextTokenLoss(logits: Tensor, tokens: Tensor): Tensor {
+  const P = tokens.shape[1]!;
+  if (P < 2) throw new HookError('next-token loss needs at least two positions');
+  return crossEntropy(slice(logits, 1, 0, P - 1), slice(tokens, 1, 1, P));
+}
+
+function toInt64(t: Tensor): Tensor {
+  if (t.dtype === 'int64') return t;
+  return new Tensor(BigInt64Array.from(t.data as Int32Array, (v) => BigInt(v)), t.shape);
+}

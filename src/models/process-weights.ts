@@ -1,0 +1,2 @@
+export interface ProcessOptions {}
+export function processWeights(cfg: any, weights: any, _p: ProcessOptions) { return { cfg, weights }; }

@@ -1,0 +1,245 @@
+import { ShapeError } from '../errors.js';
+import { add, div, gelu, mul, relu, silu, sqrt, sub, where } from '../engine/ops/elementwise.js';
+import { matmul, softmax } from '../engine/ops/nn.js';
+import { mean, sum } from '../engine/ops/reduce.js';
+import { concat, gather, permute, reshape, slice } from '../engine/ops/shape.js';
+import { Tensor } from '../engine/tensor.js';
+import { ropeInvFreq, type ModelConfig } from './config.js';
+import { NO_HOOKS, type HookPoint } from './hook-point.js';
+import type { Weights } from './weights.js';
+
+/** Keys and values of earlier positions, per layer, for incremental decoding. */
+export interface KVCache {
+  k: (Tensor | null)[]; // [batch, pos, n_kv_heads, d_head]
+  v: (Tensor | null)[];
+  length: number;
+}
+
+export function emptyKVCache(cfg: ModelConfig): KVCache {
+  return { k: new Array(cfg.nLayers).fill(null), v: new Array(cfg.nLayers).fill(null), length: 0 };
+}
+
+export interface ForwardOptions {
+  hook?: HookPoint;
+  /** [batch, pos] of 1 (token) and 0 (padding). Positions count real tokens only, as HF does. */
+  attentionMask?: Tensor;
+  kvCache?: KVCache;
+  /** Compute per-head outputs at blocks.L.attn.hook_result (TransformerLens's use_attn_result). */
+  useAttnResult?: boolean;
+  /** Stop after this block's resid_post and return it instead of logits. */
+  stopAtLayer?: number;
+}
+
+interface Ctx {
+  cfg: ModelConfig;
+  w: Weights;
+  hp: HookPoint;
+  cos: Tensor | null; // [batch|1, pos, 1, rotary_dim]
+  sin: Tensor | null;
+  mask: Tensor; // bool [batch|1, 1, q, k], true = masked
+  opts: ForwardOptions;
+}
+
+/** Token ids [batch, pos] -> logits [batch, pos, vocab]. The whole model in one screen. */
+export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: ForwardOptions = {}): Tensor {
+  if (tokens.rank !== 2) throw new ShapeError(`tokens must be [batch, pos], got [${tokens.shape}]`);
+  const [B, P] = tokens.shape as [number, number];
+  const past = opts.kvCache?.length ?? 0;
+  if (cfg.positional === 'learned' && past + P > cfg.nCtx) {
+    throw new ShapeError(`sequence of ${past + P} tokens is longer than the model's context of ${cfg.nCtx}`);
+  }
+  const hp = opts.hook ?? NO_HOOKS;
+  const positions = positionIds(B, P, past, opts.attentionMask);
+  const ctx: Ctx = { cfg, w, hp, cos: null, sin: null, mask: attentionMask(B, P, past, opts.attentionMask), opts };
+
+  const embed = hp('hook_embed', gather(w.get('embed.W_E')!, 0, tokens)); // [batch, pos, d_model]
+  let resid = embed;
+  if (cfg.positional === 'learned') {
+    resid = add(embed, hp('hook_pos_embed', gather(w.get('pos_embed.W_pos')!, 0, positions)));
+  } else {
+    [ctx.cos, ctx.sin] = rotaryTables(cfg, positions);
+  }
+  for (let l = 0; l < cfg.nLayers; l++) {
+    resid = block(ctx, l, resid);
+    if (opts.stopAtLayer === l) return resid;
+  }
+  if (opts.kvCache) opts.kvCache.length = past + P;
+  const x = norm(ctx, 'ln_final', resid);
+  const logits = matmul(x, w.get('unembed.W_U')!); // [batch, pos, vocab]
+  const bU = w.get('unembed.b_U');
+  return bU ? add(logits, bU) : logits;
+}
+
+function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
+  const { hp } = ctx;
+  const p = `blocks.${l}`;
+  const resid = hp(`${p}.hook_resid_pre`, residIn);
+  const attnOut = hp(`${p}.hook_attn_out`, attention(ctx, l, norm(ctx, `${p}.ln1`, resid)));
+  const mid = hp(`${p}.hook_resid_mid`, add(resid, attnOut));
+  const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, mid)));
+  return hp(`${p}.hook_resid_post`, add(mid, mlpOut));
+}
+
+/** LayerNorm or RMSNorm with TransformerLens's hook_scale and hook_normalized (after weight and bias). */
+function norm(ctx: Ctx, name: string, x: Tensor): Tensor {
+  const { cfg, w, hp } = ctx;
+  const rms = cfg.normalization === 'RMS' || cfg.normalization === 'RMSPre';
+  const centered = rms ? x : sub(x, mean(x, -1, true));
+  const scale = hp(`${name}.hook_scale`, sqrt(add(mean(mul(centered, centered), -1, true), cfg.normEps)));
+  let y = div(centered, scale);
+  const weight = w.get(`${name}.w`);
+  const bias = w.get(`${name}.b`);
+  if (weight) y = mul(y, weight);
+  if (bias) y = add(y, bias);
+  return hp(`${name}.hook_normalized`, y);
+}
+
+function project(x: Tensor, W: Tensor, b: Tensor | undefined): Tensor {
+  const y = matmul(x, W);
+  return b ? add(y, b) : y;
+}
+
+function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
+  const { cfg, w, hp, opts } = ctx;
+  const a = `blocks.${l}.attn`;
+  const [B, P] = x.shape as [number, number];
+  const { nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
+  let q = hp(`${a}.hook_q`, reshape(project(x, w.get(`${a}.W_Q`)!, w.get(`${a}.b_Q`)), [B, P, H, dh]));
+  let k = hp(`${a}.hook_k`, reshape(project(x, w.get(`${a}.W_K`)!, w.get(`${a}.b_K`)), [B, P, KV, dh]));
+  let v = hp(`${a}.hook_v`, reshape(project(x, w.get(`${a}.W_V`)!, w.get(`${a}.b_V`)), [B, P, KV, dh]));
+  if (ctx.cos && ctx.sin) {
+    q = hp(`${a}.hook_rot_q`, rotary(cfg, q, ctx.cos, ctx.sin));
+    k = hp(`${a}.hook_rot_k`, rotary(cfg, k, ctx.cos, ctx.sin));
+  }
+  const cache = opts.kvCache;
+  if (cache) {
+    const pk = cache.k[l];
+    const pv = cache.v[l];
+    if (pk && pv) {
+      k = concat([pk, k], 1);
+      v = concat([pv, v], 1);
+    }
+    cache.k[l] = k;
+    cache.v[l] = v;
+  }
+  const K = k.shape[1]!;
+  const g = H / KV;
+  // Grouped-query attention without copying K/V: fold each KV head's query group into the row axis.
+  const qg = reshape(permute(q, [0, 2, 1, 3]), [B, KV, g * P, dh]);
+  const kT = permute(k, [0, 2, 3, 1]); // [batch, kv_head, d_head, k]
+  const raw = reshape(matmul(qg, kT), [B, H, P, K]);
+  const scores = hp(`${a}.hook_attn_scores`, where(ctx.mask, NEG_INF, mul(raw, cfg.attnScale)));
+  const pattern = hp(`${a}.hook_pattern`, softmax(scores, -1)); // [batch, head, q, k]
+  const vh = permute(v, [0, 2, 1, 3]); // [batch, kv_head, k, d_head]
+  const zh = reshape(matmul(reshape(pattern, [B, KV, g * P, K]), vh), [B, H, P, dh]);
+  const z = hp(`${a}.hook_z`, permute(zh, [0, 2, 1, 3])); // [batch, pos, head, d_head]
+  const WO = w.get(`${a}.W_O`)!;
+  const bO = w.get(`${a}.b_O`);
+  if (opts.useAttnResult) {
+    // [batch, pos, head, d_model]: each head's write to the residual stream.
+    const perHead = matmul(reshape(z, [B, P, H, 1, dh]), reshape(WO, [H, dh, cfg.dModel]));
+    const result = hp(`${a}.hook_result`, reshape(perHead, [B, P, H, cfg.dModel]));
+    const out = sum(result, 2);
+    return bO ? add(out, bO) : out;
+  }
+  return project(reshape(z, [B, P, H * dh]), WO, bO);
+}
+
+const NEG_INF = Tensor.scalar(-Infinity);
+
+function mlp(ctx: Ctx, l: number, x: Tensor): Tensor {
+  const { cfg, w, hp } = ctx;
+  const m = `blocks.${l}.mlp`;
+  let post: Tensor;
+  if (cfg.gatedMlp) {
+    const linear = hp(`${m}.hook_pre_linear`, matmul(x, w.get(`${m}.W_in`)!));
+    const gate = hp(`${m}.hook_pre`, matmul(x, w.get(`${m}.W_gate`)!));
+    post = hp(`${m}.hook_post`, mul(activation(cfg, gate), linear));
+  } else {
+    const pre = hp(`${m}.hook_pre`, project(x, w.get(`${m}.W_in`)!, w.get(`${m}.b_in`)));
+    post = hp(`${m}.hook_post`, activation(cfg, pre));
+  }
+  return project(post, w.get(`${m}.W_out`)!, w.get(`${m}.b_out`));
+}
+
+function activation(cfg: ModelConfig, x: Tensor): Tensor {
+  switch (cfg.act) {
+    case 'gelu_new':
+      return gelu(x, 'tanh');
+    case 'gelu':
+      return gelu(x, 'none');
+    case 'relu':
+      return relu(x);
+    case 'silu':
+      return silu(x);
+  }
+}
+
+/** HF rotate_half layout: x*cos + rotate_half(x)*sin over the first rotary_dim features. */
+function rotary(cfg: ModelConfig, x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const r = cfg.rotaryDim;
+  const d = x.shape[3]!;
+  const xr = r === d ? x : slice(x, 3, 0, r);
+  const half = r / 2;
+  const x1 = slice(xr, 3, 0, half);
+  const x2 = slice(xr, 3, half, r);
+  const rotated = concat([mul(x2, -1), x1], 3);
+  const out = add(mul(xr, cos), mul(rotated, sin));
+  return r === d ? out : concat([out, slice(x, 3, r, d)], 3);
+}
+
+function rotaryTables(cfg: ModelConfig, positions: Tensor): [Tensor, Tensor] {
+  const inv = ropeInvFreq(cfg);
+  const r = cfg.rotaryDim;
+  const [Bp, P] = positions.shape as [number, number];
+  const pos = positions.data as BigInt64Array;
+  const cos = new Float32Array(Bp * P * r);
+  const sin = new Float32Array(Bp * P * r);
+  for (let i = 0; i < Bp * P; i++) {
+    const t = Number(pos[i]);
+    for (let j = 0; j < r; j++) {
+      const angle = t * inv[j % (r / 2)]!;
+      cos[i * r + j] = Math.cos(angle);
+      sin[i * r + j] = Math.sin(angle);
+    }
+  }
+  return [new Tensor(cos, [Bp, P, 1, r]), new Tensor(sin, [Bp, P, 1, r])];
+}
+
+/** [batch|1, pos] int64 positions; with a mask, padding does not advance the position. */
+function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor {
+  if (!mask) return new Tensor(BigInt64Array.from({ length: P }, (_, i) => BigInt(past + i)), [1, P]);
+  const m = mask.toArray();
+  const total = mask.shape[1]!;
+  const out = new BigInt64Array(B * P);
+  for (let b = 0; b < B; b++) {
+    let count = 0;
+    for (let i = 0; i < total; i++) {
+      const pos = Math.max(count - (m[b * total + i] ? 0 : 0), 0);
+      if (m[b * total + i]) count++;
+      if (i >= total - P) out[b * P + i - (total - P)] = BigInt(m[b * total + i] ? count - 1 : pos > 0 ? pos - 1 : 0);
+    }
+  }
+  return new Tensor(out, [B, P]);
+}
+
+/** Causal mask, plus padding keys when a mask is given; a query always sees itself (no empty rows). */
+function attentionMask(B: number, P: number, past: number, mask?: Tensor): Tensor {
+  const K = past + P;
+  const Bm = mask ? B : 1;
+  const m = mask?.toArray();
+  if (mask && (mask.shape[0] !== B || mask.shape[1] !== K)) {
+    throw new ShapeError(`attention mask is [${mask.shape}], expected [${B}, ${K}] (batch, past + new tokens)`);
+  }
+  const out = new Uint8Array(Bm * P * K);
+  for (let b = 0; b < Bm; b++) {
+    for (let i = 0; i < P; i++) {
+      const qi = past + i;
+      for (let j = 0; j < K; j++) {
+        const padded = m ? !m[b * K + j] : false;
+        out[(b * P + i) * K + j] = j > qi || (padded && j !== qi) ? 1 : 0;
+      }
+    }
+  }
+  return new Tensor(out, [Bm, 1, P, K]);
+}

@@ -1,0 +1,62 @@
+import { WeightError } from '../errors.js';
+import { Tensor } from '../engine/tensor.js';
+
+/**
+ * A model's weights under TransformerLens-style names, laid out for fast matmuls:
+ *   embed.W_E [vocab, d_model]            pos_embed.W_pos [n_ctx, d_model]
+ *   blocks.L.ln1.w/b, ln2.w/b [d_model]    ln_final.w/b [d_model]
+ *   blocks.L.attn.W_Q [d_model, n_heads*d_head]   W_K, W_V [d_model, n_kv_heads*d_head]
+ *   blocks.L.attn.W_O [n_heads*d_head, d_model]    b_Q, b_K, b_V, b_O
+ *   blocks.L.mlp.W_in, W_gate [d_model, d_mlp]   W_out [d_mlp, d_model]   b_in, b_out
+ *   unembed.W_U [d_model, vocab]  unembed.b_U [vocab]
+ * Head h of W_Q is columns h*d_head..(h+1)*d_head (TransformerLens's W_Q[h]).
+ */
+export type Weights = Map<string, Tensor>;
+
+/** The read side of a checkpoint (SafetensorsCheckpoint implements it). */
+export interface WeightSource {
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): { shape: number[] };
+  readFloat32(name: string): Float32Array;
+}
+
+/** Reads a tensor and checks its shape, naming the checkpoint tensor on mismatch. */
+export function readWeight(src: WeightSource, name: string, shape: number[]): Float32Array {
+  if (!src.has(name)) throw new WeightError(`checkpoint has no tensor '${name}'`);
+  const got = src.info(name).shape;
+  if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+    throw new WeightError(`tensor '${name}' has shape [${got}], expected [${shape}] from config.json`);
+  }
+  return src.readFloat32(name);
+}
+
+/** [rows, cols] -> [cols, rows] (nn.Linear [out, in] to Sonde's [in, out]). */
+export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[base + c]!;
+  }
+  return out;
+}
+
+/** Columns [from, to) of a row-major [rows, cols] matrix. */
+export function sliceColumns(data: Float32Array, rows: number, cols: number, from: number, to: number): Float32Array {
+  const w = to - from;
+  const out = new Float32Array(rows * w);
+  for (let r = 0; r < rows; r++) out.set(data.subarray(r * cols + from, r * cols + to), r * w);
+  return out;
+}
+
+export function tensor(data: Float32Array, shape: number[]): Tensor {
+  return new Tensor(data, shape);
+}
+
+/** Finds a tensor under any of the given prefixes (checkpoints differ: 'transformer.h.0' vs 'h.0'). */
+export function resolvePrefix(src: WeightSource, candidates: string[], probe: string): string {
+  for (const p of candidates) if (src.has(p + probe)) return p;
+  throw new WeightError(
+    `checkpoint has no '${candidates.map((p) => p + probe).join("' or '")}' (is this the right architecture?)`,
+  );
+}
