@@ -6,7 +6,9 @@
 Needs Debian's python3-torch (linked against libblas.so.3 -> libopenblas0-pthread). Prints one
 JSON line per work item on stdout:
     {"work":..., "seq":..., "threads":..., "median_ms":..., "min_ms":..., "times_ms":[...]}
-Diagnostics (torch version, which BLAS library is mapped) go to stderr.
+Diagnostics (torch version, which BLAS library is mapped) go to stderr. OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS are set to --threads before torch is imported, and
+OMP_WAIT_POLICY defaults to PASSIVE (see below); OPENBLAS_CORETYPE is left as found.
 
 Work items (the TypeScript side does the same):
   forward  - logits for the tokens, under torch.no_grad().
@@ -45,6 +47,11 @@ ARGS = parse_args()
 # OPENBLAS_CORETYPE and other OPENBLAS_* settings already in the environment are left alone.
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
+# Debian's torch runs its elementwise ops on libgomp threads while matmuls run on OpenBLAS's own
+# pthreads. With libgomp's default (spinning) wait policy the idle OpenMP workers busy-wait and steal
+# the cores OpenBLAS needs: at --threads 2 on a 2-core box that made the forward ~3x slower than
+# --threads 1 (and very noisy). Passive waiting avoids that; an explicit OMP_WAIT_POLICY is respected.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -188,6 +195,7 @@ def main():
     fns["forward"](w, tokens[:, :8])  # make sure BLAS is loaded before reporting it
     print(
         f"# torch {torch.__version__}, threads={torch.get_num_threads()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}, blas={blas_libraries()}",
         file=sys.stderr,
     )

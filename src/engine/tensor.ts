@@ -164,15 +164,20 @@ export class Tensor {
     return this;
   }
 
-  /** A copy with no autodiff history. */
+  /** The same values with no autodiff history (shares data). */
   detach(): Tensor {
-    return new Tensor(this._data, this.shape);
+    const out = new Tensor(this._data, this.shape);
+    recorder?.record(IDENTITY_KERNEL, [this], [out]);
+    return out;
   }
 
   /** Reverse-mode autodiff from this tensor. A non-scalar needs an explicit upstream gradient. */
   backward(grad?: Tensor): void {
     if (!grad && this.size !== 1) {
       throw new ShapeError(`backward() on a tensor of shape [${this.shape}] needs a gradient argument`);
+    }
+    if (grad && (grad.shape.length !== this.shape.length || grad.shape.some((d, i) => d !== this.shape[i]))) {
+      throw new ShapeError(`backward(): gradient shape [${grad.shape}] does not match the tensor's shape [${this.shape}]`);
     }
     const seed = grad ?? Tensor.full(this.shape, 1, this.dtype);
     runBackward(this, seed);
@@ -228,6 +233,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
   });
 }
 
+const IDENTITY_KERNEL: Kernel = { key: 'Identity', nodes: [{ op: 'Identity', inputs: ['x0'], outputs: ['y0'] }], nIn: 1, nOut: 1 };
 const ADD_KERNEL: Kernel = { key: 'Add', nodes: [{ op: 'Add', inputs: ['x0', 'x1'], outputs: ['y0'] }], nIn: 2, nOut: 1 };
 function addRaw(a: Tensor, b: Tensor): Tensor {
   return exec(ADD_KERNEL, [a, b])[0]!;

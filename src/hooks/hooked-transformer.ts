@@ -11,6 +11,7 @@ import { processWeights, type ProcessOptions } from '../models/process-weights.j
 import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
 import { ActivationCache } from './cache.js';
+import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 import { makeHookPoint, matches, validateSelectors, type BackwardHook, type ForwardHook, type HookSelector } from './hooks.js';
 
 /** Text, a batch of texts, token ids, a batch of ids, or an int tensor [batch, pos]. */
@@ -203,6 +204,32 @@ export class HookedTransformer {
     if (opts.names) validateSelectors(opts.names, all);
     const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    if (!opts.loss && !attentionMask) {
+      const out = this.compiled(`grad|${opts.useAttnResult ?? false}|${names.join(',')}`, tokens, (t) => {
+        const r = this.eagerGradients(t, null, names, undefined, opts.useAttnResult);
+        return [r.loss, r.logits, ...names.map((n) => r.grads.get(n)!), ...names.map((n) => r.acts.get(n)!)];
+      });
+      if (out) {
+        const n = names.length;
+        return {
+          loss: out[0]!.item(),
+          logits: out[1]!,
+          grads: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + i]!] as const))),
+          cache: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + n + i]!] as const))),
+        };
+      }
+    }
+    const r = this.eagerGradients(tokens, attentionMask, names, opts.loss, opts.useAttnResult);
+    return { loss: r.loss.item(), logits: r.logits, grads: new ActivationCache(r.grads), cache: new ActivationCache(r.acts) };
+  }
+
+  private eagerGradients(
+    tokens: Tensor,
+    attentionMask: Tensor | null,
+    names: string[],
+    lossFn: ((logits: Tensor, tokens: Tensor) => Tensor) | undefined,
+    useAttnResult: boolean | undefined,
+  ): { loss: Tensor; logits: Tensor; grads: Map<string, Tensor>; acts: Map<string, Tensor> } {
     const grads = new Map<string, Tensor>();
     const acts = new Map<string, Tensor>();
     const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
@@ -210,12 +237,17 @@ export class HookedTransformer {
     const logits = forward(this.cfg, this.weights, tokens, {
       hook: gradRoot(hook),
       attentionMask: attentionMask ?? undefined,
-      useAttnResult: opts.useAttnResult,
+      useAttnResult,
     });
-    const loss = (opts.loss ?? nextTokenLoss)(logits, tokens);
+    const loss = (lossFn ?? nextTokenLoss)(logits, tokens);
     if (loss.size !== 1) throw new ShapeError(`gradients(): the loss must be a scalar, got shape [${loss.shape}]`);
     loss.backward();
-    return { loss: loss.item(), logits: logits.detach(), grads: new ActivationCache(grads), cache: new ActivationCache(acts) };
+    return { loss: loss.detach(), logits: logits.detach(), grads, acts: new Map([...acts].map(([k, v]) => [k, v.detach()])) };
+  }
+
+  /** Samples a continuation with a KV cache; hooks apply at every step. Temperature 0 is greedy. */
+  generate(prompt: string | number[], opts: GenerateOptions = {}): GenerateResult {
+    return generate(this, prompt, opts);
   }
 
   /** Mean next-token cross-entropy (nats) over the input. */
@@ -225,42 +257,48 @@ export class HookedTransformer {
     return nextTokenLoss(this.run(tokens, opts), tokens).item();
   }
 
-  /** Runs a hook-free forward as one traced graph once a shape repeats (or always). */
+  /** Hook-free forward with cache outputs, compiled; null when the eager path should run. */
   private runCompiled(
     kind: string,
     tokens: Tensor,
     names: string[],
     useAttnResult: boolean,
   ): { logits: Tensor; cache: Map<string, Tensor> } | null {
+    const wanted = new Set(names);
+    const out = this.compiled(`${kind}|${useAttnResult}|${names.join(',')}`, tokens, (t) =>
+      noGrad(() => {
+        const store = new Map<string, Tensor>();
+        const hook = makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store });
+        const logits = forward(this.cfg, this.weights, t, { hook, useAttnResult });
+        return [logits, ...names.map((n) => store.get(n)!)];
+      }),
+    );
+    if (!out) return null;
+    return { logits: out[0]!, cache: new Map(names.map((n, i) => [n, out[i + 1]!] as const)) };
+  }
+
+  /**
+   * Runs `build` as one traced ONNX graph once the same key and token shape repeat (or always).
+   * `build` must be a pure function of the tokens and the weights: no reads of tensor values.
+   */
+  private compiled(key: string, tokens: Tensor, build: (tokens: Tensor) => Tensor[]): Tensor[] | null {
     if (this.compileMode === 'never') return null;
-    const key = `${kind}|${tokens.shape}|${useAttnResult}|${names.join(',')}`;
+    const fullKey = `${key}|${tokens.dtype}${tokens.shape}`;
     const weights = [...this.weights.values()];
-    let entry = this.traced.get(key);
+    let entry = this.traced.get(fullKey);
     if (entry && (entry.weights.length !== weights.length || entry.weights.some((t, i) => t !== weights[i]))) {
       entry = undefined; // weights were replaced: trace again
     }
     if (!entry) {
       entry = { fn: null, seen: 0, weights };
-      this.traced.set(key, entry);
+      this.traced.set(fullKey, entry);
     }
     entry.seen++;
-    const unpack = (out: Tensor[]) => ({
-      logits: out[0]!,
-      cache: new Map(names.map((n, i) => [n, out[i + 1]!] as const)),
-    });
-    if (entry.fn) return unpack(entry.fn.run([tokens]));
+    if (entry.fn) return entry.fn.run([tokens]);
     if (this.compileMode === 'auto' && entry.seen < 2) return null;
-    const wanted = new Set(names);
-    const { fn, outputs } = noGrad(() =>
-      TracedFunction.trace(([t]) => {
-        const store = new Map<string, Tensor>();
-        const hook = makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store });
-        const logits = forward(this.cfg, this.weights, t!, { hook, useAttnResult });
-        return [logits, ...names.map((n) => store.get(n)!)];
-      }, [tokens]),
-    );
+    const { fn, outputs } = TracedFunction.trace(([t]) => build(t!), [tokens]);
     entry.fn = fn;
-    return unpack(outputs);
+    return outputs;
   }
 }
 

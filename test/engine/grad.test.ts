@@ -58,7 +58,14 @@ import {
   variance,
   where,
 } from '../../src/engine/index.js';
-import { awayFromZeroT, float32Fallbacks, gradcheck, randnT, uniformT, type GradcheckOptions } from './gradcheck.js';
+import {
+  awayFromZeroT,
+  float32Fallbacks,
+  gradcheck,
+  randnT,
+  uniformT,
+  type GradcheckOptions,
+} from './gradcheck.js';
 
 const rng = new Rng(20240611);
 const rn = (...shape: number[]): Tensor => randnT(shape, rng);
@@ -136,7 +143,11 @@ for (const [name, op] of binaries) {
 
 suite('maximum / minimum', [
   // Offsets keep a and b from ever tying (the gradient is not defined at a tie).
-  { name: 'maximum [3,4] vs [4]', fn: (a, b) => maximum(a, b), inputs: [distinct([3, 4]), distinct([4], 0.061)] },
+  {
+    name: 'maximum [3,4] vs [4]',
+    fn: (a, b) => maximum(a, b),
+    inputs: [distinct([3, 4]), distinct([4], 0.061)],
+  },
   {
     name: 'minimum [3,4] vs [3,4]',
     fn: (a, b) => minimum(a, b),
@@ -195,7 +206,11 @@ suite('reductions', [
   { name: 'mean all', fn: (x) => mean(x), inputs: [rn(2, 3)] },
   { name: 'max axis 1 (unique max)', fn: (x) => max(x, 1), inputs: [distinct([3, 5])] },
   { name: 'max all (unique max)', fn: (x) => max(x), inputs: [distinct([3, 5])] },
-  { name: 'max axis -1 keepdim on permuted', fn: (x) => max(permute(x, [1, 0]), -1, true), inputs: [distinct([4, 3])] },
+  {
+    name: 'max axis -1 keepdim on permuted',
+    fn: (x) => max(permute(x, [1, 0]), -1, true),
+    inputs: [distinct([4, 3])],
+  },
   { name: 'min axis 0 keepdim', fn: (x) => min(x, 0, true), inputs: [distinct([3, 5])] },
   { name: 'topk values k=3 axis -1', fn: (x) => topk(x, 3).values, inputs: [distinct([3, 6])] },
   { name: 'topk values k=2 axis 0', fn: (x) => topk(x, 2, 0).values, inputs: [distinct([4, 3])] },
@@ -233,7 +248,7 @@ suite('shape ops', [
   { name: 'stack axis 0', fn: (a, b) => stack([a, b], 0), inputs: [rn(2, 3), rn(2, 3)] },
   { name: 'stack axis -1', fn: (a, b, c) => stack([a, b, c], -1), inputs: [rn(2, 3), rn(2, 3), rn(2, 3)] },
   { name: 'expand [3,1] -> [2,3,4]', fn: (x) => expand(x, [2, 3, 4]), inputs: [rn(3, 1)] },
-  // BUG (src/engine/ops/shape.ts sumTo): sumTo is exported but runs its ReduceSum through exec() without a
+  // Regression (fixed in src/engine/ops/shape.ts sumTo): sumTo is exported but runs its ReduceSum through exec() without a
   // backward, so when any axis is summed the result silently drops out of the autodiff graph
   // (requiresGrad false) while the reshape-only path stays differentiable. Repro:
   //   const x = Tensor.zeros([2, 3, 4]).requireGrad(); sumTo(x, [3, 1]).requiresGrad === false
@@ -246,15 +261,23 @@ suite('shape ops', [
 const ids = i64([1, 3, 3, 7, 1, 0, 3, 9, 9, 2], [2, 5]);
 const ge2 = i64([0, 2, 2, 3, 1, 1, 1, 0, 3, 3, 0, 2, 1, 3, 3], [3, 5]);
 suite('indexing', [
-  { name: 'gather embedding W[10,4] ids[2,5] with repeats', fn: (w) => gather(w, 0, ids), inputs: [rn(10, 4)] },
+  {
+    name: 'gather embedding W[10,4] ids[2,5] with repeats',
+    fn: (w) => gather(w, 0, ids),
+    inputs: [rn(10, 4)],
+  },
   { name: 'gather axis 1 with repeats', fn: (x) => gather(x, 1, i64([2, 0, 2], [3])), inputs: [rn(2, 4, 3)] },
-  { name: 'gather axis -1 2-D indices', fn: (x) => gather(x, -1, i64([0, 1, 1, 3], [2, 2])), inputs: [rn(2, 3, 4)] },
+  {
+    name: 'gather axis -1 2-D indices',
+    fn: (x) => gather(x, -1, i64([0, 1, 1, 3], [2, 2])),
+    inputs: [rn(2, 3, 4)],
+  },
   {
     name: 'indexAdd axis 0 (x and src)',
     fn: (x, s) => indexAdd(x, 0, i64([1, 3, 1, 0], [4]), s),
     inputs: [rn(5, 3), rn(4, 3)],
   },
-  // BUG (src/engine/ops/shape.ts indexAdd): the ScatterND backward returns the src gradient as
+  // Regression (fixed in src/engine/ops/shape.ts indexAdd): the ScatterND backward returns the src gradient as
   // permute(gather(g, 0, indices), invertPerm(srcPerm)), but that ScatterND input is `sf`, which is already
   // permute(src, srcPerm); the permute op's own backward then applies the inverse a second time. Harmless for
   // axis 0 (srcPerm is the identity), wrong for axis >= 1: wrong values here, a wrong-shaped grad below. Fix:
@@ -278,7 +301,11 @@ suite('indexing', [
     fn: (x) => gatherElements(x, 0, i64([0, 2, 2, 1, 1, 0], [2, 3])),
     inputs: [rn(3, 3)],
   },
-  { name: 'scatterAdd axis 1 (x and src)', fn: (x, s) => scatterAdd(x, 1, ge2, s), inputs: [rn(3, 4), rn(3, 5)] },
+  {
+    name: 'scatterAdd axis 1 (x and src)',
+    fn: (x, s) => scatterAdd(x, 1, ge2, s),
+    inputs: [rn(3, 4), rn(3, 5)],
+  },
   {
     name: 'scatterAdd axis 0 (x and src)',
     fn: (x, s) => scatterAdd(x, 0, i64([0, 2, 2, 1, 1, 0], [2, 3]), s),
@@ -302,11 +329,23 @@ suite('matmul / linear / einsum', [
   { name: 'matmul same operand', fn: (a) => matmul(a, transpose(a)), inputs: [rn(3, 4)] },
   { name: 'linear with bias', fn: (x, w, b) => linear(x, w, b), inputs: [rn(2, 3, 4), rn(5, 4), rn(5)] },
   { name: 'linear without bias', fn: (x, w) => linear(x, w), inputs: [rn(3, 4), rn(5, 4)] },
-  { name: "einsum 'bij,bjk->bik'", fn: (a, b) => einsum('bij,bjk->bik', a, b), inputs: [rn(2, 3, 4), rn(2, 4, 2)] },
+  {
+    name: "einsum 'bij,bjk->bik'",
+    fn: (a, b) => einsum('bij,bjk->bik', a, b),
+    inputs: [rn(2, 3, 4), rn(2, 4, 2)],
+  },
   { name: "einsum 'ij->ji'", fn: (a) => einsum('ij->ji', a), inputs: [rn(3, 4)] },
   { name: "einsum 'ij->i'", fn: (a) => einsum('ij->i', a), inputs: [rn(3, 4)] },
-  { name: "einsum 'bpd,hd->bph'", fn: (x, w) => einsum('bpd,hd->bph', x, w), inputs: [rn(2, 3, 4), rn(5, 4)] },
-  { name: "einsum 'ij,jk->k' (i summed out)", fn: (a, b) => einsum('ij,jk->k', a, b), inputs: [rn(3, 4), rn(4, 2)] },
+  {
+    name: "einsum 'bpd,hd->bph'",
+    fn: (x, w) => einsum('bpd,hd->bph', x, w),
+    inputs: [rn(2, 3, 4), rn(5, 4)],
+  },
+  {
+    name: "einsum 'ij,jk->k' (i summed out)",
+    fn: (a, b) => einsum('ij,jk->k', a, b),
+    inputs: [rn(3, 4), rn(4, 2)],
+  },
 ]);
 
 suite('softmax / normalisation / loss', [
@@ -320,6 +359,13 @@ suite('softmax / normalisation / loss', [
     name: 'layerNorm with weight and bias (x, w, b)',
     fn: (x, w, b) => layerNorm(x, w, b),
     inputs: [rn(2, 3, 5), rn(5), rn(5)],
+  },
+  {
+    name: 'layerNorm with weight and bias, float32 path',
+    fn: (x, w, b) => layerNorm(x, w, b),
+    inputs: [rn(2, 5), rn(5), rn(5)],
+    opts: { forceFloat32: true },
+    f32: true,
   },
   { name: 'layerNorm without affine', fn: (x) => layerNorm(x, null, null), inputs: [rn(3, 5)] },
   {
@@ -367,7 +413,9 @@ function attention(useWhere: boolean) {
     const k = heads(linear(x, wk));
     const v = heads(linear(x, wv));
     let scores = mul(matmul(q, transpose(k)), 1 / Math.sqrt(D / H));
-    scores = useWhere ? where(causal, Tensor.scalar(-1e9, scores.dtype), scores) : maskedFill(scores, causal, -1e9);
+    scores = useWhere
+      ? where(causal, Tensor.scalar(-1e9, scores.dtype), scores)
+      : maskedFill(scores, causal, -1e9);
     const p = softmax(scores, -1);
     const o = reshape(permute(matmul(p, v), [0, 2, 1, 3]), [b, t, D]);
     return add(x, linear(o, wo, bo));

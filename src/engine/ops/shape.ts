@@ -39,7 +39,7 @@ export function squeeze(x: Tensor, axis: number): Tensor {
 
 /** Reorders axes (torch.permute). */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
-  if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i)) {
+  if (perm.length !== x.rank || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
     throw new ShapeError(`permute([${perm}]) is not a permutation of the ${x.rank} axes of [${x.shape}]`);
   }
   if (perm.every((p, i) => p === i)) return x;
@@ -62,7 +62,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
   const n = x.shape[a]!;
   const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
   const s = clamp(start);
-  const e = end === undefined ? n : clamp(end);
+  const e = Math.max(s, end === undefined ? n : clamp(end));
   if (step !== 1) {
     if (step < 1) throw new ShapeError(`slice step must be positive, got ${step}`);
   }
@@ -82,8 +82,9 @@ function sliceGradStrided(g: Tensor, shape: number[], axis: number, s: number, s
 }
 
 /** Zero padding before/after along one axis. */
-export function padAxis(x: Tensor, axis: number, before: number, after: number): Tensor {
+export function padAxis(x: Tensor, axisIn: number, before: number, after: number): Tensor {
   if (before === 0 && after === 0) return x;
+  const axis = normAxis(axisIn, x.rank);
   const pads = new Array<number>(2 * x.rank).fill(0);
   pads[axis] = before;
   pads[x.rank + axis] = after;
@@ -135,7 +136,9 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
   if (axes.length === 0) return reshape(g, shape);
-  const [s] = exec(withConsts(node1('ReduceSum', 2, { keepdims: int(1) }), [i64(axes)]), [g]);
+  const [s] = exec(withConsts(node1('ReduceSum', 2, { keepdims: int(1) }), [i64(axes)]), [g], ([gs]) => [
+    expand(gs!, g.shape),
+  ]);
   return reshape(s!, shape);
 }
 
@@ -157,7 +160,7 @@ export function gather(x: Tensor, axis: number, indices: Tensor): Tensor {
   checkIndices(indices, 'gather');
   const a = normAxis(axis, x.rank);
   const [y] = exec(node1('Gather', 2, { axis: int(a) }), [x, indices], ([g]) => [
-    indexAdd(Tensor.zeros(x.shape, g!.dtype), a, indices, g!),
+    x.requiresGrad ? indexAdd(Tensor.zeros(x.shape, g!.dtype), a, indices, g!) : null,
     null,
   ]);
   return y!;
@@ -181,7 +184,7 @@ export function indexAdd(x: Tensor, axis: number, indices: Tensor, src: Tensor):
   const [y] = exec(node1('ScatterND', 3, { reduction: { s: 'add' } }), [xf, idx, sf], ([g]) => [
     g!,
     null,
-    permute(gather(g!, 0, indices), invertPerm(srcPerm)),
+    gather(g!, 0, indices), // permute's own backward restores src's layout
   ]);
   return permute(y!, invertPerm(toFront));
 }

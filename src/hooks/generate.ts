@@ -1,0 +1,105 @@
+import { ShapeError } from '../errors.js';
+import { slice } from '../engine/ops/shape.js';
+import { noGrad, Tensor } from '../engine/tensor.js';
+import { Rng } from '../engine/random.js';
+import { emptyKVCache, forward } from '../models/transformer.js';
+import type { HookedTransformer } from './hooked-transformer.js';
+import { makeHookPoint, validateSelectors, type ForwardHook } from './hooks.js';
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  /** 0 is greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Forward hooks applied at every step (steering, ablation while generating). */
+  hooks?: ForwardHook[];
+  prependBos?: boolean;
+  /** Stop at the end-of-sequence token (default true). */
+  stopAtEos?: boolean;
+  /** Called with each new token id as it is chosen. */
+  onToken?: (id: number) => void;
+}
+
+export interface GenerateResult {
+  /** Prompt and generated ids. */
+  tokens: number[];
+  /** Generated ids only. */
+  generated: number[];
+  /** Decoded prompt + generation. */
+  text: string;
+}
+
+/** Samples from the model with a KV cache; hooks see each step's activations (the new positions). */
+export function generate(model: HookedTransformer, prompt: string | number[], opts: GenerateOptions = {}): GenerateResult {
+  const maxTokens = opts.maxTokens ?? 64;
+  const temperature = opts.temperature ?? 1;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new ShapeError(`maxTokens must be a non-negative integer, got ${maxTokens}`);
+  if (!(temperature >= 0)) throw new ShapeError(`temperature must be >= 0, got ${temperature}`);
+  if (opts.topP !== undefined && !(opts.topP > 0 && opts.topP <= 1)) throw new ShapeError(`topP must be in (0, 1], got ${opts.topP}`);
+  if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 1)) throw new ShapeError(`topK must be a positive integer, got ${opts.topK}`);
+  const cfg = model.cfg;
+  let ids: number[];
+  if (typeof prompt === 'string') {
+    const bos = opts.prependBos ?? model.tokenizer?.prependBosDefault ?? true;
+    ids = prompt === '' && cfg.bosTokenId !== null ? [cfg.bosTokenId] : model.encode(prompt, { prependBos: bos });
+  } else ids = [...prompt];
+  if (ids.length === 0) {
+    if (cfg.bosTokenId === null) throw new ShapeError('empty prompt and the model has no BOS token to start from');
+    ids = [cfg.bosTokenId];
+  }
+  const hooks = opts.hooks ?? [];
+  validateSelectors(
+    hooks.map((h) => h.name),
+    model.hookNames(),
+  );
+  const rng = new Rng(opts.seed ?? 0);
+  const cache = emptyKVCache(cfg);
+  const generated: number[] = [];
+  const hook = makeHookPoint({ fwd: hooks, bwd: [], cache: null, store: new Map() });
+  let next = ids;
+  const limit = cfg.positional === 'learned' ? cfg.nCtx : Infinity;
+  noGrad(() => {
+    for (let step = 0; step < maxTokens && ids.length < limit; step++) {
+      const tokens = new Tensor(BigInt64Array.from(next, (v) => BigInt(v)), [1, next.length]);
+      const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache });
+      const last = slice(logits, 1, -1).f32(); // [vocab]
+      const id = sample(last, temperature, opts.topK, opts.topP, rng);
+      generated.push(id);
+      ids.push(id);
+      opts.onToken?.(id);
+      if ((opts.stopAtEos ?? true) && id === cfg.eosTokenId) break;
+      next = [id];
+    }
+  });
+  return { tokens: ids, generated, text: model.tokenizer ? model.decode(ids) : ids.join(' ') };
+}
+
+/** Greedy at temperature 0 (first maximum on ties), else softmax(logits / T) with top-k / top-p. */
+export function sample(logits: Float32Array, temperature: number, topK: number | undefined, topP: number | undefined, rng: Rng): number {
+  if (temperature === 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
+  let order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
+  if (topK !== undefined) order = order.slice(0, topK);
+  const maxLogit = logits[order[0]!]!;
+  let probs = order.map((i) => Math.exp((logits[i]! - maxLogit) / temperature));
+  let total = probs.reduce((a, b) => a + b, 0);
+  if (topP !== undefined && topP < 1) {
+    let acc = 0;
+    let keep = 0;
+    while (keep < probs.length && acc < topP * total) acc += probs[keep++]!;
+    order = order.slice(0, Math.max(1, keep));
+    probs = probs.slice(0, Math.max(1, keep));
+    total = probs.reduce((a, b) => a + b, 0);
+  }
+  let r = rng.next() * total;
+  for (let j = 0; j < order.length; j++) {
+    r -= probs[j]!;
+    if (r <= 0) return order[j]!;
+  }
+  return order[order.length - 1]!;
+}

@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import '../../src/engine/node.js';
+import { logSoftmax } from '../../src/engine/ops/nn.js';
+import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
+
+const FIXTURES = path.resolve('test/fixtures');
+const TOKENS = [[5, 17, 3, 88, 42, 9, 9, 60, 1, 33, 70, 12]];
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describe.each([
+  ['gpt2-tiny', 'LNPre'],
+  ['llama-tiny', 'RMSPre'],
+])('TransformerLens weight processing on %s', (name, norm) => {
+  const dir = path.join(FIXTURES, name);
+  const raw = HookedTransformer.load(dir, { compile: 'never' });
+  const processed = HookedTransformer.load(dir, { compile: 'never', processWeights: true });
+  const rawLp = logSoftmax(raw.run(TOKENS)).f32();
+
+  it('leaves log-probs unchanged with every step on', () => {
+    expect(processed.cfg.normalization).toBe(norm);
+    expect(maxAbsDiff(logSoftmax(processed.run(TOKENS)).f32(), rawLp)).toBeLessThan(1e-4);
+  });
+
+  it.each([
+    [{ foldLn: true, centerWritingWeights: false, centerUnembed: false, foldValueBiases: false }],
+    [{ foldLn: false, centerWritingWeights: false, centerUnembed: true, foldValueBiases: false }],
+    [{ foldLn: false, centerWritingWeights: false, centerUnembed: false, foldValueBiases: true }],
+    [{ foldLn: true, centerWritingWeights: true, centerUnembed: false, foldValueBiases: false }],
+  ])('leaves log-probs unchanged with %o', (opts) => {
+    const m = HookedTransformer.load(dir, { compile: 'never', processWeights: opts });
+    expect(maxAbsDiff(logSoftmax(m.run(TOKENS)).f32(), rawLp)).toBeLessThan(1e-4);
+  });
+
+  it('does what each step says', () => {
+    const w = processed.weights;
+    expect(w.has('blocks.0.ln1.w')).toBe(false);
+    expect(w.has('ln_final.w')).toBe(false);
+    const U = w.get('unembed.W_U')!;
+    const [D, V] = U.shape as [number, number];
+    for (let r = 0; r < D; r++) {
+      const row = U.f32().subarray(r * V, (r + 1) * V);
+      expect(Math.abs(row.reduce((a, b) => a + b, 0) / V)).toBeLessThan(1e-5);
+    }
+    if (name === 'gpt2-tiny') {
+      const E = w.get('embed.W_E')!;
+      const d = E.shape[1]!;
+      const row0 = E.f32().subarray(0, d);
+      expect(Math.abs(row0.reduce((a, b) => a + b, 0) / d)).toBeLessThan(1e-5);
+      expect(Math.max(...w.get('blocks.1.attn.b_V')!.f32().map(Math.abs))).toBe(0);
+      // Raw: b_V is non-zero, so folding actually moved something.
+      expect(Math.max(...raw.weights.get('blocks.1.attn.b_V')!.f32().map(Math.abs))).toBeGreaterThan(0.01);
+    }
+  });
+});

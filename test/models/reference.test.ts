@@ -1,0 +1,97 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import '../../src/engine/node.js';
+import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
+import { ropeInvFreq } from '../../src/models/config.js';
+import { Tensor } from '../../src/engine/tensor.js';
+
+interface Reference {
+  tokens: number[][];
+  logits: number[][][];
+  loss: number[];
+  activations: Record<string, unknown>;
+}
+
+const FIXTURES = path.resolve('test/fixtures');
+const load = (name: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'reference.json'), 'utf8')) as Reference;
+
+function flatten(x: unknown): number[] {
+  return (Array.isArray(x) ? x.flat(Infinity) : [x]) as number[];
+}
+
+/** max |a-b| / max(max|b|, 1e-6): the "1e-4 relative" over a whole tensor. */
+function relErr(got: ArrayLike<number>, want: number[]): number {
+  expect(got.length).toBe(want.length);
+  let maxDiff = 0;
+  let scale = 1e-6;
+  for (let i = 0; i < want.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(Number(got[i]) - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  return maxDiff / scale;
+}
+
+describe.each(['gpt2-tiny', 'llama-tiny'])('%s matches the float64 PyTorch reference', (name) => {
+  const ref = load(name);
+  const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
+
+  it('logits and loss of each sequence', () => {
+    ref.tokens.forEach((ids, s) => {
+      const logits = model.run([ids]);
+      expect(logits.shape).toEqual([1, ids.length, model.cfg.vocabSize]);
+      expect(relErr(logits.f32(), flatten(ref.logits[s]))).toBeLessThan(1e-4);
+      expect(model.loss([ids])).toBeCloseTo(ref.loss[s]!, 4);
+    });
+  });
+
+  it('a padded batch gives the same logits at real positions', () => {
+    const ids = ref.tokens;
+    const P = Math.max(...ids.map((r) => r.length));
+    const mask = Tensor.from(
+      ids.map((r) => Array.from({ length: P }, (_, i) => (i < r.length ? 1 : 0))),
+      undefined,
+      'int64',
+    );
+    const padded = ids.map((r) => [...r, ...new Array<number>(P - r.length).fill(0)]);
+    const logits = model.run(padded, { attentionMask: mask }).f32();
+    const V = model.cfg.vocabSize;
+    ids.forEach((r, b) => {
+      const rows = logits.subarray(b * P * V, (b * P + r.length) * V);
+      expect(relErr(rows, flatten(ref.logits[b]))).toBeLessThan(1e-4);
+    });
+  });
+
+  it('the compiled (single ONNX graph) forward matches eager', () => {
+    const compiled = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'always' });
+    const ids = ref.tokens[0]!;
+    expect(relErr(compiled.run([ids]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
+    const { cache } = compiled.runWithCache([ids], { names: ['blocks.1.hook_resid_post'] });
+    expect(relErr(cache.get('blocks.1.hook_resid_post').f32(), flatten(ref.activations['blocks.1.hook_resid_post']))).toBeLessThan(1e-4);
+  });
+
+  it('hook points hold the reference activations', () => {
+    const { cache } = model.runWithCache([ref.tokens[0]!]);
+    for (const [hook, want] of Object.entries(ref.activations)) {
+      const tlName = hook === 'ln_final_out' ? 'ln_final.hook_normalized' : hook;
+      if (!cache.has(tlName)) continue;
+      expect(relErr(cache.get(tlName).f32(), flatten(want)), hook).toBeLessThan(1e-4);
+    }
+    const expected = Object.keys(ref.activations).filter((k) => k !== 'ln_final_pre_affine').length;
+    expect(Object.keys(ref.activations).filter((k) => cache.has(k === 'ln_final_out' ? 'ln_final.hook_normalized' : k)).length).toBe(expected);
+  });
+});
+
+describe('llama-tiny specifics', () => {
+  it('uses all three Llama-3 rope-scaling regimes', () => {
+    const model = HookedTransformer.load(path.join(FIXTURES, 'llama-tiny'));
+    const inv = ropeInvFreq(model.cfg);
+    const base = Array.from({ length: inv.length }, (_, i) => 1 / Math.pow(model.cfg.ropeTheta, (2 * i) / model.cfg.rotaryDim));
+    const ratios = base.map((b, i) => inv[i]! / b);
+    expect(ratios.some((r) => Math.abs(r - 1) < 1e-12)).toBe(true);
+    expect(ratios.some((r) => Math.abs(r - 1 / 8) < 1e-12)).toBe(true);
+    expect(ratios.some((r) => r > 1 / 8 + 1e-6 && r < 1 - 1e-6)).toBe(true);
+    expect(model.cfg.nKvHeads).toBeLessThan(model.cfg.nHeads);
+    expect(model.cfg.tiedEmbeddings).toBe(false);
+  });
+});
