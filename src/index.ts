@@ -14,5 +14,10 @@ export { defaultModelDir, loadModelDir } from './models/load.js';
 export { ARCHITECTURES } from './models/architectures.js';
 export type { Weights } from './models/weights.js';
 export * from './hooks/index.js';
-export { HookedTransformer, nextTokenLoss, type ModelInput, type LoadOptions } from './hooks/hooked-transformer.js';
+export {
+  HookedTransformer,
+  nextTokenLoss,
+  type ModelInput,
+  type LoadOptions,
+} from './hooks/hooked-transformer.js';
 export { generate, sample, type GenerateOptions, type GenerateResult } from './hooks/generate.js';

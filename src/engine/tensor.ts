@@ -58,7 +58,9 @@ export class Tensor {
 
   constructor(data: TypedData, shape: readonly number[]) {
     if (sizeOf(shape) !== data.length) {
-      throw new ShapeError(`tensor data has ${data.length} elements but shape [${shape}] needs ${sizeOf(shape)}`);
+      throw new ShapeError(
+        `tensor data has ${data.length} elements but shape [${shape}] needs ${sizeOf(shape)}`,
+      );
     }
     this._data = data;
     this.shape = [...shape];
@@ -70,7 +72,11 @@ export class Tensor {
   }
 
   /** From nested arrays or a flat array plus shape. */
-  static from(values: number[] | number[][] | number[][][] | TypedData, shape?: number[], dtype: DType = 'float32'): Tensor {
+  static from(
+    values: number[] | number[][] | number[][][] | TypedData,
+    shape?: number[],
+    dtype: DType = 'float32',
+  ): Tensor {
     if (ArrayBuffer.isView(values)) return new Tensor(values as TypedData, shape ?? [values.length]);
     const inferred: number[] = [];
     let v: unknown = values;
@@ -117,7 +123,8 @@ export class Tensor {
 
   /** Values as float32 (throws for other dtypes). */
   f32(): Float32Array {
-    if (!(this._data instanceof Float32Array)) throw new ShapeError(`expected a float32 tensor, got ${this.dtype}`);
+    if (!(this._data instanceof Float32Array))
+      throw new ShapeError(`expected a float32 tensor, got ${this.dtype}`);
     return this._data;
   }
 
@@ -147,7 +154,8 @@ export class Tensor {
 
   /** Marks a leaf as needing gradients (as torch's requires_grad_). */
   requireGrad(on = true): this {
-    if (on && !isFloat(this.dtype)) throw new ShapeError(`only float tensors can require grad, got ${this.dtype}`);
+    if (on && !isFloat(this.dtype))
+      throw new ShapeError(`only float tensors can require grad, got ${this.dtype}`);
     this.requiresGrad = on;
     return this;
   }
@@ -177,7 +185,9 @@ export class Tensor {
       throw new ShapeError(`backward() on a tensor of shape [${this.shape}] needs a gradient argument`);
     }
     if (grad && (grad.shape.length !== this.shape.length || grad.shape.some((d, i) => d !== this.shape[i]))) {
-      throw new ShapeError(`backward(): gradient shape [${grad.shape}] does not match the tensor's shape [${this.shape}]`);
+      throw new ShapeError(
+        `backward(): gradient shape [${grad.shape}] does not match the tensor's shape [${this.shape}]`,
+      );
     }
     const seed = grad ?? Tensor.full(this.shape, 1, this.dtype);
     runBackward(this, seed);
@@ -202,13 +212,15 @@ function topoOrder(root: Tensor): Tensor[] {
     if (seen.has(t.id)) continue;
     seen.add(t.id);
     stack.push([t, true]);
-    for (const inp of t.gradFn?.inputs ?? []) if (!seen.has(inp.id) && inp.requiresGrad) stack.push([inp, false]);
+    for (const inp of t.gradFn?.inputs ?? [])
+      if (!seen.has(inp.id) && inp.requiresGrad) stack.push([inp, false]);
   }
   return order.reverse();
 }
 
 function runBackward(root: Tensor, seed: Tensor): void {
-  if (!root.requiresGrad) throw new ShapeError('backward(): this tensor does not depend on anything that requires grad');
+  if (!root.requiresGrad)
+    throw new ShapeError('backward(): this tensor does not depend on anything that requires grad');
   const grads = new Map<number, Tensor>();
   grads.set(root.id, seed);
   noGrad(() => {
@@ -233,8 +245,18 @@ function runBackward(root: Tensor, seed: Tensor): void {
   });
 }
 
-const IDENTITY_KERNEL: Kernel = { key: 'Identity', nodes: [{ op: 'Identity', inputs: ['x0'], outputs: ['y0'] }], nIn: 1, nOut: 1 };
-const ADD_KERNEL: Kernel = { key: 'Add', nodes: [{ op: 'Add', inputs: ['x0', 'x1'], outputs: ['y0'] }], nIn: 2, nOut: 1 };
+const IDENTITY_KERNEL: Kernel = {
+  key: 'Identity',
+  nodes: [{ op: 'Identity', inputs: ['x0'], outputs: ['y0'] }],
+  nIn: 1,
+  nOut: 1,
+};
+const ADD_KERNEL: Kernel = {
+  key: 'Add',
+  nodes: [{ op: 'Add', inputs: ['x0', 'x1'], outputs: ['y0'] }],
+  nIn: 2,
+  nOut: 1,
+};
 function addRaw(a: Tensor, b: Tensor): Tensor {
   return exec(ADD_KERNEL, [a, b])[0]!;
 }

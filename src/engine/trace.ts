@@ -1,4 +1,11 @@
-import { getBackend, type CompiledGraph, type GraphSpec, type Kernel, type OnnxNode, type RawTensor } from './backend/backend.js';
+import {
+  getBackend,
+  type CompiledGraph,
+  type GraphSpec,
+  type Kernel,
+  type OnnxNode,
+  type RawTensor,
+} from './backend/backend.js';
 import { setRecorder, Tensor, type OpRecorder } from './tensor.js';
 
 interface Entry {
@@ -7,13 +14,19 @@ interface Entry {
   outputs: Tensor[];
 }
 
-/** Tensors this small that a traced function captures are baked into the graph as constants. */
-const INLINE_LIMIT = 256;
+export interface TraceOptions {
+  /**
+   * Captured tensors (weights) larger than this many elements are fed by reference at each run
+   * instead of being baked into the graph. Baking (the default) lets ORT pre-pack matmul weights and
+   * fold constants, about 2x faster, at the cost of a copy of the weights per compiled graph.
+   */
+  inlineLimit?: number;
+}
 
 /**
  * A function traced once by running it eagerly, then replayed as one ONNX graph. Replays are valid
  * for inputs of the same shapes and dtypes, and while the captured tensors (weights, masks) keep
- * the same values: weights are fed by reference, so in-place updates are seen, new objects are not.
+ * their values: they are baked into the graph (see TraceOptions), so changed weights need a new trace.
  */
 export class TracedFunction {
   private constructor(
@@ -24,9 +37,15 @@ export class TracedFunction {
   ) {}
 
   /** Runs fn eagerly on the example inputs, recording every kernel, and compiles the recording. */
-  static trace(fn: (inputs: Tensor[]) => Tensor[], example: Tensor[]): { fn: TracedFunction; outputs: Tensor[] } {
+  static trace(
+    fn: (inputs: Tensor[]) => Tensor[],
+    example: Tensor[],
+    opts: TraceOptions = {},
+  ): { fn: TracedFunction; outputs: Tensor[] } {
     const entries: Entry[] = [];
-    const rec: OpRecorder = { record: (kernel, inputs, outputs) => entries.push({ kernel, inputs, outputs }) };
+    const rec: OpRecorder = {
+      record: (kernel, inputs, outputs) => entries.push({ kernel, inputs, outputs }),
+    };
     const prev = setRecorder(rec);
     let outputs: Tensor[];
     try {
@@ -34,10 +53,15 @@ export class TracedFunction {
     } finally {
       setRecorder(prev);
     }
-    return { fn: TracedFunction.build(entries, example, outputs), outputs };
+    return { fn: TracedFunction.build(entries, example, outputs, opts.inlineLimit ?? Infinity), outputs };
   }
 
-  private static build(entries: Entry[], inputs: Tensor[], outputs: Tensor[]): TracedFunction {
+  private static build(
+    entries: Entry[],
+    inputs: Tensor[],
+    outputs: Tensor[],
+    inlineLimit: number,
+  ): TracedFunction {
     const names = new Map<number, string>();
     inputs.forEach((t, i) => names.set(t.id, `in${i}`));
     const producer = new Map<number, number>();
@@ -69,7 +93,7 @@ export class TracedFunction {
       n = `v${t.id}`;
       names.set(t.id, n);
       if (!producer.has(t.id)) {
-        if (t.size <= INLINE_LIMIT) graph.initializers.push({ name: n, tensor: t.raw() });
+        if (t.size <= inlineLimit) graph.initializers.push({ name: n, tensor: t.raw() });
         else {
           captured.set(n, t.raw());
           graph.inputs.push({ name: n, dtype: t.dtype, shape: t.shape });
@@ -94,7 +118,11 @@ export class TracedFunction {
       });
       const rename = (s: string) => (s === '' ? '' : (local.get(s) ?? `k${i}_${s}`));
       for (const node of e.kernel.nodes) {
-        const renamed: OnnxNode = { ...node, inputs: node.inputs.map(rename), outputs: node.outputs.map(rename) };
+        const renamed: OnnxNode = {
+          ...node,
+          inputs: node.inputs.map(rename),
+          outputs: node.outputs.map(rename),
+        };
         graph.nodes.push(renamed);
       }
     });
@@ -106,6 +134,10 @@ export class TracedFunction {
     });
     graph.outputs = outputNames;
     return new TracedFunction(getBackend().compile(graph), captured, inputs.length, outputNames);
+  }
+
+  dispose(): void {
+    this.graph.dispose();
   }
 
   run(inputs: Tensor[]): Tensor[] {

@@ -9,7 +9,9 @@ export class ActivationCache {
   get(name: string): Tensor {
     const t = this.entries.get(name);
     if (!t) {
-      throw new HookError(`'${name}' is not in this cache (it holds ${this.entries.size} activations; see cache.keys())`);
+      throw new HookError(
+        `'${name}' is not in this cache (it holds ${this.entries.size} activations; see cache.keys())`,
+      );
     }
     return t;
   }

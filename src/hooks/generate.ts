@@ -32,21 +32,30 @@ export interface GenerateResult {
 }
 
 /** Samples from the model with a KV cache; hooks see each step's activations (the new positions). */
-export function generate(model: HookedTransformer, prompt: string | number[], opts: GenerateOptions = {}): GenerateResult {
+export function generate(
+  model: HookedTransformer,
+  prompt: string | number[],
+  opts: GenerateOptions = {},
+): GenerateResult {
   const maxTokens = opts.maxTokens ?? 64;
   const temperature = opts.temperature ?? 1;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new ShapeError(`maxTokens must be a non-negative integer, got ${maxTokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 0)
+    throw new ShapeError(`maxTokens must be a non-negative integer, got ${maxTokens}`);
   if (!(temperature >= 0)) throw new ShapeError(`temperature must be >= 0, got ${temperature}`);
-  if (opts.topP !== undefined && !(opts.topP > 0 && opts.topP <= 1)) throw new ShapeError(`topP must be in (0, 1], got ${opts.topP}`);
-  if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 1)) throw new ShapeError(`topK must be a positive integer, got ${opts.topK}`);
+  if (opts.topP !== undefined && !(opts.topP > 0 && opts.topP <= 1))
+    throw new ShapeError(`topP must be in (0, 1], got ${opts.topP}`);
+  if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 1))
+    throw new ShapeError(`topK must be a positive integer, got ${opts.topK}`);
   const cfg = model.cfg;
   let ids: number[];
   if (typeof prompt === 'string') {
     const bos = opts.prependBos ?? model.tokenizer?.prependBosDefault ?? true;
-    ids = prompt === '' && cfg.bosTokenId !== null ? [cfg.bosTokenId] : model.encode(prompt, { prependBos: bos });
+    ids =
+      prompt === '' && cfg.bosTokenId !== null ? [cfg.bosTokenId] : model.encode(prompt, { prependBos: bos });
   } else ids = [...prompt];
   if (ids.length === 0) {
-    if (cfg.bosTokenId === null) throw new ShapeError('empty prompt and the model has no BOS token to start from');
+    if (cfg.bosTokenId === null)
+      throw new ShapeError('empty prompt and the model has no BOS token to start from');
     ids = [cfg.bosTokenId];
   }
   const hooks = opts.hooks ?? [];
@@ -62,7 +71,10 @@ export function generate(model: HookedTransformer, prompt: string | number[], op
   const limit = cfg.positional === 'learned' ? cfg.nCtx : Infinity;
   noGrad(() => {
     for (let step = 0; step < maxTokens && ids.length < limit; step++) {
-      const tokens = new Tensor(BigInt64Array.from(next, (v) => BigInt(v)), [1, next.length]);
+      const tokens = new Tensor(
+        BigInt64Array.from(next, (v) => BigInt(v)),
+        [1, next.length],
+      );
       const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache });
       const last = slice(logits, 1, -1).f32(); // [vocab]
       const id = sample(last, temperature, opts.topK, opts.topP, rng);
@@ -77,7 +89,13 @@ export function generate(model: HookedTransformer, prompt: string | number[], op
 }
 
 /** Greedy at temperature 0 (first maximum on ties), else softmax(logits / T) with top-k / top-p. */
-export function sample(logits: Float32Array, temperature: number, topK: number | undefined, topP: number | undefined, rng: Rng): number {
+export function sample(
+  logits: Float32Array,
+  temperature: number,
+  topK: number | undefined,
+  topP: number | undefined,
+  rng: Rng,
+): number {
   if (temperature === 0) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;

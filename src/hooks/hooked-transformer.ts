@@ -12,7 +12,14 @@ import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
 import { ActivationCache } from './cache.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
-import { makeHookPoint, matches, validateSelectors, type BackwardHook, type ForwardHook, type HookSelector } from './hooks.js';
+import {
+  makeHookPoint,
+  matches,
+  validateSelectors,
+  type BackwardHook,
+  type ForwardHook,
+  type HookSelector,
+} from './hooks.js';
 
 /** Text, a batch of texts, token ids, a batch of ids, or an int tensor [batch, pos]. */
 export type ModelInput = string | string[] | number[] | number[][] | Tensor;
@@ -84,7 +91,8 @@ export class HookedTransformer {
   }
 
   private requireTokenizer(): Tokenizer {
-    if (!this.tokenizer) throw new ShapeError(`model ${this.source} has no tokenizer: pass token ids instead of text`);
+    if (!this.tokenizer)
+      throw new ShapeError(`model ${this.source} has no tokenizer: pass token ids instead of text`);
     return this.tokenizer;
   }
 
@@ -92,15 +100,18 @@ export class HookedTransformer {
   toTokens(input: ModelInput, opts: InputOptions = {}): Batch {
     if (input instanceof Tensor) {
       const t = input.rank === 1 ? new Tensor(input.data, [1, input.shape[0]!]) : input;
-      if (t.dtype !== 'int64' && t.dtype !== 'int32') throw new ShapeError(`token tensor must be int32/int64, got ${t.dtype}`);
+      if (t.dtype !== 'int64' && t.dtype !== 'int32')
+        throw new ShapeError(`token tensor must be int32/int64, got ${t.dtype}`);
       return { tokens: toInt64(t), attentionMask: opts.attentionMask ?? null };
     }
     let rows: number[][];
     if (typeof input === 'string') rows = [this.encode(input, opts)];
-    else if (input.length > 0 && typeof input[0] === 'string') rows = (input as string[]).map((s) => this.encode(s, opts));
+    else if (input.length > 0 && typeof input[0] === 'string')
+      rows = (input as string[]).map((s) => this.encode(s, opts));
     else if (input.length > 0 && Array.isArray(input[0])) rows = input as number[][];
     else rows = [input as number[]];
-    if (rows.some((r) => r.length === 0)) throw new ShapeError('empty input: nothing to run (give text or at least one token)');
+    if (rows.some((r) => r.length === 0))
+      throw new ShapeError('empty input: nothing to run (give text or at least one token)');
     for (const r of rows) {
       for (const id of r) {
         if (!Number.isInteger(id) || id < 0 || id >= this.cfg.vocabSize) {
@@ -146,7 +157,9 @@ export class HookedTransformer {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
     }
-    return noGrad(() => forward(this.cfg, this.weights, tokens, { attentionMask: attentionMask ?? undefined }));
+    return noGrad(() =>
+      forward(this.cfg, this.weights, tokens, { attentionMask: attentionMask ?? undefined }),
+    );
   }
 
   /** Logits and the activations at the selected hook points. */
@@ -189,7 +202,9 @@ export class HookedTransformer {
       useAttnResult: opts.useAttnResult,
       stopAtLayer: opts.stopAtLayer,
     };
-    return bwd.length ? forward(this.cfg, this.weights, tokens, options) : noGrad(() => forward(this.cfg, this.weights, tokens, options));
+    return bwd.length
+      ? forward(this.cfg, this.weights, tokens, options)
+      : noGrad(() => forward(this.cfg, this.weights, tokens, options));
   }
 
   /**
@@ -198,7 +213,11 @@ export class HookedTransformer {
    */
   gradients(
     input: ModelInput,
-    opts: InputOptions & { names?: HookSelector[]; loss?: (logits: Tensor, tokens: Tensor) => Tensor; useAttnResult?: boolean } = {},
+    opts: InputOptions & {
+      names?: HookSelector[];
+      loss?: (logits: Tensor, tokens: Tensor) => Tensor;
+      useAttnResult?: boolean;
+    } = {},
   ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
     if (opts.names) validateSelectors(opts.names, all);
@@ -220,7 +239,12 @@ export class HookedTransformer {
       }
     }
     const r = this.eagerGradients(tokens, attentionMask, names, opts.loss, opts.useAttnResult);
-    return { loss: r.loss.item(), logits: r.logits, grads: new ActivationCache(r.grads), cache: new ActivationCache(r.acts) };
+    return {
+      loss: r.loss.item(),
+      logits: r.logits,
+      grads: new ActivationCache(r.grads),
+      cache: new ActivationCache(r.acts),
+    };
   }
 
   private eagerGradients(
@@ -240,9 +264,15 @@ export class HookedTransformer {
       useAttnResult,
     });
     const loss = (lossFn ?? nextTokenLoss)(logits, tokens);
-    if (loss.size !== 1) throw new ShapeError(`gradients(): the loss must be a scalar, got shape [${loss.shape}]`);
+    if (loss.size !== 1)
+      throw new ShapeError(`gradients(): the loss must be a scalar, got shape [${loss.shape}]`);
     loss.backward();
-    return { loss: loss.detach(), logits: logits.detach(), grads, acts: new Map([...acts].map(([k, v]) => [k, v.detach()])) };
+    return {
+      loss: loss.detach(),
+      logits: logits.detach(),
+      grads,
+      acts: new Map([...acts].map(([k, v]) => [k, v.detach()])),
+    };
   }
 
   /** Samples a continuation with a KV cache; hooks apply at every step. Temperature 0 is greedy. */
@@ -286,7 +316,10 @@ export class HookedTransformer {
     const fullKey = `${key}|${tokens.dtype}${tokens.shape}`;
     const weights = [...this.weights.values()];
     let entry = this.traced.get(fullKey);
-    if (entry && (entry.weights.length !== weights.length || entry.weights.some((t, i) => t !== weights[i]))) {
+    if (
+      entry &&
+      (entry.weights.length !== weights.length || entry.weights.some((t, i) => t !== weights[i]))
+    ) {
       entry = undefined; // weights were replaced: trace again
     }
     if (!entry) {
@@ -294,13 +327,30 @@ export class HookedTransformer {
       this.traced.set(fullKey, entry);
     }
     entry.seen++;
+    // Most recently used last, so eviction drops the oldest graph (each holds a copy of the weights).
+    this.traced.delete(fullKey);
+    this.traced.set(fullKey, entry);
     if (entry.fn) return entry.fn.run([tokens]);
     if (this.compileMode === 'auto' && entry.seen < 2) return null;
     const { fn, outputs } = TracedFunction.trace(([t]) => build(t!), [tokens]);
     entry.fn = fn;
+    const compiledEntries = [...this.traced.entries()].filter(([, e]) => e.fn);
+    for (const [k, e] of compiledEntries.slice(0, Math.max(0, compiledEntries.length - MAX_COMPILED))) {
+      e.fn!.dispose();
+      this.traced.delete(k);
+    }
     return outputs;
   }
+
+  /** Drops compiled graphs; call after changing weight values in place (replacing tensors is detected). */
+  invalidateCompiled(): void {
+    for (const e of this.traced.values()) e.fn?.dispose();
+    this.traced.clear();
+  }
 }
+
+/** Compiled graphs kept per model (each bakes in the weights). */
+const MAX_COMPILED = 4;
 
 /** Makes the embeddings differentiable leaves so every later activation carries a gradient. */
 function gradRoot(hook: (name: string, x: Tensor) => Tensor): (name: string, x: Tensor) => Tensor {
@@ -320,5 +370,8 @@ export function nextTokenLoss(logits: Tensor, tokens: Tensor): Tensor {
 
 function toInt64(t: Tensor): Tensor {
   if (t.dtype === 'int64') return t;
-  return new Tensor(BigInt64Array.from(t.data as Int32Array, (v) => BigInt(v)), t.shape);
+  return new Tensor(
+    BigInt64Array.from(t.data as Int32Array, (v) => BigInt(v)),
+    t.shape,
+  );
 }

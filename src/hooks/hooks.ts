@@ -25,7 +25,6 @@ export interface BackwardHook {
   fn: BackwardHookFn;
 }
 
-
 export function layerOf(name: string): number | null {
   const m = /^blocks\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : null;
@@ -74,7 +73,9 @@ export function makeHookPoint(plan: HookPlan): HookPoint {
     for (const h of plan.bwd) {
       if (!matches(h.name, name)) continue;
       if (!y.requiresGrad) {
-        throw new HookError(`backward hook on '${name}': this activation does not require grad (run with grad enabled)`);
+        throw new HookError(
+          `backward hook on '${name}': this activation does not require grad (run with grad enabled)`,
+        );
       }
       y.registerHook((g) => h.fn(g, info) ?? undefined);
     }

@@ -24,7 +24,12 @@ export interface ModelConfig {
   bosTokenId: number | null;
   eosTokenId: number | null;
   /** TransformerLens's processing applied to the weights, for the record. */
-  processed: { foldLn: boolean; centerWritingWeights: boolean; centerUnembed: boolean; foldValueBiases: boolean };
+  processed: {
+    foldLn: boolean;
+    centerWritingWeights: boolean;
+    centerUnembed: boolean;
+    foldValueBiases: boolean;
+  };
 }
 
 export interface RopeScaling {

@@ -1,5 +1,12 @@
 import type { ModelConfig } from './config.js';
-import { readWeight, resolvePrefix, sliceColumns, tensor, type Weights, type WeightSource } from './weights.js';
+import {
+  readWeight,
+  resolvePrefix,
+  sliceColumns,
+  tensor,
+  type Weights,
+  type WeightSource,
+} from './weights.js';
 import { num, type HfConfig } from './hf-config.js';
 
 /** GPT2LMHeadModel: learned positions, LayerNorm, gelu_new, Conv1D weights already [in, out]. */
@@ -38,7 +45,8 @@ export function gpt2Weights(src: WeightSource, cfg: ModelConfig): Weights {
   const { dModel: D, dMlp: F, vocabSize: V, nCtx } = cfg;
   const p = resolvePrefix(src, ['transformer.', ''], 'wte.weight');
   const w: Weights = new Map();
-  const put = (name: string, hfName: string, shape: number[]) => w.set(name, tensor(readWeight(src, p + hfName, shape), shape));
+  const put = (name: string, hfName: string, shape: number[]) =>
+    w.set(name, tensor(readWeight(src, p + hfName, shape), shape));
   const wte = readWeight(src, `${p}wte.weight`, [V, D]);
   w.set('embed.W_E', tensor(wte, [V, D]));
   put('pos_embed.W_pos', 'wpe.weight', [nCtx, D]);

@@ -1,7 +1,14 @@
 import { ConfigError } from '../errors.js';
 import type { ModelConfig, RopeScaling } from './config.js';
 import { num, type HfConfig } from './hf-config.js';
-import { readWeight, resolvePrefix, tensor, transpose2d, type Weights, type WeightSource } from './weights.js';
+import {
+  readWeight,
+  resolvePrefix,
+  tensor,
+  transpose2d,
+  type Weights,
+  type WeightSource,
+} from './weights.js';
 
 /** LlamaForCausalLM (also the layout of Mistral and most Llama-derived checkpoints). */
 export function llamaConfig(hf: HfConfig): ModelConfig {
@@ -9,7 +16,8 @@ export function llamaConfig(hf: HfConfig): ModelConfig {
   const nHeads = num(hf, 'num_attention_heads');
   const dHead = (hf.head_dim as number | undefined) ?? dModel / nHeads;
   const act = (hf.hidden_act as string | undefined) ?? 'silu';
-  if (act !== 'silu') throw new ConfigError(`config.json: hidden_act '${act}' is not supported for Llama (expected silu)`);
+  if (act !== 'silu')
+    throw new ConfigError(`config.json: hidden_act '${act}' is not supported for Llama (expected silu)`);
   return {
     architecture: 'LlamaForCausalLM',
     family: 'llama',
@@ -62,7 +70,8 @@ export function llamaWeights(src: WeightSource, cfg: ModelConfig): Weights {
   // nn.Linear stores [out, in]; Sonde multiplies x @ W with W [in, out].
   const linear = (name: string, hfName: string, out: number, inp: number) =>
     w.set(name, tensor(transpose2d(readWeight(src, hfName, [out, inp]), out, inp), [inp, out]));
-  const vec = (name: string, hfName: string, n: number) => w.set(name, tensor(readWeight(src, hfName, [n]), [n]));
+  const vec = (name: string, hfName: string, n: number) =>
+    w.set(name, tensor(readWeight(src, hfName, [n]), [n]));
   const embed = readWeight(src, `${p}embed_tokens.weight`, [V, D]);
   w.set('embed.W_E', tensor(embed, [V, D]));
   for (let l = 0; l < cfg.nLayers; l++) {
@@ -73,8 +82,14 @@ export function llamaWeights(src: WeightSource, cfg: ModelConfig): Weights {
     linear(`${b}attn.W_K`, `${h}self_attn.k_proj.weight`, KV * dh, D);
     linear(`${b}attn.W_V`, `${h}self_attn.v_proj.weight`, KV * dh, D);
     linear(`${b}attn.W_O`, `${h}self_attn.o_proj.weight`, D, H * dh);
-    for (const [n, size] of [['q', H * dh], ['k', KV * dh], ['v', KV * dh], ['o', D]] as const) {
-      if (src.has(`${h}self_attn.${n}_proj.bias`)) vec(`${b}attn.b_${n.toUpperCase()}`, `${h}self_attn.${n}_proj.bias`, size);
+    for (const [n, size] of [
+      ['q', H * dh],
+      ['k', KV * dh],
+      ['v', KV * dh],
+      ['o', D],
+    ] as const) {
+      if (src.has(`${h}self_attn.${n}_proj.bias`))
+        vec(`${b}attn.b_${n.toUpperCase()}`, `${h}self_attn.${n}_proj.bias`, size);
     }
     vec(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D);
     linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, F, D);

@@ -35,7 +35,8 @@ export function loadModelDir(dir: string): LoadedModel {
     throw new ConfigError(`model folder '${dir}' does not exist`);
   }
   const cfgPath = path.join(dir, 'config.json');
-  if (!fs.existsSync(cfgPath)) throw new ConfigError(`'${dir}' has no config.json (is it a Hugging Face model folder?)`);
+  if (!fs.existsSync(cfgPath))
+    throw new ConfigError(`'${dir}' has no config.json (is it a Hugging Face model folder?)`);
   let hf: HfConfig;
   try {
     hf = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as HfConfig;

@@ -29,7 +29,14 @@ function vec(w: Weights, name: string, n: number): Float32Array {
 }
 
 /** W' = diag(scale) W and b' = b + shift @ W for a reader of a norm with weight `scale`, bias `shift`. */
-function foldInto(w: Weights, W: string, b: string, scale: Float32Array, shift: Float32Array | null, center: boolean): void {
+function foldInto(
+  w: Weights,
+  W: string,
+  b: string,
+  scale: Float32Array,
+  shift: Float32Array | null,
+  center: boolean,
+): void {
   const m = mat(w, W);
   const bias = vec(w, b, m.cols);
   for (let c = 0; c < m.cols; c++) {
@@ -89,7 +96,14 @@ export function processWeights(
       if (cfg.gatedMlp) foldInto(w, `${b}.mlp.W_gate`, `${b}.mlp.b_gate`, s2, t2, isLN);
       for (const n of ['ln1.w', 'ln1.b', 'ln2.w', 'ln2.b']) w.delete(`${b}.${n}`);
     }
-    foldInto(w, 'unembed.W_U', 'unembed.b_U', vec(w, 'ln_final.w', D), isLN ? vec(w, 'ln_final.b', D) : null, isLN);
+    foldInto(
+      w,
+      'unembed.W_U',
+      'unembed.b_U',
+      vec(w, 'ln_final.w', D),
+      isLN ? vec(w, 'ln_final.b', D) : null,
+      isLN,
+    );
     w.delete('ln_final.w');
     w.delete('ln_final.b');
   }
@@ -116,7 +130,13 @@ export function processWeights(
     centerRows(w, 'unembed.W_U');
     const bU = vec(w, 'unembed.b_U', U.cols);
     const mean = bU.reduce((a, b) => a + b, 0) / bU.length;
-    w.set('unembed.b_U', new Tensor(bU.map((x) => x - mean), [U.cols]));
+    w.set(
+      'unembed.b_U',
+      new Tensor(
+        bU.map((x) => x - mean),
+        [U.cols],
+      ),
+    );
   }
   const foldValues = o.foldValueBiases;
   if (foldValues) {

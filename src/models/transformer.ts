@@ -50,7 +50,15 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
   }
   const hp = opts.hook ?? NO_HOOKS;
   const positions = positionIds(B, P, past, opts.attentionMask);
-  const ctx: Ctx = { cfg, w, hp, cos: null, sin: null, mask: attentionMask(B, P, past, opts.attentionMask), opts };
+  const ctx: Ctx = {
+    cfg,
+    w,
+    hp,
+    cos: null,
+    sin: null,
+    mask: attentionMask(B, P, past, opts.attentionMask),
+    opts,
+  };
 
   const embed = hp('hook_embed', gather(w.get('embed.W_E')!, 0, tokens)); // [batch, pos, d_model]
   let resid = embed;
@@ -208,7 +216,11 @@ function rotaryTables(cfg: ModelConfig, positions: Tensor): [Tensor, Tensor] {
 
 /** [batch|1, pos] int64 positions; with a mask, padding does not advance the position. */
 function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor {
-  if (!mask) return new Tensor(BigInt64Array.from({ length: P }, (_, i) => BigInt(past + i)), [1, P]);
+  if (!mask)
+    return new Tensor(
+      BigInt64Array.from({ length: P }, (_, i) => BigInt(past + i)),
+      [1, P],
+    );
   const m = mask.toArray();
   const total = mask.shape[1]!;
   const out = new BigInt64Array(B * P);
@@ -217,7 +229,8 @@ function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor 
     for (let i = 0; i < total; i++) {
       const pos = Math.max(count - (m[b * total + i] ? 0 : 0), 0);
       if (m[b * total + i]) count++;
-      if (i >= total - P) out[b * P + i - (total - P)] = BigInt(m[b * total + i] ? count - 1 : pos > 0 ? pos - 1 : 0);
+      if (i >= total - P)
+        out[b * P + i - (total - P)] = BigInt(m[b * total + i] ? count - 1 : pos > 0 ? pos - 1 : 0);
     }
   }
   return new Tensor(out, [B, P]);
@@ -229,7 +242,9 @@ function attentionMask(B: number, P: number, past: number, mask?: Tensor): Tenso
   const Bm = mask ? B : 1;
   const m = mask?.toArray();
   if (mask && (mask.shape[0] !== B || mask.shape[1] !== K)) {
-    throw new ShapeError(`attention mask is [${mask.shape}], expected [${B}, ${K}] (batch, past + new tokens)`);
+    throw new ShapeError(
+      `attention mask is [${mask.shape}], expected [${B}, ${K}] (batch, past + new tokens)`,
+    );
   }
   const out = new Uint8Array(Bm * P * K);
   for (let b = 0; b < Bm; b++) {

@@ -42,7 +42,13 @@ export function transpose2d(data: Float32Array, rows: number, cols: number): Flo
 }
 
 /** Columns [from, to) of a row-major [rows, cols] matrix. */
-export function sliceColumns(data: Float32Array, rows: number, cols: number, from: number, to: number): Float32Array {
+export function sliceColumns(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  from: number,
+  to: number,
+): Float32Array {
   const w = to - from;
   const out = new Float32Array(rows * w);
   for (let r = 0; r < rows; r++) out.set(data.subarray(r * cols + from, r * cols + to), r * w);

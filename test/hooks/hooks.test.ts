@@ -59,7 +59,10 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
   });
 
   it('per-head results sum to the attention output', () => {
-    const { cache } = model.runWithCache(IDS, { useAttnResult: true, names: ['blocks.0.attn.hook_result', 'blocks.0.hook_attn_out'] });
+    const { cache } = model.runWithCache(IDS, {
+      useAttnResult: true,
+      names: ['blocks.0.attn.hook_result', 'blocks.0.hook_attn_out'],
+    });
     const result = cache.get('blocks.0.attn.hook_result');
     expect(result.shape).toEqual([1, IDS[0]!.length, model.cfg.nHeads, model.cfg.dModel]);
     let total = sum(result, 2);
@@ -92,15 +95,25 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     expect(maxAbsDiff(zeroed.f32(), want)).toBeLessThan(1e-5);
     // A filter selects many hook points; each call sees its own name and layer.
     const seen: string[] = [];
-    model.runWithHooks(IDS, { fwd: [{ name: (n) => n.endsWith('hook_pattern'), fn: (_x, h) => void seen.push(`${h.name}@${h.layer}`) }] });
+    model.runWithHooks(IDS, {
+      fwd: [
+        { name: (n) => n.endsWith('hook_pattern'), fn: (_x, h) => void seen.push(`${h.name}@${h.layer}`) },
+      ],
+    });
     expect(seen).toEqual(Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern@${l}`));
   });
 
   it('rejects unknown hook names and wrong replacement shapes', () => {
-    expect(() => model.runWithHooks(IDS, { fwd: [{ name: 'blocks.0.hook_resid_prez', fn: () => undefined }] })).toThrow(HookError);
-    expect(() => model.runWithCache(IDS, { names: ['blocks.99.hook_resid_pre'] })).toThrow(/unknown hook point 'blocks.99.hook_resid_pre'/);
     expect(() =>
-      model.runWithHooks(IDS, { fwd: [{ name: 'blocks.0.hook_resid_pre', fn: () => Tensor.zeros([1, 2, 3]) }] }),
+      model.runWithHooks(IDS, { fwd: [{ name: 'blocks.0.hook_resid_prez', fn: () => undefined }] }),
+    ).toThrow(HookError);
+    expect(() => model.runWithCache(IDS, { names: ['blocks.99.hook_resid_pre'] })).toThrow(
+      /unknown hook point 'blocks.99.hook_resid_pre'/,
+    );
+    expect(() =>
+      model.runWithHooks(IDS, {
+        fwd: [{ name: 'blocks.0.hook_resid_pre', fn: () => Tensor.zeros([1, 2, 3]) }],
+      }),
     ).toThrow(/returned shape \[1,2,3\]/);
   });
 

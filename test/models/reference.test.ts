@@ -14,7 +14,8 @@ interface Reference {
 }
 
 const FIXTURES = path.resolve('test/fixtures');
-const load = (name: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'reference.json'), 'utf8')) as Reference;
+const load = (name: string) =>
+  JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'reference.json'), 'utf8')) as Reference;
 
 function flatten(x: unknown): number[] {
   return (Array.isArray(x) ? x.flat(Infinity) : [x]) as number[];
@@ -67,7 +68,12 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('%s matches the float64 PyTorch refer
     const ids = ref.tokens[0]!;
     expect(relErr(compiled.run([ids]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
     const { cache } = compiled.runWithCache([ids], { names: ['blocks.1.hook_resid_post'] });
-    expect(relErr(cache.get('blocks.1.hook_resid_post').f32(), flatten(ref.activations['blocks.1.hook_resid_post']))).toBeLessThan(1e-4);
+    expect(
+      relErr(
+        cache.get('blocks.1.hook_resid_post').f32(),
+        flatten(ref.activations['blocks.1.hook_resid_post']),
+      ),
+    ).toBeLessThan(1e-4);
   });
 
   it('hook points hold the reference activations', () => {
@@ -78,7 +84,11 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('%s matches the float64 PyTorch refer
       expect(relErr(cache.get(tlName).f32(), flatten(want)), hook).toBeLessThan(1e-4);
     }
     const expected = Object.keys(ref.activations).filter((k) => k !== 'ln_final_pre_affine').length;
-    expect(Object.keys(ref.activations).filter((k) => cache.has(k === 'ln_final_out' ? 'ln_final.hook_normalized' : k)).length).toBe(expected);
+    expect(
+      Object.keys(ref.activations).filter((k) =>
+        cache.has(k === 'ln_final_out' ? 'ln_final.hook_normalized' : k),
+      ).length,
+    ).toBe(expected);
   });
 });
 
@@ -86,7 +96,10 @@ describe('llama-tiny specifics', () => {
   it('uses all three Llama-3 rope-scaling regimes', () => {
     const model = HookedTransformer.load(path.join(FIXTURES, 'llama-tiny'));
     const inv = ropeInvFreq(model.cfg);
-    const base = Array.from({ length: inv.length }, (_, i) => 1 / Math.pow(model.cfg.ropeTheta, (2 * i) / model.cfg.rotaryDim));
+    const base = Array.from(
+      { length: inv.length },
+      (_, i) => 1 / Math.pow(model.cfg.ropeTheta, (2 * i) / model.cfg.rotaryDim),
+    );
     const ratios = base.map((b, i) => inv[i]! / b);
     expect(ratios.some((r) => Math.abs(r - 1) < 1e-12)).toBe(true);
     expect(ratios.some((r) => Math.abs(r - 1 / 8) < 1e-12)).toBe(true);

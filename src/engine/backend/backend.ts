@@ -54,6 +54,8 @@ export interface GraphSpec {
 export interface CompiledGraph {
   readonly inputNames: string[];
   run(feeds: Record<string, RawTensor>): Record<string, RawTensor>;
+  /** Frees the runtime session now rather than at garbage collection. */
+  dispose(): void;
 }
 
 /** The only surface that touches a runtime: onnxruntime-node now, onnxruntime-web later. */
@@ -76,7 +78,8 @@ export function registerBackendFactory(f: () => Backend): void {
 
 export function getBackend(): Backend {
   if (!current) {
-    if (!factory) throw new Error('no Sonde backend registered: import "sonde" (Node) or the web entry point');
+    if (!factory)
+      throw new Error('no Sonde backend registered: import "sonde" (Node) or the web entry point');
     current = factory();
   }
   return current;

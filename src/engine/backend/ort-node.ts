@@ -15,7 +15,12 @@ const { binding, initOrt } = require('onnxruntime-node/dist/binding.js') as {
 
 interface NativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, unknown>, fetches: Record<string, null>, options: object): Record<string, OrtTensor>;
+  run(
+    feeds: Record<string, unknown>,
+    fetches: Record<string, null>,
+    options: object,
+  ): Record<string, OrtTensor>;
+  dispose(): void;
   readonly inputMetadata: { name: string }[];
 }
 interface OrtTensor {
@@ -132,6 +137,7 @@ export class OrtNodeBackend implements Backend {
         for (const name of graph.outputs) out[name] = fromOrt(result[name]!);
         return out;
       },
+      dispose: () => session.dispose(),
     };
   }
 

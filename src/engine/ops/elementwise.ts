@@ -7,10 +7,16 @@ import { sumTo } from './shape.js';
 type Operand = Tensor | number;
 
 function checkDtypes(op: string, a: Tensor, b: Tensor): void {
-  if (a.dtype !== b.dtype) throw new ShapeError(`${op}: dtypes differ (${a.dtype} vs ${b.dtype}); cast one first`);
+  if (a.dtype !== b.dtype)
+    throw new ShapeError(`${op}: dtypes differ (${a.dtype} vs ${b.dtype}); cast one first`);
 }
 
-function binary(op: string, aIn: Operand, bIn: Operand, grad: (g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor, Tensor]): Tensor {
+function binary(
+  op: string,
+  aIn: Operand,
+  bIn: Operand,
+  grad: (g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor, Tensor],
+): Tensor {
   const like = aIn instanceof Tensor ? aIn : (bIn as Tensor);
   const a = asTensor(aIn, like);
   const b = asTensor(bIn, like);
@@ -25,7 +31,8 @@ function binary(op: string, aIn: Operand, bIn: Operand, grad: (g: Tensor, a: Ten
 
 export const add = (a: Operand, b: Operand): Tensor => binary('Add', a, b, (g) => [g, g]);
 export const sub = (a: Operand, b: Operand): Tensor => binary('Sub', a, b, (g) => [g, neg(g)]);
-export const mul = (a: Operand, b: Operand): Tensor => binary('Mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+export const mul = (a: Operand, b: Operand): Tensor =>
+  binary('Mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
 export const div = (a: Operand, b: Operand): Tensor =>
   binary('Div', a, b, (g, x, y, out) => [div(g, y), neg(div(mul(g, out), y))]);
 
@@ -41,7 +48,12 @@ function unary(op: string, x: Tensor, gradKernel?: (g: Tensor, x: Tensor, y: Ten
 }
 
 /** Runs a small fused graph over (x0, x1, ...) with scalar constants c0, c1, ... of x0's dtype. */
-function fused(key: string, inputs: Tensor[], scalars: number[], nodes: () => import('../backend/backend.js').OnnxNode[]): Tensor {
+function fused(
+  key: string,
+  inputs: Tensor[],
+  scalars: number[],
+  nodes: () => import('../backend/backend.js').OnnxNode[],
+): Tensor {
   const consts: RawTensor[] = scalars.map((s) => scalarRaw(s, inputs[0]!.dtype));
   const [y] = exec(withConsts(graphKernel(key, inputs.length, 1, nodes), consts), inputs);
   return y!;
@@ -176,7 +188,9 @@ function geluTanhGrad(g: Tensor, x: Tensor): Tensor {
 
 /** x ** p for a constant exponent. */
 export function pow(x: Tensor, p: number): Tensor {
-  const [y] = exec(withConsts(node1('Pow', 2), [scalarRaw(p, x.dtype)]), [x], ([g]) => [mul(g!, mul(pow(x, p - 1), p))]);
+  const [y] = exec(withConsts(node1('Pow', 2), [scalarRaw(p, x.dtype)]), [x], ([g]) => [
+    mul(g!, mul(pow(x, p - 1), p)),
+  ]);
   return y!;
 }
 
@@ -224,4 +238,3 @@ export function maximum(a: Tensor, b: Tensor): Tensor {
 export function minimum(a: Tensor, b: Tensor): Tensor {
   return where(le(a, b), a, b);
 }
-

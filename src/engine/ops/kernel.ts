@@ -7,7 +7,13 @@ const kernelCache = new Map<string, Kernel>();
 const positional = new WeakSet<Kernel>();
 
 /** A single-node kernel x0..x{n-1} -> y0..; cached by op and attributes. */
-export function node1(op: string, nIn: number, attrs?: Record<string, Attr>, nOut = 1, domain?: string): Kernel {
+export function node1(
+  op: string,
+  nIn: number,
+  attrs?: Record<string, Attr>,
+  nOut = 1,
+  domain?: string,
+): Kernel {
   const key = `${op}${domain ? '@' + domain : ''}:${nIn}:${nOut}:${attrs ? JSON.stringify(attrs) : ''}`;
   let k = kernelCache.get(key);
   if (!k) {
@@ -46,7 +52,6 @@ export function withConsts(k: Kernel, consts: RawTensor[]): Kernel {
   }
   return { ...mapped, consts };
 }
-
 
 /** A multi-node kernel built once per key. */
 export function graphKernel(key: string, nIn: number, nOut: number, build: () => OnnxNode[]): Kernel {
@@ -88,7 +93,9 @@ export function broadcastShapes(a: readonly number[], b: readonly number[]): num
     const da = a[a.length - n + i] ?? 1;
     const db = b[b.length - n + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(`shapes [${a}] and [${b}] cannot be broadcast together (dimension ${i}: ${da} vs ${db})`);
+      throw new ShapeError(
+        `shapes [${a}] and [${b}] cannot be broadcast together (dimension ${i}: ${da} vs ${db})`,
+      );
     }
     out.push(da === 1 ? db : da);
   }

@@ -8,7 +8,9 @@ import { expand, gatherElements, reshape, squeeze, sumTo, transpose, unsqueeze }
 /** Batched matrix product [..., m, k] @ [..., k, n] with broadcasting over batch dims. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank < 2 || b.rank < 2) {
-    throw new ShapeError(`matmul needs rank >= 2 tensors, got [${a.shape}] and [${b.shape}] (unsqueeze vectors first)`);
+    throw new ShapeError(
+      `matmul needs rank >= 2 tensors, got [${a.shape}] and [${b.shape}] (unsqueeze vectors first)`,
+    );
   }
   if (a.shape[a.rank - 1] !== b.shape[b.rank - 2]) {
     throw new ShapeError(`matmul: inner dimensions differ: [${a.shape}] @ [${b.shape}]`);
@@ -75,9 +77,15 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
  * Cross-entropy of logits [..., vocab] against integer targets [...].
  * reduction 'mean' (default), 'sum' or 'none' (per position).
  */
-export function crossEntropy(logits: Tensor, targets: Tensor, reduction: 'mean' | 'sum' | 'none' = 'mean'): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor,
+  reduction: 'mean' | 'sum' | 'none' = 'mean',
+): Tensor {
   if (targets.rank !== logits.rank - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) {
-    throw new ShapeError(`crossEntropy: targets [${targets.shape}] must match logits [${logits.shape}] without the last axis`);
+    throw new ShapeError(
+      `crossEntropy: targets [${targets.shape}] must match logits [${logits.shape}] without the last axis`,
+    );
   }
   const lp = logSoftmax(logits, -1);
   const picked = squeeze(gatherElements(lp, -1, unsqueeze(targets, -1)), -1);
@@ -93,23 +101,32 @@ export function crossEntropy(logits: Tensor, targets: Tensor, reduction: 'mean' 
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   const eq = equation.replace(/\s+/g, '');
   const [lhs, out] = eq.split('->');
-  if (out === undefined || !lhs) throw new ShapeError(`einsum '${equation}': write the output explicitly, as 'ij,jk->ik'`);
+  if (out === undefined || !lhs)
+    throw new ShapeError(`einsum '${equation}': write the output explicitly, as 'ij,jk->ik'`);
   const subs = lhs.split(',');
   if (subs.length !== operands.length || subs.length > 2) {
-    throw new ShapeError(`einsum '${equation}': ${subs.length} subscripts for ${operands.length} operands (1 or 2 supported)`);
+    throw new ShapeError(
+      `einsum '${equation}': ${subs.length} subscripts for ${operands.length} operands (1 or 2 supported)`,
+    );
   }
   const sizes = new Map<string, number>();
   subs.forEach((s, i) => {
     const t = operands[i]!;
-    if (s.length !== t.rank) throw new ShapeError(`einsum '${equation}': '${s}' has ${s.length} indices but operand ${i} has shape [${t.shape}]`);
-    if (new Set(s).size !== s.length) throw new ShapeError(`einsum '${equation}': repeated index in '${s}' is not supported`);
+    if (s.length !== t.rank)
+      throw new ShapeError(
+        `einsum '${equation}': '${s}' has ${s.length} indices but operand ${i} has shape [${t.shape}]`,
+      );
+    if (new Set(s).size !== s.length)
+      throw new ShapeError(`einsum '${equation}': repeated index in '${s}' is not supported`);
     [...s].forEach((c, j) => {
       const d = t.shape[j]!;
-      if (sizes.has(c) && sizes.get(c) !== d) throw new ShapeError(`einsum '${equation}': index '${c}' is ${sizes.get(c)} and ${d}`);
+      if (sizes.has(c) && sizes.get(c) !== d)
+        throw new ShapeError(`einsum '${equation}': index '${c}' is ${sizes.get(c)} and ${d}`);
       sizes.set(c, d);
     });
   });
-  for (const c of out) if (!sizes.has(c)) throw new ShapeError(`einsum '${equation}': output index '${c}' is not in any input`);
+  for (const c of out)
+    if (!sizes.has(c)) throw new ShapeError(`einsum '${equation}': output index '${c}' is not in any input`);
   const [y] = exec(node1('Einsum', operands.length, { equation: { s: eq } }), operands, ([g]) =>
     operands.map((t, i) => {
       if (!t.requiresGrad) return null;
@@ -120,7 +137,10 @@ export function einsum(equation: string, ...operands: Tensor[]): Tensor {
       const otherOps = operands.filter((_, j) => j !== i);
       let gi = einsum(`${[out, ...others].join(',')}->${kept}`, g!, ...otherOps);
       if (kept.length !== target.length) {
-        gi = reshape(gi, [...target].map((c) => (available.has(c) ? sizes.get(c)! : 1)));
+        gi = reshape(
+          gi,
+          [...target].map((c) => (available.has(c) ? sizes.get(c)! : 1)),
+        );
         gi = expand(gi, t.shape);
       }
       return gi;

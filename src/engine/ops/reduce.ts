@@ -61,7 +61,10 @@ function extremum(op: string, x: Tensor, axis: number | number[] | undefined, ke
 /** Index of the maximum along an axis (first one on ties), as int64. */
 export function argmax(x: Tensor, axis = -1, keepdim = false): Tensor {
   const a = normAxis(axis, x.rank);
-  const [y] = exec(node1('ArgMax', 1, { axis: int(a), keepdims: int(keepdim ? 1 : 0), select_last_index: int(0) }), [x]);
+  const [y] = exec(
+    node1('ArgMax', 1, { axis: int(a), keepdims: int(keepdim ? 1 : 0), select_last_index: int(0) }),
+    [x],
+  );
   return y!;
 }
 
@@ -71,7 +74,9 @@ export function topk(x: Tensor, k: number, axis = -1): { values: Tensor; indices
   if (!Number.isInteger(k) || k < 1 || k > x.shape[a]!) {
     throw new ShapeError(`topk: k=${k} must be between 1 and ${x.shape[a]} (the size of axis ${axis})`);
   }
-  const kernel = withConsts(node1('TopK', 2, { axis: int(a), largest: int(1), sorted: int(1) }, 2), [i64([k])]);
+  const kernel = withConsts(node1('TopK', 2, { axis: int(a), largest: int(1), sorted: int(1) }, 2), [
+    i64([k]),
+  ]);
   const [values, indices] = exec(kernel, [x], ([g], outs) => [
     scatterAdd(Tensor.zeros(x.shape, g!.dtype), a, outs[1]!, g!),
   ]);

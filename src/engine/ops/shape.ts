@@ -13,7 +13,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     if (rest === 0 || x.size % rest !== 0) throw new ShapeError(`cannot reshape [${x.shape}] to [${shape}]`);
     target[inferIdx] = x.size / rest;
   }
-  if (sizeOf(target) !== x.size) throw new ShapeError(`cannot reshape [${x.shape}] (${x.size} elements) to [${shape}]`);
+  if (sizeOf(target) !== x.size)
+    throw new ShapeError(`cannot reshape [${x.shape}] (${x.size} elements) to [${shape}]`);
   if (sameShape(target, x.shape)) return x;
   const out = new Tensor(x.data, target);
   recordView(withConsts(node1('Reshape', 2), [i64(target)]), [x], [out]);
@@ -76,7 +77,14 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
   return y!;
 }
 
-function sliceGradStrided(g: Tensor, shape: number[], axis: number, s: number, step: number, len: number): Tensor {
+function sliceGradStrided(
+  g: Tensor,
+  shape: number[],
+  axis: number,
+  s: number,
+  step: number,
+  len: number,
+): Tensor {
   const idx = Array.from({ length: len }, (_, i) => s + i * step);
   return indexAdd(Tensor.zeros(shape, g.dtype), axis, Tensor.from(idx, [len], 'int64'), g);
 }
@@ -100,7 +108,9 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const a = normAxis(axis, xs[0]!.rank);
   for (const t of xs) {
     if (t.rank !== xs[0]!.rank || t.shape.some((d, i) => i !== a && d !== xs[0]!.shape[i])) {
-      throw new ShapeError(`concat along axis ${axis}: shapes [${xs[0]!.shape}] and [${t.shape}] differ elsewhere`);
+      throw new ShapeError(
+        `concat along axis ${axis}: shapes [${xs[0]!.shape}] and [${t.shape}] differ elsewhere`,
+      );
     }
   }
   const [y] = exec(node1('Concat', xs.length, { axis: int(a) }), xs, ([g]) => {
@@ -208,11 +218,11 @@ export function gatherElements(x: Tensor, axis: number, indices: Tensor): Tensor
 export function scatterAdd(x: Tensor, axis: number, indices: Tensor, src: Tensor): Tensor {
   checkIndices(indices, 'scatterAdd');
   const a = normAxis(axis, x.rank);
-  const [y] = exec(node1('ScatterElements', 3, { axis: int(a), reduction: { s: 'add' } }), [x, indices, src], ([g]) => [
-    g!,
-    null,
-    gatherElements(g!, a, indices),
-  ]);
+  const [y] = exec(
+    node1('ScatterElements', 3, { axis: int(a), reduction: { s: 'add' } }),
+    [x, indices, src],
+    ([g]) => [g!, null, gatherElements(g!, a, indices)],
+  );
   return y!;
 }
 
@@ -224,4 +234,3 @@ export function index(x: Tensor, axis: number, i: number): Tensor {
   if (j < 0 || j >= n) throw new ShapeError(`index ${i} is out of range for axis ${axis} of size ${n}`);
   return squeeze(slice(x, a, j, j + 1), a);
 }
-

@@ -1,0 +1,164 @@
+/**
+ * npm run bench [-- --seq 128,512 --reps 5 --torch-threads 1,2 --no-torch --out BENCHMARKS.md]
+ *
+ * GPT-2-small-sized model, random weights: forward, forward with the full activation cache, and
+ * backward to every residual activation, in Sonde and in PyTorch (CPU) in the same run.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import '../src/engine/node.js';
+import { getBackend } from '../src/engine/backend/backend.js';
+import { noGrad, Tensor } from '../src/engine/tensor.js';
+import { HookedTransformer } from '../src/hooks/hooked-transformer.js';
+import { makeHookPoint } from '../src/hooks/hooks.js';
+import { forward } from '../src/models/transformer.js';
+import { forwardFlops, gpt2SmallConfig, randomWeights } from './gpt2-small.js';
+
+const opts = new Command()
+  .option('--seq <list>', 'sequence lengths', '128,512')
+  .option('--reps <n>', 'timed repetitions', '5')
+  .option('--torch-threads <list>', 'PyTorch intra-op thread counts to try (the fastest is reported)', '1,2')
+  .option('--no-torch', 'skip PyTorch')
+  .option('--python <path>', 'python with torch', '/usr/bin/python3')
+  .option('--out <file>', 'markdown report', 'BENCHMARKS.md')
+  .parse()
+  .opts<{ seq: string; reps: string; torchThreads: string; torch: boolean; python: string; out: string }>();
+
+const reps = Number(opts.reps);
+const seqs = opts.seq.split(',').map(Number);
+
+function time(fn: () => void): { median: number; min: number } {
+  fn(); // warm-up (and, for compiled paths, the trace)
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { median: times[Math.floor(times.length / 2)]!, min: times[0]! };
+}
+
+interface Row {
+  work: string;
+  seq: number;
+  sonde: number;
+  sondeEager: number;
+  torch: number | null;
+  torchThreads: number | null;
+  flops: number;
+}
+
+const cfg = gpt2SmallConfig();
+console.error('building random GPT-2-small weights...');
+const weights = randomWeights(cfg);
+const compiled = new HookedTransformer(cfg, weights, null, 'bench', 'always');
+const eager = new HookedTransformer(cfg, weights, null, 'bench', 'never');
+const residNames = (n: string) => /hook_resid_(pre|mid|post)$/.test(n);
+const rows: Row[] = [];
+const hookOverhead: { seq: number; none: number; empty: number }[] = [];
+
+function torchTimes(seq: number): Map<string, { ms: number; threads: number }> {
+  const best = new Map<string, { ms: number; threads: number }>();
+  if (!opts.torch) return best;
+  for (const threads of opts.torchThreads.split(',').map(Number)) {
+    const r = spawnSync(
+      opts.python,
+      [
+        'bench/torch_bench.py',
+        '--seq',
+        String(seq),
+        '--threads',
+        String(threads),
+        '--reps',
+        String(reps),
+        '--work',
+        'all',
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
+    if (r.status !== 0) {
+      console.error(`PyTorch run failed (threads ${threads}): ${r.stderr.trim().split('\n').pop()}`);
+      continue;
+    }
+    for (const line of r.stdout.trim().split('\n')) {
+      const j = JSON.parse(line) as { work: string; median_ms: number };
+      const prev = best.get(j.work);
+      if (!prev || j.median_ms < prev.ms) best.set(j.work, { ms: j.median_ms, threads });
+    }
+  }
+  return best;
+}
+
+for (const P of seqs) {
+  const tokens = new Tensor(
+    BigInt64Array.from({ length: P }, (_, i) => BigInt((i * 7919 + 17) % cfg.vocabSize)),
+    [1, P],
+  );
+  console.error(`seq ${P}: Sonde...`);
+  const fwd = time(() => compiled.run(tokens));
+  const fwdEager = time(() => eager.run(tokens));
+  const cache = time(() => compiled.runWithCache(tokens));
+  const cacheEager = time(() => eager.runWithCache(tokens));
+  const bwd = time(() => compiled.gradients(tokens, { names: [residNames] }));
+  const bwdEager = time(() => eager.gradients(tokens, { names: [residNames] }));
+  // Hook cost: the eager forward with no hook function vs. with an (empty) hook plan on every point.
+  const none = time(() => noGrad(() => forward(cfg, weights, tokens)));
+  const plan = makeHookPoint({ fwd: [], bwd: [], cache: null, store: new Map() });
+  const empty = time(() => noGrad(() => forward(cfg, weights, tokens, { hook: plan })));
+  hookOverhead.push({ seq: P, none: none.median, empty: empty.median });
+  console.error(`seq ${P}: PyTorch...`);
+  const t = torchTimes(P);
+  const flops = forwardFlops(cfg, P);
+  const add = (work: string, s: number, se: number, f: number) =>
+    rows.push({
+      work,
+      seq: P,
+      sonde: s,
+      sondeEager: se,
+      torch: t.get(work)?.ms ?? null,
+      torchThreads: t.get(work)?.threads ?? null,
+      flops: f,
+    });
+  add('forward', fwd.median, fwdEager.median, flops);
+  add('cache', cache.median, cacheEager.median, flops);
+  // Activation gradients only (weights frozen): about one more forward's worth of matmuls.
+  add('backward', bwd.median, bwdEager.median, 2 * flops);
+}
+
+const f = (x: number) => x.toFixed(1);
+const lines = [
+  '# Benchmarks',
+  '',
+  `Generated by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, onnxruntime-node (${getBackend().device}).`,
+  'GPT-2-small-sized model (12 layers, d_model 768, 12 heads, vocab 50257), random weights, batch 1.',
+  `Median of ${reps} runs after one warm-up. PyTorch: Debian python3-torch on OpenBLAS, the fastest of intra-op threads {${opts.torchThreads}}, same process tree, same run.`,
+  '',
+  '- **forward**: logits. **cache**: logits plus every hook point (TransformerLens run_with_cache). **backward**: forward, mean next-token loss, and gradients at every `hook_resid_pre/mid/post` (weights frozen).',
+  '- Sonde compiled: the hook-free pass traced once into one ONNX graph (what `run`/`runWithCache`/`gradients` do from the second call on a shape). Sonde eager: one ORT kernel per op (what runs when hooks intervene).',
+  '- ratio = Sonde compiled / PyTorch (below 1.0 = Sonde faster). GFLOP/s counts matmul FLOPs (backward: 2x forward).',
+  '',
+  '| work | tokens | Sonde compiled (ms) | Sonde eager (ms) | PyTorch (ms) | ratio | Sonde GFLOP/s |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.work} | ${r.seq} | ${f(r.sonde)} | ${f(r.sondeEager)} | ${r.torch === null ? 'n/a' : `${f(r.torch)} (${r.torchThreads}t)`} | ${r.torch === null ? 'n/a' : (r.sonde / r.torch).toFixed(2)} | ${f(r.flops / r.sonde / 1e6)} |`,
+  ),
+  '',
+  '## Hook overhead (eager forward)',
+  '',
+  '| tokens | no hook function (ms) | empty hook plan at every point (ms) | ratio |',
+  '|---:|---:|---:|---:|',
+  ...hookOverhead.map(
+    (h) => `| ${h.seq} | ${f(h.none)} | ${f(h.empty)} | ${(h.empty / h.none).toFixed(3)} |`,
+  ),
+  '',
+];
+const report = lines.join('\n');
+console.log(report);
+const tmp = `${opts.out}.tmp-${process.pid}`;
+fs.writeFileSync(tmp, report);
+fs.renameSync(tmp, path.resolve(opts.out));

@@ -1,0 +1,176 @@
+// sonde demo: a short tour of a model (the built-in stories260K by default) in a few seconds.
+import type { Command } from 'commander';
+import type { HookedTransformer } from '../../index.js';
+import {
+  fmt,
+  fmtCount,
+  fmtPercent,
+  fmtShape,
+  fmtToken,
+  globalsOf,
+  loadModel,
+  logitsRow,
+  out,
+  parameterCount,
+  printJson,
+  table,
+  topPredictions,
+} from '../common.js';
+import { createProgress } from '../progress.js';
+import { summarize } from './cache.js';
+
+const DEMO_PROMPT = 'Once upon a time, there was a little girl named';
+const DEMO_TOKENS = 40;
+
+const NEXT_STEPS = [
+  ['sonde generate --prompt "Once upon a time" --temperature 0.8 --max-tokens 100', 'sample a story'],
+  [`sonde run --prompt "${DEMO_PROMPT}"`, 'predictions and loss at every position'],
+  ['sonde cache --hook blocks.0.attn.hook_pattern', 'statistics of any activation'],
+  ['sonde hooks --shapes', 'all hook points and their shapes'],
+  ['sonde info', 'the full model configuration'],
+];
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('a short tour of the model: summary, greedy generation, predictions and an activation')
+    .action((_opts: unknown, cmd: Command) => {
+      const g = globalsOf(cmd);
+      const t0 = performance.now();
+      const model = loadModel(g);
+      const loadMs = performance.now() - t0;
+      const progress = createProgress(g);
+      const r = tour(model, {
+        onStart: () => progress.start(DEMO_TOKENS, 'generating'),
+        onToken: () => progress.increment(),
+      });
+      progress.stop();
+      const elapsedMs = Math.round(performance.now() - t0);
+      if (g.json) {
+        return printJson({ ...r, loadMs: Math.round(loadMs), elapsedMs, nextSteps: NEXT_STEPS.map(([c]) => c) });
+      }
+      printTour(r, elapsedMs);
+    });
+}
+
+function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () => void }) {
+  const c = model.cfg;
+  const tok = model.tokenizer;
+  const summary = {
+    source: model.source,
+    architecture: c.architecture,
+    family: c.family,
+    nLayers: c.nLayers,
+    dModel: c.dModel,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads,
+    dHead: c.dHead,
+    dMlp: c.dMlp,
+    act: c.act,
+    gatedMlp: c.gatedMlp,
+    normalization: c.normalization,
+    positional: c.positional,
+    vocabSize: c.vocabSize,
+    nCtx: c.nCtx,
+    params: parameterCount(model),
+    tokenizer: tok ? tok.kind : null,
+    hookPoints: model.hookNames().length,
+  };
+
+  // Greedy generation from BOS.
+  cb.onStart();
+  const tg = performance.now();
+  const start = c.bosTokenId ?? 0;
+  const gen = model.generate([start], { maxTokens: DEMO_TOKENS, temperature: 0, onToken: cb.onToken });
+  const generation = {
+    prompt: '',
+    maxTokens: DEMO_TOKENS,
+    temperature: 0,
+    text: gen.text,
+    tokens: gen.tokens,
+    ms: Math.round(performance.now() - tg),
+  };
+
+  // Next-token predictions and one activation, on the same prompt.
+  const hook = `blocks.${Math.min(2, c.nLayers - 1)}.hook_resid_post`;
+  const ids = tok ? model.encode(DEMO_PROMPT) : [start];
+  const strings = model.tokenStrings(ids);
+  const { logits, cache } = model.runWithCache(ids, { names: [hook] });
+  const predictions = {
+    prompt: tok ? DEMO_PROMPT : null,
+    tokens: ids,
+    top: topPredictions(model, logitsRow(logits, ids.length - 1), 5),
+  };
+  const s = summarize(hook, cache.get(hook));
+  const activation = {
+    hook,
+    shape: s.shape,
+    dtype: s.dtype,
+    mean: s.mean,
+    std: s.std,
+    min: s.min,
+    max: s.max,
+    absMax: s.absMax,
+    norms: s.norms.map((norm, pos) => ({ pos, token: strings[pos]!, norm })),
+  };
+  return { model: summary, generation, predictions, activation };
+}
+
+function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
+  const m = r.model;
+  out(`Sonde demo · ${m.source}`);
+  out();
+  out('Model');
+  const heads = m.nKvHeads !== m.nHeads ? `${m.nHeads} (${m.nKvHeads} key/value heads)` : String(m.nHeads);
+  const rows = [
+    ['architecture', `${m.architecture} (${m.family}, ${m.normalization}, ${m.positional} positions)`],
+    ['layers', String(m.nLayers)],
+    ['d_model', String(m.dModel)],
+    ['heads', `${heads}, d_head ${m.dHead}`],
+    ['d_mlp', `${m.dMlp} (${m.gatedMlp ? 'gated ' : ''}${m.act})`],
+    ['vocab', `${m.vocabSize}${m.tokenizer ? ` (${m.tokenizer} tokenizer)` : ' (no tokenizer)'}`],
+    ['context', String(m.nCtx)],
+    ['parameters', `${m.params.toLocaleString('en-US')} (${fmtCount(m.params)})`],
+    ['hook points', String(m.hookPoints)],
+  ];
+  for (const line of table(rows)) out(`  ${line}`);
+  out();
+
+  out(`Greedy generation from BOS (${r.generation.maxTokens} tokens, ${r.generation.ms} ms)`);
+  out(`  ${r.generation.text.replace(/\n/g, '\n  ')}`);
+  out();
+
+  const p = r.predictions;
+  out(`Top-5 next tokens after ${p.prompt !== null ? JSON.stringify(p.prompt) : `tokens [${p.tokens}]`}`);
+  const predRows = p.top.map((q, i) => [
+    `${i + 1}.`,
+    fmtToken(q.token),
+    fmtPercent(q.prob),
+    `logit ${fmt(q.logit)}`,
+    bar(q.prob, 1, 20),
+  ]);
+  for (const line of table(predRows, [true, false, true, false, false])) out(`  ${line}`);
+  out();
+
+  const a = r.activation;
+  out(`Activation ${a.hook} on the same prompt`);
+  out(
+    `  shape ${fmtShape(a.shape)} ${a.dtype} · mean ${fmt(a.mean)} · std ${fmt(a.std)} · max |x| ${fmt(a.absMax)}`,
+  );
+  out('  L2 norm per position:');
+  const maxNorm = Math.max(...a.norms.map((n) => n.norm));
+  const normRows = a.norms.map((n) => [String(n.pos), fmtToken(n.token), fmt(n.norm), bar(n.norm, maxNorm, 24)]);
+  for (const line of table(normRows, [true, false, true, false])) out(`    ${line}`);
+  out();
+
+  out('Next steps');
+  for (const line of table(NEXT_STEPS.map(([c, what]) => [c, `# ${what}`]))) out(`  ${line}`);
+  out('  Add --json to any command for machine-readable output, --model DIR to load a Hugging Face model folder.');
+  out();
+  out(`(demo took ${(elapsedMs / 1000).toFixed(2)} s)`);
+}
+
+function bar(value: number, max: number, width: number): string {
+  const n = max > 0 ? Math.round((value / max) * width) : 0;
+  return '█'.repeat(Math.max(0, Math.min(width, n)));
+}

@@ -1,0 +1,103 @@
+// sonde run: tokens, top-k next-token predictions at every position, and the mean next-token loss.
+import type { Command } from 'commander';
+import { nextTokenLoss, type HookedTransformer } from '../../index.js';
+import {
+  fmt,
+  fmtPercent,
+  fmtToken,
+  globalsOf,
+  idListArg,
+  inputFlags,
+  intArg,
+  loadModel,
+  logitsRow,
+  logSumExp,
+  out,
+  printJson,
+  resolveInput,
+  table,
+  topPredictions,
+  type InputFlags,
+  type Prediction,
+} from '../common.js';
+
+export const DEFAULT_PROMPT = 'Once upon a time';
+
+export interface RunResult {
+  model: string;
+  prompt: string | null;
+  prependBos: boolean;
+  tokens: number[];
+  strings: string[];
+  topK: number;
+  /** predictions[i]: the top-k tokens predicted to follow position i. */
+  predictions: Prediction[][];
+  /** losses[i]: cross-entropy of the actual token i+1 given the prefix (null at the last position). */
+  losses: (number | null)[];
+  /** Mean next-token cross-entropy in nats (null for a single token). */
+  loss: number | null;
+}
+
+export function runPrompt(model: HookedTransformer, ids: number[], topK: number): Omit<RunResult, 'model' | 'prompt' | 'prependBos'> {
+  const { tokens } = model.toTokens(ids);
+  const logits = model.run(tokens);
+  const predictions: Prediction[][] = [];
+  const losses: (number | null)[] = [];
+  for (let p = 0; p < ids.length; p++) {
+    const row = logitsRow(logits, p);
+    predictions.push(topPredictions(model, row, topK));
+    losses.push(p + 1 < ids.length ? logSumExp(row) - row[ids[p + 1]!]! : null);
+  }
+  const loss = ids.length >= 2 ? nextTokenLoss(logits, tokens).item() : null;
+  return { tokens: ids, strings: model.tokenStrings(ids), topK, predictions, losses, loss };
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run a prompt: its tokens, the top-k next-token predictions at each position, and the loss')
+    .option('--prompt <text>', 'the text to run', DEFAULT_PROMPT)
+    .option('--tokens <ids>', 'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)', idListArg)
+    .option('--top-k <n>', 'predictions shown per position', intArg(0), 5)
+    .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
+    .option('--no-prepend-bos', 'do not prepend the BOS token')
+    .addHelpText(
+      'after',
+      `
+The loss is the mean next-token cross-entropy over the prompt, in nats (JSON field "loss"; null for a
+single token). "losses" holds the cross-entropy of each actual next token.
+
+Examples:
+  sonde run --prompt "Once upon a time"
+  sonde run --prompt "Once upon a time" --top-k 3 --json
+  sonde --model path/to/model run --tokens 1,2,3`,
+    )
+    .action((opts: InputFlags & { topK: number }, cmd: Command) => {
+      const g = globalsOf(cmd);
+      const model = loadModel(g);
+      const input = resolveInput(model, inputFlags(opts, cmd));
+      const r: RunResult = {
+        model: model.source,
+        prompt: input.prompt,
+        prependBos: input.prependBos,
+        ...runPrompt(model, input.ids, opts.topK),
+      };
+      if (g.json) return printJson(r);
+      printRun(r);
+    });
+}
+
+function printRun(r: RunResult): void {
+  const n = r.tokens.length;
+  const loss = r.loss === null ? 'loss n/a (one token)' : `loss ${fmt(r.loss)} nats (mean over ${n - 1} next tokens)`;
+  out(`${n} token${n === 1 ? '' : 's'} · ${loss}`);
+  out();
+  const rows = [['pos', 'id', 'token', 'loss', r.topK ? `top-${r.topK} next tokens` : '']];
+  r.tokens.forEach((id, p) => {
+    const preds = r.predictions[p]!.map((q) => `${fmtToken(q.token, 14)} ${fmtPercent(q.prob)}`).join('  ');
+    rows.push([String(p), String(id), fmtToken(r.strings[p]!), fmt(r.losses[p - 1] ?? null, 3), preds]);
+  });
+  for (const line of table(rows, [true, true, false, true, false])) out(line);
+  out();
+  out('loss: cross-entropy (nats) of each token given the tokens before it');
+}

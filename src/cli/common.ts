@@ -1,0 +1,458 @@
+// Shared helpers of the `sonde` CLI: global options, model loading, argument parsing, JSON and table
+// output, activation statistics, and error reporting.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CommanderError, InvalidArgumentError, type Command } from 'commander';
+import { HookError, HookedTransformer, SondeError, UsageError, type Tensor } from '../index.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// Global options
+
+export interface GlobalOptions {
+  /** Model folder; undefined = the built-in stories260K. */
+  model?: string;
+  json: boolean;
+  quiet: boolean;
+  debug: boolean;
+}
+
+export function globalsOf(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals() as { model?: string; json?: boolean; quiet?: boolean; debug?: boolean };
+  return { model: o.model, json: o.json === true, quiet: o.quiet === true, debug: o.debug === true };
+}
+
+export function loadModel(g: GlobalOptions): HookedTransformer {
+  return HookedTransformer.load(g.model);
+}
+
+/** The package's version, from the package.json above this file (src/cli or dist/src/cli). */
+export function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'sonde' && pkg.version) return pkg.version;
+    }
+    dir = path.dirname(dir);
+  }
+  return '0.0.0';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Argument parsers (commander argParsers: they throw InvalidArgumentError, reported as one line)
+
+/** An integer in [min, max], written in decimal. */
+export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const v = value.trim();
+    const n = Number(v);
+    if (!/^\+?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+      throw new InvalidArgumentError(`Expected an integer ${range}.`);
+    }
+    return n;
+  };
+}
+
+/** A finite number >= 0. */
+export function temperatureArg(value: string): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError('Expected a finite number >= 0 (0 = greedy).');
+  }
+  return n;
+}
+
+/** A number in (0, 1]. */
+export function topPArg(value: string): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('Expected a number in (0, 1].');
+  return n;
+}
+
+/** Token ids separated by commas or spaces: "1,403,407". */
+export function idListArg(value: string): number[] {
+  const parts = value.split(/[\s,]+/).filter((s) => s !== '');
+  if (parts.length === 0) throw new InvalidArgumentError('Expected token ids, e.g. 1,403,407.');
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) {
+      throw new InvalidArgumentError(`'${p}' is not a token id (a non-negative integer).`);
+    }
+    return Number(p);
+  });
+}
+
+/** For repeatable options: --hook a --hook b,c → ['a', 'b', 'c']. */
+export function collectList(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((s) => s.trim())].filter((s) => s !== '');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Model input
+
+export interface InputFlags {
+  prompt?: string;
+  tokens?: number[];
+  prependBos?: boolean;
+}
+
+export interface ResolvedInput {
+  /** The text, or null when ids were given. */
+  prompt: string | null;
+  ids: number[];
+  /** Whether a BOS token was prepended (text) or requested (ids). */
+  prependBos: boolean;
+}
+
+/** The input flags of a command; a default --prompt does not count when --tokens is given. */
+export function inputFlags(opts: InputFlags, cmd: Command): InputFlags {
+  const explicitPrompt = cmd.getOptionValueSource('prompt') === 'cli';
+  return {
+    prompt: opts.tokens !== undefined && !explicitPrompt ? undefined : opts.prompt,
+    tokens: opts.tokens,
+    prependBos: opts.prependBos,
+  };
+}
+
+/** Text (--prompt, encoded with the model's tokenizer) or ids (--tokens) to token ids. */
+export function resolveInput(model: HookedTransformer, flags: InputFlags, defaultPrompt?: string): ResolvedInput {
+  if (flags.prompt !== undefined && flags.tokens !== undefined) {
+    throw new UsageError('give either --prompt or --tokens, not both');
+  }
+  const bos = model.cfg.bosTokenId;
+  if (flags.tokens !== undefined) {
+    const ids = [...flags.tokens];
+    if (flags.prependBos === true) {
+      if (bos === null) throw new UsageError('--prepend-bos: this model has no BOS token');
+      if (ids[0] !== bos) ids.unshift(bos);
+    }
+    return { prompt: null, ids, prependBos: flags.prependBos === true };
+  }
+  const prompt = flags.prompt ?? defaultPrompt;
+  if (prompt === undefined) throw new UsageError('missing --prompt TEXT (or --tokens IDS)');
+  const tok = model.tokenizer;
+  if (!tok) {
+    throw new UsageError(
+      `model '${model.source}' has no tokenizer: pass token ids with --tokens 1,2,3 instead of --prompt`,
+    );
+  }
+  const prependBos = flags.prependBos ?? tok.prependBosDefault;
+  const ids = model.encode(prompt, { prependBos });
+  if (ids.length === 0) throw new UsageError('the prompt has no tokens (give some text, or --prepend-bos)');
+  return { prompt, ids, prependBos };
+}
+
+/** Checks hook names against the model's hook points; unknown → HookError with suggestions. */
+export function validateHookNames(names: string[], known: string[]): void {
+  for (const name of names) {
+    if (known.includes(name)) continue;
+    const near = suggestHooks(name, known);
+    throw new HookError(
+      `unknown hook point '${name}'${near.length ? `; did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : ''}` +
+        ` (list them with 'sonde hooks')`,
+    );
+  }
+}
+
+/** Up to three hook names close to `name`: same name in other layers, same suffix, then edit distance. */
+export function suggestHooks(name: string, known: string[]): string[] {
+  const layerOf = (n: string) => Number(/^blocks\.(\d+)\./.exec(n)?.[1] ?? NaN);
+  const stripLayer = (n: string) => n.replace(/^blocks\.\d+\./, '');
+  const suffix = name.split('.').pop() ?? '';
+  let candidates = known.filter((k) => stripLayer(k) === stripLayer(name));
+  if (!candidates.length) candidates = known.filter((k) => suffix !== '' && k.endsWith(suffix));
+  if (!candidates.length) {
+    const limit = Math.max(3, Math.floor(name.length / 3));
+    return known
+      .map((k) => ({ k, d: editDistance(name, k) }))
+      .filter(({ d }) => d <= limit)
+      .sort((a, b) => a.d - b.d)
+      .slice(0, 3)
+      .map(({ k }) => k);
+  }
+  const layer = layerOf(name);
+  if (Number.isFinite(layer)) {
+    const dist = (k: string) => Math.abs((Number.isFinite(layerOf(k)) ? layerOf(k) : -1) - layer);
+    candidates = [...candidates].sort((a, b) => dist(a) - dist(b));
+  }
+  return candidates.filter((k) => k !== name).slice(0, 3);
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Model summaries
+
+/** Parameters, counting tied embeddings once (W_U is a transposed copy of W_E). */
+export function parameterCount(model: HookedTransformer): number {
+  const seen = new Set<Tensor>();
+  let n = 0;
+  for (const [name, t] of model.weights) {
+    if (seen.has(t)) continue;
+    seen.add(t);
+    if (name === 'unembed.W_U' && model.cfg.tiedEmbeddings && model.weights.has('embed.W_E')) continue;
+    n += t.size;
+  }
+  return n;
+}
+
+export function tokenizerSummary(model: HookedTransformer): {
+  kind: string;
+  vocabSize: number;
+  bosId: number | null;
+  eosId: number | null;
+  prependBosDefault: boolean;
+} | null {
+  const t = model.tokenizer;
+  if (!t) return null;
+  return { kind: t.kind, vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId, prependBosDefault: t.prependBosDefault };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Predictions
+
+export interface Prediction {
+  id: number;
+  token: string;
+  prob: number;
+  logit: number;
+}
+
+/** log-sum-exp of one row of logits, in float64. */
+export function logSumExp(row: ArrayLike<number>): number {
+  let m = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i]! > m) m = row[i]!;
+  if (!Number.isFinite(m)) return m;
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - m);
+  return m + Math.log(s);
+}
+
+/** The k largest logits of one row (ties: lower id first), with softmax probabilities. */
+export function topPredictions(model: HookedTransformer, row: ArrayLike<number>, k: number): Prediction[] {
+  const top: number[] = [];
+  k = Math.min(k, row.length);
+  for (let i = 0; i < row.length && k > 0; i++) {
+    const v = row[i]!;
+    if (top.length === k && !(v > row[top[k - 1]!]!)) continue;
+    let j = top.length;
+    while (j > 0 && v > row[top[j - 1]!]!) j--;
+    top.splice(j, 0, i);
+    if (top.length > k) top.pop();
+  }
+  const lse = logSumExp(row);
+  const strings = model.tokenStrings(top);
+  return top.map((id, i) => ({ id, token: strings[i]!, prob: Math.exp(row[id]! - lse), logit: row[id]! }));
+}
+
+/** Row `pos` of logits [1, pos, vocab]. */
+export function logitsRow(logits: Tensor, pos: number): Float32Array {
+  const V = logits.shape[logits.rank - 1]!;
+  return logits.f32().subarray(pos * V, (pos + 1) * V);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Activation statistics
+
+export interface TensorStats {
+  shape: number[];
+  dtype: string;
+  mean: number;
+  std: number;
+  min: number;
+  max: number;
+  absMax: number;
+  /** Entries left out of the statistics: -inf in masked attention scores, NaN. */
+  nonFinite: number;
+}
+
+/** Mean, std (population), min, max and max |x| over the finite entries, in float64. */
+export function tensorStats(t: Tensor): TensorStats {
+  const d = t.data as ArrayLike<number | bigint>;
+  let n = 0;
+  let sum = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  let nonFinite = 0;
+  for (let i = 0; i < d.length; i++) {
+    const v = Number(d[i]);
+    if (!Number.isFinite(v)) {
+      nonFinite++;
+      continue;
+    }
+    n++;
+    sum += v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const mean = n ? sum / n : NaN;
+  let ss = 0;
+  for (let i = 0; i < d.length; i++) {
+    const v = Number(d[i]);
+    if (Number.isFinite(v)) ss += (v - mean) * (v - mean);
+  }
+  return {
+    shape: [...t.shape],
+    dtype: t.dtype,
+    mean,
+    std: n ? Math.sqrt(ss / n) : NaN,
+    min: n ? min : NaN,
+    max: n ? max : NaN,
+    absMax: n ? Math.max(Math.abs(min), Math.abs(max)) : NaN,
+    nonFinite,
+  };
+}
+
+/** The axis that indexes positions: 2 (query position) for attention scores/patterns, else 1. */
+export function positionAxis(hook: string, t: Tensor): number {
+  if (t.rank === 4 && /attn\.hook_(attn_scores|pattern)$/.test(hook)) return 2;
+  return t.rank >= 2 ? 1 : 0;
+}
+
+/** L2 norm of everything at each index of `axis` (finite entries only), summed over the batch. */
+export function normsAlong(t: Tensor, axis: number): number[] {
+  const d = t.data as ArrayLike<number | bigint>;
+  const n = t.shape[axis] ?? 1;
+  let inner = 1;
+  for (let i = axis + 1; i < t.rank; i++) inner *= t.shape[i]!;
+  const ss = new Float64Array(n);
+  for (let i = 0; i < d.length; i++) {
+    const v = Number(d[i]);
+    if (Number.isFinite(v)) ss[Math.floor(i / inner) % n] += v * v;
+  }
+  return Array.from(ss, Math.sqrt);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output
+
+export function out(line = ''): void {
+  process.stdout.write(line + '\n');
+}
+
+/** A note on stderr (not with --quiet or --json). */
+export function note(g: GlobalOptions, line: string): void {
+  if (!g.quiet && !g.json) process.stderr.write(line + '\n');
+}
+
+export function printJson(doc: unknown): void {
+  process.stdout.write(toJson(doc) + '\n');
+}
+
+/**
+ * JSON with two-space indentation, except that arrays of numbers/strings and small flat objects stay on
+ * one line (so nested activation values read as rows). Non-finite numbers become null.
+ */
+export function toJson(value: unknown, indent = ''): string {
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    value = Array.from(value as unknown as ArrayLike<number | bigint>, Number);
+  }
+  if (value === null || value === undefined || typeof value !== 'object') return scalarJson(value);
+  const inner = indent + '  ';
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    if (value.every(isScalar)) return `[${value.map(scalarJson).join(', ')}]`;
+    return `[\n${value.map((v) => inner + toJson(v, inner)).join(',\n')}\n${indent}]`;
+  }
+  const entries = Object.entries(value as Record<string, unknown>).filter(
+    ([, v]) => v !== undefined && typeof v !== 'function',
+  );
+  if (entries.length === 0) return '{}';
+  if (entries.every(([, v]) => isScalar(v))) {
+    const flat = `{ ${entries.map(([k, v]) => `${JSON.stringify(k)}: ${scalarJson(v)}`).join(', ')} }`;
+    if (flat.length + indent.length <= 110) return flat;
+  }
+  return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${toJson(v, inner)}`).join(',\n')}\n${indent}}`;
+}
+
+function isScalar(v: unknown): boolean {
+  return v === null || v === undefined || typeof v !== 'object';
+}
+
+function scalarJson(v: unknown): string {
+  if (v === undefined) return 'null';
+  if (typeof v === 'bigint') return v.toString();
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** A number for tables: 4 significant digits, exponent form when very small or large. */
+export function fmt(x: number | null, digits = 4): string {
+  if (x === null) return '-';
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  if (a >= 1e5 || a < 1e-3) return x.toExponential(digits - 2);
+  return x.toPrecision(digits);
+}
+
+export function fmtPercent(p: number): string {
+  return p >= 0.9995 ? '100%' : `${(p * 100).toFixed(p < 0.1 ? 2 : 1)}%`;
+}
+
+/** A token shown with its spaces and escapes: " Once", "\n". */
+export function fmtToken(s: string, max = 18): string {
+  const q = JSON.stringify(s);
+  return q.length > max ? q.slice(0, max - 2) + '…"' : q;
+}
+
+/** Human-readable integers: 292,800 → 292.8K. */
+export function fmtCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+export function fmtShape(shape: (number | string)[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** Rows of cells as aligned columns; `right` marks right-aligned columns. */
+export function table(rows: string[][], right: boolean[] = []): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => {
+        if (i === r.length - 1 && !right[i]) return c;
+        const pad = ' '.repeat(widths[i]! - [...c].length);
+        return right[i] ? pad + c : c + pad;
+      })
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors
+
+/** One line for an error: SondeError and usage errors as they are, others marked as unexpected. */
+export function errorMessage(err: unknown): string {
+  let msg: string;
+  if (err instanceof CommanderError) msg = err.message.replace(/^error:\s*/i, '');
+  else if (err instanceof SondeError) msg = err.message;
+  else if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') msg = err.message;
+  else if (err instanceof Error) msg = `unexpected ${err.name}: ${err.message} (rerun with --debug for the stack trace)`;
+  else msg = `unexpected error: ${String(err)}`;
+  return msg
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+export function reportError(err: unknown, debug: boolean): void {
+  process.stderr.write(`sonde: ${errorMessage(err)}\n`);
+  if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The `sonde` command line. Every failure is one line on stderr ("sonde: ...") and exit code 1; --debug
+// adds the stack trace.
+import { Command, CommanderError } from 'commander';
+import { registerCache } from './commands/cache.js';
+import { registerDemo } from './commands/demo.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerHooks } from './commands/hooks.js';
+import { registerInfo } from './commands/info.js';
+import { registerRun } from './commands/run.js';
+import { packageVersion, reportError } from './common.js';
+
+export function buildProgram(): Command {
+  const program = new Command('sonde')
+    .description('Sonde: mechanistic interpretability for transformer language models')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .option('--model <dir>', 'Hugging Face model folder (default: the built-in stories260K)')
+    .option('--json', 'machine-readable output: one JSON document on stdout')
+    .option('-q, --quiet', 'no progress bars or notes on stderr')
+    .option('--debug', 'print stack traces on errors')
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .helpCommand('help [command]', 'show help for a command')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    // Errors are reported by main(), as one line; help requested without a command is not printed.
+    .configureOutput({ outputError: () => {}, writeErr: () => {} })
+    .addHelpText(
+      'after',
+      `
+Start with:
+  sonde demo
+  sonde generate --max-tokens 64 --temperature 0
+  sonde run --prompt "Once upon a time" --json`,
+    );
+  // Subcommands inherit the settings above, so they are registered last.
+  registerDemo(program);
+  registerRun(program);
+  registerGenerate(program);
+  registerCache(program);
+  registerInfo(program);
+  registerHooks(program);
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. */
+export function main(argv: string[]): number {
+  const program = buildProgram();
+  const args = argv.slice(2);
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  try {
+    program.parse(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help' || err.code === 'commander.executeSubCommandAsync') {
+        reportError(new CommanderError(1, err.code, "missing command (see 'sonde --help')"), false);
+        return 1;
+      }
+    }
+    reportError(err, args.includes('--debug'));
+    return 1;
+  }
+}
+
+// Exit quietly when stdout is closed early (`sonde hooks | head`).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+process.exitCode = main(process.argv);
