@@ -129,6 +129,18 @@ for (const P of seqs) {
   add('backward', bwd.median, bwdEager.median, 2 * flops);
 }
 
+// Memory: the full activation cache at 1024 tokens (the issue's "fits easily in 24 GB").
+console.error('cache at 1024 tokens...');
+const long = new Tensor(
+  BigInt64Array.from({ length: 1024 }, (_, i) => BigInt((i * 104729 + 3) % cfg.vocabSize)),
+  [1, 1024],
+);
+const { cache: bigCache } = eager.runWithCache(long);
+let cacheBytes = 0;
+for (const [, t] of bigCache) cacheBytes += t.data.byteLength;
+const rssGiB = process.memoryUsage().rss / 2 ** 30;
+const memoryLine = `Full cache of every hook point at 1024 tokens: ${bigCache.size} activations, ${(cacheBytes / 2 ** 30).toFixed(2)} GiB of tensors; process RSS ${rssGiB.toFixed(2)} GiB (weights included).`;
+
 const f = (x: number) => x.toFixed(1);
 const lines = [
   '# Benchmarks',
@@ -147,6 +159,10 @@ const lines = [
     (r) =>
       `| ${r.work} | ${r.seq} | ${f(r.sonde)} | ${f(r.sondeEager)} | ${r.torch === null ? 'n/a' : `${f(r.torch)} (${r.torchThreads}t)`} | ${r.torch === null ? 'n/a' : (r.sonde / r.torch).toFixed(2)} | ${f(r.flops / r.sonde / 1e6)} |`,
   ),
+  '',
+  '## Memory',
+  '',
+  memoryLine,
   '',
   '## Hook overhead (eager forward)',
   '',

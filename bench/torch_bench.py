@@ -7,7 +7,7 @@ Needs Debian's python3-torch (linked against libblas.so.3 -> libopenblas0-pthrea
 JSON line per work item on stdout:
     {"work":..., "seq":..., "threads":..., "median_ms":..., "min_ms":..., "times_ms":[...]}
 Diagnostics (torch version, which BLAS library is mapped) go to stderr. OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS and MKL_NUM_THREADS are set to --threads before torch is imported, and
+MKL_NUM_THREADS are set to --threads and OPENBLAS_NUM_THREADS to --blas-threads before torch is imported, and
 OMP_WAIT_POLICY defaults to PASSIVE (see below); OPENBLAS_CORETYPE is left as found.
 
 Work items (the TypeScript side does the same):
@@ -35,7 +35,9 @@ WORKS = ("forward", "cache", "backward")
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op (OpenMP) threads")
+    ap.add_argument("--blas-threads", type=int, default=os.cpu_count() or 1,
+                    help="OpenBLAS's own pthreads (default: all cores)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--work", choices=WORKS + ("all",), default="all")
     ap.add_argument("--seed", type=int, default=0)
@@ -45,8 +47,11 @@ def parse_args():
 ARGS = parse_args()
 # Thread counts must be fixed before torch (and with it OpenBLAS / libgomp) is loaded.
 # OPENBLAS_CORETYPE and other OPENBLAS_* settings already in the environment are left alone.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+# OpenBLAS runs matmuls on its own pthreads, independent of torch's intra-op threads: with one
+# intra-op thread OpenBLAS still uses every core (the fastest setting measured on 2 cores).
+os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads)
 # Debian's torch runs its elementwise ops on libgomp threads while matmuls run on OpenBLAS's own
 # pthreads. With libgomp's default (spinning) wait policy the idle OpenMP workers busy-wait and steal
 # the cores OpenBLAS needs: at --threads 2 on a 2-core box that made the forward ~3x slower than
@@ -214,6 +219,7 @@ def main():
                     "work": work,
                     "seq": a.seq,
                     "threads": a.threads,
+                    "blas_threads": ARGS.blas_threads,
                     "median_ms": round(statistics.median(times), 3),
                     "min_ms": round(min(times), 3),
                     "times_ms": [round(t, 3) for t in times],

@@ -363,7 +363,11 @@ export function toJson(value: unknown, indent = ''): string {
   const inner = indent + '  ';
   if (Array.isArray(value)) {
     if (value.length === 0) return '[]';
-    if (value.every(isScalar)) return `[${value.map(scalarJson).join(', ')}]`;
+    if (value.every(isScalar)) {
+      // Numbers stay on one line however many; strings only while they fit.
+      const flat = `[${value.map(scalarJson).join(', ')}]`;
+      if (value.every((v) => typeof v !== 'string') || flat.length + indent.length <= 110) return flat;
+    }
     return `[\n${value.map((v) => inner + toJson(v, inner)).join(',\n')}\n${indent}]`;
   }
   const entries = Object.entries(value as Record<string, unknown>).filter(
@@ -398,7 +402,9 @@ export function fmt(x: number | null, digits = 4): string {
 }
 
 export function fmtPercent(p: number): string {
-  return p >= 0.9995 ? '100%' : `${(p * 100).toFixed(p < 0.1 ? 2 : 1)}%`;
+  if (p >= 0.9995) return '100%';
+  if (p < 0.00005) return '<0.01%';
+  return `${(p * 100).toFixed(p < 0.1 ? 2 : 1)}%`;
 }
 
 /** A token shown with its spaces and escapes: " Once", "\n". */
@@ -441,7 +447,10 @@ export function table(rows: string[][], right: boolean[] = []): string[] {
 /** One line for an error: SondeError and usage errors as they are, others marked as unexpected. */
 export function errorMessage(err: unknown): string {
   let msg: string;
-  if (err instanceof CommanderError) msg = err.message.replace(/^error:\s*/i, '');
+  if (err instanceof CommanderError) {
+    msg = err.message.replace(/^error:\s*/i, '');
+    if (err.code === 'commander.unknownCommand') msg += " (see 'sonde --help')";
+  }
   else if (err instanceof SondeError) msg = err.message;
   else if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') msg = err.message;
   else if (err instanceof Error) msg = `unexpected ${err.name}: ${err.message} (rerun with --debug for the stack trace)`;

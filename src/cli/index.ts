@@ -56,8 +56,10 @@ export function main(argv: string[]): number {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
-      if (err.code === 'commander.help' || err.code === 'commander.executeSubCommandAsync') {
+      // Help or version printed (including `sonde help run`).
+      if (err.exitCode === 0) return 0;
+      // Options but no command: commander would print the help on stderr.
+      if (err.code === 'commander.help') {
         reportError(new CommanderError(1, err.code, "missing command (see 'sonde --help')"), false);
         return 1;
       }

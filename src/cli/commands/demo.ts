@@ -20,11 +20,11 @@ import { createProgress } from '../progress.js';
 import { summarize } from './cache.js';
 
 const DEMO_PROMPT = 'Once upon a time, there was a little girl named';
-const DEMO_TOKENS = 40;
+const DEMO_TOKENS = 44; // ends the default model's story at a full stop
 
 const NEXT_STEPS = [
-  ['sonde generate --prompt "Once upon a time" --temperature 0.8 --max-tokens 100', 'sample a story'],
-  [`sonde run --prompt "${DEMO_PROMPT}"`, 'predictions and loss at every position'],
+  ['sonde generate --prompt "Once upon a time" --temperature 0.8', 'sample a story'],
+  ['sonde run --prompt "Once upon a time"', 'predictions and loss at every position'],
   ['sonde cache --hook blocks.0.attn.hook_pattern', 'statistics of any activation'],
   ['sonde hooks --shapes', 'all hook points and their shapes'],
   ['sonde info', 'the full model configuration'],
@@ -136,8 +136,9 @@ function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
   for (const line of table(rows)) out(`  ${line}`);
   out();
 
-  out(`Greedy generation from BOS (${r.generation.maxTokens} tokens, ${r.generation.ms} ms)`);
-  out(`  ${r.generation.text.replace(/\n/g, '\n  ')}`);
+  const n = r.generation.tokens.length - 1;
+  out(`Greedy generation from BOS (${n} token${n === 1 ? '' : 's'}, ${r.generation.ms} ms)`);
+  for (const line of wrap(r.generation.text, 100)) out(`  ${line}`);
   out();
 
   const p = r.predictions;
@@ -164,8 +165,13 @@ function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
   out();
 
   out('Next steps');
-  for (const line of table(NEXT_STEPS.map(([c, what]) => [c, `# ${what}`]))) out(`  ${line}`);
-  out('  Add --json to any command for machine-readable output, --model DIR to load a Hugging Face model folder.');
+  // Without a tokenizer, text prompts become token ids.
+  const steps = NEXT_STEPS.map(([c, what]) => [
+    m.tokenizer ? c! : c!.replace(/--prompt "[^"]*"/, '--tokens 1,2,3'),
+    `# ${what}`,
+  ]);
+  for (const line of table(steps)) out(`  ${line}`);
+  out('  Add --json to any command for machine-readable output, --model DIR for a Hugging Face model folder.');
   out();
   out(`(demo took ${(elapsedMs / 1000).toFixed(2)} s)`);
 }
@@ -173,4 +179,20 @@ function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
 function bar(value: number, max: number, width: number): string {
   const n = max > 0 ? Math.round((value / max) * width) : 0;
   return '█'.repeat(Math.max(0, Math.min(width, n)));
+}
+
+/** Splits text into lines of at most `width` characters at spaces (and at its own newlines). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const para of text.split('\n')) {
+    let line = '';
+    for (const word of para.split(' ')) {
+      if (line !== '' && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = word;
+      } else line = line === '' ? word : `${line} ${word}`;
+    }
+    lines.push(line);
+  }
+  return lines;
 }
