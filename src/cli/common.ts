@@ -68,7 +68,8 @@ export function temperatureArg(value: string): number {
 /** A number in (0, 1]. */
 export function topPArg(value: string): number {
   const n = Number(value.trim());
-  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('Expected a number in (0, 1].');
+  if (value.trim() === '' || !(n > 0 && n <= 1))
+    throw new InvalidArgumentError('Expected a number in (0, 1].');
   return n;
 }
 
@@ -117,7 +118,11 @@ export function inputFlags(opts: InputFlags, cmd: Command): InputFlags {
 }
 
 /** Text (--prompt, encoded with the model's tokenizer) or ids (--tokens) to token ids. */
-export function resolveInput(model: HookedTransformer, flags: InputFlags, defaultPrompt?: string): ResolvedInput {
+export function resolveInput(
+  model: HookedTransformer,
+  flags: InputFlags,
+  defaultPrompt?: string,
+): ResolvedInput {
   if (flags.prompt !== undefined && flags.tokens !== undefined) {
     throw new UsageError('give either --prompt or --tokens, not both');
   }
@@ -217,7 +222,13 @@ export function tokenizerSummary(model: HookedTransformer): {
 } | null {
   const t = model.tokenizer;
   if (!t) return null;
-  return { kind: t.kind, vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId, prependBosDefault: t.prependBosDefault };
+  return {
+    kind: t.kind,
+    vocabSize: t.vocabSize,
+    bosId: t.bosId,
+    eosId: t.eosId,
+    prependBosDefault: t.prependBosDefault,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -450,10 +461,10 @@ export function errorMessage(err: unknown): string {
   if (err instanceof CommanderError) {
     msg = err.message.replace(/^error:\s*/i, '');
     if (err.code === 'commander.unknownCommand') msg += " (see 'sonde --help')";
-  }
-  else if (err instanceof SondeError) msg = err.message;
+  } else if (err instanceof SondeError) msg = err.message;
   else if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') msg = err.message;
-  else if (err instanceof Error) msg = `unexpected ${err.name}: ${err.message} (rerun with --debug for the stack trace)`;
+  else if (err instanceof Error)
+    msg = `unexpected ${err.name}: ${err.message} (rerun with --debug for the stack trace)`;
   else msg = `unexpected error: ${String(err)}`;
   return msg
     .replace(/\s*\n\s*/g, ' ')

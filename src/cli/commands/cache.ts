@@ -49,9 +49,17 @@ export function registerCache(program: Command): void {
   program
     .command('cache')
     .description('run a prompt and show statistics of the activations at one or more hook points')
-    .requiredOption('--hook <name>', "hook point name, e.g. blocks.0.hook_resid_pre (repeatable; see 'sonde hooks')", collectList)
+    .requiredOption(
+      '--hook <name>',
+      "hook point name, e.g. blocks.0.hook_resid_pre (repeatable; see 'sonde hooks')",
+      collectList,
+    )
     .option('--prompt <text>', 'the text to run', DEFAULT_PROMPT)
-    .option('--tokens <ids>', 'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)', idListArg)
+    .option(
+      '--tokens <ids>',
+      'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)',
+      idListArg,
+    )
     .option('--values', 'include the full values (nested arrays; with --json, non-finite values are null)')
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
     .option('--no-prepend-bos', 'do not prepend the BOS token')
@@ -98,8 +106,14 @@ export function printSummary(s: ActivationSummary, strings: string[], indent = '
   out(
     `${indent}  mean ${fmt(s.mean)}  std ${fmt(s.std)}  min ${fmt(s.min)}  max ${fmt(s.max)}  max|x| ${fmt(s.absMax)}${extra}`,
   );
-  out(`${indent}  L2 norm per position${s.positionAxis === 2 ? ' (query position, summed over heads)' : ''}:`);
-  const rows = s.norms.map((v, p) => [String(p), strings[p] !== undefined ? fmtToken(strings[p]!) : '', fmt(v)]);
+  out(
+    `${indent}  L2 norm per position${s.positionAxis === 2 ? ' (query position, summed over heads)' : ''}:`,
+  );
+  const rows = s.norms.map((v, p) => [
+    String(p),
+    strings[p] !== undefined ? fmtToken(strings[p]!) : '',
+    fmt(v),
+  ]);
   for (const line of table(rows, [true, false, true])) out(`${indent}    ${line}`);
   if (s.values !== undefined) {
     out(`${indent}  values:`);

@@ -47,7 +47,12 @@ export function registerDemo(program: Command): void {
       progress.stop();
       const elapsedMs = Math.round(performance.now() - t0);
       if (g.json) {
-        return printJson({ ...r, loadMs: Math.round(loadMs), elapsedMs, nextSteps: NEXT_STEPS.map(([c]) => c) });
+        return printJson({
+          ...r,
+          loadMs: Math.round(loadMs),
+          elapsedMs,
+          nextSteps: NEXT_STEPS.map(([c]) => c),
+        });
       }
       printTour(r, elapsedMs);
     });
@@ -160,7 +165,12 @@ function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
   );
   out('  L2 norm per position:');
   const maxNorm = Math.max(...a.norms.map((n) => n.norm));
-  const normRows = a.norms.map((n) => [String(n.pos), fmtToken(n.token), fmt(n.norm), bar(n.norm, maxNorm, 24)]);
+  const normRows = a.norms.map((n) => [
+    String(n.pos),
+    fmtToken(n.token),
+    fmt(n.norm),
+    bar(n.norm, maxNorm, 24),
+  ]);
   for (const line of table(normRows, [true, false, true, false])) out(`    ${line}`);
   out();
 
@@ -171,7 +181,9 @@ function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
     `# ${what}`,
   ]);
   for (const line of table(steps)) out(`  ${line}`);
-  out('  Add --json to any command for machine-readable output, --model DIR for a Hugging Face model folder.');
+  out(
+    '  Add --json to any command for machine-readable output, --model DIR for a Hugging Face model folder.',
+  );
   out();
   out(`(demo took ${(elapsedMs / 1000).toFixed(2)} s)`);
 }

@@ -29,7 +29,11 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .description('generate text from a prompt (from BOS when the prompt is empty); temperature 0 is greedy')
     .option('--prompt <text>', 'the text to continue (default: empty, start from BOS)')
-    .option('--tokens <ids>', 'prompt token ids instead of text, e.g. 1,403 (models without a tokenizer)', idListArg)
+    .option(
+      '--tokens <ids>',
+      'prompt token ids instead of text, e.g. 1,403 (models without a tokenizer)',
+      idListArg,
+    )
     .option('--max-tokens <n>', 'number of tokens to generate', intArg(0), 64)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', temperatureArg, 1)
     .option('--seed <s>', 'random seed for sampling', intArg(0, 2 ** 32 - 1), 0)
@@ -69,7 +73,11 @@ Examples:
       const seconds = (performance.now() - t0) / 1000;
       const n = result.generated.length;
       const stopReason =
-        n === opts.maxTokens ? 'max_tokens' : result.generated[n - 1] === model.cfg.eosTokenId ? 'eos' : 'context';
+        n === opts.maxTokens
+          ? 'max_tokens'
+          : result.generated[n - 1] === model.cfg.eosTokenId
+            ? 'eos'
+            : 'context';
       if (stream) {
         stream.finish(result.text);
         const rate = n > 0 && seconds > 0 ? `, ${(n / seconds).toFixed(0)} tokens/s` : '';
@@ -104,7 +112,8 @@ Examples:
 function promptTokens(model: HookedTransformer, flags: InputFlags): number[] {
   const bos = model.cfg.bosTokenId;
   if (flags.tokens === undefined && (flags.prompt ?? '') === '') {
-    if (bos === null) throw new UsageError('empty prompt and the model has no BOS token: give --prompt or --tokens');
+    if (bos === null)
+      throw new UsageError('empty prompt and the model has no BOS token: give --prompt or --tokens');
     return [bos];
   }
   return resolveInput(model, flags).ids;

@@ -23,7 +23,9 @@ Examples:
       const model = loadModel(g);
       const useAttnResult = opts.attnResult === true;
       const needle = opts.filter?.toLowerCase();
-      const names = model.hookNames({ useAttnResult }).filter((n) => !needle || n.toLowerCase().includes(needle));
+      const names = model
+        .hookNames({ useAttnResult })
+        .filter((n) => !needle || n.toLowerCase().includes(needle));
       if (names.length === 0) note(g, `no hook point matches '${opts.filter}'`);
       if (!opts.shapes) {
         if (g.json) return printJson(names);

@@ -1,7 +1,16 @@
 // sonde info: the model's configuration, size, source folder and tokenizer.
 import type { Command } from 'commander';
 import type { HookedTransformer } from '../../index.js';
-import { fmtCount, globalsOf, loadModel, out, parameterCount, printJson, table, tokenizerSummary } from '../common.js';
+import {
+  fmtCount,
+  globalsOf,
+  loadModel,
+  out,
+  parameterCount,
+  printJson,
+  table,
+  tokenizerSummary,
+} from '../common.js';
 
 export function modelInfo(model: HookedTransformer) {
   return {

@@ -38,7 +38,11 @@ export interface RunResult {
   loss: number | null;
 }
 
-export function runPrompt(model: HookedTransformer, ids: number[], topK: number): Omit<RunResult, 'model' | 'prompt' | 'prependBos'> {
+export function runPrompt(
+  model: HookedTransformer,
+  ids: number[],
+  topK: number,
+): Omit<RunResult, 'model' | 'prompt' | 'prependBos'> {
   const { tokens } = model.toTokens(ids);
   const logits = model.run(tokens);
   const predictions: Prediction[][] = [];
@@ -57,7 +61,11 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('run a prompt: its tokens, the top-k next-token predictions at each position, and the loss')
     .option('--prompt <text>', 'the text to run', DEFAULT_PROMPT)
-    .option('--tokens <ids>', 'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)', idListArg)
+    .option(
+      '--tokens <ids>',
+      'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)',
+      idListArg,
+    )
     .option('--top-k <n>', 'predictions shown per position', intArg(0), 5)
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
     .option('--no-prepend-bos', 'do not prepend the BOS token')
@@ -89,7 +97,8 @@ Examples:
 
 function printRun(r: RunResult): void {
   const n = r.tokens.length;
-  const loss = r.loss === null ? 'loss n/a (one token)' : `loss ${fmt(r.loss)} nats (mean over ${n - 1} next tokens)`;
+  const loss =
+    r.loss === null ? 'loss n/a (one token)' : `loss ${fmt(r.loss)} nats (mean over ${n - 1} next tokens)`;
   out(`${n} token${n === 1 ? '' : 's'} · ${loss}`);
   out();
   const rows = [['pos', 'id', 'token', 'loss', r.topK ? `top-${r.topK} next tokens` : '']];
