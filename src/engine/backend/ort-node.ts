@@ -84,7 +84,17 @@ export class OrtNodeBackend implements Backend {
       extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     };
     if (this.device === 'webgpu') options.executionProviders = [{ name: 'webgpu' }, { name: 'cpu' }];
-    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, options);
+    try {
+      session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, options);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (this.device === 'webgpu' && /adapter|webgpu/i.test(msg)) {
+        throw new Error(
+          `SONDE_DEVICE=webgpu: ONNX Runtime found no usable WebGPU adapter (${msg.split('\n')[0]}); use SONDE_DEVICE=cpu`,
+        );
+      }
+      throw e;
+    }
     return session;
   }
 
