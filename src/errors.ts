@@ -20,3 +20,5 @@ export class ShapeError extends SondeError {}
 export class HookError extends SondeError {}
 /** A bad command-line flag or value. */
 export class UsageError extends SondeError {}
+/** The requested compute device (SONDE_DEVICE) cannot be used. */
+export class DeviceError extends SondeError {}

@@ -1,3 +1,4 @@
+import { DeviceError } from '../errors.js';
 import { registerBackendFactory } from './backend/backend.js';
 import { OrtNodeBackend, type Device } from './backend/ort-node.js';
 
@@ -5,7 +6,7 @@ import { OrtNodeBackend, type Device } from './backend/ort-node.js';
 registerBackendFactory(() => {
   const device = (process.env.SONDE_DEVICE ?? 'cpu') as Device;
   if (device !== 'cpu' && device !== 'webgpu') {
-    throw new Error(`SONDE_DEVICE must be cpu or webgpu, got '${device}'`);
+    throw new DeviceError(`SONDE_DEVICE must be cpu or webgpu, got '${device}'`);
   }
   const threads = process.env.SONDE_THREADS ? Number(process.env.SONDE_THREADS) : undefined;
   return new OrtNodeBackend({ device, threads });

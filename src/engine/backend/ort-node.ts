@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { DeviceError } from '../../errors.js';
 import type { DType, TypedData } from '../dtype.js';
 import type { Backend, CompiledGraph, GraphSpec, Kernel, RawTensor } from './backend.js';
 import { encodeModel } from './onnx-model.js';
