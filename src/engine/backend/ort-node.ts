@@ -90,7 +90,7 @@ export class OrtNodeBackend implements Backend {
     } catch (e) {
       const msg = (e as Error).message;
       if (this.device === 'webgpu' && /adapter|webgpu/i.test(msg)) {
-        throw new Error(
+        throw new DeviceError(
           `SONDE_DEVICE=webgpu: ONNX Runtime found no usable WebGPU adapter (${msg.split('\n')[0]}); use SONDE_DEVICE=cpu`,
         );
       }
