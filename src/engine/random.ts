@@ -6,6 +6,13 @@ export class Rng {
   constructor(seed = 0) {
     this.state = seed >>> 0;
   }
+  /** The generator's whole state, for exact resume from a checkpoint. */
+  getState(): number {
+    return this.state;
+  }
+  setState(state: number): void {
+    this.state = state >>> 0;
+  }
   /** Uniform in [0, 1). */
   next(): number {
     let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);

@@ -121,3 +121,57 @@ export function sample(
   }
   return order[order.length - 1]!;
 }
+
+export interface SampleCorpusOptions {
+  /** Number of independent samples (stories). */
+  samples: number;
+  /** Tokens per sample at most (each starts from BOS and stops at EOS/BOS). */
+  maxTokens: number;
+  temperature?: number;
+  seed?: number;
+  /** Samples generated side by side (one batched forward per step). */
+  batch?: number;
+  onSample?: (text: string, index: number) => void;
+}
+
+/**
+ * Samples texts from the model from BOS at the given temperature, many at once with a batched KV
+ * cache: how Sonde makes in-distribution text for a model (e.g. a corpus for stories260K).
+ */
+export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions): string[] {
+  const cfg = model.cfg;
+  if (cfg.bosTokenId === null) throw new ShapeError('sampleCorpus needs a model with a BOS token');
+  const rng = new Rng(opts.seed ?? 0);
+  const temperature = opts.temperature ?? 1;
+  const batchSize = Math.max(1, Math.min(opts.batch ?? 64, opts.samples));
+  const texts: string[] = [];
+  noGrad(() => {
+    for (let start = 0; start < opts.samples; start += batchSize) {
+      const B = Math.min(batchSize, opts.samples - start);
+      const cache = emptyKVCache(cfg);
+      const rows: number[][] = Array.from({ length: B }, () => []);
+      const done = new Array<boolean>(B).fill(false);
+      let next = new Array<number>(B).fill(cfg.bosTokenId!);
+      const limit = Math.min(opts.maxTokens, cfg.positional === 'learned' ? cfg.nCtx - 1 : Infinity);
+      for (let step = 0; step < limit && done.some((d) => !d); step++) {
+        const tokens = new Tensor(BigInt64Array.from(next, (v) => BigInt(v)), [B, 1]);
+        const logits = forward(cfg, model.weights, tokens, { kvCache: cache }).f32(); // [B, 1, vocab]
+        const V = cfg.vocabSize;
+        next = next.map((_, b) => {
+          const id = sample(logits.subarray(b * V, (b + 1) * V), temperature, undefined, undefined, rng);
+          if (!done[b]) {
+            if (id === cfg.eosTokenId || id === cfg.bosTokenId) done[b] = true;
+            else rows[b]!.push(id);
+          }
+          return id;
+        });
+      }
+      rows.forEach((r, b) => {
+        const text = model.tokenizer ? model.decode(r) : r.join(' ');
+        texts.push(text);
+        opts.onSample?.(text, start + b);
+      });
+    }
+  });
+  return texts;
+}

@@ -10,8 +10,10 @@ export interface ModelConfig {
   dMlp: number;
   vocabSize: number;
   nCtx: number;
-  /** LN: LayerNorm with weight and bias; RMS: RMSNorm; *Pre: weights folded away (TransformerLens). */
-  normalization: 'LN' | 'LNPre' | 'RMS' | 'RMSPre';
+  /** LN: LayerNorm with weight and bias; RMS: RMSNorm; *Pre: weights folded away (TransformerLens); none. */
+  normalization: 'LN' | 'LNPre' | 'RMS' | 'RMSPre' | 'none';
+  /** Attention-only blocks (no MLP), as TransformerLens's attn_only models. */
+  attnOnly: boolean;
   normEps: number;
   act: 'gelu_new' | 'gelu' | 'relu' | 'silu';
   gatedMlp: boolean;

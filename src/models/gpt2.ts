@@ -10,6 +10,10 @@ import {
 import { num, type HfConfig } from './hf-config.js';
 
 /** GPT2LMHeadModel: learned positions, LayerNorm, gelu_new, Conv1D weights already [in, out]. */
+/**
+ * Also reads TransformerLens-style extensions used by Sonde's model organisms: `attn_only` (blocks
+ * without MLP) and `normalization_type` ('LN' or null for none).
+ */
 export function gpt2Config(hf: HfConfig): ModelConfig {
   const dModel = num(hf, 'n_embd');
   const nHeads = num(hf, 'n_head');
@@ -25,7 +29,8 @@ export function gpt2Config(hf: HfConfig): ModelConfig {
     dMlp: (hf.n_inner as number | null | undefined) ?? 4 * dModel,
     vocabSize: num(hf, 'vocab_size'),
     nCtx: num(hf, 'n_positions'),
-    normalization: 'LN',
+    normalization: hf.normalization_type === null ? 'none' : 'LN',
+    attnOnly: hf.attn_only === true,
     normEps: (hf.layer_norm_epsilon as number | undefined) ?? 1e-5,
     act: act === 'gelu_new' || act === 'gelu_pytorch_tanh' ? 'gelu_new' : (act as ModelConfig['act']),
     gatedMlp: false,
@@ -53,8 +58,11 @@ export function gpt2Weights(src: WeightSource, cfg: ModelConfig): Weights {
   for (let l = 0; l < cfg.nLayers; l++) {
     const h = `h.${l}.`;
     const b = `blocks.${l}.`;
-    put(`${b}ln1.w`, `${h}ln_1.weight`, [D]);
-    put(`${b}ln1.b`, `${h}ln_1.bias`, [D]);
+    const ln = cfg.normalization !== 'none';
+    if (ln) {
+      put(`${b}ln1.w`, `${h}ln_1.weight`, [D]);
+      put(`${b}ln1.b`, `${h}ln_1.bias`, [D]);
+    }
     const qkv = readWeight(src, `${p}${h}attn.c_attn.weight`, [D, 3 * D]);
     const qkvB = readWeight(src, `${p}${h}attn.c_attn.bias`, [3 * D]);
     ['Q', 'K', 'V'].forEach((n, i) => {
@@ -63,15 +71,20 @@ export function gpt2Weights(src: WeightSource, cfg: ModelConfig): Weights {
     });
     put(`${b}attn.W_O`, `${h}attn.c_proj.weight`, [D, D]);
     put(`${b}attn.b_O`, `${h}attn.c_proj.bias`, [D]);
-    put(`${b}ln2.w`, `${h}ln_2.weight`, [D]);
-    put(`${b}ln2.b`, `${h}ln_2.bias`, [D]);
+    if (cfg.attnOnly) continue;
+    if (ln) {
+      put(`${b}ln2.w`, `${h}ln_2.weight`, [D]);
+      put(`${b}ln2.b`, `${h}ln_2.bias`, [D]);
+    }
     put(`${b}mlp.W_in`, `${h}mlp.c_fc.weight`, [D, F]);
     put(`${b}mlp.b_in`, `${h}mlp.c_fc.bias`, [F]);
     put(`${b}mlp.W_out`, `${h}mlp.c_proj.weight`, [F, D]);
     put(`${b}mlp.b_out`, `${h}mlp.c_proj.bias`, [D]);
   }
-  put('ln_final.w', 'ln_f.weight', [D]);
-  put('ln_final.b', 'ln_f.bias', [D]);
+  if (cfg.normalization !== 'none') {
+    put('ln_final.w', 'ln_f.weight', [D]);
+    put('ln_final.b', 'ln_f.bias', [D]);
+  }
   // Tied: W_U is W_E^T (an untied lm_head.weight, if present, wins).
   const lm = src.has('lm_head.weight') ? readWeight(src, 'lm_head.weight', [V, D]) : wte;
   w.set('unembed.W_U', tensor(transposeVD(lm, V, D), [D, V]));

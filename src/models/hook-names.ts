@@ -6,7 +6,9 @@ export function hookNames(cfg: ModelConfig, opts: { useAttnResult?: boolean } = 
   if (cfg.positional === 'learned') names.push('hook_pos_embed');
   for (let l = 0; l < cfg.nLayers; l++) {
     const b = `blocks.${l}`;
-    names.push(`${b}.hook_resid_pre`, `${b}.ln1.hook_scale`, `${b}.ln1.hook_normalized`);
+    const ln = cfg.normalization !== 'none';
+    names.push(`${b}.hook_resid_pre`);
+    if (ln) names.push(`${b}.ln1.hook_scale`, `${b}.ln1.hook_normalized`);
     names.push(`${b}.attn.hook_q`, `${b}.attn.hook_k`, `${b}.attn.hook_v`);
     if (cfg.positional === 'rotary') names.push(`${b}.attn.hook_rot_q`, `${b}.attn.hook_rot_k`);
     names.push(`${b}.attn.hook_attn_scores`, `${b}.attn.hook_pattern`, `${b}.attn.hook_z`);
@@ -20,6 +22,6 @@ export function hookNames(cfg: ModelConfig, opts: { useAttnResult?: boolean } = 
     if (cfg.gatedMlp) names.push(`${b}.mlp.hook_pre_linear`);
     names.push(`${b}.mlp.hook_pre`, `${b}.mlp.hook_post`, `${b}.hook_mlp_out`, `${b}.hook_resid_post`);
   }
-  names.push('ln_final.hook_scale', 'ln_final.hook_normalized');
+  if (cfg.normalization !== 'none') names.push('ln_final.hook_scale', 'ln_final.hook_normalized');
   return names;
 }

@@ -30,6 +30,7 @@ export function llamaConfig(hf: HfConfig): ModelConfig {
     vocabSize: num(hf, 'vocab_size'),
     nCtx: (hf.max_position_embeddings as number | undefined) ?? 2048,
     normalization: 'RMS',
+    attnOnly: false,
     normEps: (hf.rms_norm_eps as number | undefined) ?? 1e-6,
     act: 'silu',
     gatedMlp: true,

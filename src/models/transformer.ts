@@ -83,6 +83,7 @@ function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
   const p = `blocks.${l}`;
   const resid = hp(`${p}.hook_resid_pre`, residIn);
   const attnOut = hp(`${p}.hook_attn_out`, attention(ctx, l, norm(ctx, `${p}.ln1`, resid)));
+  if (ctx.cfg.attnOnly) return hp(`${p}.hook_resid_post`, add(resid, attnOut));
   const mid = hp(`${p}.hook_resid_mid`, add(resid, attnOut));
   const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, mid)));
   return hp(`${p}.hook_resid_post`, add(mid, mlpOut));
@@ -91,6 +92,7 @@ function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
 /** LayerNorm or RMSNorm with TransformerLens's hook_scale and hook_normalized (after weight and bias). */
 function norm(ctx: Ctx, name: string, x: Tensor): Tensor {
   const { cfg, w, hp } = ctx;
+  if (cfg.normalization === 'none') return x;
   const rms = cfg.normalization === 'RMS' || cfg.normalization === 'RMSPre';
   const centered = rms ? x : sub(x, mean(x, -1, true));
   const scale = hp(`${name}.hook_scale`, sqrt(add(mean(mul(centered, centered), -1, true), cfg.normEps)));

@@ -1,0 +1,102 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { SondeError } from '../errors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { replaceDir } from '../models/save.js';
+import type { Weights } from '../models/weights.js';
+import type { OptimizerState } from './optimizers.js';
+
+export class CheckpointError extends SondeError {}
+
+export interface CheckpointState {
+  step: number;
+  rngState: number;
+  optimizer: { kind: string; steps: number; lr: number };
+  /** A fingerprint of the model shape, to refuse a checkpoint of another model. */
+  modelKey: string;
+  losses: number[];
+  evals: { step: number; loss: number }[];
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * Writes weights, optimizer buffers and loop state into `dir` atomically: everything goes to a temp
+ * folder that replaces `dir` by rename, so a kill at any moment leaves the previous checkpoint whole.
+ */
+export function saveCheckpoint(
+  dir: string,
+  weights: Weights,
+  opt: OptimizerState,
+  state: CheckpointState,
+): void {
+  const target = path.resolve(dir);
+  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    const w: Record<string, TensorToWrite> = {};
+    for (const [n, t] of weights) w[n] = { dtype: 'F32', shape: t.shape, data: t.f32() };
+    writeSafetensors(path.join(tmp, 'model.safetensors'), w);
+    const o: Record<string, TensorToWrite> = {};
+    for (const [n, b] of Object.entries(opt.buffers)) o[n] = { dtype: 'F32', shape: [b.length], data: b };
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), o);
+    fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state));
+    replaceDir(tmp, target);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** The checkpoint folder to resume from: `dir`, or the previous one if a save was interrupted mid-rename. */
+function findCheckpoint(dir: string): string | null {
+  const target = path.resolve(dir);
+  if (fs.existsSync(path.join(target, 'state.json'))) return target;
+  const parent = path.dirname(target);
+  if (!fs.existsSync(parent)) return null;
+  const old = fs
+    .readdirSync(parent)
+    .filter((f) => f.startsWith(`${path.basename(target)}.old-`))
+    .map((f) => path.join(parent, f))
+    .filter((f) => fs.existsSync(path.join(f, 'state.json')));
+  return old[0] ?? null;
+}
+
+export function checkpointExists(dir: string): boolean {
+  return findCheckpoint(dir) !== null;
+}
+
+/** Loads a checkpoint into `weights` (in place) and returns the optimizer and loop state. */
+export function loadCheckpoint(
+  dir: string,
+  weights: Weights,
+  modelKey: string,
+): { state: CheckpointState; optimizer: OptimizerState } {
+  const found = findCheckpoint(dir);
+  if (!found) throw new CheckpointError(`no checkpoint in '${dir}'`);
+  const state = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as CheckpointState;
+  if (state.modelKey !== modelKey) {
+    throw new CheckpointError(
+      `checkpoint '${found}' is for another model (${state.modelKey}), not ${modelKey}`,
+    );
+  }
+  const wf = SafetensorsFile.open(path.join(found, 'model.safetensors'));
+  try {
+    for (const [n, t] of weights) {
+      if (!wf.has(n)) throw new CheckpointError(`checkpoint '${found}' has no weight '${n}'`);
+      const data = wf.readFloat32(n);
+      if (data.length !== t.size)
+        throw new CheckpointError(`checkpoint weight '${n}' has ${data.length} values, model has ${t.size}`);
+      t.f32().set(data);
+    }
+  } finally {
+    wf.close();
+  }
+  const of = SafetensorsFile.open(path.join(found, 'optimizer.safetensors'));
+  const buffers: Record<string, Float32Array> = {};
+  try {
+    for (const n of of.names()) buffers[n] = of.readFloat32(n);
+  } finally {
+    of.close();
+  }
+  return { state, optimizer: { ...state.optimizer, buffers } };
+}
