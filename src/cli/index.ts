@@ -8,6 +8,9 @@ import { registerGenerate } from './commands/generate.js';
 import { registerHooks } from './commands/hooks.js';
 import { registerInfo } from './commands/info.js';
 import { registerRun } from './commands/run.js';
+import { registerToy } from './commands/toy.js';
+import { registerHeads } from './commands/heads.js';
+import { registerTrain } from './commands/train.js';
 import { packageVersion, reportError } from './common.js';
 
 export function buildProgram(): Command {
@@ -40,11 +43,14 @@ Start with:
   registerCache(program);
   registerInfo(program);
   registerHooks(program);
+  registerHeads(program);
+  registerTrain(program);
+  registerToy(program);
   return program;
 }
 
 /** Runs the CLI; returns the exit code. */
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   const args = argv.slice(2);
   if (args.length === 0) {
@@ -52,7 +58,7 @@ export function main(argv: string[]): number {
     return 0;
   }
   try {
-    program.parse(argv);
+    await program.parseAsync(argv);
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -75,4 +81,4 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = main(process.argv);
+process.exitCode = await main(process.argv);

@@ -154,7 +154,10 @@ export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions
       let next = new Array<number>(B).fill(cfg.bosTokenId!);
       const limit = Math.min(opts.maxTokens, cfg.positional === 'learned' ? cfg.nCtx - 1 : Infinity);
       for (let step = 0; step < limit && done.some((d) => !d); step++) {
-        const tokens = new Tensor(BigInt64Array.from(next, (v) => BigInt(v)), [B, 1]);
+        const tokens = new Tensor(
+          BigInt64Array.from(next, (v) => BigInt(v)),
+          [B, 1],
+        );
         const logits = forward(cfg, model.weights, tokens, { kvCache: cache }).f32(); // [B, 1, vocab]
         const V = cfg.vocabSize;
         next = next.map((_, b) => {

@@ -31,7 +31,9 @@ export interface HeadScoreOptions {
 export function repeatedTokens(model: HookedTransformer, T: number, batch: number, seed: number): Tensor {
   const { vocabSize, bosTokenId, eosTokenId } = model.cfg;
   const rng = new Rng(seed);
-  const lo = Math.min(vocabSize - 1, 3); // skip <unk>/<s>/</s>-like low ids
+  // Skip special ids, and llama2.c's byte-fallback pieces (ids 3..258), which ordinary text never uses:
+  // their embeddings are untrained, so no head could copy them.
+  const lo = Math.min(vocabSize - 1, model.tokenizer?.kind === 'llama2c' ? 259 : 3);
   const rows: number[][] = [];
   for (let b = 0; b < batch; b++) {
     const r: number[] = [];

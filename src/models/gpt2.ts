@@ -88,7 +88,8 @@ export function gpt2Weights(src: WeightSource, cfg: ModelConfig): Weights {
   // Tied: W_U is W_E^T (an untied lm_head.weight, if present, wins).
   const lm = src.has('lm_head.weight') ? readWeight(src, 'lm_head.weight', [V, D]) : wte;
   w.set('unembed.W_U', tensor(transposeVD(lm, V, D), [D, V]));
-  w.set('unembed.b_U', tensor(new Float32Array(V), [V]));
+  const bU = src.has('lm_head.bias') ? readWeight(src, 'lm_head.bias', [V]) : new Float32Array(V);
+  w.set('unembed.b_U', tensor(bU, [V]));
   return w;
 }
 

@@ -13,12 +13,13 @@ export function hookNames(cfg: ModelConfig, opts: { useAttnResult?: boolean } = 
     if (cfg.positional === 'rotary') names.push(`${b}.attn.hook_rot_q`, `${b}.attn.hook_rot_k`);
     names.push(`${b}.attn.hook_attn_scores`, `${b}.attn.hook_pattern`, `${b}.attn.hook_z`);
     if (opts.useAttnResult) names.push(`${b}.attn.hook_result`);
-    names.push(
-      `${b}.hook_attn_out`,
-      `${b}.hook_resid_mid`,
-      `${b}.ln2.hook_scale`,
-      `${b}.ln2.hook_normalized`,
-    );
+    names.push(`${b}.hook_attn_out`);
+    if (cfg.attnOnly) {
+      names.push(`${b}.hook_resid_post`);
+      continue;
+    }
+    names.push(`${b}.hook_resid_mid`);
+    if (ln) names.push(`${b}.ln2.hook_scale`, `${b}.ln2.hook_normalized`);
     if (cfg.gatedMlp) names.push(`${b}.mlp.hook_pre_linear`);
     names.push(`${b}.mlp.hook_pre`, `${b}.mlp.hook_post`, `${b}.hook_mlp_out`, `${b}.hook_resid_post`);
   }

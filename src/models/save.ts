@@ -92,6 +92,9 @@ export function gpt2HfTensors(cfg: ModelConfig, w: Weights): Record<string, Tens
     put('transformer.ln_f.bias', 'ln_final.b');
   }
   out['lm_head.weight'] = { dtype: 'F32', shape: [V, D], data: transpose2d(get('unembed.W_U').f32(), D, V) };
+  // GPT-2 has no unembedding bias; a trained one is kept as lm_head.bias (Sonde reads it back).
+  const bU = w.get('unembed.b_U')?.f32();
+  if (bU && bU.some((x) => x !== 0)) out['lm_head.bias'] = { dtype: 'F32', shape: [V], data: bU };
   return out;
 }
 

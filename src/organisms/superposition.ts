@@ -60,7 +60,7 @@ export interface SuperpositionOptions {
   weightDecay?: number;
   /** Seed of the initialisation and of the data (default 0). */
   seed?: number;
-  /** Batches (of `batch` samples) of fresh data on which the final losses are measured (default 8). */
+  /** Batches (of `batch` samples) of fresh data on which the final losses are measured (default 16). */
   evalBatches?: number;
   /** Called every `progressEvery` steps and after the last one. */
   onProgress?: (step: number, total: number) => void;
@@ -186,7 +186,11 @@ export function superpositionStats(W: number[][], opts: StatsOptions = {}): Supe
 }
 
 /** Cosine between features i and j of a stats' Gram matrix. */
-export function featureCosine(stats: Pick<SuperpositionStats, 'gram' | 'norms'>, i: number, j: number): number {
+export function featureCosine(
+  stats: Pick<SuperpositionStats, 'gram' | 'norms'>,
+  i: number,
+  j: number,
+): number {
   const d = stats.norms[i]! * stats.norms[j]!;
   return d > 0 ? stats.gram[i]![j]! / d : 0;
 }
@@ -235,12 +239,23 @@ export function validateSuperpositionOptions(o: SuperpositionOptions): void {
     check(isInt(o.seed, 0) && o.seed < 2 ** 32, `seed must be an integer in [0, 2^32), got ${o.seed}`);
 }
 
-/** Fills x [instances, batch, n] with fresh features: U[0, 1) with probability p[k], else 0. */
+/**
+ * Fills x [instances, batch, n] with fresh features: U[0, 1) with probability p[k], else 0. One uniform
+ * u per entry (u < p, then u / p is uniform on [0, 1)), from a mulberry32 stream (as Rng) seeded from
+ * `rng` and inlined here: sampling is most of the time of a training step.
+ */
 function sampleBatch(x: Float32Array, probs: number[], perInstance: number, rng: Rng): void {
+  let state = Math.floor(rng.next() * 4294967296) | 0;
   for (let k = 0; k < probs.length; k++) {
     const p = probs[k]!;
     const base = k * perInstance;
-    for (let j = 0; j < perInstance; j++) x[base + j] = rng.next() < p ? rng.next() : 0;
+    for (let j = 0; j < perInstance; j++) {
+      state = (state + 0x6d2b79f5) | 0;
+      let z = Math.imul(state ^ (state >>> 15), state | 1);
+      z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+      const u = ((z ^ (z >>> 14)) >>> 0) / 4294967296;
+      x[base + j] = u < p ? u / p : 0;
+    }
   }
 }
 
@@ -258,7 +273,7 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
   const weightDecay = opts.weightDecay ?? PAPER_DEFAULTS.weightDecay;
   const seed = opts.seed ?? 0;
   const restarts = opts.restarts ?? 1;
-  const evalBatches = opts.evalBatches ?? 8;
+  const evalBatches = opts.evalBatches ?? 16;
   const decays = [opts.importanceDecay ?? PAPER_DEFAULTS.importanceDecay].flat();
 
   const settings = opts.sparsities.flatMap((sparsity) =>
@@ -310,21 +325,30 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
       if (step > 0) sampleBatch(xd, probs, B * n, dataRng);
       const [, gW, gb] = fn.run([W, b, x, imp]);
       opt.step([gW!, gb!]);
-      if (opts.onProgress && ((step + 1) % every === 0 || step + 1 === steps)) opts.onProgress(step + 1, steps);
+      if (opts.onProgress && ((step + 1) % every === 0 || step + 1 === steps))
+        opts.onProgress(step + 1, steps);
     }
     const trainSeconds = (performance.now() - t1) / 1000;
 
-    // Final losses on fresh data (a separate stream, so they do not depend on the number of steps).
+    // Final losses on fresh data from a separate stream (so they do not depend on the number of
+    // steps), the same samples for every restart of a setting, so that `best` compares like with like.
     const evalRng = new Rng((seed ^ 0x27d4eb2f) >>> 0);
     const loss = new Float64Array(I);
+    const per = B * n;
     for (let e = 0; e < evalBatches; e++) {
-      sampleBatch(xd, probs, B * n, evalRng);
+      for (let si = 0; si < settings.length; si++) {
+        const first = si * restarts;
+        sampleBatch(xd.subarray(first * per, (first + 1) * per), [probs[first]!], per, evalRng);
+        for (let r = 1; r < restarts; r++) xd.copyWithin((first + r) * per, first * per, (first + 1) * per);
+      }
       const l = fn.run([W, b, x, imp])[0]!.f32();
       for (let k = 0; k < I; k++) loss[k] += l[k]! / evalBatches;
     }
 
     const instances: SuperpositionInstance[] = inst.map((s, k) => {
-      const Wk = Array.from({ length: m }, (_, r) => Array.from(wd.subarray((k * m + r) * n, (k * m + r + 1) * n)));
+      const Wk = Array.from({ length: m }, (_, r) =>
+        Array.from(wd.subarray((k * m + r) * n, (k * m + r + 1) * n)),
+      );
       const bk = Array.from(b.f32().subarray(k * n, (k + 1) * n));
       return {
         index: k,
@@ -363,13 +387,16 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
 }
 
 export interface SweepOptions extends Omit<SuperpositionOptions, 'sparsities' | 'importanceDecay'> {
-  /** Sparsities to train; default: `points` values with 1/(1-S) log-spaced from 1 to 1/(1-maxSparsity). */
+  /**
+   * Sparsities to train; default: `points` values with 1/(1-S) log-spaced from 1 to 1/(1-maxSparsity),
+   * which with the defaults are the notebook's feature probabilities 20^-linspace(0, 1, 10).
+   */
   sparsities?: number[];
-  /** Number of sparsities (default 12). */
+  /** Number of sparsities (default 10). */
   points?: number;
-  /** Largest sparsity (default 0.99). */
+  /** Largest sparsity (default 0.95). */
   maxSparsity?: number;
-  /** One importance decay for the whole sweep (default 1, uniform, as in the paper's phase diagrams). */
+  /** One importance decay for the whole sweep (default 0.9, as the notebook's introduction). */
   importanceDecay?: number;
 }
 
@@ -405,8 +432,12 @@ export function sweepSparsities(points: number, maxSparsity: number): number[] {
  * dimensions per feature and each feature's dimensionality against 1/(1-S) (the "sticky" plot).
  */
 export function sweepSparsity(opts: SweepOptions): SweepResult {
-  const sparsities = opts.sparsities ?? sweepSparsities(opts.points ?? 12, opts.maxSparsity ?? 0.99);
-  const run = trainSuperposition({ ...opts, sparsities, importanceDecay: opts.importanceDecay ?? 1 });
+  const sparsities = opts.sparsities ?? sweepSparsities(opts.points ?? 10, opts.maxSparsity ?? 0.95);
+  const run = trainSuperposition({
+    ...opts,
+    sparsities,
+    importanceDecay: opts.importanceDecay ?? PAPER_DEFAULTS.importanceDecay,
+  });
   const points = run.best.map((r) => ({
     sparsity: r.sparsity,
     inverseDensity: 1 / (1 - r.sparsity),

@@ -1,0 +1,64 @@
+// sonde heads: previous-token, induction and duplicate-token scores of every attention head.
+import type { Command } from 'commander';
+import { headScores } from '../../methods/heads.js';
+import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+
+export function registerHeads(program: Command): void {
+  program
+    .command('heads')
+    .description("every attention head's previous-token, induction and duplicate-token scores")
+    .option('--seq-len <n>', 'length of the repeated random sequence (default: 40, or what fits)', intArg(2))
+    .option('--batch <n>', 'random sequences averaged', intArg(1), 8)
+    .option('--seed <n>', 'seed for the random tokens', intArg(0), 0)
+    .option('--threshold <x>', 'score above which a head is named (the usual detectors use 0.4)', Number, 0.4)
+    .addHelpText(
+      'after',
+      `
+Scores are mean attention on [BOS, r, r] with r random tokens: previous-token (to position i-1),
+induction (to the token after the earlier copy: seq_len-1 back) and duplicate-token (to the earlier copy).
+
+Examples:
+  sonde heads
+  sonde --model induction-model heads --json`,
+    )
+    .action((o: { seqLen?: number; batch: number; seed: number; threshold: number }, cmd: Command) => {
+      const g = globalsOf(cmd);
+      const model = loadModel(g);
+      const s = headScores(model, { seqLen: o.seqLen, batch: o.batch, seed: o.seed });
+      const named = (m: number[][]) =>
+        m
+          .flatMap((r, l) => r.map((x, h) => ({ layer: l, head: h, score: x })))
+          .filter((x) => x.score > o.threshold);
+      const result = {
+        model: model.source,
+        ...s,
+        threshold: o.threshold,
+        previousTokenHeads: named(s.previousToken),
+        inductionHeads: named(s.induction),
+        duplicateTokenHeads: named(s.duplicateToken),
+      };
+      if (g.json) {
+        printJson(result);
+        return;
+      }
+      out(`Head scores on ${s.batch} repeated random sequences of ${s.seqLen} tokens`);
+      out(`Loss: first repeat ${fmt(s.lossFirstRepeat)}, second repeat ${fmt(s.lossSecondRepeat)}`);
+      const rows = [['head', 'prev-token', 'induction', 'duplicate']];
+      s.induction.forEach((r, l) =>
+        r.forEach((x, h) =>
+          rows.push([
+            `L${l}H${h}`,
+            fmt(s.previousToken[l]![h]!, 3),
+            fmt(x, 3),
+            fmt(s.duplicateToken[l]![h]!, 3),
+          ]),
+        ),
+      );
+      for (const line of table(rows, [false, true, true, true])) out(line);
+      const list = (xs: { layer: number; head: number }[]) =>
+        xs.length ? xs.map((x) => `L${x.layer}H${x.head}`).join(', ') : 'none';
+      out(
+        `\nAbove ${o.threshold}: previous-token ${list(result.previousTokenHeads)}; induction ${list(result.inductionHeads)}`,
+      );
+    });
+}

@@ -1,0 +1,213 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Rng } from '../engine/random.js';
+import { Tensor } from '../engine/tensor.js';
+import { SondeError } from '../errors.js';
+import { HookedTransformer } from '../hooks/hooked-transformer.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import { headScores, type HeadScores } from '../methods/heads.js';
+import type { ModelConfig } from '../models/config.js';
+import { gpt2Config } from '../models/gpt2.js';
+import { defaultModelDir } from '../models/load.js';
+import { saveGpt2 } from '../models/save.js';
+import type { Weights } from '../models/weights.js';
+import { tokenizeFile } from '../train/dataset.js';
+import { train, type StepInfo, type TrainResult } from '../train/trainer.js';
+
+export interface InductionOptions {
+  layers?: number;
+  dModel?: number;
+  heads?: number;
+  ctx?: number;
+  layerNorm?: boolean;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  warmupSteps?: number;
+  weightDecay?: number;
+  seed?: number;
+  /** Text corpus (default: the built-in stories sampled from stories260K). */
+  data?: string;
+  /** Output model folder (HF layout). */
+  out?: string;
+  /** Score heads on repeated random tokens every this many steps (phase-change tracking). */
+  scoreEvery?: number;
+  onStep?: (s: StepInfo) => void;
+  onScore?: (p: PhasePoint) => void;
+}
+
+/** One point of the training history, for the phase-change plot. */
+export interface PhasePoint {
+  step: number;
+  loss: number;
+  maxInduction: number;
+  maxPreviousToken: number;
+  lossFirstRepeat: number;
+  lossSecondRepeat: number;
+}
+
+export interface InductionResult {
+  dir: string;
+  train: TrainResult;
+  history: PhasePoint[];
+  scores: HeadScores;
+}
+
+export class OrganismError extends SondeError {}
+
+/** The built-in training text: stories sampled from stories260K (see assets/corpus/README.md). */
+export function defaultCorpus(): string {
+  return path.join(path.dirname(defaultModelDir()), 'corpus', 'stories260K-samples.txt');
+}
+
+/** An attention-only GPT-2-layout transformer (TransformerLens's attn_only), vocab of the tok512 tokenizer. */
+export function attnOnlyConfig(o: {
+  layers: number;
+  dModel: number;
+  heads: number;
+  ctx: number;
+  layerNorm: boolean;
+  vocabSize: number;
+}): ModelConfig {
+  return gpt2Config({
+    n_embd: o.dModel,
+    n_head: o.heads,
+    n_layer: o.layers,
+    n_positions: o.ctx,
+    vocab_size: o.vocabSize,
+    attn_only: true,
+    normalization_type: o.layerNorm ? 'LN' : null,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  });
+}
+
+/** TransformerLens's default init: N(0, 0.8/sqrt(d_model)) for every matrix, LayerNorm 1/0, biases 0. */
+export function initWeights(cfg: ModelConfig, seed: number): Weights {
+  const rng = new Rng(seed);
+  const std = 0.8 / Math.sqrt(cfg.dModel);
+  const w: Weights = new Map();
+  const randn = (shape: number[]) => {
+    const t = Tensor.zeros(shape);
+    const d = t.f32();
+    for (let i = 0; i < d.length; i++) d[i] = rng.normal() * std;
+    return t;
+  };
+  const { dModel: D, vocabSize: V, nCtx } = cfg;
+  w.set('embed.W_E', randn([V, D]));
+  w.set('pos_embed.W_pos', randn([nCtx, D]));
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const b = `blocks.${l}`;
+    if (cfg.normalization === 'LN') {
+      w.set(`${b}.ln1.w`, Tensor.full([D], 1));
+      w.set(`${b}.ln1.b`, Tensor.zeros([D]));
+    }
+    for (const n of ['Q', 'K', 'V']) {
+      w.set(`${b}.attn.W_${n}`, randn([D, D]));
+      w.set(`${b}.attn.b_${n}`, Tensor.zeros([D]));
+    }
+    w.set(`${b}.attn.W_O`, randn([D, D]));
+    w.set(`${b}.attn.b_O`, Tensor.zeros([D]));
+  }
+  if (cfg.normalization === 'LN') {
+    w.set('ln_final.w', Tensor.full([D], 1));
+    w.set('ln_final.b', Tensor.zeros([D]));
+  }
+  w.set('unembed.W_U', randn([D, V]));
+  w.set('unembed.b_U', Tensor.zeros([V]));
+  return w;
+}
+
+/**
+ * Trains an attention-only transformer on text until (with 2+ layers) an induction head forms, saves
+ * it as an HF folder, and returns the training history with head scores along the way.
+ */
+export function trainInduction(opts: InductionOptions = {}): InductionResult {
+  const o = {
+    layers: 2,
+    dModel: 64,
+    heads: 4,
+    ctx: 128,
+    layerNorm: true,
+    steps: 2000,
+    batchSize: 16,
+    lr: 1e-3,
+    warmupSteps: 100,
+    weightDecay: 0.05,
+    seed: 0,
+    scoreEvery: 100,
+    out: 'induction-model',
+    ...opts,
+  };
+  if (!Number.isInteger(o.layers) || o.layers < 1)
+    throw new OrganismError(`--layers must be a positive integer, got ${o.layers}`);
+  if (o.dModel % o.heads !== 0)
+    throw new OrganismError(`d_model ${o.dModel} is not divisible by ${o.heads} heads`);
+  const data = o.data ?? defaultCorpus();
+  if (!fs.existsSync(data)) throw new OrganismError(`corpus '${data}' does not exist`);
+  const tokDir = defaultModelDir();
+  const tokenizer = loadTokenizer(tokDir);
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-tokens-'));
+  const dataset = tokenizeFile(data, tokenizer, path.join(cacheDir, 'tokens.bin'));
+  if (dataset.length < 20 * o.ctx)
+    throw new OrganismError(
+      `corpus '${data}' has only ${dataset.length} tokens; need at least ${20 * o.ctx}`,
+    );
+  const cfg = attnOnlyConfig({ ...o, vocabSize: tokenizer.vocabSize });
+  const weights = initWeights(cfg, o.seed);
+  const model = new HookedTransformer(cfg, weights, tokenizer, 'training', 'never');
+  const history: PhasePoint[] = [];
+  const score = (step: number, loss: number) => {
+    const s = headScores(model, { seqLen: Math.min(40, Math.floor((o.ctx - 1) / 2)), batch: 8, seed: 12345 });
+    const p: PhasePoint = {
+      step,
+      loss,
+      maxInduction: Math.max(...s.induction.flat()),
+      maxPreviousToken: Math.max(...s.previousToken.flat()),
+      lossFirstRepeat: s.lossFirstRepeat,
+      lossSecondRepeat: s.lossSecondRepeat,
+    };
+    history.push(p);
+    o.onScore?.(p);
+  };
+  const ckpt = path.resolve(`${o.out}.checkpoint`);
+  let result: TrainResult;
+  try {
+    result = train(cfg, weights, dataset, {
+      steps: o.steps,
+      batchSize: o.batchSize,
+      ctx: o.ctx,
+      lr: o.lr,
+      schedule: 'warmup',
+      warmupSteps: o.warmupSteps,
+      weightDecay: o.weightDecay,
+      clipNorm: 1.0,
+      seed: o.seed,
+      evalEvery: Math.max(o.scoreEvery, Math.floor(o.steps / 10)),
+      checkpointDir: ckpt,
+      checkpointEvery: 500,
+      checkpointExtra: () => ({ history }),
+      onStep: (s) => {
+        o.onStep?.(s);
+        if (s.step % o.scoreEvery === 0 || s.step === o.steps) score(s.step, s.loss);
+      },
+    });
+  } finally {
+    dataset.close();
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+  if (result.resumedFrom !== null && result.extra?.history)
+    history.unshift(
+      ...(result.extra.history as PhasePoint[]).filter((p) => !history.some((q) => q.step === p.step)),
+    );
+  history.sort((a, b) => a.step - b.step);
+  saveGpt2(o.out, cfg, weights, tokDir);
+  fs.rmSync(ckpt, { recursive: true, force: true });
+  return {
+    dir: path.resolve(o.out),
+    train: result,
+    history,
+    scores: headScores(model, { batch: 16, seed: 777, seqLen: Math.min(40, Math.floor((o.ctx - 1) / 2)) }),
+  };
+}
