@@ -179,7 +179,17 @@ const lines = [
   ),
   '',
 ];
-const report = lines.join('\n');
+// Keep the sections other benchmarks write (e.g. '## Training throughput' from npm run bench:train).
+const ours = new Set(lines.filter((l) => l.startsWith('## ')));
+let kept = '';
+if (fs.existsSync(opts.out)) {
+  const old = fs.readFileSync(opts.out, 'utf8');
+  for (const section of old.split(/\n(?=## )/).slice(1)) {
+    const heading = section.split('\n')[0]!;
+    if (!ours.has(heading)) kept += `\n${section.trimEnd()}\n`;
+  }
+}
+const report = lines.join('\n') + kept;
 console.log(report);
 const tmp = `${opts.out}.tmp-${process.pid}`;
 fs.writeFileSync(tmp, report);

@@ -31,6 +31,12 @@ export interface InductionOptions {
   data?: string;
   /** Output model folder (HF layout). */
   out?: string;
+  /**
+   * Fraction of training windows turned into self-repeating sequences of shuffled text tokens (see
+   * repeatSpans; default 1). 0 trains on the plain text only: measured here, 5,000 steps of plain text
+   * (10M tokens) and 3,000 steps at 0.5 grew no induction head, while at 1 it forms near step 1,500.
+   */
+  repeatProbability?: number;
   /** Score heads on repeated random tokens every this many steps (phase-change tracking). */
   scoreEvery?: number;
   onStep?: (s: StepInfo) => void;
@@ -55,6 +61,32 @@ export interface InductionResult {
 }
 
 export class OrganismError extends SondeError {}
+
+/**
+ * With probability p per row, replaces the window by a sequence that repeats itself: its first L tokens
+ * (8 <= L <= ctx/2, random per row), shuffled (real-text tokens without their n-gram structure), then
+ * the same L tokens again and again. On
+ * such rows only in-context copying predicts the second half, which is the standard curriculum that
+ * brings the induction phase change within minutes; the other rows are plain text.
+ */
+export function repeatSpans(tokens: Tensor, rng: Rng, p: number): Tensor {
+  const [B, P] = tokens.shape as [number, number];
+  const data = BigInt64Array.from(tokens.data as BigInt64Array);
+  const maxL = Math.floor(P / 2);
+  const minL = Math.min(8, maxL);
+  for (let b = 0; b < B; b++) {
+    if (rng.next() >= p) continue;
+    // A random period, so copying by a fixed positional offset cannot stand in for induction.
+    const L = minL + rng.int(maxL - minL + 1);
+    const row = data.subarray(b * P, (b + 1) * P);
+    for (let i = L - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [row[i], row[j]] = [row[j]!, row[i]!];
+    }
+    for (let i = L; i < P; i++) row[i] = row[i - L]!;
+  }
+  return new Tensor(data, [B, P]);
+}
 
 /** The built-in training text: stories sampled from stories260K (see assets/corpus/README.md). */
 export function defaultCorpus(): string {
@@ -130,7 +162,7 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
     heads: 4,
     ctx: 128,
     layerNorm: true,
-    steps: 2000,
+    steps: 2500,
     batchSize: 16,
     lr: 1e-3,
     warmupSteps: 100,
@@ -138,8 +170,12 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
     seed: 0,
     scoreEvery: 100,
     out: 'induction-model',
+    repeatProbability: 1,
     ...opts,
   };
+  if (!(o.repeatProbability >= 0 && o.repeatProbability <= 1)) {
+    throw new OrganismError(`repeat probability must be in [0, 1], got ${o.repeatProbability}`);
+  }
   if (!Number.isInteger(o.layers) || o.layers < 1)
     throw new OrganismError(`--layers must be a positive integer, got ${o.layers}`);
   if (o.dModel % o.heads !== 0)
@@ -188,6 +224,7 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
       checkpointDir: ckpt,
       checkpointEvery: 500,
       checkpointExtra: () => ({ history }),
+      augment: o.repeatProbability > 0 ? (t, rng) => repeatSpans(t, rng, o.repeatProbability) : undefined,
       onStep: (s) => {
         o.onStep?.(s);
         if (s.step % o.scoreEvery === 0 || s.step === o.steps) score(s.step, s.loss);

@@ -179,10 +179,20 @@ export class AdamW extends Adam {
 /** torch.nn.utils.clip_grad_norm_: scales gradients in place so their global L2 norm is at most maxNorm. Returns the norm before clipping. */
 export function clipGradNorm(grads: (Tensor | null)[], maxNorm: number): number {
   let total = 0;
-  for (const g of grads) if (g) for (const x of g.f32()) total += x * x;
+  for (const g of grads) {
+    if (!g) continue;
+    const d = g.f32();
+    for (let j = 0; j < d.length; j++) total += d[j]! * d[j]!;
+  }
   const norm = Math.sqrt(total);
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) for (const g of grads) if (g) g.f32().forEach((x, j, a) => (a[j] = x * coef));
+  if (coef < 1) {
+    for (const g of grads) {
+      if (!g) continue;
+      const d = g.f32();
+      for (let j = 0; j < d.length; j++) d[j] = d[j]! * coef;
+    }
+  }
   return norm;
 }
 

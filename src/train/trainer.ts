@@ -33,6 +33,8 @@ export interface TrainOptions {
   /** Stop after this step (the run can be resumed later). */
   stopAfter?: number;
   seed?: number;
+  /** Rewrites each training batch (drawing only from `rng`, so resumes stay exact). */
+  augment?: (tokens: Tensor, rng: Rng) => Tensor;
   onStep?: (s: StepInfo) => void;
   /** Extra data stored with each checkpoint, returned on resume. */
   checkpointExtra?: () => Record<string, unknown>;
@@ -171,7 +173,8 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
   let t0 = performance.now();
   let tokensSince = 0;
   while (step < last) {
-    const tokens = data.sampleBatch(rng, o.batchSize, o.ctx, splits.train);
+    const sampled = data.sampleBatch(rng, o.batchSize, o.ctx, splits.train);
+    const tokens = o.augment ? o.augment(sampled, rng) : sampled;
     const lr = sched(step);
     opt.lr = lr;
     const { loss, grads } = runStep(tokens);
