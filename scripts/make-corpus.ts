@@ -20,7 +20,8 @@ const texts = sampleCorpus(model, {
   seed: 0,
   batch: 100,
   onSample: (_t, i) => {
-    if ((i + 1) % 500 === 0) console.error(`${i + 1}/${samples} samples, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    if ((i + 1) % 500 === 0)
+      console.error(`${i + 1}/${samples} samples, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   },
 });
 const tmp = `${out}.tmp-${process.pid}`;
