@@ -17,6 +17,7 @@ import { getBackend } from '../src/engine/backend/backend.js';
 import { Rng } from '../src/engine/random.js';
 import { Tensor } from '../src/engine/tensor.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
+import { initGpt2Weights } from '../src/models/init.js';
 import type { ModelConfig } from '../src/models/config.js';
 import { gpt2Config } from '../src/models/gpt2.js';
 import { defaultModelDir } from '../src/models/load.js';
@@ -80,42 +81,9 @@ const cfg: ModelConfig = {
   tiedEmbeddings: false,
 };
 
-/** Sonde's organisms' init (TransformerLens): N(0, 0.8/sqrt(d_model)) for every matrix, LayerNorm 1/0, biases 0. */
+/** Sonde's organisms' init (TransformerLens): N(0, 0.8/sqrt(d_model)), untied unembedding. */
 function initWeights(c: ModelConfig, seed: number): Weights {
-  const rng = new Rng(seed);
-  const std = 0.8 / Math.sqrt(c.dModel);
-  const w: Weights = new Map();
-  const randn = (shape: number[]) => {
-    const t = Tensor.zeros(shape);
-    const d = t.f32();
-    for (let i = 0; i < d.length; i++) d[i] = rng.normal() * std;
-    return t;
-  };
-  const { dModel: D, dMlp: F, vocabSize: V, nCtx } = c;
-  w.set('embed.W_E', randn([V, D]));
-  w.set('pos_embed.W_pos', randn([nCtx, D]));
-  for (let l = 0; l < c.nLayers; l++) {
-    const b = `blocks.${l}`;
-    w.set(`${b}.ln1.w`, Tensor.full([D], 1));
-    w.set(`${b}.ln1.b`, Tensor.zeros([D]));
-    for (const n of ['Q', 'K', 'V']) {
-      w.set(`${b}.attn.W_${n}`, randn([D, D]));
-      w.set(`${b}.attn.b_${n}`, Tensor.zeros([D]));
-    }
-    w.set(`${b}.attn.W_O`, randn([D, D]));
-    w.set(`${b}.attn.b_O`, Tensor.zeros([D]));
-    w.set(`${b}.ln2.w`, Tensor.full([D], 1));
-    w.set(`${b}.ln2.b`, Tensor.zeros([D]));
-    w.set(`${b}.mlp.W_in`, randn([D, F]));
-    w.set(`${b}.mlp.b_in`, Tensor.zeros([F]));
-    w.set(`${b}.mlp.W_out`, randn([F, D]));
-    w.set(`${b}.mlp.b_out`, Tensor.zeros([D]));
-  }
-  w.set('ln_final.w', Tensor.full([D], 1));
-  w.set('ln_final.b', Tensor.zeros([D]));
-  w.set('unembed.W_U', randn([D, V])); // untied
-  w.set('unembed.b_U', Tensor.zeros([V]));
-  return w;
+  return initGpt2Weights(c, { seed });
 }
 
 function median(xs: number[]): number {

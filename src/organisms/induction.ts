@@ -10,6 +10,7 @@ import { headScores, type HeadScores } from '../methods/heads.js';
 import type { ModelConfig } from '../models/config.js';
 import { gpt2Config } from '../models/gpt2.js';
 import { defaultModelDir } from '../models/load.js';
+import { initGpt2Weights } from '../models/init.js';
 import { saveGpt2 } from '../models/save.js';
 import type { Weights } from '../models/weights.js';
 import { tokenizeFile } from '../train/dataset.js';
@@ -117,38 +118,7 @@ export function attnOnlyConfig(o: {
 
 /** TransformerLens's default init: N(0, 0.8/sqrt(d_model)) for every matrix, LayerNorm 1/0, biases 0. */
 export function initWeights(cfg: ModelConfig, seed: number): Weights {
-  const rng = new Rng(seed);
-  const std = 0.8 / Math.sqrt(cfg.dModel);
-  const w: Weights = new Map();
-  const randn = (shape: number[]) => {
-    const t = Tensor.zeros(shape);
-    const d = t.f32();
-    for (let i = 0; i < d.length; i++) d[i] = rng.normal() * std;
-    return t;
-  };
-  const { dModel: D, vocabSize: V, nCtx } = cfg;
-  w.set('embed.W_E', randn([V, D]));
-  w.set('pos_embed.W_pos', randn([nCtx, D]));
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const b = `blocks.${l}`;
-    if (cfg.normalization === 'LN') {
-      w.set(`${b}.ln1.w`, Tensor.full([D], 1));
-      w.set(`${b}.ln1.b`, Tensor.zeros([D]));
-    }
-    for (const n of ['Q', 'K', 'V']) {
-      w.set(`${b}.attn.W_${n}`, randn([D, D]));
-      w.set(`${b}.attn.b_${n}`, Tensor.zeros([D]));
-    }
-    w.set(`${b}.attn.W_O`, randn([D, D]));
-    w.set(`${b}.attn.b_O`, Tensor.zeros([D]));
-  }
-  if (cfg.normalization === 'LN') {
-    w.set('ln_final.w', Tensor.full([D], 1));
-    w.set('ln_final.b', Tensor.zeros([D]));
-  }
-  w.set('unembed.W_U', randn([D, V]));
-  w.set('unembed.b_U', Tensor.zeros([V]));
-  return w;
+  return initGpt2Weights(cfg, { seed });
 }
 
 /**
