@@ -3,6 +3,7 @@ import './engine/node.js';
 
 export * from './engine/index.js';
 export { TracedFunction } from './engine/trace.js';
+export { SONDE_GLIBC_TUNABLES, rerunWithTunedMalloc } from './engine/backend/malloc.js';
 export * from './errors.js';
 export { SafetensorsFile, SafetensorsCheckpoint, writeSafetensors } from './io/safetensors.js';
 export { loadTokenizer, type Tokenizer, type EncodeOptions } from './io/tokenizer.js';
