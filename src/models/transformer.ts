@@ -28,6 +28,12 @@ export interface ForwardOptions {
   useAttnResult?: boolean;
   /** Stop after this block's resid_post and return it instead of logits. */
   stopAtLayer?: number;
+  /**
+   * Start at this block with `residual` as its hook_resid_pre (the layers before are not run: patching
+   * sweeps reuse cached activations). `tokens` still gives positions and shapes.
+   */
+  startAtLayer?: number;
+  residual?: Tensor;
 }
 
 interface Ctx {
@@ -60,14 +66,27 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
     opts,
   };
 
-  const embed = hp('hook_embed', gather(w.get('embed.W_E')!, 0, tokens)); // [batch, pos, d_model]
-  let resid = embed;
-  if (cfg.positional === 'learned') {
-    resid = add(embed, hp('hook_pos_embed', gather(w.get('pos_embed.W_pos')!, 0, positions)));
+  const start = opts.startAtLayer ?? 0;
+  if (cfg.positional === 'rotary') [ctx.cos, ctx.sin] = rotaryTables(cfg, positions);
+  let resid: Tensor;
+  if (start > 0 || opts.residual) {
+    const r = opts.residual;
+    if (!r || r.rank !== 3 || r.shape[0] !== B || r.shape[1] !== P || r.shape[2] !== cfg.dModel) {
+      throw new ShapeError(
+        `startAtLayer needs a residual of shape [${B}, ${P}, ${cfg.dModel}], got ${r ? `[${r.shape}]` : 'none'}`,
+      );
+    }
+    if (!(start >= 0 && start < cfg.nLayers))
+      throw new ShapeError(`startAtLayer ${start} is not a layer of this model`);
+    resid = r;
   } else {
-    [ctx.cos, ctx.sin] = rotaryTables(cfg, positions);
+    const embed = hp('hook_embed', gather(w.get('embed.W_E')!, 0, tokens)); // [batch, pos, d_model]
+    resid = embed;
+    if (cfg.positional === 'learned') {
+      resid = add(embed, hp('hook_pos_embed', gather(w.get('pos_embed.W_pos')!, 0, positions)));
+    }
   }
-  for (let l = 0; l < cfg.nLayers; l++) {
+  for (let l = start; l < cfg.nLayers; l++) {
     resid = block(ctx, l, resid);
     if (opts.stopAtLayer === l) return resid;
   }

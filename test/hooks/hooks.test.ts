@@ -181,3 +181,20 @@ function nextLoss(logits: Tensor, ids: number[]): number {
   }
   return total / (ids.length - 1);
 }
+
+describe('starting the forward pass at a layer', () => {
+  it('from a cached hook_resid_pre gives the same logits', async () => {
+    const { forward } = await import('../../src/models/transformer.js');
+    for (const name of ['gpt2-tiny', 'llama-tiny']) {
+      const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
+      const { tokens } = model.toTokens(IDS);
+      const { logits, cache } = model.runWithCache(tokens);
+      const resid = cache.get('blocks.1.hook_resid_pre');
+      const again = forward(model.cfg, model.weights, tokens, { startAtLayer: 1, residual: resid });
+      expect(maxAbsDiff(again.f32(), logits.f32())).toBeLessThan(1e-5);
+      expect(() => forward(model.cfg, model.weights, tokens, { startAtLayer: 1 })).toThrow(
+        /needs a residual/,
+      );
+    }
+  });
+});
