@@ -22,3 +22,34 @@ export {
   type LoadOptions,
 } from './hooks/hooked-transformer.js';
 export { generate, sample, type GenerateOptions, type GenerateResult } from './hooks/generate.js';
+// Methods
+export { headScores, repeatedTokens, type HeadScores, type HeadScoreOptions } from './methods/heads.js';
+export { singleToken } from './methods/tokens.js';
+export { logitLens, type LogitLensOptions, type LogitLensResult } from './methods/lens.js';
+export { residualDecomposition, applyFinalNorm, type ResidualDecomposition } from './methods/decompose.js';
+export {
+  directLogitAttribution,
+  directLogitAttributionMany,
+  rankComponents,
+  type DlaResult,
+  type DlaComponent,
+} from './methods/dla.js';
+export {
+  activationPatching,
+  patchingMatrix,
+  patchHookName,
+  PATCH_TARGETS,
+  type PatchTarget,
+  type PatchDirection,
+  type PatchingOptions,
+  type PatchingResult,
+} from './methods/patching.js';
+// Training and model organisms
+export { SGD, Adam, AdamW, clipGradNorm, schedules, type Optimizer } from './train/optimizers.js';
+export { tokenizeFile, TokenDataset } from './train/dataset.js';
+export { train, type TrainOptions, type TrainResult } from './train/trainer.js';
+export { saveGpt2 } from './models/save.js';
+export { initGpt2Weights } from './models/init.js';
+export { trainInduction, attnOnlyConfig, type InductionOptions } from './organisms/induction.js';
+export { trainSuperposition, superpositionStats } from './organisms/superposition.js';
+export { sampleCorpus } from './hooks/generate.js';

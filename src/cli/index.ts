@@ -10,6 +10,9 @@ import { registerInfo } from './commands/info.js';
 import { registerRun } from './commands/run.js';
 import { registerToy } from './commands/toy.js';
 import { registerHeads } from './commands/heads.js';
+import { registerLens } from './commands/lens.js';
+import { registerDla } from './commands/dla.js';
+import { registerPatch } from './commands/patch.js';
 import { registerTrain } from './commands/train.js';
 import { packageVersion, reportError } from './common.js';
 
@@ -44,6 +47,9 @@ Start with:
   registerInfo(program);
   registerHooks(program);
   registerHeads(program);
+  registerLens(program);
+  registerDla(program);
+  registerPatch(program);
   registerTrain(program);
   registerToy(program);
   return program;

@@ -1,0 +1,189 @@
+// sonde patch: activation patching between a clean and a corrupt prompt, by layer and position or head.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
+import {
+  activationPatching,
+  patchingMatrix,
+  PATCH_TARGETS,
+  type PatchDirection,
+  type PatchingResult,
+  type PatchTarget,
+} from '../../methods/patching.js';
+import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
+import { fmt, fmtToken, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import { createProgress } from '../progress.js';
+
+interface PatchFlags {
+  clean: string;
+  corrupt: string;
+  answer: string;
+  wrong: string;
+  target: string;
+  perPosition?: boolean;
+  direction: string;
+  batchSize: number;
+  plot?: string;
+}
+
+export function registerPatch(program: Command): void {
+  program
+    .command('patch')
+    .description('activation patching: which activations carry the difference between two prompts')
+    .requiredOption('--clean <text>', 'the prompt on which the model gives the answer')
+    .requiredOption('--corrupt <text>', 'a prompt of the same token length on which it does not')
+    .requiredOption('--answer <token>', 'the clean answer (one token; the metric is its logit minus --wrong)')
+    .requiredOption('--wrong <token>', 'the corrupt answer (one token)')
+    .option('--target <name>', `what to patch: ${PATCH_TARGETS.join(', ')}`, 'resid_pre')
+    .option('--per-position', 'patch each position separately (default for resid_pre, attn_out, mlp_out)')
+    .option('--no-per-position', 'patch all positions at once (default for heads: z, q, k, v, pattern)')
+    .option(
+      '--direction <d>',
+      'denoise (corrupt run, clean patch) or noise (clean run, corrupt patch)',
+      'denoise',
+    )
+    .option('--batch-size <n>', 'patched runs per forward pass', intArg(1), 64)
+    .option('--plot <file.svg>', 'write a heatmap (layer x position, or layer x head) as SVG')
+    .addHelpText(
+      'after',
+      `
+The metric is logit(answer) - logit(wrong) at the final position, normalised so that the corrupt run
+is 0 and the clean run 1, in both directions: denoising, 1 = the patch restores the clean answer;
+noising, 0 = the patch destroys it (1 = no effect). Each layer's patched runs are batched and start at
+that layer from the cached residual stream.
+
+Examples:
+  sonde patch --clean "Once upon a time, there was a little girl named Lily. One day," \\
+    --corrupt "Once upon a time, there was a little girl named Tim. One day," \\
+    --answer Lily --wrong Tim --plot lily.svg
+  sonde patch ... --target z --direction noise --json`,
+    )
+    .action(async (o: PatchFlags, cmd: Command) => {
+      const g = globalsOf(cmd);
+      if (o.direction !== 'denoise' && o.direction !== 'noise')
+        throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
+      if (o.plot) checkPlotPath(o.plot);
+      const model = loadModel(g);
+      const bar = createProgress(g);
+      let shown = 0;
+      let result: PatchingResult;
+      try {
+        result = activationPatching(model, {
+          clean: o.clean,
+          corrupt: o.corrupt,
+          answer: o.answer,
+          wrong: o.wrong,
+          target: o.target as PatchTarget,
+          perPosition: o.perPosition,
+          direction: o.direction as PatchDirection,
+          batchSize: o.batchSize,
+          onProgress: (done, total) => {
+            if (shown === 0) bar.start(total, 'patching');
+            bar.increment(done - shown);
+            shown = done;
+          },
+        });
+      } finally {
+        bar.stop();
+      }
+      const m = patchingMatrix(result);
+      const labels = positionLabels(model, result);
+      const columns = m.columnAxis === 'position' ? labels : m.columns;
+      if (o.plot) await writePlot(o.plot, heatmapSpec(result, m.rows, columns, m.values));
+      if (g.json) {
+        printJson({
+          model: model.source,
+          ...result,
+          cleanTokenStrings: model.tokenStrings(result.cleanTokens),
+          corruptTokenStrings: model.tokenStrings(result.corruptTokens),
+          matrix: { rows: m.rows, columns, rowAxis: m.rowAxis, columnAxis: m.columnAxis, values: m.values },
+          plot: o.plot ?? null,
+        });
+        return;
+      }
+      out(
+        `Activation patching (${result.direction}, ${result.target}${result.perPosition ? ', per position' : ', all positions'}) ` +
+          `on ${result.cleanTokens.length} tokens: ${result.runs} patched runs in ${result.forwardPasses} forward passes`,
+      );
+      out(
+        `metric: logit(${fmtToken(result.answer!.token)}) - logit(${fmtToken(result.wrong!.token)}) at the final position; ` +
+          `clean ${fmt(result.cleanMetric)}, corrupt ${fmt(result.corruptMetric)}`,
+      );
+      out(
+        result.direction === 'denoise'
+          ? 'values: 0 = corrupt, 1 = clean restored by the patch'
+          : 'values: 1 = clean (no effect), 0 = the patch destroys the answer (corrupt)',
+      );
+      if (m.columnAxis === 'position') {
+        out('positions: ' + labels.map((s) => s).join('  '));
+      }
+      out('');
+      const header = [
+        m.rowAxis,
+        ...(m.columnAxis === 'position' ? labels.map((_, i) => String(i)) : columns),
+      ];
+      const rows = [header, ...m.values.map((r, i) => [m.rows[i]!, ...r.map((x) => x.toFixed(2))])];
+      for (const line of table(
+        rows,
+        header.map((_, i) => i > 0),
+      ))
+        out(line);
+      if (o.plot) out(`\nplot: ${o.plot}`);
+    });
+}
+
+/** "14 ' Lily'/' Tim'": the index, and the clean token (and the corrupt one where they differ). */
+function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
+  const clean = model.tokenStrings(r.cleanTokens);
+  const corrupt = model.tokenStrings(r.corruptTokens);
+  return clean.map(
+    (c, i) => `${i} ${JSON.stringify(c)}${corrupt[i] !== c ? `/${JSON.stringify(corrupt[i])}` : ''}`,
+  );
+}
+
+function checkPlotPath(file: string): void {
+  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
+}
+
+export function heatmapSpec(
+  r: PatchingResult,
+  rows: string[],
+  columns: string[],
+  values: number[][],
+): TopLevelSpec {
+  const data = values.flatMap((row, i) =>
+    row.map((v, j) => ({ row: rows[i]!, column: columns[j]!, value: Number.isFinite(v) ? v : null })),
+  );
+  const what = r.direction === 'denoise' ? 'clean patched into corrupt' : 'corrupt patched into clean';
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: `Activation patching: ${r.target} (${what})`,
+      subtitle: 'normalised logit difference: 0 = corrupt, 1 = clean',
+    },
+    data: { values: data },
+    mark: 'rect',
+    width: Math.max(200, Math.min(900, 28 * columns.length)),
+    height: Math.max(120, Math.min(900, 22 * rows.length)),
+    encoding: {
+      x: { field: 'column', type: 'ordinal', sort: columns, title: null, axis: { labelAngle: -60 } },
+      y: { field: 'row', type: 'ordinal', sort: rows, title: null },
+      color: {
+        field: 'value',
+        type: 'quantitative',
+        title: 'patched',
+        scale: { scheme: 'redblue', reverse: true, domainMid: 0 },
+      },
+      tooltip: [
+        { field: 'row', type: 'nominal' },
+        { field: 'column', type: 'nominal' },
+        { field: 'value', type: 'quantitative', format: '.3f' },
+      ],
+    },
+  } as TopLevelSpec;
+}

@@ -1,0 +1,174 @@
+import { ShapeError } from '../errors.js';
+import { add, div, mul, sqrt, sub } from '../engine/ops/elementwise.js';
+import { mean } from '../engine/ops/reduce.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { ActivationCache } from '../hooks/cache.js';
+import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
+
+/** One additive piece of the residual stream (TransformerLens's decompose_resid at head resolution). */
+export interface ResidComponent {
+  /** 'embed', 'pos_embed', 'L1H3', 'L1.attn.b_O', 'L1.mlp'. */
+  name: string;
+  kind: 'embed' | 'pos_embed' | 'head' | 'attn_bias' | 'mlp';
+  layer: number | null;
+  head: number | null;
+}
+
+export interface ResidualDecomposition {
+  tokens: number[];
+  pos: number;
+  batch: number;
+  components: (ResidComponent & { vector: Float64Array })[];
+  /** The final residual stream (blocks.{L-1}.hook_resid_post) at that position. */
+  residual: Float64Array;
+  /** max |sum of the components - residual|. */
+  maxError: number;
+}
+
+export interface DecomposeOptions extends InputOptions {
+  /** Position (negative counts from the end; default the last). */
+  pos?: number;
+  /** Sequence of a batch (default 0). */
+  batch?: number;
+}
+
+/** The hook points the decomposition needs, for runWithCache({ names, useAttnResult: true }). */
+export function decompositionHooks(model: HookedTransformer): string[] {
+  const { nLayers: L, positional, attnOnly } = model.cfg;
+  const names = ['hook_embed'];
+  if (positional === 'learned') names.push('hook_pos_embed');
+  for (let l = 0; l < L; l++) {
+    names.push(`blocks.${l}.attn.hook_result`);
+    if (!attnOnly) names.push(`blocks.${l}.hook_mlp_out`);
+  }
+  names.push(`blocks.${L - 1}.hook_resid_post`);
+  return names;
+}
+
+/** Runs the model once, caching what the decomposition needs. */
+export function runForDecomposition(
+  model: HookedTransformer,
+  input: ModelInput,
+  opts: InputOptions = {},
+): { tokens: Tensor; logits: Tensor; cache: ActivationCache } {
+  const { tokens, attentionMask } = model.toTokens(input, opts);
+  const { logits, cache } = model.runWithCache(tokens, {
+    ...opts,
+    attentionMask: attentionMask ?? undefined,
+    names: decompositionHooks(model),
+    useAttnResult: true,
+  });
+  return { tokens, logits, cache };
+}
+
+/** A position index checked against the sequence length; negative counts from the end. */
+export function checkPos(pos: number | undefined, P: number, label = 'pos'): number {
+  const p = pos ?? P - 1;
+  const q = p < 0 ? P + p : p;
+  if (!Number.isInteger(p) || q < 0 || q >= P)
+    throw new ShapeError(`${label} ${p} is outside the sequence of ${P} tokens (0..${P - 1})`);
+  return q;
+}
+
+/** Row [b, pos] of a [batch, pos, ...] activation (batch 1 broadcasts, as hook_pos_embed is), in float64. */
+function row(t: Tensor, b: number, pos: number, offset = 0, width?: number): Float64Array {
+  const P = t.shape[1]!;
+  const inner = t.size / (t.shape[0]! * P);
+  const w = width ?? inner;
+  const start = ((t.shape[0] === 1 ? 0 : b) * P + pos) * inner + offset;
+  return Float64Array.from(t.f32().subarray(start, start + w));
+}
+
+/** The components of the final residual stream at (b, pos), in the order the forward pass adds them. */
+export function componentsAt(
+  model: HookedTransformer,
+  cache: ActivationCache,
+  b: number,
+  pos: number,
+): (ResidComponent & { vector: Float64Array })[] {
+  const { nLayers: L, nHeads: H, dModel: d, positional, attnOnly } = model.cfg;
+  const out: (ResidComponent & { vector: Float64Array })[] = [];
+  out.push({
+    name: 'embed',
+    kind: 'embed',
+    layer: null,
+    head: null,
+    vector: row(cache.get('hook_embed'), b, pos),
+  });
+  if (positional === 'learned') {
+    const v = row(cache.get('hook_pos_embed'), b, pos);
+    out.push({ name: 'pos_embed', kind: 'pos_embed', layer: null, head: null, vector: v });
+  }
+  for (let l = 0; l < L; l++) {
+    const result = cache.get(`blocks.${l}.attn.hook_result`); // [batch, pos, head, d_model]
+    for (let h = 0; h < H; h++) {
+      out.push({
+        name: `L${l}H${h}`,
+        kind: 'head',
+        layer: l,
+        head: h,
+        vector: row(result, b, pos, h * d, d),
+      });
+    }
+    const bO = model.weights.get(`blocks.${l}.attn.b_O`);
+    if (bO) {
+      const v = Float64Array.from(bO.f32());
+      out.push({ name: `L${l}.attn.b_O`, kind: 'attn_bias', layer: l, head: null, vector: v });
+    }
+    if (!attnOnly) {
+      const v = row(cache.get(`blocks.${l}.hook_mlp_out`), b, pos);
+      out.push({ name: `L${l}.mlp`, kind: 'mlp', layer: l, head: null, vector: v });
+    }
+  }
+  return out;
+}
+
+/**
+ * The final residual stream at one position split into embeddings, each head's output (hook_result),
+ * each attention output bias b_O and each MLP's output (hook_mlp_out, its bias included). They sum to
+ * blocks.{L-1}.hook_resid_post.
+ */
+export function residualDecomposition(
+  model: HookedTransformer,
+  input: ModelInput,
+  opts: DecomposeOptions = {},
+): ResidualDecomposition {
+  const { tokens, cache } = runForDecomposition(model, input, opts);
+  const [B, P] = tokens.shape as [number, number];
+  const b = opts.batch ?? 0;
+  if (!Number.isInteger(b) || b < 0 || b >= B) throw new ShapeError(`batch ${b} is outside [0, ${B})`);
+  const pos = checkPos(opts.pos, P);
+  const components = componentsAt(model, cache, b, pos);
+  const residual = row(cache.get(`blocks.${model.cfg.nLayers - 1}.hook_resid_post`), b, pos);
+  let maxError = 0;
+  for (let i = 0; i < residual.length; i++) {
+    let s = 0;
+    for (const c of components) s += c.vector[i]!;
+    maxError = Math.max(maxError, Math.abs(s - residual[i]!));
+  }
+  const ids = tokens.toArray().slice(b * P, (b + 1) * P);
+  return { tokens: ids, pos, batch: b, components, residual, maxError };
+}
+
+/** The final residual at (b, pos): blocks.{L-1}.hook_resid_post. */
+export function finalResidualAt(model: HookedTransformer, cache: ActivationCache, b: number, pos: number) {
+  return row(cache.get(`blocks.${model.cfg.nLayers - 1}.hook_resid_post`), b, pos);
+}
+
+/**
+ * ln_final as the model applies it (LayerNorm, RMSNorm, their folded 'Pre' forms, or nothing), with the
+ * scale recomputed from `x` [..., d_model] itself: the logit lens's normalization.
+ */
+export function applyFinalNorm(model: HookedTransformer, x: Tensor): Tensor {
+  const { normalization, normEps } = model.cfg;
+  if (normalization === 'none') return x;
+  const rms = normalization === 'RMS' || normalization === 'RMSPre';
+  const centered = rms ? x : sub(x, mean(x, -1, true));
+  const scale = sqrt(add(mean(mul(centered, centered), -1, true), normEps));
+  let y = div(centered, scale);
+  const w = model.weights.get('ln_final.w');
+  const bias = model.weights.get('ln_final.b');
+  if (w) y = mul(y, w);
+  if (bias) y = add(y, bias);
+  return y;
+}

@@ -1,0 +1,382 @@
+// Activation patching (Meng et al. 2022; Wang et al. 2022; Heimersheim & Nanda 2024): run the model on one
+// prompt and replace one activation with its value on another prompt, for every layer, position and head.
+import { singleToken } from './tokens.js';
+import { HookError, ShapeError, UsageError } from '../errors.js';
+import { noGrad, Tensor } from '../engine/tensor.js';
+import type { HookedTransformer } from '../hooks/hooked-transformer.js';
+import { makeHookPoint } from '../hooks/hooks.js';
+import type { HookPoint } from '../models/hook-point.js';
+import { forward } from '../models/transformer.js';
+
+/** What is patched: the residual stream, a block's attention or MLP output, or one head's activations. */
+export type PatchTarget = 'resid_pre' | 'attn_out' | 'mlp_out' | 'z' | 'q' | 'k' | 'v' | 'pattern';
+
+export const PATCH_TARGETS: readonly PatchTarget[] = [
+  'resid_pre',
+  'attn_out',
+  'mlp_out',
+  'z',
+  'q',
+  'k',
+  'v',
+  'pattern',
+];
+
+/** Targets whose components are attention heads (k and v: key/value heads under grouped-query attention). */
+const HEAD_TARGETS = new Set<PatchTarget>(['z', 'q', 'k', 'v', 'pattern']);
+
+/**
+ * - `denoise`: run on the corrupt prompt and patch in the clean activation (which activations suffice
+ *   to restore the behaviour).
+ * - `noise`: run on the clean prompt and patch in the corrupt activation (which activations are
+ *   necessary for it).
+ */
+export type PatchDirection = 'denoise' | 'noise';
+
+export interface PatchingOptions {
+  /** Text (BOS prepended as the tokenizer does by default) or token ids. */
+  clean: string | number[];
+  /** Same number of tokens as `clean`. */
+  corrupt: string | number[];
+  /** The metric is logit(answer) - logit(wrong) at the final position: tokens as text or ids. */
+  answer?: string | number;
+  wrong?: string | number;
+  /** Or any metric of the logits [1, pos, vocab] of one run (instead of answer/wrong). */
+  metric?: (logits: Tensor) => number;
+  /** Default 'resid_pre'. */
+  target?: PatchTarget;
+  /**
+   * One patch per (layer, position) or (layer, head, position); false patches all positions at once.
+   * Default: true for resid_pre/attn_out/mlp_out, false for head targets.
+   */
+  perPosition?: boolean;
+  /** Default 'denoise'. */
+  direction?: PatchDirection;
+  /** Patched runs per batched forward pass (default 64). */
+  batchSize?: number;
+  /** One full forward pass per patch, through hooks (the slow reference the sweep is checked against). */
+  naive?: boolean;
+  /** Called after each forward pass with patched runs done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PatchingResult {
+  target: PatchTarget;
+  direction: PatchDirection;
+  perPosition: boolean;
+  /** The hook point patched in layer 0 (the same in every layer). */
+  hook: string;
+  metric: 'logit_diff' | 'custom';
+  /** Answer and wrong tokens of the logit-difference metric (null with a custom metric). */
+  answer: { id: number; token: string } | null;
+  wrong: { id: number; token: string } | null;
+  cleanTokens: number[];
+  corruptTokens: number[];
+  /** Metric of the unpatched clean and corrupt runs. */
+  cleanMetric: number;
+  corruptMetric: number;
+  /** Row labels of the second axis: ['all'] for block targets, else 'H0', 'H1', ... */
+  components: string[];
+  /** Number of entries on the position axis: the prompt length, or 1 (all positions at once). */
+  positions: number;
+  /**
+   * values[layer][component][position] = (m_patched - m_corrupt) / (m_clean - m_corrupt), in both
+   * directions: 0 is the corrupt run's metric and 1 the clean run's. Denoising: 1 = the patch fully
+   * restores the clean behaviour, 0 = no effect. Noising: 1 = no effect, 0 = the patch fully destroys it.
+   */
+  values: number[][][];
+  /** The metric of each patched run, before normalisation; same layout as `values`. */
+  raw: number[][][];
+  /** Patched runs, and forward passes made for them. */
+  runs: number;
+  forwardPasses: number;
+}
+
+/** The hook patched at layer l. */
+export function patchHookName(target: PatchTarget, layer: number): string {
+  switch (target) {
+    case 'resid_pre':
+    case 'attn_out':
+    case 'mlp_out':
+      return `blocks.${layer}.hook_${target}`;
+    default:
+      return `blocks.${layer}.attn.hook_${target}`;
+  }
+}
+
+interface Variant {
+  layer: number;
+  component: number;
+  position: number; // -1: all positions
+}
+
+/**
+ * Activation patching over every layer (and position and/or head). Sweeps are batched: the patched runs of
+ * a layer go through one forward pass per `batchSize` runs, which starts at that layer from the cached
+ * hook_resid_pre of the base run (earlier layers cannot see the patch, so they are not run again).
+ */
+export function activationPatching(model: HookedTransformer, opts: PatchingOptions): PatchingResult {
+  const { cfg, weights } = model;
+  const target = opts.target ?? 'resid_pre';
+  if (!PATCH_TARGETS.includes(target)) {
+    throw new HookError(
+      `unknown patching target '${String(target)}'; use one of ${PATCH_TARGETS.join(', ')}`,
+    );
+  }
+  if (target === 'mlp_out' && cfg.attnOnly) {
+    throw new HookError(`target 'mlp_out': model ${model.source} is attention-only (it has no MLP)`);
+  }
+  const direction = opts.direction ?? 'denoise';
+  if (direction !== 'denoise' && direction !== 'noise') {
+    throw new UsageError(`unknown direction '${String(direction)}'; use denoise or noise`);
+  }
+  const isHead = HEAD_TARGETS.has(target);
+  const perPosition = opts.perPosition ?? !isHead;
+  const batchSize = opts.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new UsageError(`batchSize must be an integer >= 1, got ${batchSize}`);
+
+  const cleanIds = toIds(model, opts.clean);
+  const corruptIds = toIds(model, opts.corrupt);
+  const P = cleanIds.length;
+  if (corruptIds.length !== P) {
+    const show = (ids: number[]) =>
+      model
+        .tokenStrings(ids)
+        .map((s) => JSON.stringify(s))
+        .join(' ');
+    throw new ShapeError(
+      `clean and corrupt prompts must have the same number of tokens: clean has ${P} (${show(cleanIds)}), ` +
+        `corrupt has ${corruptIds.length} (${show(corruptIds)})`,
+    );
+  }
+
+  // The metric of row b of logits [n, pos, vocab].
+  let answer: PatchingResult['answer'] = null;
+  let wrong: PatchingResult['wrong'] = null;
+  let metricOf: (lg: Float32Array, b: number) => number;
+  const V = cfg.vocabSize;
+  if (opts.metric) {
+    if (opts.answer !== undefined || opts.wrong !== undefined)
+      throw new UsageError('give either a metric or answer/wrong tokens, not both');
+    const fn = opts.metric;
+    metricOf = (lg, b) => fn(new Tensor(lg.slice(b * P * V, (b + 1) * P * V), [1, P, V]));
+  } else {
+    if (opts.answer === undefined || opts.wrong === undefined)
+      throw new UsageError('give answer and wrong tokens (for the logit difference), or a metric function');
+    answer = answerToken(model, opts.answer, 'answer');
+    wrong = answerToken(model, opts.wrong, 'wrong');
+    if (answer.id === wrong.id)
+      throw new UsageError(`answer and wrong are the same token (${JSON.stringify(answer.token)})`);
+    const a = answer.id;
+    const w = wrong.id;
+    metricOf = (lg, b) => {
+      const o = (b * P + P - 1) * V;
+      return lg[o + a]! - lg[o + w]!;
+    };
+  }
+
+  const L = cfg.nLayers;
+  const C = !isHead ? 1 : target === 'k' || target === 'v' ? cfg.nKvHeads : cfg.nHeads;
+  const Pn = perPosition ? P : 1;
+
+  // Clean and corrupt in one batch of two, caching every hook_resid_pre and the patched hooks.
+  const hookNames = Array.from({ length: L }, (_, l) => patchHookName(target, l));
+  const residNames = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
+  const wanted = new Set([...hookNames, ...residNames]);
+  const store = new Map<string, Tensor>();
+  const both = int64([cleanIds, corruptIds]);
+  const baseLogits = noGrad(() =>
+    forward(cfg, weights, both, {
+      hook: makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store }),
+    }),
+  ).f32();
+  const cleanMetric = metricOf(baseLogits, 0);
+  const corruptMetric = metricOf(baseLogits, 1);
+  const denom = cleanMetric - corruptMetric;
+  if (!(Math.abs(denom) > 1e-9)) {
+    throw new UsageError(
+      `the metric is the same on the clean and the corrupt prompt (${cleanMetric}): nothing to normalise; ` +
+        'choose prompts (or answer tokens) on which the model behaves differently',
+    );
+  }
+  const baseRow = direction === 'denoise' ? 1 : 0; // the run patched
+  const srcRow = 1 - baseRow; // where patches come from
+  const baseIds = baseRow === 0 ? cleanIds : corruptIds;
+  const row = (name: string, b: number): Float32Array => {
+    const t = store.get(name)!;
+    const R = t.size / 2;
+    return t.f32().subarray(b * R, (b + 1) * R);
+  };
+
+  // Index ranges [start, length) of one variant in one batch row of the patched activation.
+  const D = cfg.dModel;
+  const dh = cfg.dHead;
+  const ranges = (v: Variant): [number, number][] => {
+    if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
+    if (target === 'pattern') {
+      const base = v.component * P * P; // [head, q, k]
+      return v.position < 0 ? [[base, P * P]] : [[base + v.position * P, P]];
+    }
+    const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
+    return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
+  };
+  const applyPatch = (dst: Float32Array, b: number, R: number, v: Variant, src: Float32Array): void => {
+    for (const [s, n] of ranges(v)) dst.set(src.subarray(s, s + n), b * R + s);
+  };
+
+  const variants: Variant[] = [];
+  for (let l = 0; l < L; l++)
+    for (let c = 0; c < C; c++)
+      for (let p = 0; p < Pn; p++) variants.push({ layer: l, component: c, position: perPosition ? p : -1 });
+  const raw = Array.from({ length: L }, () =>
+    Array.from({ length: C }, () => new Array<number>(Pn).fill(NaN)),
+  );
+  const total = variants.length;
+  let done = 0;
+  let passes = 0;
+  const record = (v: Variant, m: number) => {
+    raw[v.layer]![v.component]![perPosition ? v.position : 0] = m;
+  };
+
+  if (opts.naive) {
+    const tokens = int64([baseIds]);
+    for (const v of variants) {
+      const name = hookNames[v.layer]!;
+      const src = row(name, srcRow);
+      const fn = (x: Tensor): Tensor => {
+        const data = x.f32().slice();
+        applyPatch(data, 0, data.length, v, src);
+        return new Tensor(data, x.shape);
+      };
+      const lg = model.runWithHooks(tokens, { fwd: [{ name, fn }] }).f32();
+      record(v, metricOf(lg, 0));
+      passes++;
+      opts.onProgress?.(++done, total);
+    }
+  } else {
+    for (let l = 0; l < L; l++) {
+      const layerVariants = variants.filter((v) => v.layer === l);
+      const name = hookNames[l]!;
+      const src = row(name, srcRow);
+      const residBase = row(residNames[l]!, baseRow);
+      for (let i = 0; i < layerVariants.length; i += batchSize) {
+        const chunk = layerVariants.slice(i, i + batchSize);
+        const n = chunk.length;
+        const resid = new Float32Array(n * P * D);
+        for (let b = 0; b < n; b++) resid.set(residBase, b * P * D);
+        let hook: HookPoint | undefined;
+        if (target === 'resid_pre') chunk.forEach((v, b) => applyPatch(resid, b, P * D, v, src));
+        else {
+          const fn = (x: Tensor): Tensor => {
+            const data = x.f32().slice();
+            const R = data.length / n;
+            chunk.forEach((v, b) => applyPatch(data, b, R, v, src));
+            return new Tensor(data, x.shape);
+          };
+          hook = makeHookPoint({ fwd: [{ name, fn }], bwd: [], cache: null, store: new Map() });
+        }
+        const tokens = int64(Array.from({ length: n }, () => baseIds));
+        const residual = new Tensor(resid, [n, P, D]);
+        const lg = noGrad(() => forward(cfg, weights, tokens, { hook, startAtLayer: l, residual })).f32();
+        chunk.forEach((v, b) => record(v, metricOf(lg, b)));
+        passes++;
+        done += n;
+        opts.onProgress?.(done, total);
+      }
+    }
+  }
+
+  return {
+    target,
+    direction,
+    perPosition,
+    hook: hookNames[0]!,
+    metric: opts.metric ? 'custom' : 'logit_diff',
+    answer,
+    wrong,
+    cleanTokens: cleanIds,
+    corruptTokens: corruptIds,
+    cleanMetric,
+    corruptMetric,
+    components: isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'],
+    positions: Pn,
+    values: raw.map((r) => r.map((c) => c.map((m) => (m - corruptMetric) / denom))),
+    raw,
+    runs: total,
+    forwardPasses: passes,
+  };
+}
+
+/**
+ * The result as a matrix for tables and heatmaps: rows are layers (or layer-head pairs when both heads and
+ * positions vary), columns are positions, heads, or one column for all positions.
+ */
+export function patchingMatrix(r: PatchingResult): {
+  rows: string[];
+  columns: string[];
+  values: number[][];
+  /** What the axes are: 'layer' | 'layer.head', and 'position' | 'head' | 'all positions'. */
+  rowAxis: string;
+  columnAxis: string;
+} {
+  const heads = r.components.length > 1 || r.components[0] !== 'all';
+  const layers = r.values.map((_, l) => `L${l}`);
+  if (heads && r.perPosition) {
+    return {
+      rows: r.values.flatMap((row, l) => row.map((_, c) => `L${l}${r.components[c]}`)),
+      columns: positionLabels(r),
+      values: r.values.flatMap((row) => row),
+      rowAxis: 'layer.head',
+      columnAxis: 'position',
+    };
+  }
+  if (heads) {
+    return {
+      rows: layers,
+      columns: r.components,
+      values: r.values.map((row) => row.map((c) => c[0]!)),
+      rowAxis: 'layer',
+      columnAxis: 'head',
+    };
+  }
+  return {
+    rows: layers,
+    columns: r.perPosition ? positionLabels(r) : ['all'],
+    values: r.values.map((row) => row[0]!),
+    rowAxis: 'layer',
+    columnAxis: r.perPosition ? 'position' : 'all positions',
+  };
+}
+
+/** Position indices as labels; callers with a tokenizer can add the tokens. */
+function positionLabels(r: PatchingResult): string[] {
+  return r.cleanTokens.map((_, i) => String(i));
+}
+
+function toIds(model: HookedTransformer, x: string | number[]): number[] {
+  const ids = typeof x === 'string' ? model.encode(x) : [...x];
+  if (ids.length === 0) throw new ShapeError('empty prompt: nothing to patch');
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= model.cfg.vocabSize)
+      throw new ShapeError(`token id ${id} is outside the vocabulary [0, ${model.cfg.vocabSize})`);
+  }
+  return ids;
+}
+
+/** An answer as an id plus its display string (see tokens.ts for what counts as one token). */
+export function answerToken(
+  model: HookedTransformer,
+  x: string | number,
+  what = 'token',
+): { id: number; token: string } {
+  const id = singleToken(model, x, what);
+  return { id, token: model.tokenStrings([id])[0]! };
+}
+
+function int64(rows: number[][]): Tensor {
+  const P = rows[0]!.length;
+  const data = new BigInt64Array(rows.length * P);
+  rows.forEach((r, b) => r.forEach((id, i) => (data[b * P + i] = BigInt(id))));
+  return new Tensor(data, [rows.length, P]);
+}
