@@ -53,3 +53,22 @@ export { initGpt2Weights } from './models/init.js';
 export { trainInduction, attnOnlyConfig, type InductionOptions } from './organisms/induction.js';
 export { trainSuperposition, superpositionStats } from './organisms/superposition.js';
 export { sampleCorpus } from './hooks/generate.js';
+export { attributionPatching, correlation, ATTRIBUTION_TARGETS } from './methods/attribution.js';
+export { ablate, ablateHeads, repeatLosses, ABLATION_KINDS } from './methods/ablation.js';
+export {
+  collectActivations,
+  trainProbe,
+  probeScores,
+  probeAccuracy,
+  saveProbe,
+  loadProbe,
+  readLabelledJsonl,
+} from './methods/probes.js';
+export {
+  differenceOfMeans,
+  steeringHook,
+  directionalAblationHook,
+  steeredGeneration,
+  nextTokenLogProbs,
+} from './methods/steering.js';
+export { runMonitor, monitorHook, monitoredGeneration } from './methods/monitor.js';

@@ -13,7 +13,14 @@ import { registerHeads } from './commands/heads.js';
 import { registerLens } from './commands/lens.js';
 import { registerDla } from './commands/dla.js';
 import { registerPatch } from './commands/patch.js';
+import { registerAttribute } from './commands/attribute.js';
+import { registerAblate } from './commands/ablate.js';
 import { registerTrain } from './commands/train.js';
+import { registerTunedLens } from './commands/tuned-lens.js';
+import { registerCompare } from './commands/compare.js';
+import { registerProbe } from './commands/probe.js';
+import { registerSteer } from './commands/steer.js';
+import { registerMonitor } from './commands/monitor.js';
 import { packageVersion, reportError } from './common.js';
 
 export function buildProgram(): Command {
@@ -50,8 +57,15 @@ Start with:
   registerLens(program);
   registerDla(program);
   registerPatch(program);
+  registerAttribute(program);
+  registerAblate(program);
   registerTrain(program);
   registerToy(program);
+  registerProbe(program);
+  registerSteer(program);
+  registerMonitor(program);
+  registerTunedLens(program);
+  registerCompare(program);
   return program;
 }
 

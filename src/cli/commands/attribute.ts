@@ -1,0 +1,123 @@
+// sonde attribute: attribution patching (AtP*, Kramár et al. 2024): the first-order estimate of every
+// activation patch of a sweep from one forward and one backward pass.
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import { ATTRIBUTION_TARGETS, attributionPatching, correlation } from '../../methods/attribution.js';
+import {
+  activationPatching,
+  patchingMatrix,
+  type PatchDirection,
+  type PatchTarget,
+} from '../../methods/patching.js';
+import { writePlot } from '../../plot/vega.js';
+import { fmt, globalsOf, loadModel, out, printJson, table } from '../common.js';
+import { createProgress } from '../progress.js';
+import { heatmapSpec } from './patch.js';
+
+interface AttributeFlags {
+  clean: string;
+  corrupt: string;
+  answer: string;
+  wrong: string;
+  target: string;
+  perPosition?: boolean;
+  direction: string;
+  qkFix: boolean;
+  gradDrop?: boolean;
+  compare?: boolean;
+  plot?: string;
+}
+
+export function registerAttribute(program: Command): void {
+  program
+    .command('attribute')
+    .description('attribution patching: estimate every activation patch from one forward and backward pass')
+    .requiredOption('--clean <text>', 'the prompt on which the model gives the answer')
+    .requiredOption('--corrupt <text>', 'a prompt of the same token length on which it does not')
+    .requiredOption('--answer <token>', 'the clean answer (one token; the metric is its logit minus --wrong)')
+    .requiredOption('--wrong <token>', 'the corrupt answer (one token)')
+    .option('--target <name>', `what to patch: ${ATTRIBUTION_TARGETS.join(', ')}`, 'resid_pre')
+    .option('--per-position', 'one estimate per position (default for resid_pre, attn_out, mlp_out)')
+    .option('--no-per-position', 'all positions at once (default for heads: z, q, k, v)')
+    .option('--direction <d>', 'denoise or noise (as sonde patch)', 'denoise')
+    .option('--no-qk-fix', "targets q, k: the plain linear estimate instead of AtP*'s exact softmax")
+    .option('--grad-drop', "also compute AtP*'s GradDrop magnitudes (one backward pass per layer)")
+    .option('--compare', 'also run real activation patching and print the correlation')
+    .option('--plot <file.svg>', 'write a heatmap of the estimate as SVG')
+    .action(async (o: AttributeFlags, cmd: Command) => {
+      const g = globalsOf(cmd);
+      if (o.direction !== 'denoise' && o.direction !== 'noise')
+        throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
+      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
+        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      const model = loadModel(g);
+      const opts = {
+        clean: o.clean,
+        corrupt: o.corrupt,
+        answer: o.answer,
+        wrong: o.wrong,
+        target: o.target as PatchTarget,
+        perPosition: o.perPosition,
+        direction: o.direction as PatchDirection,
+      };
+      const result = attributionPatching(model, { ...opts, qkFix: o.qkFix, gradDrop: o.gradDrop });
+      let actual: number[][][] | null = null;
+      if (o.compare) {
+        const bar = createProgress(g);
+        let shown = 0;
+        try {
+          actual = activationPatching(model, {
+            ...opts,
+            onProgress: (done, total) => {
+              if (shown === 0) bar.start(total, 'patching');
+              bar.increment(done - shown);
+              shown = done;
+            },
+          }).values;
+        } finally {
+          bar.stop();
+        }
+      }
+      const corr = actual ? correlation(result.values, actual) : null;
+      const m = patchingMatrix({ ...result, runs: 0, forwardPasses: 0 });
+      if (o.plot)
+        await writePlot(
+          o.plot,
+          heatmapSpec({ ...result, runs: 0, forwardPasses: 0 }, m.rows, m.columns, m.values),
+        );
+      if (g.json) {
+        printJson({
+          model: model.source,
+          ...result,
+          actual,
+          correlation: corr,
+          matrix: {
+            rows: m.rows,
+            columns: m.columns,
+            rowAxis: m.rowAxis,
+            columnAxis: m.columnAxis,
+            values: m.values,
+          },
+          plot: o.plot ?? null,
+        });
+        return;
+      }
+      out(
+        `Attribution patching (${result.direction}, ${result.target}${result.qkFixed ? ', QK fix' : ''}) on ` +
+          `${result.cleanTokens.length} tokens: ${result.forwardPasses} forward, ${result.backwardPasses} backward passes`,
+      );
+      out(
+        `metric: clean ${fmt(result.cleanMetric)}, corrupt ${fmt(result.corruptMetric)}; values: 0 = corrupt, 1 = clean`,
+      );
+      out('');
+      const header = [m.rowAxis, ...m.columns];
+      const rows = [header, ...m.values.map((r, i) => [m.rows[i]!, ...r.map((x) => x.toFixed(2))])];
+      for (const line of table(
+        rows,
+        header.map((_, i) => i > 0),
+      ))
+        out(line);
+      if (corr !== null) out(`\ncorrelation with activation patching: ${corr.toFixed(3)}`);
+      if (o.plot) out(`\nplot: ${o.plot}`);
+    });
+}

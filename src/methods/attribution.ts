@@ -1,0 +1,361 @@
+// Attribution patching (Nanda 2023; Syed et al. 2023) and AtP* (Kramár et al. 2024): the first-order
+// estimate of every activation patch of a sweep, grad(metric) · (source - base), from one forward and one
+// backward pass on the base run plus one forward pass on the source run.
+import { HookError, ShapeError, UsageError } from '../errors.js';
+import { mul } from '../engine/ops/elementwise.js';
+import { sum } from '../engine/ops/reduce.js';
+import { Tensor } from '../engine/tensor.js';
+import type { HookedTransformer } from '../hooks/hooked-transformer.js';
+import type { ActivationCache } from '../hooks/cache.js';
+import {
+  answerToken,
+  patchHookName,
+  type PatchDirection,
+  type PatchingOptions,
+  type PatchingResult,
+  type PatchTarget,
+} from './patching.js';
+
+export const ATTRIBUTION_TARGETS: readonly PatchTarget[] = [
+  'resid_pre',
+  'attn_out',
+  'mlp_out',
+  'z',
+  'q',
+  'k',
+  'v',
+];
+const HEAD_TARGETS = new Set<PatchTarget>(['z', 'q', 'k', 'v']);
+
+export interface AttributionOptions extends Pick<
+  PatchingOptions,
+  'clean' | 'corrupt' | 'answer' | 'wrong' | 'target' | 'perPosition' | 'direction'
+> {
+  /**
+   * A metric of the logits [1, pos, vocab] (instead of answer/wrong). It must return a Tensor built with
+   * differentiable ops (it is back-propagated); a number is accepted by activationPatching only.
+   */
+  metric?: (logits: Tensor) => Tensor;
+  /**
+   * AtP*'s QK fix for targets q and k (default true): the attention pattern of the patched head is
+   * recomputed exactly (softmax of the patched scores) and only the map from the pattern to the metric is
+   * linearised: estimate = Σ grad(hook_pattern) · (pattern_patched - pattern_base).
+   */
+  qkFix?: boolean;
+  /** Also compute AtP*'s GradDrop magnitudes (one extra backward pass per layer); see `gradDrop`. */
+  gradDrop?: boolean;
+}
+
+export interface AttributionResult extends Omit<PatchingResult, 'runs' | 'forwardPasses' | 'metric'> {
+  metric: 'logit_diff' | 'custom';
+  /**
+   * The estimated patching result, normalised as activationPatching's `values` (0 = corrupt metric,
+   * 1 = clean metric): (m_base + estimate - m_corrupt) / (m_clean - m_corrupt). With the QK fix on q/k
+   * targets this is AtP*'s estimate, else plain attribution patching (equal to `linear`).
+   */
+  values: number[][][];
+  /** m_base + estimate: the estimated metric of each patched run (layout of `values`). */
+  raw: number[][][];
+  /** Plain attribution patching, grad · (source - base), normalised like `values`. */
+  linear: number[][][];
+  /** Whether `values` used the QK fix (targets q and k with qkFix on). */
+  qkFixed: boolean;
+  /**
+   * GradDrop (when requested): for a node in layer l, the mean over the other layers d != l of
+   * |estimate with the gradient through layer d's residual writes (hook_attn_out, hook_mlp_out) set to
+   * zero|, divided by |m_clean - m_corrupt|. Unsigned: compare it with |actual - no-effect value|.
+   */
+  gradDrop: number[][][] | null;
+  forwardPasses: number;
+  backwardPasses: number;
+}
+
+/** Pearson correlation of two grids (or flat arrays) of the same size; NaN entries are skipped pairwise. */
+export function correlation(
+  a: number[] | number[][] | number[][][],
+  b: number[] | number[][] | number[][][],
+): number {
+  const x = (a as number[]).flat(2) as number[];
+  const y = (b as number[]).flat(2) as number[];
+  if (x.length !== y.length) throw new ShapeError(`correlation: ${x.length} values against ${y.length}`);
+  const pairs = x
+    .map((v, i) => [v, y[i]!] as const)
+    .filter(([u, v]) => Number.isFinite(u) && Number.isFinite(v));
+  const n = pairs.length;
+  if (n < 2) return NaN;
+  const mx = pairs.reduce((s, [u]) => s + u, 0) / n;
+  const my = pairs.reduce((s, [, v]) => s + v, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (const [u, v] of pairs) {
+    sxy += (u - mx) * (v - my);
+    sxx += (u - mx) ** 2;
+    syy += (v - my) ** 2;
+  }
+  return sxy / Math.sqrt(sxx * syy);
+}
+
+interface Variant {
+  layer: number;
+  component: number;
+  position: number; // -1: all positions
+}
+
+/**
+ * Attribution patching over the same sweep as activationPatching (same grid, same normalisation). The
+ * base run is the corrupt prompt when denoising and the clean one when noising.
+ */
+export function attributionPatching(model: HookedTransformer, opts: AttributionOptions): AttributionResult {
+  const { cfg } = model;
+  const target = opts.target ?? 'resid_pre';
+  if (!ATTRIBUTION_TARGETS.includes(target))
+    throw new HookError(
+      `attribution patching target '${String(target)}': use one of ${ATTRIBUTION_TARGETS.join(', ')}`,
+    );
+  if (target === 'mlp_out' && cfg.attnOnly)
+    throw new HookError(`target 'mlp_out': model ${model.source} is attention-only (it has no MLP)`);
+  const direction: PatchDirection = opts.direction ?? 'denoise';
+  if (direction !== 'denoise' && direction !== 'noise')
+    throw new UsageError(`unknown direction '${String(direction)}'; use denoise or noise`);
+  const isHead = HEAD_TARGETS.has(target);
+  const perPosition = opts.perPosition ?? !isHead;
+  const cleanIds = toIds(model, opts.clean);
+  const corruptIds = toIds(model, opts.corrupt);
+  const P = cleanIds.length;
+  if (corruptIds.length !== P)
+    throw new ShapeError(
+      `clean and corrupt prompts must have the same number of tokens: clean has ${P}, corrupt has ${corruptIds.length}`,
+    );
+
+  // The metric as a differentiable loss and as a number.
+  const V = cfg.vocabSize;
+  let answer: AttributionResult['answer'] = null;
+  let wrong: AttributionResult['wrong'] = null;
+  let lossFn: (logits: Tensor) => Tensor;
+  if (opts.metric) {
+    if (opts.answer !== undefined || opts.wrong !== undefined)
+      throw new UsageError('give either a metric or answer/wrong tokens, not both');
+    const fn = opts.metric;
+    lossFn = (lg) => {
+      const m = fn(lg) as unknown;
+      if (!(m instanceof Tensor) || m.size !== 1)
+        throw new UsageError(
+          'attribution patching needs a metric that returns a one-element Tensor (differentiable)',
+        );
+      return m;
+    };
+  } else {
+    if (opts.answer === undefined || opts.wrong === undefined)
+      throw new UsageError('give answer and wrong tokens (for the logit difference), or a metric function');
+    answer = answerToken(model, opts.answer, 'answer');
+    wrong = answerToken(model, opts.wrong, 'wrong');
+    if (answer.id === wrong.id)
+      throw new UsageError(`answer and wrong are the same token (${JSON.stringify(answer.token)})`);
+    const sel = new Float32Array(P * V);
+    sel[(P - 1) * V + answer.id] = 1;
+    sel[(P - 1) * V + wrong.id] = -1;
+    const G = new Tensor(sel, [1, P, V]);
+    lossFn = (lg) => sum(mul(lg, G));
+  }
+
+  const L = cfg.nLayers;
+  const H = cfg.nHeads;
+  const KV = cfg.nKvHeads;
+  const C = !isHead ? 1 : target === 'k' || target === 'v' ? KV : H;
+  const Pn = perPosition ? P : 1;
+  const qkFixed = (target === 'q' || target === 'k') && (opts.qkFix ?? true);
+  const rot = cfg.positional === 'rotary';
+  const hookNames = Array.from({ length: L }, (_, l) => patchHookName(target, l));
+  const qkNames: string[] = [];
+  const patternNames = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  if (qkFixed)
+    for (let l = 0; l < L; l++)
+      qkNames.push(
+        `blocks.${l}.attn.hook_${rot ? 'rot_' : ''}q`,
+        `blocks.${l}.attn.hook_${rot ? 'rot_' : ''}k`,
+      );
+
+  const baseIds = direction === 'denoise' ? corruptIds : cleanIds;
+  const srcIds = direction === 'denoise' ? cleanIds : corruptIds;
+  const gradNames = qkFixed ? [...hookNames, ...patternNames] : hookNames;
+  const base = model.gradients([baseIds], { names: [...gradNames, ...qkNames], loss: (lg) => lossFn(lg) });
+  const src = model.runWithCache([srcIds], { names: [...hookNames, ...qkNames] });
+  const baseMetric = base.loss;
+  const srcMetric = lossFn(src.logits).item();
+  const cleanMetric = direction === 'denoise' ? srcMetric : baseMetric;
+  const corruptMetric = direction === 'denoise' ? baseMetric : srcMetric;
+  const denom = cleanMetric - corruptMetric;
+  if (!(Math.abs(denom) > 1e-9))
+    throw new UsageError(
+      `the metric is the same on the clean and the corrupt prompt (${cleanMetric}): nothing to normalise`,
+    );
+
+  const D = cfg.dModel;
+  const dh = cfg.dHead;
+  const ranges = (v: Variant): [number, number][] => {
+    if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
+    const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
+    return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
+  };
+  const linearEstimate = (grads: ActivationCache, l: number, v: Variant): number => {
+    const name = hookNames[l]!;
+    const g = grads.get(name).f32();
+    const a = base.cache.get(name).f32();
+    const s = src.cache.get(name).f32();
+    let e = 0;
+    for (const [o, n] of ranges(v)) for (let i = o; i < o + n; i++) e += g[i]! * (s[i]! - a[i]!);
+    return e;
+  };
+
+  const variants: Variant[] = [];
+  for (let l = 0; l < L; l++)
+    for (let c = 0; c < C; c++)
+      for (let p = 0; p < Pn; p++) variants.push({ layer: l, component: c, position: perPosition ? p : -1 });
+  const grid = () =>
+    Array.from({ length: L }, () => Array.from({ length: C }, () => new Array<number>(Pn).fill(NaN)));
+  const est = grid();
+  const lin = grid();
+  for (const v of variants) {
+    const e = linearEstimate(base.grads, v.layer, v);
+    lin[v.layer]![v.component]![perPosition ? v.position : 0] = e;
+    est[v.layer]![v.component]![perPosition ? v.position : 0] = qkFixed
+      ? qkEstimate(v, P, H, KV, dh, cfg.attnScale, target as 'q' | 'k', {
+          qBase: base.cache.get(qkNames[2 * v.layer]!).f32(),
+          kBase: base.cache.get(qkNames[2 * v.layer + 1]!).f32(),
+          qSrc: src.cache.get(qkNames[2 * v.layer]!).f32(),
+          kSrc: src.cache.get(qkNames[2 * v.layer + 1]!).f32(),
+          gPattern: base.grads.get(patternNames[v.layer]!).f32(),
+        })
+      : e;
+  }
+
+  let gradDrop: number[][][] | null = null;
+  let backwardPasses = 1;
+  let forwardPasses = 2;
+  if (opts.gradDrop) {
+    const acc = grid().map((r) => r.map((c) => c.map(() => 0)));
+    for (let d = 0; d < L; d++) {
+      const grads = new Map<string, Tensor>();
+      const dropped = new Set([`blocks.${d}.hook_attn_out`, `blocks.${d}.hook_mlp_out`]);
+      const logits = model.runWithHooks([baseIds], {
+        bwd: [
+          ...hookNames.map((name) => ({ name, fn: (g: Tensor) => void grads.set(name, g) })),
+          {
+            name: (n: string) => dropped.has(n),
+            fn: (g: Tensor) => new Tensor(new Float32Array(g.size), g.shape),
+          },
+        ],
+      });
+      lossFn(logits).backward();
+      forwardPasses++;
+      backwardPasses++;
+      const cacheLike = { get: (n: string) => grads.get(n)! } as unknown as ActivationCache;
+      for (const v of variants) {
+        if (v.layer === d) continue;
+        const e = grads.has(hookNames[v.layer]!) ? linearEstimate(cacheLike, v.layer, v) : 0;
+        acc[v.layer]![v.component]![perPosition ? v.position : 0]! += Math.abs(e);
+      }
+    }
+    gradDrop = acc.map((r) => r.map((c) => c.map((x) => x / Math.max(1, L - 1) / Math.abs(denom))));
+  }
+
+  const norm = (g: number[][][]) =>
+    g.map((r) => r.map((c) => c.map((e) => (baseMetric + e - corruptMetric) / denom)));
+  return {
+    target,
+    direction,
+    perPosition,
+    hook: hookNames[0]!,
+    metric: opts.metric ? 'custom' : 'logit_diff',
+    answer,
+    wrong,
+    cleanTokens: cleanIds,
+    corruptTokens: corruptIds,
+    cleanMetric,
+    corruptMetric,
+    components: isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'],
+    positions: Pn,
+    values: norm(est),
+    raw: est.map((r) => r.map((c) => c.map((e) => baseMetric + e))),
+    linear: norm(lin),
+    qkFixed,
+    gradDrop,
+    forwardPasses,
+    backwardPasses,
+  };
+}
+
+/**
+ * AtP*'s QK fix for one query or key patch: the patched head's attention pattern, recomputed exactly
+ * (causal softmax of the patched scores), minus the base pattern, dotted with the gradient at hook_pattern.
+ * q and k are [pos, head, d_head] (rotated when the model uses rotary embeddings); the pattern gradient is
+ * [head, q, k]. A patched key (KV head g) changes every query head of its group.
+ */
+function qkEstimate(
+  v: Variant,
+  P: number,
+  H: number,
+  KV: number,
+  dh: number,
+  scale: number,
+  target: 'q' | 'k',
+  t: {
+    qBase: Float32Array;
+    kBase: Float32Array;
+    qSrc: Float32Array;
+    kSrc: Float32Array;
+    gPattern: Float32Array;
+  },
+): number {
+  const group = H / KV;
+  const heads =
+    target === 'q' ? [v.component] : Array.from({ length: group }, (_, i) => v.component * group + i);
+  const patchedPos = (p: number) => v.position < 0 || v.position === p;
+  const rowBase = new Float64Array(P);
+  const rowNew = new Float64Array(P);
+  let e = 0;
+  for (const h of heads) {
+    const g = Math.floor(h / group);
+    for (let qi = 0; qi < P; qi++) {
+      if (target === 'q' && !patchedPos(qi)) continue;
+      const qb = t.qBase.subarray((qi * H + h) * dh, (qi * H + h + 1) * dh);
+      const qn = target === 'q' ? t.qSrc.subarray((qi * H + h) * dh, (qi * H + h + 1) * dh) : qb;
+      for (let s = 0; s <= qi; s++) {
+        const kb = t.kBase.subarray((s * KV + g) * dh, (s * KV + g + 1) * dh);
+        const kn =
+          target === 'k' && patchedPos(s) ? t.kSrc.subarray((s * KV + g) * dh, (s * KV + g + 1) * dh) : kb;
+        let a = 0;
+        let b = 0;
+        for (let i = 0; i < dh; i++) {
+          a += qb[i]! * kb[i]!;
+          b += qn[i]! * kn[i]!;
+        }
+        rowBase[s] = a * scale;
+        rowNew[s] = b * scale;
+      }
+      softmaxInPlace(rowBase, qi + 1);
+      softmaxInPlace(rowNew, qi + 1);
+      const gRow = (h * P + qi) * P;
+      for (let s = 0; s <= qi; s++) e += t.gPattern[gRow + s]! * (rowNew[s]! - rowBase[s]!);
+    }
+  }
+  return e;
+}
+
+function softmaxInPlace(x: Float64Array, n: number): void {
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) m = Math.max(m, x[i]!);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += x[i] = Math.exp(x[i]! - m);
+  for (let i = 0; i < n; i++) x[i]! /= s;
+}
+
+function toIds(model: HookedTransformer, x: string | number[]): number[] {
+  const ids = typeof x === 'string' ? model.encode(x) : [...x];
+  if (ids.length === 0) throw new ShapeError('empty prompt: nothing to patch');
+  for (const id of ids)
+    if (!Number.isInteger(id) || id < 0 || id >= model.cfg.vocabSize)
+      throw new ShapeError(`token id ${id} is outside the vocabulary [0, ${model.cfg.vocabSize})`);
+  return ids;
+}
