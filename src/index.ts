@@ -72,3 +72,12 @@ export {
   nextTokenLogProbs,
 } from './methods/steering.js';
 export { runMonitor, monitorHook, monitoredGeneration } from './methods/monitor.js';
+export {
+  createTunedLens,
+  trainTunedLens,
+  lensKL,
+  tunedLensLogits,
+  saveTunedLens,
+  loadTunedLens,
+} from './methods/tuned-lens.js';
+export { linearCKA, svcca, similarityMatrix, matchFeatures } from './methods/similarity.js';

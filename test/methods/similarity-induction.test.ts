@@ -1,6 +1,6 @@
 // Universality check: two induction organisms from different seeds grow the same circuit, and their
-// residual streams line up layer by layer. Training the second organism takes 2-3 minutes on two cores,
-// so this runs only with SONDE_SLOW_TESTS=1 (or with SONDE_INDUCTION_SEED1=DIR, an already trained one).
+// residual streams line up layer by layer. The seed-1 organism is a committed fixture (training it takes
+// 2-3 minutes on two cores); SONDE_SLOW_TESTS=1 trains it afresh instead.
 import '../../src/engine/node.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,8 +11,7 @@ import { headScores } from '../../src/methods/heads.js';
 import { similarityMatrix } from '../../src/methods/similarity.js';
 import { trainInduction } from '../../src/organisms/induction.js';
 
-const given = process.env.SONDE_INDUCTION_SEED1;
-const enabled = process.env.SONDE_SLOW_TESTS === '1' || (given !== undefined && fs.existsSync(given));
+const given = process.env.SONDE_SLOW_TESTS === '1' ? undefined : 'test/fixtures/induction-2l-seed1';
 
 const TEXTS = [
   'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog.',
@@ -21,7 +20,7 @@ const TEXTS = [
   'Lily and Ben went to the beach. They built a big sand castle and found a shell.',
 ];
 
-describe.runIf(enabled)('induction organisms from seeds 0 and 1', () => {
+describe('induction organisms from seeds 0 and 1', () => {
   it('both have a layer-0 previous-token head and a layer-1 induction head; CKA is diagonal-dominant', () => {
     let dir = given;
     if (!dir || !fs.existsSync(dir)) {
