@@ -58,7 +58,9 @@ describe('sonde train induction / sonde heads', () => {
     for (const f of ['config.json', 'model.safetensors', 'tok512.bin'])
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     expect(fs.existsSync(`${out}.checkpoint`)).toBe(false);
-    const heads = await sonde('--model', out, 'heads', '--json');
+    const headsPlot = path.join(tmp, 'heads.svg');
+    const heads = await sonde('--model', out, 'heads', '--json', '--plot', headsPlot);
+    expect(fs.readFileSync(headsPlot, 'utf8')).toMatch(/^<svg/);
     expect(heads.code, heads.stderr).toBe(0);
     const h = JSON.parse(heads.stdout) as { previousToken: number[][]; induction: number[][] };
     expect(h.previousToken).toHaveLength(2);
