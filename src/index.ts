@@ -81,3 +81,4 @@ export {
   loadTunedLens,
 } from './methods/tuned-lens.js';
 export { linearCKA, svcca, similarityMatrix, matchFeatures } from './methods/similarity.js';
+export { pathPatching, pathPatchingSweep } from './methods/path-patching.js';

@@ -126,7 +126,8 @@ export function pathPatchingSweep(
   const setup = prepare(model, opts);
   const { nLayers: L, nHeads: H } = model.cfg;
   const senderLayers = setup.receiverLayer ?? L;
-  if (senderLayers === 0) throw new UsageError('the receivers are in layer 0: no earlier head can be a sender');
+  if (senderLayers === 0)
+    throw new UsageError('the receivers are in layer 0: no earlier head can be a sender');
   const heads: HeadRef[] = [];
   for (let l = 0; l < senderLayers; l++) for (let h = 0; h < H; h++) heads.push({ layer: l, head: h });
   const raw = Array.from({ length: L }, () => new Array<number>(H).fill(NaN));
