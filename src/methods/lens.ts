@@ -1,11 +1,12 @@
 import { ShapeError } from '../errors.js';
 import { add } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/nn.js';
-import { reshape, stack } from '../engine/ops/shape.js';
+import { concat, reshape, slice, stack } from '../engine/ops/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
 import { applyFinalNorm } from './decompose.js';
 import { singleToken } from './tokens.js';
+import { tunedLensLogits, type TunedLens } from './tuned-lens.js';
 
 export interface LensToken {
   id: number;
@@ -24,6 +25,8 @@ export interface LogitLensOptions extends InputOptions {
   target?: number | string;
   /** Top tokens reported per layer and position (default 5). */
   topK?: number;
+  /** Read each block input through this tuned lens's translator instead (the final layer is unchanged). */
+  tunedLens?: TunedLens;
 }
 
 export interface LogitLensResult {
@@ -50,7 +53,7 @@ export function logitLens(
   input: ModelInput,
   opts: LogitLensOptions = {},
 ): LogitLensResult {
-  const { target, topK = 5, ...inputOpts } = opts;
+  const { target, topK = 5, tunedLens, ...inputOpts } = opts;
   if (!Number.isInteger(topK) || topK < 0) throw new ShapeError(`topK must be an integer >= 0, got ${topK}`);
   const targetId = target === undefined ? null : singleToken(model, target, 'target');
   const { tokens, attentionMask } = model.toTokens(input, inputOpts);
@@ -73,6 +76,15 @@ export function logitLens(
   let logits = matmul(applyFinalNorm(model, resid), model.weights.get('unembed.W_U')!);
   const bU = model.weights.get('unembed.b_U');
   if (bU) logits = add(logits, bU);
+  if (tunedLens) {
+    // Block inputs through their translators; the final layer's logits are the model's own either way.
+    const perLayer = layers.map((n, l) =>
+      l < L
+        ? reshape(tunedLensLogits(model, tunedLens, l, cache.get(n)), [1, P, V])
+        : slice(logits, 0, l, l + 1),
+    );
+    logits = concat(perLayer, 0);
+  }
   const lg = logits.f32();
   const ids = tokens.toArray();
   const top: LensToken[][][] = [];

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UsageError, type HookedTransformer } from '../../index.js';
+import { loadTunedLens } from '../../methods/tuned-lens.js';
 import { lensLayerLabels, logitLens, type LogitLensResult } from '../../methods/lens.js';
 import { singleToken } from '../../methods/tokens.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
@@ -56,6 +57,7 @@ interface LensOpts extends InputFlags {
   target?: string;
   targetId?: number;
   topK: number;
+  tunedLens?: string;
   plot?: string;
 }
 
@@ -77,6 +79,7 @@ export function registerLens(program: Command): void {
     )
     .option('--target-id <n>', 'the target as a token id', intArg(0))
     .option('--top-k <n>', 'top tokens reported per layer and position', intArg(1), 3)
+    .option('--tuned-lens <dir>', "read block inputs through a tuned lens saved by 'sonde tuned-lens train'")
     .option(
       '--plot <file.svg>',
       "heatmap (layer × position) of the target's probability, or the top-1 probability",
@@ -101,7 +104,8 @@ Examples:
       const model = loadModel(g);
       const target = tokenFlag(model, 'target', o.target, o.targetId);
       const input = resolveInput(model, inputFlags(o, cmd));
-      const r = logitLens(model, input.ids, { target, topK: o.topK });
+      const tunedLens = o.tunedLens ? loadTunedLens(o.tunedLens, model) : undefined;
+      const r = logitLens(model, input.ids, { target, topK: o.topK, tunedLens });
       const labels = lensLayerLabels(r.layers);
       if (o.plot) await writePlot(o.plot, lensPlotSpec(r, labels));
       if (g.json) {
