@@ -1,6 +1,7 @@
 // Activation patching (Meng et al. 2022; Wang et al. 2022; Heimersheim & Nanda 2024): run the model on one
 // prompt and replace one activation with its value on another prompt, for every layer, position and head.
-import { singleToken } from './tokens.js';
+import { resolveMetric } from './metric.js';
+export { answerToken } from './metric.js';
 import { HookError, ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
@@ -152,29 +153,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   }
 
   // The metric of row b of logits [n, pos, vocab].
-  let answer: PatchingResult['answer'] = null;
-  let wrong: PatchingResult['wrong'] = null;
-  let metricOf: (lg: Float32Array, b: number) => number;
-  const V = cfg.vocabSize;
-  if (opts.metric) {
-    if (opts.answer !== undefined || opts.wrong !== undefined)
-      throw new UsageError('give either a metric or answer/wrong tokens, not both');
-    const fn = opts.metric;
-    metricOf = (lg, b) => fn(new Tensor(lg.slice(b * P * V, (b + 1) * P * V), [1, P, V]));
-  } else {
-    if (opts.answer === undefined || opts.wrong === undefined)
-      throw new UsageError('give answer and wrong tokens (for the logit difference), or a metric function');
-    answer = answerToken(model, opts.answer, 'answer');
-    wrong = answerToken(model, opts.wrong, 'wrong');
-    if (answer.id === wrong.id)
-      throw new UsageError(`answer and wrong are the same token (${JSON.stringify(answer.token)})`);
-    const a = answer.id;
-    const w = wrong.id;
-    metricOf = (lg, b) => {
-      const o = (b * P + P - 1) * V;
-      return lg[o + a]! - lg[o + w]!;
-    };
-  }
+  const { answer, wrong, metricOf } = resolveMetric(model, opts, P);
 
   const L = cfg.nLayers;
   const C = !isHead ? 1 : target === 'k' || target === 'v' ? cfg.nKvHeads : cfg.nHeads;
@@ -362,16 +341,6 @@ function toIds(model: HookedTransformer, x: string | number[]): number[] {
       throw new ShapeError(`token id ${id} is outside the vocabulary [0, ${model.cfg.vocabSize})`);
   }
   return ids;
-}
-
-/** An answer as an id plus its display string (see tokens.ts for what counts as one token). */
-export function answerToken(
-  model: HookedTransformer,
-  x: string | number,
-  what = 'token',
-): { id: number; token: string } {
-  const id = singleToken(model, x, what);
-  return { id, token: model.tokenStrings([id])[0]! };
 }
 
 function int64(rows: number[][]): Tensor {

@@ -14,7 +14,7 @@
 //   value = (m_patched - m_corrupt) / (m_clean - m_corrupt)
 // 1 = the path carries nothing of the corruption (no effect), 0 = the path alone destroys the clean
 // behaviour as much as the full corruption does. Values can leave [0, 1].
-import { answerToken } from './patching.js';
+import { resolveMetric } from './metric.js';
 import { ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
@@ -190,29 +190,7 @@ function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
     throw new UsageError("receivers must be a non-empty list of heads or 'logits'");
   }
 
-  let answer: Common['answer'] = null;
-  let wrong: Common['wrong'] = null;
-  let metricOf: Setup['metricOf'];
-  const V = cfg.vocabSize;
-  if (opts.metric) {
-    if (opts.answer !== undefined || opts.wrong !== undefined)
-      throw new UsageError('give either a metric or answer/wrong tokens, not both');
-    const fn = opts.metric;
-    metricOf = (lg, b) => fn(new Tensor(lg.slice(b * P * V, (b + 1) * P * V), [1, P, V]));
-  } else {
-    if (opts.answer === undefined || opts.wrong === undefined)
-      throw new UsageError('give answer and wrong tokens (for the logit difference), or a metric function');
-    answer = answerToken(model, opts.answer, 'answer');
-    wrong = answerToken(model, opts.wrong, 'wrong');
-    if (answer.id === wrong.id)
-      throw new UsageError(`answer and wrong are the same token (${JSON.stringify(answer.token)})`);
-    const a = answer.id;
-    const w = wrong.id;
-    metricOf = (lg, b) => {
-      const o = (b * P + P - 1) * V;
-      return lg[o + a]! - lg[o + w]!;
-    };
-  }
+  const { answer, wrong, metricOf } = resolveMetric(model, opts, P);
 
   const store = new Map<string, Tensor>();
   const wanted = (n: string) => n.endsWith('.attn.hook_z') || n.endsWith('.hook_mlp_out');
