@@ -1,6 +1,7 @@
 // Activation patching (Meng et al. 2022; Wang et al. 2022; Heimersheim & Nanda 2024): run the model on one
 // prompt and replace one activation with its value on another prompt, for every layer, position and head.
 import { resolveMetric } from './metric.js';
+import { int64, toIds } from './tokens.js';
 export { answerToken } from './metric.js';
 import { HookError, ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
@@ -331,21 +332,4 @@ export function patchingMatrix(r: PatchingResult): {
 /** Position indices as labels; callers with a tokenizer can add the tokens. */
 function positionLabels(r: PatchingResult): string[] {
   return r.cleanTokens.map((_, i) => String(i));
-}
-
-function toIds(model: HookedTransformer, x: string | number[]): number[] {
-  const ids = typeof x === 'string' ? model.encode(x) : [...x];
-  if (ids.length === 0) throw new ShapeError('empty prompt: nothing to patch');
-  for (const id of ids) {
-    if (!Number.isInteger(id) || id < 0 || id >= model.cfg.vocabSize)
-      throw new ShapeError(`token id ${id} is outside the vocabulary [0, ${model.cfg.vocabSize})`);
-  }
-  return ids;
-}
-
-function int64(rows: number[][]): Tensor {
-  const P = rows[0]!.length;
-  const data = new BigInt64Array(rows.length * P);
-  rows.forEach((r, b) => r.forEach((id, i) => (data[b * P + i] = BigInt(id))));
-  return new Tensor(data, [rows.length, P]);
 }

@@ -15,6 +15,7 @@
 // 1 = the path carries nothing of the corruption (no effect), 0 = the path alone destroys the clean
 // behaviour as much as the full corruption does. Values can leave [0, 1].
 import { resolveMetric } from './metric.js';
+import { int64, toIds } from './tokens.js';
 import { ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
@@ -340,21 +341,4 @@ function repeat(x: Float32Array, n: number): Float32Array {
   const out = new Float32Array(n * x.length);
   for (let b = 0; b < n; b++) out.set(x, b * x.length);
   return out;
-}
-
-function toIds(model: HookedTransformer, x: string | number[]): number[] {
-  const ids = typeof x === 'string' ? model.encode(x) : [...x];
-  if (ids.length === 0) throw new ShapeError('empty prompt: nothing to patch');
-  for (const id of ids) {
-    if (!Number.isInteger(id) || id < 0 || id >= model.cfg.vocabSize)
-      throw new ShapeError(`token id ${id} is outside the vocabulary [0, ${model.cfg.vocabSize})`);
-  }
-  return ids;
-}
-
-function int64(rows: number[][]): Tensor {
-  const P = rows[0]!.length;
-  const data = new BigInt64Array(rows.length * P);
-  rows.forEach((r, b) => r.forEach((id, i) => (data[b * P + i] = BigInt(id))));
-  return new Tensor(data, [rows.length, P]);
 }
