@@ -1,27 +1,12 @@
 // `sonde tuned-lens train` / `eval` end to end.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sonde } from '../helpers/cli.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ENTRY = path.join(ROOT, 'src/cli/index.ts');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-cli-tuned-lens-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function sonde(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', ENTRY, ...args],
-      { cwd: ROOT, timeout: 120_000, maxBuffer: 64 << 20 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 const clean = (s: string) => s.replace(/npm warn.*\n/g, '');
 
