@@ -21,6 +21,7 @@ import { registerCompare } from './commands/compare.js';
 import { registerProbe } from './commands/probe.js';
 import { registerSteer } from './commands/steer.js';
 import { registerMonitor } from './commands/monitor.js';
+import { registerSae } from './commands/sae.js';
 import { packageVersion, reportError } from './common.js';
 
 export function buildProgram(): Command {
@@ -66,6 +67,7 @@ Start with:
   registerMonitor(program);
   registerTunedLens(program);
   registerCompare(program);
+  registerSae(program);
   return program;
 }
 

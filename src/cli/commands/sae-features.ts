@@ -1,0 +1,4 @@
+// sonde sae features (being written).
+import type { Command } from 'commander';
+
+export function registerSaeFeatures(_sae: Command): void {}
