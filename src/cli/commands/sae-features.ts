@@ -1,4 +1,465 @@
-// sonde sae features (being written).
+// sonde sae features / sonde sae show: feature dashboards (SAE-Vis / Neuronpedia style) from a corpus scan
+// kept in a DuckDB feature store (by default <sae dir>/features.duckdb), reused while it matches.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
+import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
+import { SaeError } from '../../sae/config.js';
+import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
+import { FeatureStore, type FeatureContext, type FeatureStoreInfo } from '../../sae/feature-store.js';
+import {
+  checkSaeFitsModel,
+  corpusFingerprint,
+  featureLogits,
+  featureLogitsUnavailable,
+  saeFingerprint,
+  scanBos,
+  scanFeatures,
+  splitCorpus,
+} from '../../sae/features.js';
+import { loadSaeLens } from '../../sae/saelens.js';
+import type { SparseAutoencoder } from '../../sae/sae.js';
+import {
+  fmt,
+  fmtCount,
+  fmtPercent,
+  fmtToken,
+  globalsOf,
+  intArg,
+  loadModel,
+  note,
+  out,
+  printJson,
+  table,
+  type GlobalOptions,
+} from '../common.js';
+import { createProgress } from '../progress.js';
+import { checkPlotPath } from './lens.js';
+import { choiceArg } from './probe.js';
 
-export function registerSaeFeatures(_sae: Command): void {}
+const DB_FILE = 'features.duckdb';
+const DEFAULT_TOKENS = 100_000;
+const DEFAULT_CTX = 128;
+
+interface ScanFlags {
+  sae?: string;
+  data?: string;
+  tokens: number;
+  ctx: number;
+  batchSize?: number;
+  db?: string;
+  rescan?: boolean;
+}
+
+function scanOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--data <file>',
+      'corpus: documents separated by blank lines, or .jsonl of {"text"} (default: the built-in stories)',
+    )
+    .option('--tokens <n>', 'tokens to scan, BOS left out', intArg(1), DEFAULT_TOKENS)
+    .option(
+      '--ctx <n>',
+      'tokens per context, BOS included (longer documents are split)',
+      intArg(2),
+      DEFAULT_CTX,
+    )
+    .option('--batch-size <n>', 'contexts per forward pass (default: by d_sae and vocabulary)', intArg(1))
+    .option('--db <file>', `the feature store (default: <sae dir>/${DB_FILE})`)
+    .option('--rescan', 'scan again even when the store matches');
+}
+
+interface Opened {
+  store: FeatureStore;
+  sae: SparseAutoencoder | null;
+  model: HookedTransformer | null;
+  reused: boolean;
+  seconds: number;
+}
+
+function readTexts(file: string): string[] {
+  if (file.toLowerCase().endsWith('.jsonl')) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read corpus '${file}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    const docs = splitCorpus(text, true);
+    if (docs.length === 0) throw new UsageError(`corpus '${file}' has no text`);
+    return docs;
+  }
+  return readCorpus(file);
+}
+
+/** Why a store cannot stand for this scan (null when it can); `strict` compares every scan setting. */
+function mismatch(
+  info: FeatureStoreInfo,
+  want: Pick<
+    FeatureStoreInfo,
+    'saeFingerprint' | 'model' | 'corpusFingerprint' | 'ctx' | 'maxTokens' | 'bosExcluded'
+  >,
+  compare: { corpus: boolean; tokens: boolean; ctx: boolean },
+): string | null {
+  if (info.saeFingerprint !== want.saeFingerprint) return 'it was made with other SAE weights';
+  if (path.resolve(info.model) !== path.resolve(want.model)) return `it was made with model ${info.model}`;
+  if (info.bosExcluded !== want.bosExcluded) return 'it was made with other BOS handling';
+  if (compare.corpus && info.corpusFingerprint !== want.corpusFingerprint)
+    return `it was made from ${info.corpus}`;
+  if (compare.ctx && info.ctx !== want.ctx) return `it was made with --ctx ${info.ctx}`;
+  if (compare.tokens && info.maxTokens !== want.maxTokens)
+    return `it was made with --tokens ${info.maxTokens ?? 'all'}`;
+  return null;
+}
+
+/**
+ * Opens the store for the flags, scanning first when there is none, it does not match, or --rescan.
+ * `lenient`: settings left at their defaults are not compared (sonde sae show takes any scan of the SAE).
+ */
+async function openOrScan(
+  g: GlobalOptions,
+  o: ScanFlags,
+  cmd: Command,
+  lenient: boolean,
+  feature?: number,
+): Promise<Opened> {
+  const checkFeature = (dSae: number) => {
+    if (feature !== undefined && feature >= dSae)
+      throw new UsageError(`--feature ${feature} is outside the SAE's ${dSae} latents (0..${dSae - 1})`);
+  };
+  if (!o.sae && !o.db) throw new UsageError('give --sae DIR (or --db FILE of an earlier scan)');
+  const dbPath = o.db ?? path.join(o.sae!, DB_FILE);
+  if (!o.sae) {
+    if (!fs.existsSync(dbPath))
+      throw new UsageError(`no feature store at ${dbPath}: give --sae DIR to scan one`);
+    const store = await FeatureStore.open(dbPath);
+    try {
+      checkFeature(store.dSae);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+    let sae: SparseAutoencoder | null = null;
+    let model: HookedTransformer | null = null;
+    // The SAE and model it was made with, when they are still there: for the logits.
+    const saeDir = store.info.sae;
+    if (fs.existsSync(path.join(saeDir, 'cfg.json'))) {
+      try {
+        sae = loadSaeLens(saeDir);
+        model = loadModel({
+          ...g,
+          model: g.model ?? (fs.existsSync(store.info.model) ? store.info.model : undefined),
+        });
+        if (saeFingerprint(sae) !== store.info.saeFingerprint) sae = null;
+      } catch {
+        sae = null;
+      }
+    }
+    return { store, sae, model: sae ? model : null, reused: true, seconds: 0 };
+  }
+  if (!fs.existsSync(o.sae) || !fs.statSync(o.sae).isDirectory())
+    throw new UsageError(`--sae: '${o.sae}' is not a folder`);
+  const sae = loadSaeLens(o.sae);
+  checkFeature(sae.dSae);
+  const model = loadModel(g);
+  checkSaeFitsModel(model, sae);
+  const dataFile = o.data ?? defaultCorpusPath();
+  const texts = readTexts(dataFile);
+  const want = {
+    saeFingerprint: saeFingerprint(sae),
+    model: model.source,
+    corpusFingerprint: corpusFingerprint(texts),
+    ctx: o.ctx,
+    maxTokens: o.tokens,
+    bosExcluded: scanBos(model, sae) !== null,
+  };
+  const given = (name: string) => !lenient || cmd.getOptionValueSource(name) === 'cli';
+  if (fs.existsSync(dbPath) && !o.rescan) {
+    let store: FeatureStore | null = null;
+    let why: string | null;
+    try {
+      store = await FeatureStore.open(dbPath);
+      why = mismatch(store.info, want, { corpus: given('data'), tokens: given('tokens'), ctx: given('ctx') });
+    } catch (e) {
+      why = e instanceof SaeError ? e.message : String(e);
+    }
+    if (store && why === null) {
+      note(
+        g,
+        `using ${dbPath} (${fmtCount(store.info.tokensScanned)} tokens of ${store.info.corpus}; --rescan to redo)`,
+      );
+      return { store, sae, model, reused: true, seconds: 0 };
+    }
+    store?.close();
+    note(g, `rescanning: ${dbPath} does not match (${why})`);
+  }
+  note(g, `scanning ${o.tokens} tokens of ${dataFile} through ${sae.cfg.hookName} into ${dbPath}`);
+  const progress = createProgress(g);
+  let last = -1;
+  const t0 = performance.now();
+  let store: FeatureStore;
+  try {
+    store = await scanFeatures(model, sae, texts, {
+      dbPath,
+      ctx: o.ctx,
+      maxTokens: o.tokens,
+      batchSize: o.batchSize,
+      saeSource: path.resolve(o.sae),
+      corpus: o.data ? path.resolve(o.data) : dataFile,
+      onProgress: (p) => {
+        if (last < 0) progress.start(p.totalTokens, 'scanning');
+        progress.increment(p.tokens - Math.max(last, 0));
+        last = p.tokens;
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (store.info.tokensScanned < o.tokens)
+    note(g, `the corpus has only ${store.info.tokensScanned} tokens: scanned all of them`);
+  return { store, sae, model, reused: false, seconds };
+}
+
+function describeStore(info: FeatureStoreInfo): string {
+  const hook = info.hookOut ? `${info.hook} -> ${info.hookOut}` : info.hook;
+  return `${info.sae} at ${hook}: ${info.dSae} latents, ${fmtCount(info.tokensScanned)} tokens (${info.sequences} contexts of up to ${info.ctx}) of ${info.corpus}`;
+}
+
+function tokenList(tokens: { text: string; count: number }[]): string {
+  return tokens.map((t) => `${fmtToken(t.text, 14)}×${t.count}`).join(' ');
+}
+
+/** Text bars for a histogram. */
+function bars(edges: number[], counts: number[], f: (x: number) => string = (x) => fmt(x, 3)): string[] {
+  const most = Math.max(...counts, 1);
+  const rows = counts.map((n, i) => [
+    `[${f(edges[i]!)}, ${f(edges[i + 1]!)}${i === counts.length - 1 ? ']' : ')'}`,
+    String(n),
+    '█'.repeat(Math.round((n / most) * 40)) || (n > 0 ? '▏' : ''),
+  ]);
+  return table(rows, [false, true, false]);
+}
+
+/** A context as one line: newlines shown as ↵, the activating token in [[ ]]. */
+function contextLine(c: FeatureContext): string {
+  return c.tokens
+    .map((t, i) => {
+      const s = t.text.replace(/\r?\n/g, '↵');
+      return i === c.center ? `[[${s}]]` : s;
+    })
+    .join('');
+}
+
+export function registerSaeFeatures(sae: Command): void {
+  scanOptions(
+    sae
+      .command('features')
+      .description(
+        'scan a corpus with an SAE into a DuckDB feature store and list its latents by density or max activation',
+      )
+      .requiredOption('--sae <dir>', 'SAELens folder (cfg.json, sae_weights.safetensors)'),
+  )
+    .option('--top <n>', 'latents listed', intArg(1), 20)
+    .option('--order <by>', 'density or max (activation)', choiceArg(['density', 'max'] as const), 'density')
+    .option('--bins <n>', 'bins of the log10 density histogram', intArg(1), 20)
+    .addHelpText(
+      'after',
+      `
+The scan stores every nonzero latent activation (BOS positions left out) with the tokens, so later
+'sonde sae show' calls are queries. A store is reused while its SAE, model, corpus, --tokens and --ctx
+match; --rescan scans again. The store is written to a temp file and renamed when complete.
+
+Examples:
+  sonde sae features --sae my-sae --tokens 50000
+  sonde sae features --sae my-sae --order max --top 50 --json`,
+    )
+    .action(async (o: ScanFlags & { top: number; order: 'density' | 'max'; bins: number }, cmd: Command) => {
+      const g = globalsOf(cmd);
+      const { store, reused, seconds } = await openOrScan(g, o, cmd, false);
+      try {
+        const features = await store.listFeatures({ orderBy: o.order, limit: o.top, topTokens: 3 });
+        const dens = await store.densityHistogram(o.bins);
+        if (g.json) {
+          printJson({
+            db: store.path,
+            reused,
+            seconds: reused ? null : seconds,
+            meta: store.info,
+            live: dens.live,
+            dead: dens.dead,
+            densityHistogram: { edges: dens.edges, counts: dens.counts },
+            orderBy: o.order,
+            features,
+          });
+          return;
+        }
+        out(describeStore(store.info));
+        out(
+          `${store.path} (${reused ? 'reused' : `scanned in ${seconds.toFixed(1)} s`}); ${dens.live} live latents, ` +
+            `${dens.dead} dead (${fmtPercent(dens.dead / store.dSae)})`,
+        );
+        if (dens.live > 0) {
+          out('');
+          out('log10 density (latents per bin):');
+          for (const line of bars(dens.edges, dens.counts, (x) => x.toFixed(2))) out(`  ${line}`);
+        }
+        out('');
+        out(`Top ${features.length} latents by ${o.order === 'density' ? 'density' : 'max activation'}:`);
+        const rows = [['latent', 'density', 'max act', 'mean act', 'top tokens (×occurrences)']];
+        for (const f of features)
+          rows.push([
+            String(f.feature),
+            fmtPercent(f.density),
+            fmt(f.maxAct),
+            fmt(f.meanAct),
+            tokenList(f.topTokens),
+          ]);
+        for (const line of table(rows, [true, true, true, true, false])) out(`  ${line}`);
+        out('');
+        out(
+          `Look at one with: sonde sae show --sae ${store.info.sae} --feature ${features[0]?.feature ?? 0}`,
+        );
+      } finally {
+        store.close();
+      }
+    });
+
+  scanOptions(
+    sae
+      .command('show')
+      .description(
+        "one latent's dashboard: top-activating contexts, activation histogram, top and bottom logits",
+      )
+      .requiredOption('--feature <i>', 'latent index', intArg(0))
+      .option('--sae <dir>', 'SAELens folder (cfg.json, sae_weights.safetensors)'),
+  )
+    .option('--contexts <n>', 'top-activating contexts shown', intArg(0), 10)
+    .option('--window <w>', 'tokens either side of the activating one', intArg(0), 8)
+    .option('--bins <n>', 'bins of the activation histogram', intArg(1), 20)
+    .option('--logits <k>', 'top and bottom logit tokens', intArg(0), 10)
+    .option('--plot <file.svg>', 'write the activation histogram as SVG')
+    .addHelpText(
+      'after',
+      `
+Uses the feature store of an earlier scan of the SAE (any corpus and size, unless --data, --tokens or --ctx
+are given, or --rescan); without one it scans first. Logits are the latent's direct effect: its decoder row
+through ln_final's weight and the unembedding, without the final norm's scale (as SAE-Vis), for SAEs that
+write to the residual stream.
+
+Examples:
+  sonde sae show --sae my-sae --feature 12
+  sonde sae show --db my-sae/features.duckdb --feature 12 --contexts 20 --window 12 --json
+  sonde sae show --sae my-sae --feature 12 --plot acts.svg`,
+    )
+    .action(
+      async (
+        o: ScanFlags & {
+          feature: number;
+          contexts: number;
+          window: number;
+          bins: number;
+          logits: number;
+          plot?: string;
+        },
+        cmd: Command,
+      ) => {
+        const g = globalsOf(cmd);
+        if (o.plot) checkPlotPath(o.plot);
+        const { store, sae: s, model } = await openOrScan(g, o, cmd, true, o.feature);
+        try {
+          const f = o.feature;
+          const summary = await store.featureSummary(f, 10);
+          const contexts = await store.topContexts(f, o.contexts, o.window);
+          const hist = await store.histogram(f, o.bins);
+          let logitsWhyNot: string | null = null;
+          let logits = null;
+          if (s && model) {
+            logitsWhyNot = featureLogitsUnavailable(model, s);
+            logits = featureLogits(model, s, f, o.logits);
+          } else logitsWhyNot = `the SAE at ${store.info.sae} is not available (give --sae DIR)`;
+          if (o.plot) await writePlot(o.plot, histogramSpec(store.info, hist.edges, hist.counts, f));
+          if (g.json) {
+            printJson({
+              db: store.path,
+              meta: store.info,
+              feature: f,
+              summary,
+              contexts,
+              histogram: hist,
+              logits,
+              logitsUnavailable: logitsWhyNot,
+              plot: o.plot ?? null,
+            });
+            return;
+          }
+          out(`Latent ${f} of ${describeStore(store.info)}`);
+          out(
+            `density ${fmtPercent(summary.density)} (${summary.nActive} of ${fmtCount(summary.tokensScanned)} tokens), ` +
+              `max ${fmt(summary.maxAct)}, mean when active ${fmt(summary.meanAct)}`,
+          );
+          if (summary.nActive === 0) {
+            out('It never fires on the scanned tokens (dead).');
+          } else {
+            out(`top tokens: ${tokenList(summary.topTokens)}`);
+            out('');
+            out(`Top ${contexts.length} activations ([[ ]] marks the token):`);
+            const rows = contexts.map((c) => [String(c.rank), fmt(c.value), contextLine(c)]);
+            for (const line of table(rows, [true, true, false])) out(`  ${line}`);
+            out('');
+            out(
+              `Activation histogram (${hist.nonzero} nonzero; ${fmtCount(hist.zeros)} tokens at 0 not shown):`,
+            );
+            for (const line of bars(hist.edges, hist.counts)) out(`  ${line}`);
+          }
+          out('');
+          if (!logits) out(`No logits: ${logitsWhyNot}.`);
+          else {
+            out(`Logits (${logits.method}):`);
+            const rows = [['promotes', '', 'suppresses', '']];
+            for (let i = 0; i < Math.max(logits.top.length, logits.bottom.length); i++) {
+              const t = logits.top[i];
+              const b = logits.bottom[i];
+              rows.push([
+                t ? fmtToken(t.token) : '',
+                t ? fmt(t.value) : '',
+                b ? fmtToken(b.token) : '',
+                b ? fmt(b.value) : '',
+              ]);
+            }
+            for (const line of table(rows, [false, true, false, true])) out(`  ${line}`);
+          }
+          if (o.plot) out(`\nplot: ${o.plot}`);
+        } finally {
+          store.close();
+        }
+      },
+    );
+}
+
+function histogramSpec(
+  info: FeatureStoreInfo,
+  edges: number[],
+  counts: number[],
+  feature: number,
+): TopLevelSpec {
+  const values = counts.map((n, i) => ({ from: edges[i]!, to: edges[i + 1]!, tokens: n }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: `Latent ${feature}: activation histogram`,
+      subtitle: `${info.hookOut ?? info.hook}, nonzero activations over ${info.tokensScanned} tokens`,
+    },
+    data: { values },
+    width: 420,
+    height: 220,
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'from', type: 'quantitative', bin: { binned: true }, title: 'activation' },
+      x2: { field: 'to' },
+      y: { field: 'tokens', type: 'quantitative', title: 'tokens' },
+    },
+  } as TopLevelSpec;
+}

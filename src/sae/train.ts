@@ -1,0 +1,619 @@
+// The SAE / transcoder trainer: a compiled step (forward, loss, backward as one ONNX graph), Adam with
+// LR warm-up and decay, sparsity-coefficient warm-up, unit-norm decoder rows, b_dec initialised to the
+// geometric median, dead latents tracked over a window of rows and revived (aux-k loss or resampling),
+// atomic checkpoints with exact resume, and NaN detection that keeps the last good checkpoint.
+import { gt, where } from '../engine/ops/elementwise.js';
+import { min, sum } from '../engine/ops/reduce.js';
+import { cast } from '../engine/ops/shape.js';
+import { Rng } from '../engine/random.js';
+import { noGrad, Tensor } from '../engine/tensor.js';
+import { TracedFunction } from '../engine/trace.js';
+import { SondeError } from '../errors.js';
+import {
+  checkpointExists,
+  loadCheckpoint,
+  saveCheckpoint,
+  type CheckpointState,
+} from '../train/checkpoint.js';
+import { Adam } from '../train/optimizers.js';
+import { saeConfig, type SaeArchitecture, type SaeConfig } from './config.js';
+import { saeLoss, type LossSettings } from './losses.js';
+import { geometricMedian } from './stats.js';
+import { SparseAutoencoder } from './sae.js';
+
+export class SaeTrainError extends SondeError {}
+
+/** A source of batches [batchSize, dim] that can say where it is and be rebuilt there. */
+export interface BatchStream {
+  next(): Float32Array;
+  state(): unknown;
+}
+export interface TrainingData {
+  dIn: number;
+  /** Target width (transcoders); dIn for an SAE. */
+  dOut: number;
+  /** Input batches, rebuilt from a saved state on resume. */
+  input(batchSize: number, seed: number, state?: unknown): BatchStream;
+  /** Transcoders: target batches row-aligned with input() for the same seed and state. */
+  target?(batchSize: number, seed: number, state?: unknown): BatchStream;
+  /** Up to n rows of inputs (and targets) for initial statistics. */
+  sample(n: number): { input: Float32Array; target?: Float32Array };
+}
+
+export interface SaeTrainOptions {
+  architecture: SaeArchitecture;
+  /** Number of latents (d_sae). */
+  width: number;
+  hookName: string;
+  hookNameOut?: string | null;
+  /** topk / batchtopk. */
+  k?: number;
+  /** Rows to train on (the budget); several epochs when the data has fewer. */
+  totalRows: number;
+  batchSize?: number;
+  lr?: number;
+  lrWarmupSteps?: number;
+  /** Fraction of steps at the end over which the LR decays linearly to 0. */
+  lrDecayFraction?: number;
+  /** L1 (standard, gated) or L0 (jumprelu) coefficient. */
+  coefficient?: number;
+  /** Fraction of steps over which the coefficient warms up from 0. */
+  coefficientWarmupFraction?: number;
+  /** 'unit': decoder rows renormalised each step; 'free': L1 weighted by decoder norms instead. */
+  decoderNorm?: 'unit' | 'free';
+  bDecInit?: 'geometric_median' | 'mean' | 'zeros';
+  /** Scale inputs so their mean norm is sqrt(d_in) (SAELens's expected_average_only_in). */
+  normalize?: boolean;
+  /** A latent that has not fired for this many rows counts as dead. */
+  deadWindowRows?: number;
+  /** topk/batchtopk: aux-k loss coefficient (0 disables). */
+  auxKCoefficient?: number;
+  kAux?: number;
+  /** standard/gated/jumprelu: resample dead latents every this many steps (0 disables). */
+  resampleEverySteps?: number;
+  /** JumpReLU straight-through bandwidth and initial threshold. */
+  bandwidth?: number;
+  initThreshold?: number;
+  transcoderSkip?: boolean;
+  /**
+   * Starting values for some parameters (training units: after input normalisation; JumpReLU as
+   * log_threshold), e.g. to warm-start from an earlier SAE. The rest are initialised as usual.
+   */
+  initialParams?: Map<string, Tensor>;
+  seed?: number;
+  checkpointDir?: string;
+  checkpointEverySteps?: number;
+  /** Stop after this step (resumable later). */
+  stopAfterStep?: number;
+  metadata?: Record<string, unknown>;
+  onStep?: (s: SaeStepInfo) => void;
+}
+
+export interface SaeStepInfo {
+  step: number;
+  steps: number;
+  rows: number;
+  loss: number;
+  mse: number;
+  /** Mean active latents per row in this batch. */
+  l0: number;
+  deadFraction: number;
+  lr: number;
+  rowsPerSecond: number;
+}
+
+export interface SaeTrainResult {
+  sae: SparseAutoencoder;
+  steps: number;
+  resumedFrom: number | null;
+  history: { step: number; loss: number; mse: number; l0: number; deadFraction: number }[];
+  /** log10 firing density of each latent over the last dead window. */
+  logDensity: Float32Array;
+}
+
+/** Defaults that recover ground-truth features on the synthetic benchmark (see README, SAEs). */
+export function defaultTrainOptions(
+  arch: SaeArchitecture,
+): Required<
+  Omit<
+    SaeTrainOptions,
+    'architecture' | 'width' | 'hookName' | 'onStep' | 'checkpointDir' | 'stopAfterStep' | 'metadata'
+  >
+> {
+  return {
+    hookNameOut: null,
+    k: 32,
+    totalRows: 1 << 20,
+    batchSize: 4096,
+    lr: arch === 'standard' ? 5e-4 : 1e-3,
+    lrWarmupSteps: 0,
+    lrDecayFraction: 0.2,
+    coefficient: arch === 'jumprelu' ? 1e-2 : 5,
+    coefficientWarmupFraction: 0.05,
+    decoderNorm: arch === 'standard' ? 'free' : 'unit',
+    bDecInit: 'geometric_median',
+    normalize: true,
+    deadWindowRows: 1 << 17,
+    auxKCoefficient: 1 / 32,
+    kAux: 512,
+    resampleEverySteps: 0,
+    bandwidth: 1e-3,
+    initThreshold: 1e-3,
+    transcoderSkip: false,
+    initialParams: new Map(),
+    seed: 0,
+    checkpointEverySteps: 0,
+  };
+}
+
+type Resolved = ReturnType<typeof defaultTrainOptions> & SaeTrainOptions;
+
+export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainResult {
+  // Gao et al.'s aux-k uses 512 latents on wide models; SAELens d_in / 2. Take the smaller.
+  const kAux = Math.max(1, Math.min(512, Math.floor(data.dIn / 2)));
+  const o = { ...defaultTrainOptions(opts.architecture), kAux, ...stripUndefined(opts) } as Resolved;
+  validate(o);
+  const isTranscoder = !!o.hookNameOut;
+  if (isTranscoder && !data.target) throw new SaeTrainError('a transcoder needs target activations');
+  const cfg: SaeConfig = saeConfig({
+    architecture: o.architecture,
+    dIn: data.dIn,
+    dSae: o.width,
+    dOut: data.dOut,
+    hookName: o.hookName,
+    hookNameOut: o.hookNameOut ?? null,
+    k: o.architecture === 'topk' || o.architecture === 'batchtopk' ? o.k : null,
+    normalizeActivations: o.normalize ? 'expected_average_only_in' : 'none',
+    metadata: o.metadata ?? {},
+  });
+  const steps = Math.max(1, Math.ceil(o.totalRows / o.batchSize));
+
+  // Initial statistics: input scale and b_dec (on the normalised target).
+  const sample = data.sample(Math.min(1 << 16, Math.max(o.batchSize, 8192)));
+  const inScale = o.normalize ? Math.sqrt(data.dIn) / meanNorm(sample.input, data.dIn) : 1;
+  const targetRows = sample.target ?? sample.input;
+  // A transcoder's target is scaled by the input's factor too, so the fold at save time is one scalar.
+  const init = SparseAutoencoder.init(cfg, {
+    seed: o.seed,
+    skip: isTranscoder && o.transcoderSkip,
+    threshold: o.initThreshold,
+  });
+  const params = new Map(init.params);
+  if (o.architecture === 'jumprelu') {
+    const t = params.get('threshold')!;
+    params.delete('threshold');
+    params.set(
+      'log_threshold',
+      new Tensor(
+        t.f32().map((v) => Math.log(v)),
+        t.shape,
+      ),
+    );
+  }
+  if (o.bDecInit !== 'zeros') {
+    const scaled = targetRows.map((v) => v * inScale);
+    const center = o.bDecInit === 'mean' ? columnMean(scaled, data.dOut) : geometricMedian(scaled, data.dOut);
+    params.get('b_dec')!.f32().set(center);
+  }
+  for (const [n, t] of o.initialParams ?? []) {
+    const p = params.get(n);
+    if (!p || p.size !== t.size)
+      throw new SaeTrainError(`initial parameter '${n}' [${t.shape}] does not match the SAE's ${p ? `[${p.shape}]` : 'parameters'}`);
+    p.f32().set(t.f32());
+  }
+  if (o.decoderNorm === 'unit') normalizeRows(params.get('W_dec')!);
+
+  const names = [...params.keys()];
+  const tensors = names.map((n) => params.get(n)!);
+  const opt = new Adam(tensors, { lr: o.lr, betas: [0.9, 0.999] });
+  const rowsSinceFired = new Float32Array(o.width);
+  const fires = new Float64Array(o.width);
+  const rng = new Rng(o.seed);
+  let step = 0;
+  let resumedFrom: number | null = null;
+  let inState: unknown;
+  let outState: unknown;
+  let history: SaeTrainResult['history'] = [];
+  let batchThreshold = 0;
+  const weightsForCheckpoint = () => new Map([...params, ['trainer.rows_since_fired', rowsSinceFiredTensor]]);
+  const rowsSinceFiredTensor = new Tensor(rowsSinceFired, [o.width]);
+  const key = `sae:${cfg.architecture}:${cfg.dIn}x${cfg.dSae}x${cfg.dOut}:${names.join(',')}`;
+  if (o.checkpointDir && checkpointExists(o.checkpointDir)) {
+    const ck = loadCheckpoint(o.checkpointDir, weightsForCheckpoint(), key);
+    opt.loadState(ck.optimizer);
+    rng.setState(ck.state.rngState);
+    step = ck.state.step;
+    resumedFrom = step;
+    const extra = ck.state.extra as unknown as CheckpointExtra;
+    inState = extra.inState;
+    outState = extra.outState;
+    history = extra.history;
+    batchThreshold = extra.batchThreshold;
+    if (extra.inScale !== inScale) {
+      // The scale is recomputed from the same sample; a different one means different data.
+      throw new SaeTrainError(
+        `checkpoint in '${o.checkpointDir}' was trained on other data (input scale ${extra.inScale} vs ${inScale})`,
+      );
+    }
+  }
+  const inStream = data.input(o.batchSize, o.seed, inState);
+  const outStream = isTranscoder ? data.target!(o.batchSize, o.seed, outState) : null;
+
+  const settings: LossSettings = {
+    architecture: o.architecture,
+    k: cfg.k,
+    applyBDecToInput: cfg.applyBDecToInput,
+    l1DecoderNorm: o.decoderNorm === 'free',
+    auxKCoefficient: o.auxKCoefficient,
+    kAux: o.kAux,
+    bandwidth: o.bandwidth,
+  };
+  let traced: TracedFunction | null = null;
+  // Outputs: loss, mse, l0 (sum of actives), fired [d_sae], min positive act, then one grad per param.
+  const runStep = (inputs: Tensor[]): Tensor[] => {
+    if (traced) return traced.run([...inputs, ...tensors]);
+    for (const t of tensors) {
+      t.requireGrad();
+      t.grad = null;
+    }
+    const { fn, outputs } = TracedFunction.trace(
+      (all) => {
+        const [x, y, coef, dead, auxScale] = all as [Tensor, Tensor, Tensor, Tensor, Tensor];
+        const ps = new Map(names.map((n, i) => [n, all[5 + i]!] as const));
+        const parts = saeLoss(ps, settings, { x, y, coef, dead, auxScale });
+        parts.loss.backward();
+        const stats = firingStats(parts.acts);
+        return [parts.loss.detach(), parts.mse.detach(), ...stats, ...names.map((_, i) => all[5 + i]!.grad!)];
+      },
+      [...inputs, ...tensors],
+      { inlineLimit: 0 },
+    );
+    for (const t of tensors) {
+      t.grad = null;
+      t.requiresGrad = false;
+    }
+    traced = fn;
+    // Every step, the first included, runs the compiled graph: eager and compiled kernels round
+    // differently, and a resumed run must repeat the straight run bit for bit.
+    void outputs;
+    return fn.run([...inputs, ...tensors]);
+  };
+
+  const last = Math.min(steps, o.stopAfterStep ?? steps);
+  const decayStart = Math.floor(steps * (1 - o.lrDecayFraction));
+  const coefWarm = Math.max(1, Math.floor(steps * o.coefficientWarmupFraction));
+  let t0 = performance.now();
+  let rowsTimed = 0;
+  try {
+    while (step < last) {
+      const xb = inStream.next();
+      if (inScale !== 1) for (let i = 0; i < xb.length; i++) xb[i]! *= inScale;
+      let yb = xb;
+      if (outStream) {
+        yb = outStream.next();
+        if (inScale !== 1) for (let i = 0; i < yb.length; i++) yb[i]! *= inScale;
+      }
+      const dead = new Float32Array(o.width);
+      let nDead = 0;
+      for (let i = 0; i < o.width; i++) if (rowsSinceFired[i]! >= o.deadWindowRows) ((dead[i] = 1), nDead++);
+      const coef = o.coefficient * Math.min(1, (step + 1) / coefWarm);
+      const out = runStep([
+        new Tensor(xb, [o.batchSize, data.dIn]),
+        new Tensor(yb, [o.batchSize, data.dOut]),
+        Tensor.from([coef]),
+        new Tensor(dead, [o.width]),
+        Tensor.from([Math.min(1, nDead / o.kAux)]),
+      ]);
+      const loss = out[0]!.item();
+      const mse = out[1]!.item();
+      if (!Number.isFinite(loss) || !Number.isFinite(mse)) {
+        const kept =
+          o.checkpointDir && checkpointExists(o.checkpointDir)
+            ? ` (the last good checkpoint in '${o.checkpointDir}' is kept)`
+            : '';
+        throw new SaeTrainError(
+          `loss became ${loss} at step ${step + 1}${kept}: lower the learning rate or check the activations for NaN/Inf`,
+        );
+      }
+      const l0 = out[2]!.item() / o.batchSize;
+      const fired = out[3]!.f32();
+      const minPos = out[4]!.item();
+      const grads = out.slice(5);
+      for (let i = 0; i < o.width; i++) {
+        if (fired[i]! > 0) rowsSinceFired[i] = 0;
+        else rowsSinceFired[i]! += o.batchSize;
+        fires[i]! += fired[i]!;
+      }
+      if (o.architecture === 'batchtopk' && Number.isFinite(minPos))
+        batchThreshold = step === 0 ? minPos : 0.99 * batchThreshold + 0.01 * minPos;
+      const W_dec_i = names.indexOf('W_dec');
+      if (o.decoderNorm === 'unit') removeParallelGrad(tensors[W_dec_i]!, grads[W_dec_i]!);
+      opt.lr =
+        step < o.lrWarmupSteps
+          ? (o.lr * (step + 1)) / o.lrWarmupSteps
+          : step >= decayStart
+            ? (o.lr * (steps - step)) / (steps - decayStart)
+            : o.lr;
+      opt.step(grads);
+      if (o.decoderNorm === 'unit') normalizeRows(tensors[W_dec_i]!);
+      step++;
+      if (o.resampleEverySteps > 0 && step % o.resampleEverySteps === 0 && step < decayStart) {
+        resampleDead(cfg, params, opt, names, rowsSinceFired, o, inStream, outStream, inScale, rng);
+      }
+      rowsTimed += o.batchSize;
+      const deadFraction = countDead(rowsSinceFired, o.deadWindowRows) / o.width;
+      history.push({ step, loss, mse, l0, deadFraction });
+      o.onStep?.({
+        step,
+        steps,
+        rows: step * o.batchSize,
+        loss,
+        mse,
+        l0,
+        deadFraction,
+        lr: opt.lr,
+        rowsPerSecond: (rowsTimed / (performance.now() - t0)) * 1000,
+      });
+      if (step % 20 === 0) {
+        t0 = performance.now();
+        rowsTimed = 0;
+      }
+      if (
+        o.checkpointDir &&
+        ((o.checkpointEverySteps && step % o.checkpointEverySteps === 0) || step === last)
+      ) {
+        const extra: CheckpointExtra = {
+          inState: inStream.state(),
+          outState: outStream?.state(),
+          history,
+          batchThreshold,
+          inScale,
+        };
+        const state: CheckpointState = {
+          step,
+          rngState: rng.getState(),
+          optimizer: { kind: 'adam', steps: opt.steps, lr: opt.lr },
+          modelKey: key,
+          losses: [],
+          evals: [],
+          extra: extra as unknown as Record<string, unknown>,
+        };
+        saveCheckpoint(o.checkpointDir, weightsForCheckpoint(), opt.state(), state);
+      }
+    }
+  } finally {
+    (traced as TracedFunction | null)?.dispose();
+  }
+
+  const sae = finalSae(cfg, params, o, inScale, batchThreshold);
+  const logDensity = new Float32Array(o.width);
+  const rowsSeen = Math.max(1, step * o.batchSize - (resumedFrom ?? 0) * o.batchSize);
+  for (let i = 0; i < o.width; i++) logDensity[i] = Math.log10(fires[i]! / rowsSeen + 1e-10);
+  return { sae, steps: step, resumedFrom, history, logDensity };
+}
+
+interface CheckpointExtra {
+  inState: unknown;
+  outState: unknown;
+  history: SaeTrainResult['history'];
+  batchThreshold: number;
+  inScale: number;
+}
+
+/** Latents fired per batch: [l0 sum [1], fired count [d_sae], min positive activation [1]]. */
+function firingStats(acts: Tensor): Tensor[] {
+  const on = cast(gt(acts.detach(), 0), 'float32');
+  const firedPerLatent = sum(on, 0);
+  const minPositive = min(where(gt(acts.detach(), 0), acts.detach(), Infinity));
+  return [sum(on), firedPerLatent, minPositive];
+}
+
+/** The inference SAE: thresholds from log-thresholds, BatchTopK as JumpReLU, the input scale recorded. */
+function finalSae(
+  cfg: SaeConfig,
+  params: Map<string, Tensor>,
+  o: Resolved,
+  inScale: number,
+  batchThreshold: number,
+): SparseAutoencoder {
+  const p = new Map<string, Tensor>();
+  for (const [n, t] of params) {
+    if (n === 'log_threshold')
+      p.set(
+        'threshold',
+        new Tensor(
+          t.f32().map((v) => Math.exp(v)),
+          t.shape,
+        ),
+      );
+    else p.set(n, new Tensor(Float32Array.from(t.f32()), t.shape));
+  }
+  let finalCfg: SaeConfig = { ...cfg, scalingFactor: o.normalize ? inScale : null };
+  if (cfg.architecture === 'batchtopk') {
+    // BatchTopK's inference form (Bussmann et al.): a JumpReLU with the running global threshold.
+    finalCfg = {
+      ...finalCfg,
+      architecture: 'jumprelu',
+      k: null,
+      metadata: { ...cfg.metadata, trained_as: 'batchtopk', k: cfg.k },
+    };
+    p.set('threshold', Tensor.full([cfg.dSae], batchThreshold));
+  }
+  return new SparseAutoencoder(finalCfg, p);
+}
+
+function validate(o: Resolved): void {
+  const posInt = (v: number, name: string) => {
+    if (!Number.isInteger(v) || v < 1)
+      throw new SaeTrainError(`${name} must be a positive integer, got ${v}`);
+  };
+  posInt(o.width, 'width');
+  posInt(o.totalRows, 'the training budget (rows)');
+  posInt(o.batchSize, 'batch size');
+  posInt(o.kAux, 'k_aux');
+  if (!(o.lr > 0) || !Number.isFinite(o.lr))
+    throw new SaeTrainError(`learning rate must be positive, got ${o.lr}`);
+  if (!(o.coefficient >= 0))
+    throw new SaeTrainError(`sparsity coefficient must be >= 0, got ${o.coefficient}`);
+  if ((o.architecture === 'topk' || o.architecture === 'batchtopk') && !(o.k >= 1 && o.k <= o.width))
+    throw new SaeTrainError(`k must be between 1 and the width (${o.width}), got ${o.k}`);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function meanNorm(rows: Float32Array, d: number): number {
+  const n = rows.length / d;
+  let total = 0;
+  for (let r = 0; r < n; r++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += rows[r * d + j]! ** 2;
+    total += Math.sqrt(ss);
+  }
+  const m = total / n;
+  if (!(m > 0) || !Number.isFinite(m))
+    throw new SaeTrainError(`the activations' mean norm is ${m}: check the data`);
+  return m;
+}
+
+function columnMean(rows: Float32Array, d: number): Float32Array {
+  const out = new Float64Array(d);
+  const n = rows.length / d;
+  for (let r = 0; r < n; r++) for (let j = 0; j < d; j++) out[j]! += rows[r * d + j]!;
+  return Float32Array.from(out, (v) => v / n);
+}
+
+/** Rows of a [rows, cols] parameter rescaled to unit L2 norm (in place). */
+export function normalizeRows(t: Tensor): void {
+  const [rows, cols] = t.shape as [number, number];
+  const w = t.f32();
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let j = 0; j < cols; j++) ss += w[r * cols + j]! ** 2;
+    const s = 1 / Math.max(Math.sqrt(ss), 1e-12);
+    for (let j = 0; j < cols; j++) w[r * cols + j]! *= s;
+  }
+}
+
+/** Removes from each decoder row's gradient its component along the row (it would only change the norm). */
+export function removeParallelGrad(w: Tensor, g: Tensor): void {
+  const [rows, cols] = w.shape as [number, number];
+  const wd = w.f32();
+  const gd = g.f32();
+  for (let r = 0; r < rows; r++) {
+    let dot = 0;
+    let ss = 0;
+    for (let j = 0; j < cols; j++) {
+      dot += wd[r * cols + j]! * gd[r * cols + j]!;
+      ss += wd[r * cols + j]! ** 2;
+    }
+    const c = dot / Math.max(ss, 1e-12);
+    for (let j = 0; j < cols; j++) gd[r * cols + j]! -= c * wd[r * cols + j]!;
+  }
+}
+
+function countDead(rowsSinceFired: Float32Array, window: number): number {
+  let n = 0;
+  for (const v of rowsSinceFired) if (v >= window) n++;
+  return n;
+}
+
+/**
+ * Bricken et al. 2023's resampling: each dead latent gets a new decoder row along an input the SAE
+ * reconstructs badly (sampled with probability ∝ squared error), an encoder column along it scaled to
+ * 0.2 x the mean live encoder norm, a zero bias, and fresh Adam moments.
+ */
+function resampleDead(
+  cfg: SaeConfig,
+  params: Map<string, Tensor>,
+  opt: Adam,
+  names: string[],
+  rowsSinceFired: Float32Array,
+  o: Resolved,
+  inStream: BatchStream,
+  outStream: BatchStream | null,
+  inScale: number,
+  rng: Rng,
+): void {
+  const dead: number[] = [];
+  for (let i = 0; i < o.width; i++) if (rowsSinceFired[i]! >= o.deadWindowRows) dead.push(i);
+  if (dead.length === 0) return;
+  const x = inStream.next().map((v) => v * inScale);
+  const y = outStream ? outStream.next().map((v) => v * inScale) : x;
+  const { dIn, dOut, dSae } = cfg;
+  const n = o.batchSize;
+  const recons = noGrad(() =>
+    inferenceView(cfg, params)
+      .forwardRows(new Tensor(x, [n, dIn]))
+      .recons.f32(),
+  );
+  const err = new Float64Array(n);
+  let total = 0;
+  for (let r = 0; r < n; r++) {
+    let ss = 0;
+    for (let j = 0; j < dOut; j++) ss += (y[r * dOut + j]! - recons[r * dOut + j]!) ** 2;
+    total += err[r] = ss * ss; // probability ∝ squared loss
+  }
+  if (!(total > 0)) return;
+  const W_enc = params.get('W_enc')!.f32();
+  const W_dec = params.get('W_dec')!.f32();
+  const bias = params.get(cfg.architecture === 'gated' ? 'b_gate' : 'b_enc')!.f32();
+  const isDead = new Uint8Array(dSae);
+  for (const i of dead) isDead[i] = 1;
+  let liveNorm = 0;
+  for (let i = 0; i < dSae; i++) {
+    if (isDead[i]) continue;
+    let ss = 0;
+    for (let j = 0; j < dIn; j++) ss += W_enc[j * dSae + i]! ** 2;
+    liveNorm += Math.sqrt(ss);
+  }
+  liveNorm = dead.length < dSae ? liveNorm / (dSae - dead.length) : 1;
+  for (const i of dead) {
+    let u = rng.next() * total;
+    let r = 0;
+    while (r < n - 1 && (u -= err[r]!) > 0) r++;
+    // The new direction is the row's reconstruction error, normalised.
+    let ss = 0;
+    for (let j = 0; j < dOut; j++) ss += (y[r * dOut + j]! - recons[r * dOut + j]!) ** 2;
+    const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
+    for (let j = 0; j < dOut; j++) W_dec[i * dOut + j] = (y[r * dOut + j]! - recons[r * dOut + j]!) * inv;
+    let xs = 0;
+    for (let j = 0; j < dIn; j++) xs += x[r * dIn + j]! ** 2;
+    const encScale = (0.2 * liveNorm) / Math.max(Math.sqrt(xs), 1e-12);
+    for (let j = 0; j < dIn; j++) W_enc[j * dSae + i] = x[r * dIn + j]! * encScale;
+    bias[i] = 0;
+    rowsSinceFired[i] = 0;
+  }
+  // Fresh Adam moments for the resampled entries.
+  const st = opt.state();
+  const zero = (param: string, index: (i: number) => number[]) => {
+    const p = names.indexOf(param);
+    for (const key of [`m.${p}`, `v.${p}`]) {
+      const b = st.buffers[key];
+      if (b) for (const i of dead) for (const j of index(i)) b[j] = 0;
+    }
+  };
+  zero('W_enc', (i) => Array.from({ length: dIn }, (_, j) => j * dSae + i));
+  zero('W_dec', (i) => Array.from({ length: dOut }, (_, j) => i * dOut + j));
+  zero(cfg.architecture === 'gated' ? 'b_gate' : 'b_enc', (i) => [i]);
+  opt.loadState(st);
+}
+
+/** The training parameters as an inference SAE on normalised inputs (JumpReLU thresholds exponentiated). */
+function inferenceView(cfg: SaeConfig, params: Map<string, Tensor>): SparseAutoencoder {
+  const p = new Map(params);
+  const lt = p.get('log_threshold');
+  if (lt) {
+    p.delete('log_threshold');
+    p.set(
+      'threshold',
+      new Tensor(
+        lt.f32().map((v) => Math.exp(v)),
+        lt.shape,
+      ),
+    );
+  }
+  const c: SaeConfig = cfg.architecture === 'batchtopk' ? { ...cfg } : cfg;
+  return new SparseAutoencoder({ ...c, normalizeActivations: 'none', scalingFactor: null }, p);
+}
