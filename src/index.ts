@@ -82,3 +82,72 @@ export {
 } from './methods/tuned-lens.js';
 export { linearCKA, svcca, similarityMatrix, matchFeatures } from './methods/similarity.js';
 export { pathPatching, pathPatchingSweep } from './methods/path-patching.js';
+// Sparse autoencoders and transcoders
+export {
+  SaeError,
+  SAE_ARCHITECTURES,
+  NORMALIZATIONS,
+  saeConfig,
+  validateSaeConfig,
+  type SaeArchitecture,
+  type SaeConfig,
+  type ActivationNormalization,
+} from './sae/config.js';
+export { SparseAutoencoder, SAE_HOOKS, type SaeHookName, type SaeForward } from './sae/sae.js';
+export {
+  loadSaeLens,
+  saveSaeLens,
+  batchTopkToJumpRelu,
+  readSaeLensSparsity,
+  SAELENS_ARCHITECTURES,
+  SAELENS_FORMAT_VERSION,
+  type SaveSaeLensOptions,
+} from './sae/saelens.js';
+export { ActivationDataError, openRowSource, writeNpy, type RowSource } from './sae/row-source.js';
+export {
+  ActivationStore,
+  harvestActivations,
+  type HarvestOptions,
+  type StoreManifest,
+  type StreamOptions,
+  type StreamState,
+} from './sae/activation-store.js';
+export {
+  trainSae,
+  defaultTrainOptions,
+  SaeTrainError,
+  type SaeTrainOptions,
+  type SaeTrainResult,
+  type SaeStepInfo,
+  type TrainingData,
+} from './sae/train.js';
+export { storeTrainingData } from './sae/training-data.js';
+export { SyntheticFeatures, meanMaxCosine, type SyntheticOptions } from './sae/synthetic.js';
+export { geometricMedian } from './sae/stats.js';
+export { readCorpus, defaultCorpusPath } from './sae/corpus.js';
+export {
+  FeatureStore,
+  type FeatureStoreMeta,
+  type FeatureSummary,
+  type FeatureContext,
+  type ActivationHistogram,
+  type DensityHistogram,
+} from './sae/feature-store.js';
+export { scanFeatures, featureLogits, featureLogitsUnavailable, type FeatureLogits } from './sae/features.js';
+export {
+  withSAEs,
+  checkSplice,
+  splicedHookNames,
+  saeHookNames,
+  type SplicedSae,
+  type SpliceOptions,
+  type SaeSpec,
+} from './sae/splice.js';
+export {
+  evaluateSae,
+  evaluateRows,
+  densityStats,
+  type SaeEvaluation,
+  type SaeRowMetrics,
+  type EvaluateOptions,
+} from './sae/evaluate.js';

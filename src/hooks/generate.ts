@@ -4,7 +4,7 @@ import { noGrad, Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
 import { emptyKVCache, forward } from '../models/transformer.js';
 import type { HookedTransformer } from './hooked-transformer.js';
-import { makeHookPoint, validateSelectors, type ForwardHook } from './hooks.js';
+import { validateSelectors, type ForwardHook } from './hooks.js';
 
 export interface GenerateOptions {
   maxTokens?: number;
@@ -31,7 +31,10 @@ export interface GenerateResult {
   text: string;
 }
 
-/** Samples from the model with a KV cache; hooks see each step's activations (the new positions). */
+/**
+ * Samples from the model with a KV cache; hooks see each step's activations (the new positions), and the
+ * model's spliced SAEs apply at every step.
+ */
 export function generate(
   model: HookedTransformer,
   prompt: string | number[],
@@ -66,7 +69,7 @@ export function generate(
   const rng = new Rng(opts.seed ?? 0);
   const cache = emptyKVCache(cfg);
   const generated: number[] = [];
-  const hook = makeHookPoint({ fwd: hooks, bwd: [], cache: null, store: new Map() });
+  const hook = model.hookPoint({ fwd: hooks });
   let next = ids;
   const limit = cfg.positional === 'learned' ? cfg.nCtx : Infinity;
   noGrad(() => {
@@ -145,6 +148,7 @@ export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions
   const temperature = opts.temperature ?? 1;
   const batchSize = Math.max(1, Math.min(opts.batch ?? 64, opts.samples));
   const texts: string[] = [];
+  const hook = model.saes.length ? model.hookPoint() : undefined; // samples the model as spliced
   noGrad(() => {
     for (let start = 0; start < opts.samples; start += batchSize) {
       const B = Math.min(batchSize, opts.samples - start);
@@ -158,7 +162,7 @@ export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions
           BigInt64Array.from(next, (v) => BigInt(v)),
           [B, 1],
         );
-        const logits = forward(cfg, model.weights, tokens, { kvCache: cache }).f32(); // [B, 1, vocab]
+        const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache }).f32(); // [B, 1, vocab]
         const V = cfg.vocabSize;
         next = next.map((_, b) => {
           const id = sample(logits.subarray(b * V, (b + 1) * V), temperature, undefined, undefined, rng);

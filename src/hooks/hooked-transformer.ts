@@ -10,14 +10,26 @@ import { defaultModelDir, loadModelDir } from '../models/load.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
 import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
+import type { HookPoint } from '../models/hook-point.js';
+import { SaeError } from '../sae/config.js';
+import type { SparseAutoencoder } from '../sae/sae.js';
+import {
+  checkSplice,
+  makeSplicedHookPoint,
+  spliceKey,
+  spliceTensors,
+  splicedHookNames,
+  type SplicedSae,
+  type SpliceOptions,
+} from '../sae/splice.js';
 import { ActivationCache } from './cache.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 import {
-  makeHookPoint,
   matches,
   validateSelectors,
   type BackwardHook,
   type ForwardHook,
+  type HookPlan,
   type HookSelector,
 } from './hooks.js';
 
@@ -64,6 +76,7 @@ export interface Batch {
  */
 export class HookedTransformer {
   private traced = new Map<string, { fn: TracedFunction | null; seen: number; weights: Tensor[] }>();
+  private spliced: SplicedSae[] = [];
 
   constructor(
     readonly cfg: ModelConfig,
@@ -85,9 +98,73 @@ export class HookedTransformer {
     return new HookedTransformer(cfg, weights, m.tokenizer, m.dir, opts.compile);
   }
 
-  /** Every hook point's name, in the order a forward pass reaches them. */
+  /**
+   * Every hook point's name, in the order a forward pass reaches them; a spliced SAE's points
+   * (`H.hook_sae_input`, ...) follow the hook H it replaces.
+   */
   hookNames(opts: { useAttnResult?: boolean } = {}): string[] {
-    return hookNames(this.cfg, opts);
+    return splicedHookNames(hookNames(this.cfg, opts), this.spliced);
+  }
+
+  /** The SAEs and transcoders spliced into every forward pass, in the order they were added. */
+  get saes(): readonly SplicedSae[] {
+    return Object.freeze([...this.spliced]);
+  }
+
+  /**
+   * Splices an SAE (or transcoder) into every forward pass of the model (SAELens's add_sae): the
+   * activation at its hook (cfg.hookNameOut for a transcoder) is replaced by the SAE's output, and its
+   * internal points become hook points `H.hook_sae_input`, `H.hook_sae_acts_pre`, `H.hook_sae_acts_post`,
+   * `H.hook_sae_recons`, `H.hook_sae_error` (with the error term) and `H.hook_sae_output`. Throws SaeError
+   * when the hook is not in the model, the widths do not match, or the hook already has an SAE.
+   */
+  addSAE(sae: SparseAutoencoder, opts: SpliceOptions = {}): this {
+    const modelHooks = hookNames(this.cfg, { useAttnResult: true });
+    this.spliced = [...this.spliced, checkSplice(this.cfg, modelHooks, this.spliced, sae, opts)];
+    return this;
+  }
+
+  /**
+   * Removes the SAE replacing `which` (a hook name: the hook it replaces or, for a transcoder, the one it
+   * reads), or that SAE object; without an argument, the only spliced SAE. Returns it.
+   */
+  removeSAE(which?: string | SparseAutoencoder): SparseAutoencoder {
+    let found: SplicedSae | undefined;
+    if (which === undefined) {
+      if (this.spliced.length !== 1)
+        throw new SaeError(
+          this.spliced.length === 0
+            ? 'no SAE is spliced into the model'
+            : `${this.spliced.length} SAEs are spliced (${this.spliced.map((s) => `'${s.hookName}'`).join(', ')}): name the hook to remove`,
+        );
+      found = this.spliced[0];
+    } else if (typeof which === 'string') {
+      found =
+        this.spliced.find((s) => s.hookName === which) ?? this.spliced.find((s) => s.inputHook === which);
+    } else found = this.spliced.find((s) => s.sae === which);
+    if (!found)
+      throw new SaeError(
+        `no spliced SAE at ${typeof which === 'string' ? `'${which}'` : 'that object'}` +
+          (this.spliced.length ? ` (spliced: ${this.spliced.map((s) => `'${s.hookName}'`).join(', ')})` : ''),
+      );
+    this.spliced = this.spliced.filter((s) => s !== found);
+    return found.sae;
+  }
+
+  /** Removes every spliced SAE. */
+  resetSAEs(): void {
+    this.spliced = [];
+  }
+
+  /**
+   * The hook point of one forward pass through `forward(model.cfg, model.weights, ...)`: the plan's hooks
+   * and caches at every hook point, with the spliced SAEs. Everything that runs the model goes through it.
+   */
+  hookPoint(plan: Partial<HookPlan> = {}): HookPoint {
+    return makeSplicedHookPoint(
+      { fwd: plan.fwd ?? [], bwd: plan.bwd ?? [], cache: plan.cache ?? null, store: plan.store ?? new Map() },
+      this.spliced,
+    );
   }
 
   private requireTokenizer(): Tokenizer {
@@ -157,8 +234,9 @@ export class HookedTransformer {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
     }
+    const hook = this.spliced.length ? this.hookPoint() : undefined;
     return noGrad(() =>
-      forward(this.cfg, this.weights, tokens, { attentionMask: attentionMask ?? undefined }),
+      forward(this.cfg, this.weights, tokens, { hook, attentionMask: attentionMask ?? undefined }),
     );
   }
 
@@ -174,7 +252,7 @@ export class HookedTransformer {
     }
     const store = new Map<string, Tensor>();
     const wanted = new Set(names);
-    const hook = makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store });
+    const hook = this.hookPoint({ cache: (n) => wanted.has(n), store });
     const logits = noGrad(() =>
       forward(this.cfg, this.weights, tokens, {
         hook,
@@ -195,7 +273,7 @@ export class HookedTransformer {
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
     validateSelectors([...fwd.map((h) => h.name), ...bwd.map((h) => h.name)], all);
     const { tokens, attentionMask } = this.toTokens(input, opts);
-    const hook = makeHookPoint({ fwd, bwd, cache: null, store: new Map() });
+    const hook = this.hookPoint({ fwd, bwd });
     const options: ForwardOptions = {
       hook: bwd.length ? gradRoot(hook) : hook,
       attentionMask: attentionMask ?? undefined,
@@ -257,7 +335,8 @@ export class HookedTransformer {
     const grads = new Map<string, Tensor>();
     const acts = new Map<string, Tensor>();
     const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
-    const hook = makeHookPoint({ fwd: [], bwd, cache: (n) => names.includes(n), store: acts });
+    const wanted = new Set(names);
+    const hook = this.hookPoint({ bwd, cache: (n) => wanted.has(n), store: acts });
     const logits = forward(this.cfg, this.weights, tokens, {
       hook: gradRoot(hook),
       attentionMask: attentionMask ?? undefined,
@@ -298,7 +377,7 @@ export class HookedTransformer {
     const out = this.compiled(`${kind}|${useAttnResult}|${names.join(',')}`, tokens, (t) =>
       noGrad(() => {
         const store = new Map<string, Tensor>();
-        const hook = makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store });
+        const hook = this.hookPoint({ cache: (n) => wanted.has(n), store });
         const logits = forward(this.cfg, this.weights, t, { hook, useAttnResult });
         return [logits, ...names.map((n) => store.get(n)!)];
       }),
@@ -313,14 +392,15 @@ export class HookedTransformer {
    */
   private compiled(key: string, tokens: Tensor, build: (tokens: Tensor) => Tensor[]): Tensor[] | null {
     if (this.compileMode === 'never') return null;
-    const fullKey = `${key}|${tokens.dtype}${tokens.shape}`;
-    const weights = [...this.weights.values()];
+    // The spliced SAEs are part of the graph: their identities in the key, their parameters compared.
+    const fullKey = `${key}|${tokens.dtype}${tokens.shape}|saes:${spliceKey(this.spliced)}`;
+    const weights = [...this.weights.values(), ...spliceTensors(this.spliced)];
     let entry = this.traced.get(fullKey);
     if (
       entry &&
       (entry.weights.length !== weights.length || entry.weights.some((t, i) => t !== weights[i]))
     ) {
-      entry = undefined; // weights were replaced: trace again
+      entry = undefined; // weights (or SAE parameters) were replaced: trace again
     }
     if (!entry) {
       entry = { fn: null, seen: 0, weights };

@@ -7,6 +7,7 @@ import { sum } from '../engine/ops/reduce.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ActivationCache } from '../hooks/cache.js';
+import { layerOf } from '../hooks/hooks.js';
 import {
   answerToken,
   patchHookName,
@@ -29,7 +30,7 @@ const HEAD_TARGETS = new Set<PatchTarget>(['z', 'q', 'k', 'v']);
 
 export interface AttributionOptions extends Pick<
   PatchingOptions,
-  'clean' | 'corrupt' | 'answer' | 'wrong' | 'target' | 'perPosition' | 'direction'
+  'clean' | 'corrupt' | 'answer' | 'wrong' | 'target' | 'perPosition' | 'direction' | 'hook' | 'indices'
 > {
   /**
    * A metric of the logits [1, pos, vocab] (instead of answer/wrong). It must return a Tensor built with
@@ -108,17 +109,27 @@ interface Variant {
  */
 export function attributionPatching(model: HookedTransformer, opts: AttributionOptions): AttributionResult {
   const { cfg } = model;
+  const hookMode = opts.hook !== undefined;
   const target = opts.target ?? 'resid_pre';
-  if (!ATTRIBUTION_TARGETS.includes(target))
-    throw new HookError(
-      `attribution patching target '${String(target)}': use one of ${ATTRIBUTION_TARGETS.join(', ')}`,
-    );
-  if (target === 'mlp_out' && cfg.attnOnly)
-    throw new HookError(`target 'mlp_out': model ${model.source} is attention-only (it has no MLP)`);
+  if (hookMode) {
+    if (opts.target !== undefined) throw new UsageError('give either a target or a hook, not both');
+    if (!model.hookNames().includes(opts.hook!))
+      throw new HookError(`unknown hook point '${opts.hook}' (see model.hookNames())`);
+    if (/attn\.hook_(attn_scores|pattern)$/.test(opts.hook!))
+      throw new UsageError(`hook '${opts.hook}' has no position axis after the batch`);
+  } else {
+    if (opts.indices !== undefined) throw new UsageError('indices go with a hook (the `hook` option)');
+    if (!ATTRIBUTION_TARGETS.includes(target))
+      throw new HookError(
+        `attribution patching target '${String(target)}': use one of ${ATTRIBUTION_TARGETS.join(', ')}`,
+      );
+    if (target === 'mlp_out' && cfg.attnOnly)
+      throw new HookError(`target 'mlp_out': model ${model.source} is attention-only (it has no MLP)`);
+  }
   const direction: PatchDirection = opts.direction ?? 'denoise';
   if (direction !== 'denoise' && direction !== 'noise')
     throw new UsageError(`unknown direction '${String(direction)}'; use denoise or noise`);
-  const isHead = HEAD_TARGETS.has(target);
+  const isHead = !hookMode && HEAD_TARGETS.has(target);
   const perPosition = opts.perPosition ?? !isHead;
   const cleanIds = toIds(model, opts.clean);
   const corruptIds = toIds(model, opts.corrupt);
@@ -162,11 +173,14 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
   const L = cfg.nLayers;
   const H = cfg.nHeads;
   const KV = cfg.nKvHeads;
-  const C = !isHead ? 1 : target === 'k' || target === 'v' ? KV : H;
+  let C = !isHead ? 1 : target === 'k' || target === 'v' ? KV : H;
   const Pn = perPosition ? P : 1;
-  const qkFixed = (target === 'q' || target === 'k') && (opts.qkFix ?? true);
+  const qkFixed = !hookMode && (target === 'q' || target === 'k') && (opts.qkFix ?? true);
   const rot = cfg.positional === 'rotary';
-  const hookNames = Array.from({ length: L }, (_, l) => patchHookName(target, l));
+  // One result row per layer, or the one hook.
+  const hookNames = hookMode ? [opts.hook!] : Array.from({ length: L }, (_, l) => patchHookName(target, l));
+  const R = hookNames.length;
+  const rowLayer = hookNames.map((n) => layerOf(n));
   const qkNames: string[] = [];
   const patternNames = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
   if (qkFixed)
@@ -193,11 +207,39 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
 
   const D = cfg.dModel;
   const dh = cfg.dHead;
-  const ranges = (v: Variant): [number, number][] => {
+  let ranges = (v: Variant): [number, number][] => {
     if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
     const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
     return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
   };
+  let components = isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'];
+  if (hookMode) {
+    // As activationPatching with a hook: whole positions, or single indices of the last axis.
+    const act = base.cache.get(opts.hook!);
+    if (act.rank < 3 || act.shape[1] !== P)
+      throw new UsageError(
+        `hook '${opts.hook}' has shape [${act.shape}]: patching a hook needs an activation [batch, pos, ...]`,
+      );
+    const W = act.size / P;
+    const last = act.shape[act.rank - 1]!;
+    const indices = opts.indices;
+    if (indices !== undefined) {
+      if (indices.length === 0) throw new UsageError('indices: give at least one index');
+      for (const i of indices)
+        if (!Number.isInteger(i) || i < 0 || i >= last)
+          throw new UsageError(`index ${i} is outside [0, ${last}) (the last axis of '${opts.hook}')`);
+    }
+    C = indices ? indices.length : 1;
+    components = indices ? indices.map((i) => `#${i}`) : ['all'];
+    ranges = (v) => {
+      if (!indices) return v.position < 0 ? [[0, P * W]] : [[v.position * W, W]];
+      const idx = indices[v.component]!;
+      const ps = v.position < 0 ? Array.from({ length: P }, (_, p) => p) : [v.position];
+      const out: [number, number][] = [];
+      for (const p of ps) for (let j = 0; j < W; j += last) out.push([p * W + j + idx, 1]);
+      return out;
+    };
+  }
   const linearEstimate = (grads: ActivationCache, l: number, v: Variant): number => {
     const name = hookNames[l]!;
     const g = grads.get(name).f32();
@@ -209,11 +251,11 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
   };
 
   const variants: Variant[] = [];
-  for (let l = 0; l < L; l++)
+  for (let l = 0; l < R; l++)
     for (let c = 0; c < C; c++)
       for (let p = 0; p < Pn; p++) variants.push({ layer: l, component: c, position: perPosition ? p : -1 });
   const grid = () =>
-    Array.from({ length: L }, () => Array.from({ length: C }, () => new Array<number>(Pn).fill(NaN)));
+    Array.from({ length: R }, () => Array.from({ length: C }, () => new Array<number>(Pn).fill(NaN)));
   const est = grid();
   const lin = grid();
   for (const v of variants) {
@@ -252,18 +294,21 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
       backwardPasses++;
       const cacheLike = { get: (n: string) => grads.get(n)! } as unknown as ActivationCache;
       for (const v of variants) {
-        if (v.layer === d) continue;
+        if ((rowLayer[v.layer] ?? -1) === d) continue;
         const e = grads.has(hookNames[v.layer]!) ? linearEstimate(cacheLike, v.layer, v) : 0;
         acc[v.layer]![v.component]![perPosition ? v.position : 0]! += Math.abs(e);
       }
     }
-    gradDrop = acc.map((r) => r.map((c) => c.map((x) => x / Math.max(1, L - 1) / Math.abs(denom))));
+    // Mean over the layers other than the node's own (all of them for a hook outside the blocks).
+    gradDrop = acc.map((r, i) =>
+      r.map((c) => c.map((x) => x / Math.max(1, rowLayer[i] === null ? L : L - 1) / Math.abs(denom))),
+    );
   }
 
   const norm = (g: number[][][]) =>
     g.map((r) => r.map((c) => c.map((e) => (baseMetric + e - corruptMetric) / denom)));
   return {
-    target,
+    target: hookMode ? 'hook' : target,
     direction,
     perPosition,
     hook: hookNames[0]!,
@@ -274,7 +319,7 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
     corruptTokens: corruptIds,
     cleanMetric,
     corruptMetric,
-    components: isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'],
+    components,
     positions: Pn,
     values: norm(est),
     raw: est.map((r) => r.map((c) => c.map((e) => baseMetric + e))),

@@ -6,9 +6,10 @@ export { answerToken } from './metric.js';
 import { HookError, ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
-import { makeHookPoint } from '../hooks/hooks.js';
+import { layerOf } from '../hooks/hooks.js';
 import type { HookPoint } from '../models/hook-point.js';
 import { forward } from '../models/transformer.js';
+import { spliceStartLayer } from '../sae/splice.js';
 
 /** What is patched: the residual stream, a block's attention or MLP output, or one head's activations. */
 export type PatchTarget = 'resid_pre' | 'attn_out' | 'mlp_out' | 'z' | 'q' | 'k' | 'v' | 'pattern';
@@ -48,8 +49,19 @@ export interface PatchingOptions {
   /** Default 'resid_pre'. */
   target?: PatchTarget;
   /**
+   * Patch this one hook point instead of `target` in every layer: any name in model.hookNames(), such as
+   * a spliced SAE's latents ('blocks.2.hook_resid_pre.hook_sae_acts_post'). Its activation must be
+   * [batch, pos, ...]. The result has one row on the layer axis: the hook.
+   */
+  hook?: string;
+  /**
+   * With `hook`: one component per index of the activation's last axis (SAE latents, MLP neurons), each
+   * patched alone; default: the whole activation is one component.
+   */
+  indices?: number[];
+  /**
    * One patch per (layer, position) or (layer, head, position); false patches all positions at once.
-   * Default: true for resid_pre/attn_out/mlp_out, false for head targets.
+   * Default: true for resid_pre/attn_out/mlp_out and `hook`, false for head targets.
    */
   perPosition?: boolean;
   /** Default 'denoise'. */
@@ -63,10 +75,11 @@ export interface PatchingOptions {
 }
 
 export interface PatchingResult {
-  target: PatchTarget;
+  /** 'hook' when one hook point was patched (the `hook` option). */
+  target: PatchTarget | 'hook';
   direction: PatchDirection;
   perPosition: boolean;
-  /** The hook point patched in layer 0 (the same in every layer). */
+  /** The hook point patched in layer 0 (the same in every layer), or the one hook patched. */
   hook: string;
   metric: 'logit_diff' | 'custom';
   /** Answer and wrong tokens of the logit-difference metric (null with a custom metric). */
@@ -77,12 +90,12 @@ export interface PatchingResult {
   /** Metric of the unpatched clean and corrupt runs. */
   cleanMetric: number;
   corruptMetric: number;
-  /** Row labels of the second axis: ['all'] for block targets, else 'H0', 'H1', ... */
+  /** Row labels of the second axis: ['all'] for block targets, 'H0', 'H1', ... for heads, '#i' for indices. */
   components: string[];
   /** Number of entries on the position axis: the prompt length, or 1 (all positions at once). */
   positions: number;
   /**
-   * values[layer][component][position] = (m_patched - m_corrupt) / (m_clean - m_corrupt), in both
+   * values[layer][component][position] (layer 0 only with `hook`) = (m_patched - m_corrupt) / (m_clean - m_corrupt), in both
    * directions: 0 is the corrupt run's metric and 1 the clean run's. Denoising: 1 = the patch fully
    * restores the clean behaviour, 0 = no effect. Noising: 1 = no effect, 0 = the patch fully destroys it.
    */
@@ -119,20 +132,30 @@ interface Variant {
  */
 export function activationPatching(model: HookedTransformer, opts: PatchingOptions): PatchingResult {
   const { cfg, weights } = model;
+  const hookMode = opts.hook !== undefined;
   const target = opts.target ?? 'resid_pre';
-  if (!PATCH_TARGETS.includes(target)) {
-    throw new HookError(
-      `unknown patching target '${String(target)}'; use one of ${PATCH_TARGETS.join(', ')}`,
-    );
-  }
-  if (target === 'mlp_out' && cfg.attnOnly) {
-    throw new HookError(`target 'mlp_out': model ${model.source} is attention-only (it has no MLP)`);
+  if (hookMode) {
+    if (opts.target !== undefined) throw new UsageError('give either a target or a hook, not both');
+    if (!model.hookNames({ useAttnResult: true }).includes(opts.hook!))
+      throw new HookError(`unknown hook point '${opts.hook}' (see model.hookNames())`);
+    if (/attn\.hook_(attn_scores|pattern)$/.test(opts.hook!))
+      throw new UsageError(`hook '${opts.hook}' has no position axis after the batch: use target 'pattern'`);
+  } else {
+    if (opts.indices !== undefined) throw new UsageError('indices go with a hook (the `hook` option)');
+    if (!PATCH_TARGETS.includes(target)) {
+      throw new HookError(
+        `unknown patching target '${String(target)}'; use one of ${PATCH_TARGETS.join(', ')}`,
+      );
+    }
+    if (target === 'mlp_out' && cfg.attnOnly) {
+      throw new HookError(`target 'mlp_out': model ${model.source} is attention-only (it has no MLP)`);
+    }
   }
   const direction = opts.direction ?? 'denoise';
   if (direction !== 'denoise' && direction !== 'noise') {
     throw new UsageError(`unknown direction '${String(direction)}'; use denoise or noise`);
   }
-  const isHead = HEAD_TARGETS.has(target);
+  const isHead = !hookMode && HEAD_TARGETS.has(target);
   const perPosition = opts.perPosition ?? !isHead;
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1)
@@ -157,18 +180,19 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const { answer, wrong, metricOf } = resolveMetric(model, opts, P);
 
   const L = cfg.nLayers;
-  const C = !isHead ? 1 : target === 'k' || target === 'v' ? cfg.nKvHeads : cfg.nHeads;
-  const Pn = perPosition ? P : 1;
+  // The hook patched per row of the result (one row with `hook`), and the layer of each.
+  const hookNames = hookMode ? [opts.hook!] : Array.from({ length: L }, (_, l) => patchHookName(target, l));
+  const rowLayer = hookNames.map((n) => layerOf(n));
 
   // Clean and corrupt in one batch of two, caching every hook_resid_pre and the patched hooks.
-  const hookNames = Array.from({ length: L }, (_, l) => patchHookName(target, l));
   const residNames = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
   const wanted = new Set([...hookNames, ...residNames]);
   const store = new Map<string, Tensor>();
   const both = int64([cleanIds, corruptIds]);
   const baseLogits = noGrad(() =>
     forward(cfg, weights, both, {
-      hook: makeHookPoint({ fwd: [], bwd: [], cache: (n) => wanted.has(n), store }),
+      hook: model.hookPoint({ cache: (n) => wanted.has(n), store }),
+      useAttnResult: hookMode && opts.hook!.endsWith('attn.hook_result'),
     }),
   ).f32();
   const cleanMetric = metricOf(baseLogits, 0);
@@ -189,27 +213,63 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
     return t.f32().subarray(b * R, (b + 1) * R);
   };
 
-  // Index ranges [start, length) of one variant in one batch row of the patched activation.
-  const D = cfg.dModel;
-  const dh = cfg.dHead;
-  const ranges = (v: Variant): [number, number][] => {
-    if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
-    if (target === 'pattern') {
-      const base = v.component * P * P; // [head, q, k]
-      return v.position < 0 ? [[base, P * P]] : [[base + v.position * P, P]];
+  // Components and the index ranges [start, length) of one variant in one batch row of the activation.
+  let C: number;
+  let components: string[];
+  let ranges: (v: Variant) => [number, number][];
+  if (hookMode) {
+    const act = store.get(opts.hook!);
+    if (!act)
+      throw new HookError(`hook '${opts.hook}' was not reached by the forward pass (nothing to patch)`);
+    if (act.rank < 3 || act.shape[1] !== P)
+      throw new UsageError(
+        `hook '${opts.hook}' has shape [${act.shape}]: patching a hook needs an activation [batch, pos, ...]`,
+      );
+    const W = act.size / 2 / P; // entries per position
+    const last = act.shape[act.rank - 1]!;
+    const indices = opts.indices;
+    if (indices !== undefined) {
+      if (indices.length === 0) throw new UsageError('indices: give at least one index');
+      for (const i of indices)
+        if (!Number.isInteger(i) || i < 0 || i >= last)
+          throw new UsageError(`index ${i} is outside [0, ${last}) (the last axis of '${opts.hook}')`);
     }
-    const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
-    return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
-  };
+    C = indices ? indices.length : 1;
+    components = indices ? indices.map((i) => `#${i}`) : ['all'];
+    const positions = (v: Variant) =>
+      v.position < 0 ? Array.from({ length: P }, (_, p) => p) : [v.position];
+    ranges = (v) => {
+      if (!indices) return v.position < 0 ? [[0, P * W]] : [[v.position * W, W]];
+      const idx = indices[v.component]!;
+      const out: [number, number][] = [];
+      for (const p of positions(v)) for (let j = 0; j < W; j += last) out.push([p * W + j + idx, 1]);
+      return out;
+    };
+  } else {
+    C = !isHead ? 1 : target === 'k' || target === 'v' ? cfg.nKvHeads : cfg.nHeads;
+    components = isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'];
+    const D = cfg.dModel;
+    const dh = cfg.dHead;
+    ranges = (v) => {
+      if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
+      if (target === 'pattern') {
+        const base = v.component * P * P; // [head, q, k]
+        return v.position < 0 ? [[base, P * P]] : [[base + v.position * P, P]];
+      }
+      const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
+      return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
+    };
+  }
+  const Pn = perPosition ? P : 1;
   const applyPatch = (dst: Float32Array, b: number, R: number, v: Variant, src: Float32Array): void => {
     for (const [s, n] of ranges(v)) dst.set(src.subarray(s, s + n), b * R + s);
   };
 
   const variants: Variant[] = [];
-  for (let l = 0; l < L; l++)
+  for (let l = 0; l < hookNames.length; l++)
     for (let c = 0; c < C; c++)
       for (let p = 0; p < Pn; p++) variants.push({ layer: l, component: c, position: perPosition ? p : -1 });
-  const raw = Array.from({ length: L }, () =>
+  const raw = Array.from({ length: hookNames.length }, () =>
     Array.from({ length: C }, () => new Array<number>(Pn).fill(NaN)),
   );
   const total = variants.length;
@@ -218,6 +278,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const record = (v: Variant, m: number) => {
     raw[v.layer]![v.component]![perPosition ? v.position : 0] = m;
   };
+  const useAttnResult = hookMode && opts.hook!.endsWith('attn.hook_result');
 
   if (opts.naive) {
     const tokens = int64([baseIds]);
@@ -229,36 +290,51 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
         applyPatch(data, 0, data.length, v, src);
         return new Tensor(data, x.shape);
       };
-      const lg = model.runWithHooks(tokens, { fwd: [{ name, fn }] }).f32();
+      const lg = model.runWithHooks(tokens, { fwd: [{ name, fn }], useAttnResult }).f32();
       record(v, metricOf(lg, 0));
       passes++;
       opts.onProgress?.(++done, total);
     }
   } else {
-    for (let l = 0; l < L; l++) {
+    for (let l = 0; l < hookNames.length; l++) {
       const layerVariants = variants.filter((v) => v.layer === l);
       const name = hookNames[l]!;
       const src = row(name, srcRow);
-      const residBase = row(residNames[l]!, baseRow);
+      // Layers before the patched hook cannot see the patch: start at its layer from the cached residual
+      // stream (earlier, where a spliced transcoder reads an earlier layer; from the embeddings outside blocks).
+      const hookLayer = rowLayer[l]!;
+      const start = hookLayer === null ? null : spliceStartLayer(model.saes, hookLayer);
+      const residBase = start === null ? null : row(residNames[start]!, baseRow);
+      const direct = !hookMode && target === 'resid_pre' && start === hookLayer;
       for (let i = 0; i < layerVariants.length; i += batchSize) {
         const chunk = layerVariants.slice(i, i + batchSize);
         const n = chunk.length;
-        const resid = new Float32Array(n * P * D);
-        for (let b = 0; b < n; b++) resid.set(residBase, b * P * D);
+        let residual: Tensor | undefined;
+        if (residBase) {
+          const D = cfg.dModel;
+          const resid = new Float32Array(n * P * D);
+          for (let b = 0; b < n; b++) resid.set(residBase, b * P * D);
+          if (direct) chunk.forEach((v, b) => applyPatch(resid, b, P * D, v, src));
+          residual = new Tensor(resid, [n, P, D]);
+        }
         let hook: HookPoint | undefined;
-        if (target === 'resid_pre') chunk.forEach((v, b) => applyPatch(resid, b, P * D, v, src));
-        else {
+        if (!direct) {
           const fn = (x: Tensor): Tensor => {
             const data = x.f32().slice();
             const R = data.length / n;
             chunk.forEach((v, b) => applyPatch(data, b, R, v, src));
             return new Tensor(data, x.shape);
           };
-          hook = makeHookPoint({ fwd: [{ name, fn }], bwd: [], cache: null, store: new Map() });
-        }
+          hook = model.hookPoint({ fwd: [{ name, fn }] });
+        } else if (model.saes.length) hook = model.hookPoint();
         const tokens = int64(Array.from({ length: n }, () => baseIds));
-        const residual = new Tensor(resid, [n, P, D]);
-        const lg = noGrad(() => forward(cfg, weights, tokens, { hook, startAtLayer: l, residual })).f32();
+        const lg = noGrad(() =>
+          forward(cfg, weights, tokens, {
+            hook,
+            useAttnResult,
+            ...(start === null ? {} : { startAtLayer: start, residual }),
+          }),
+        ).f32();
         chunk.forEach((v, b) => record(v, metricOf(lg, b)));
         passes++;
         done += n;
@@ -268,7 +344,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   }
 
   return {
-    target,
+    target: hookMode ? 'hook' : target,
     direction,
     perPosition,
     hook: hookNames[0]!,
@@ -279,7 +355,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
     corruptTokens: corruptIds,
     cleanMetric,
     corruptMetric,
-    components: isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'],
+    components,
     positions: Pn,
     values: raw.map((r) => r.map((c) => c.map((m) => (m - corruptMetric) / denom))),
     raw,
@@ -290,16 +366,35 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
 
 /**
  * The result as a matrix for tables and heatmaps: rows are layers (or layer-head pairs when both heads and
- * positions vary), columns are positions, heads, or one column for all positions.
+ * positions vary), columns are positions, heads, or one column for all positions. A patched `hook` is one
+ * row (or one row per index, with positions as columns).
  */
 export function patchingMatrix(r: PatchingResult): {
   rows: string[];
   columns: string[];
   values: number[][];
-  /** What the axes are: 'layer' | 'layer.head', and 'position' | 'head' | 'all positions'. */
+  /** What the axes are: 'layer' | 'layer.head' | 'hook' | 'index', and 'position' | 'head' | 'index' | 'all positions'. */
   rowAxis: string;
   columnAxis: string;
 } {
+  if (r.target === 'hook') {
+    const indexed = r.components[0] !== 'all';
+    if (indexed && r.perPosition)
+      return {
+        rows: r.components,
+        columns: positionLabels(r),
+        values: r.values[0]!,
+        rowAxis: 'index',
+        columnAxis: 'position',
+      };
+    return {
+      rows: [r.hook],
+      columns: indexed ? r.components : r.perPosition ? positionLabels(r) : ['all'],
+      values: [indexed ? r.values[0]!.map((c) => c[0]!) : r.values[0]![0]!],
+      rowAxis: 'hook',
+      columnAxis: indexed ? 'index' : r.perPosition ? 'position' : 'all positions',
+    };
+  }
   const heads = r.components.length > 1 || r.components[0] !== 'all';
   const layers = r.values.map((_, l) => `L${l}`);
   if (heads && r.perPosition) {

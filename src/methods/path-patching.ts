@@ -19,7 +19,7 @@ import { int64, toIds } from './tokens.js';
 import { ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
-import { makeHookPoint, type ForwardHook } from '../hooks/hooks.js';
+import type { ForwardHook } from '../hooks/hooks.js';
 import { forward } from '../models/transformer.js';
 
 export interface HeadRef {
@@ -197,7 +197,7 @@ function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
   const wanted = (n: string) => n.endsWith('.attn.hook_z') || n.endsWith('.hook_mlp_out');
   const lg = noGrad(() =>
     forward(cfg, weights, int64([cleanIds, corruptIds]), {
-      hook: makeHookPoint({ fwd: [], bwd: [], cache: wanted, store }),
+      hook: model.hookPoint({ cache: wanted, store }),
     }),
   ).f32();
   const cleanMetric = metricOf(lg, 0);
@@ -283,7 +283,7 @@ function runPaths(
       : new Set(receivers.map((r) => `blocks.${r.layer}.attn.hook_${input!}`));
   const lg2 = noGrad(() =>
     forward(cfg, weights, tokens, {
-      hook: makeHookPoint({ fwd: fwd2, bwd: [], cache: (nm) => recvNames.has(nm), store: step2Store }),
+      hook: model.hookPoint({ fwd: fwd2, cache: (nm) => recvNames.has(nm), store: step2Store }),
     }),
   ).f32();
   if (receivers === 'logits') {
@@ -316,7 +316,7 @@ function runPaths(
   }));
   const lg3 = noGrad(() =>
     forward(cfg, weights, tokens, {
-      hook: makeHookPoint({ fwd: fwd3, bwd: [], cache: null, store: new Map() }),
+      hook: model.hookPoint({ fwd: fwd3 }),
     }),
   ).f32();
   return { metrics: Array.from({ length: n }, (_, b) => metricOf(lg3, b)), passes: 2 };

@@ -168,18 +168,46 @@ export class SparseAutoencoder {
    * Runs on a hook activation [..., d_in] (heads are flattened); returns its replacement of shape
    * `outShape` (the input's shape for an SAE), adding back the reconstruction error when `target`
    * (the activation being replaced) is given, as SAELens's use_error_term.
+   *
+   * `hook` sees the internal points with the activation's leading axes, as SAELens's HookedSAETransformer:
+   * [batch, pos, d_sae] for latents of an activation [batch, pos, d_in] (or [batch, pos, n_heads * d_head]);
+   * hook_sae_input, acts_pre and acts_post keep the input's leading axes, hook_sae_recons, error and output
+   * those of `outShape`. A replacement must have the shape it was given.
    */
   spliceActivation(input: Tensor, outShape: readonly number[], hook: SaeHook, target?: Tensor): Tensor {
-    const rows = this.toRows(input, this.cfg.dIn, this.cfg.hookName);
-    const { recons } = this.forwardRows(rows, hook);
+    const c = this.cfg;
+    const rows = this.toRows(input, c.dIn, c.hookName);
+    const n = rows.shape[0]!;
+    const inLead = leadingAxes(input.shape, c.dIn);
+    const outLead = leadingAxes(outShape, c.dOut);
+    if (size(outLead) !== n)
+      throw new SaeError(
+        `SAE for '${c.hookNameOut ?? c.hookName}': ${n} input rows of width ${c.dIn} cannot fill an output of shape [${outShape}] (width d_out=${c.dOut})`,
+      );
+    const shaped: SaeHook = (name, t) => {
+      const lead =
+        name === 'hook_sae_input' || name === 'hook_sae_acts_pre' || name === 'hook_sae_acts_post'
+          ? inLead
+          : outLead;
+      const x = reshape(t, [...lead, t.shape[1]!]);
+      const r = hook(name, x);
+      if (r !== x && (r.rank !== x.rank || r.shape.some((d, i) => d !== x.shape[i])))
+        throw new SaeError(`hook on ${name} returned shape [${r.shape}], expected [${x.shape}]`);
+      // Always through the reshape, so that gradients reach the tensor the hook saw.
+      return reshape(r, t.shape);
+    };
+    const { recons } = this.forwardRows(rows, shaped);
     let out = recons;
     if (target) {
       // The error is measured without interventions, so edits to latents change the output.
       const clean = this.forwardRows(rows).recons;
-      const t = this.toRows(target, this.cfg.dOut, this.cfg.hookNameOut ?? this.cfg.hookName);
-      out = add(recons, hook('hook_sae_error', sub(t, clean)));
+      const t = this.toRows(target, c.dOut, c.hookNameOut ?? c.hookName);
+      const e = sub(t, clean);
+      const err = shaped('hook_sae_error', e);
+      // recons + err, arranged so that without edits the output is the target exactly (not up to rounding).
+      out = add(add(t, sub(recons, clean)), sub(err, e));
     }
-    return reshape(hook('hook_sae_output', out), outShape);
+    return reshape(shaped('hook_sae_output', out), outShape);
   }
 
   /** [..., d] (or [batch, pos, head, d_head]) to rows [n, d], checking the width. */
@@ -199,10 +227,22 @@ export class SparseAutoencoder {
   }
 }
 
+/** The axes of `shape` before its rows of width d (the last axis, or the last two flattened). */
+function leadingAxes(shape: readonly number[], d: number): number[] {
+  const r = shape.length;
+  if (shape[r - 1] === d) return shape.slice(0, r - 1);
+  if (r >= 4 && shape[r - 1]! * shape[r - 2]! === d) return shape.slice(0, r - 2);
+  throw new SaeError(`an activation of shape [${shape}] has no rows of width ${d}`);
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
 /** Top-k of relu(pre) per row, scattered back into a dense [n, d_sae] tensor. */
 export function topkActs(pre: Tensor, k: number): Tensor {
   const { values, indices } = topk(pre, k, -1);
-  return scatterAdd(Tensor.zeros(pre.shape), 1, indices, relu(values));
+  return scatterAdd(Tensor.zeros(pre.shape, pre.dtype), 1, indices, relu(values));
 }
 
 /** The n*k largest relu(pre) over the whole batch (BatchTopK, Bussmann et al. 2024). */
@@ -210,7 +250,7 @@ export function batchTopkActs(pre: Tensor, k: number): Tensor {
   const flat = reshape(relu(pre), [1, pre.size]);
   const kk = Math.min(pre.size, k * pre.shape[0]!);
   const { values, indices } = topk(flat, kk, -1);
-  return reshape(scatterAdd(Tensor.zeros([1, pre.size]), 1, indices, values), pre.shape);
+  return reshape(scatterAdd(Tensor.zeros([1, pre.size], pre.dtype), 1, indices, values), pre.shape);
 }
 
 interface Normalizer {
@@ -233,9 +273,10 @@ function normalizer(cfg: SaeConfig, x: Tensor): Normalizer {
       return { input: div(mul(x, target), add(norm, 1e-12)), output: (y) => div(mul(y, norm), target) };
     }
     case 'layer_norm': {
+      // As SAELens: divide by the unbiased standard deviation plus 1e-5.
       const mu = mean(x, -1, true);
       const c = sub(x, mu);
-      const std = sqrt(add(mean(mul(c, c), -1, true), 1e-5));
+      const std = add(sqrt(div(sum(mul(c, c), -1, true), Math.max(1, cfg.dIn - 1))), 1e-5);
       return { input: div(c, std), output: (y) => add(mul(y, std), mu) };
     }
   }

@@ -198,7 +198,9 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   for (const [n, t] of o.initialParams ?? []) {
     const p = params.get(n);
     if (!p || p.size !== t.size)
-      throw new SaeTrainError(`initial parameter '${n}' [${t.shape}] does not match the SAE's ${p ? `[${p.shape}]` : 'parameters'}`);
+      throw new SaeTrainError(
+        `initial parameter '${n}' [${t.shape}] does not match the SAE's ${p ? `[${p.shape}]` : 'parameters'}`,
+      );
     p.f32().set(t.f32());
   }
   if (o.decoderNorm === 'unit') normalizeRows(params.get('W_dec')!);
@@ -295,7 +297,11 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       }
       const dead = new Float32Array(o.width);
       let nDead = 0;
-      for (let i = 0; i < o.width; i++) if (rowsSinceFired[i]! >= o.deadWindowRows) ((dead[i] = 1), nDead++);
+      for (let i = 0; i < o.width; i++) {
+        if (rowsSinceFired[i]! < o.deadWindowRows) continue;
+        dead[i] = 1;
+        nDead++;
+      }
       const coef = o.coefficient * Math.min(1, (step + 1) / coefWarm);
       const out = runStep([
         new Tensor(xb, [o.batchSize, data.dIn]),

@@ -13,10 +13,16 @@ const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `sonde-sae-${
 
 function f64(shape: number[], seed: number, scale = 1): Tensor {
   const r = new Rng(seed);
-  return new Tensor(Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.normal() * scale), shape);
+  return new Tensor(
+    Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.normal() * scale),
+    shape,
+  );
 }
 
-const settings = (architecture: LossSettings['architecture'], over: Partial<LossSettings> = {}): LossSettings => ({
+const settings = (
+  architecture: LossSettings['architecture'],
+  over: Partial<LossSettings> = {},
+): LossSettings => ({
   architecture,
   k: 3,
   applyBDecToInput: true,
@@ -39,26 +45,33 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     b_dec: f64([d], 5, 0.1),
     ...extra,
   });
-  const run = (arch: LossSettings['architecture'], names: string[], st: LossSettings, dead?: Tensor) =>
+  const run =
+    (arch: LossSettings['architecture'], names: string[], st: LossSettings, dead?: Tensor) =>
     (...ts: Tensor[]) => {
       const p = new Map(names.map((nm, i) => [nm, ts[i]!] as const));
       const x = p.get('x')!;
       p.delete('x');
       const y = p.get('y') ?? x;
       p.delete('y');
-      return saeLoss(p, { ...st, architecture: arch }, {
-        x,
-        y,
-        coef: new Tensor(Float64Array.from([0.7]), [1]),
-        dead: dead ?? new Tensor(new Float64Array(s), [s]),
-        auxScale: new Tensor(Float64Array.from([1]), [1]),
-      }).loss;
+      return saeLoss(
+        p,
+        { ...st, architecture: arch },
+        {
+          x,
+          y,
+          coef: new Tensor(Float64Array.from([0.7]), [1]),
+          dead: dead ?? new Tensor(new Float64Array(s), [s]),
+          auxScale: new Tensor(Float64Array.from([1]), [1]),
+        },
+      ).loss;
     };
 
   it('standard ReLU with decoder-norm-weighted L1', () => {
     const inp = inputs();
     const names = Object.keys(inp);
-    const r = gradcheck(run('standard', names, settings('standard')), Object.values(inp), { name: 'sae standard' });
+    const r = gradcheck(run('standard', names, settings('standard')), Object.values(inp), {
+      name: 'sae standard',
+    });
     expect(r.dtype).toBe('float64');
     expect(r.checked).toBeGreaterThan(80);
   });
@@ -79,7 +92,10 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     const names = Object.keys(inp);
     // W_dec and b_dec are frozen in the auxiliary term (a stop-gradient finite differences cannot see).
     const wrt = names.map((_, i) => i).filter((i) => names[i] !== 'W_dec' && names[i] !== 'b_dec');
-    const r = gradcheck(run('gated', names, settings('gated')), Object.values(inp), { name: 'sae gated', wrt });
+    const r = gradcheck(run('gated', names, settings('gated')), Object.values(inp), {
+      name: 'sae gated',
+      wrt,
+    });
     expect(r.checked).toBeGreaterThan(50);
   });
 
@@ -157,7 +173,10 @@ function smallSynthetic(seed = 0) {
   return new SyntheticFeatures({ features: 48, dim: 24, meanActive: 3, seed });
 }
 
-const base = (arch: SaeTrainOptions['architecture'], over: Partial<SaeTrainOptions> = {}): SaeTrainOptions => ({
+const base = (
+  arch: SaeTrainOptions['architecture'],
+  over: Partial<SaeTrainOptions> = {},
+): SaeTrainOptions => ({
   architecture: arch,
   width: 48,
   hookName: 'synthetic',
@@ -175,7 +194,10 @@ describe('trainer', () => {
       const extra = arch === 'standard' ? { resampleEverySteps: 5 } : {};
       const straight = trainSae(syn.trainingData(), base(arch, extra));
       const dir = path.join(tmp('resume'), 'ck');
-      const first = trainSae(syn.trainingData(), base(arch, { ...extra, checkpointDir: dir, stopAfterStep: 7 }));
+      const first = trainSae(
+        syn.trainingData(),
+        base(arch, { ...extra, checkpointDir: dir, stopAfterStep: 7 }),
+      );
       expect(first.steps).toBe(7);
       const resumed = trainSae(syn.trainingData(), base(arch, { ...extra, checkpointDir: dir }));
       expect(resumed.resumedFrom).toBe(7);
@@ -208,7 +230,14 @@ describe('trainer', () => {
     const b_enc = new Tensor(new Float32Array(48), [48]);
     b_enc.f32().fill(-1e3, 0, killed);
     const runWith = (resample: number) =>
-      trainSae(data, base('standard', { totalRows: 256 * 30, resampleEverySteps: resample, initialParams: new Map([['b_enc', b_enc]]) }));
+      trainSae(
+        data,
+        base('standard', {
+          totalRows: 256 * 30,
+          resampleEverySteps: resample,
+          initialParams: new Map([['b_enc', b_enc]]),
+        }),
+      );
     const dead = runWith(0);
     const revived = runWith(6);
     const deadCount = (ld: Float32Array) => Array.from(ld.slice(0, killed)).filter((v) => v < -9).length;
@@ -248,7 +277,10 @@ describe('trainer', () => {
 
   it('recovers the features of a small synthetic problem (MMCS)', () => {
     const syn = smallSynthetic(1);
-    const r = trainSae(syn.trainingData(), base('topk', { k: 3, totalRows: 256 * 300, batchSize: 256, deadWindowRows: 4096 }));
+    const r = trainSae(
+      syn.trainingData(),
+      base('topk', { k: 3, totalRows: 256 * 300, batchSize: 256, deadWindowRows: 4096 }),
+    );
     const { mmcs } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32(), 24);
     expect(mmcs).toBeGreaterThan(0.9);
     // A random decoder scores far lower: the metric is not trivially high.

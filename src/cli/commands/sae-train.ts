@@ -1,4 +1,257 @@
-// sonde sae train (being written).
+// sonde sae train: train an SAE or transcoder on a model's activations over a corpus (harvested to a
+// resumable on-disk store first), on a matrix of activations the user already has (--activations), or on
+// synthetic ground-truth features (--synthetic, reports MMCS). Writes an SAELens-format folder.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import { ActivationStore, harvestActivations } from '../../sae/activation-store.js';
+import { SAE_ARCHITECTURES, type SaeArchitecture } from '../../sae/config.js';
+import { evaluateRows } from '../../sae/evaluate.js';
+import { saveSaeLens } from '../../sae/saelens.js';
+import { meanMaxCosine, SyntheticFeatures } from '../../sae/synthetic.js';
+import { defaultTrainOptions, trainSae, type SaeTrainResult, type TrainingData } from '../../sae/train.js';
+import { storeTrainingData } from '../../sae/training-data.js';
+import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
+import { fmt, globalsOf, intArg, loadModel, note, out, printJson, table } from '../common.js';
+import { createProgress } from '../progress.js';
+import { choiceArg, numberArg } from './probe.js';
 
-export function registerSaeTrain(_sae: Command): void {}
+interface TrainOpts {
+  hook?: string;
+  hookOut?: string;
+  skip?: boolean;
+  arch: SaeArchitecture;
+  k: number;
+  width?: number;
+  data?: string;
+  activations?: string;
+  targets?: string;
+  synthetic?: boolean;
+  features: number;
+  dim: number;
+  correlation: number;
+  tokens?: number;
+  epochs?: number;
+  harvestTokens?: number;
+  store?: string;
+  storeDtype: 'float32' | 'float16';
+  ctx: number;
+  batchSize?: number;
+  lr?: number;
+  coefficient?: number;
+  seed: number;
+  checkpoint?: string;
+  checkpointEvery: number;
+  resume: boolean;
+  out: string;
+}
+
+export const DEFAULT_ARCH: SaeArchitecture = 'topk';
+const DEFAULT_BUDGET = 1 << 20;
+
+export function registerSaeTrain(sae: Command): void {
+  sae
+    .command('train')
+    .description('train an SAE or transcoder; writes an SAELens folder (cfg.json, sae_weights.safetensors)')
+    .option('--hook <name>', 'hook the SAE reads (e.g. blocks.2.hook_resid_post)')
+    .option('--hook-out <name>', 'train a transcoder predicting this hook (e.g. blocks.2.hook_mlp_out)')
+    .option('--skip', 'transcoder with a linear skip connection')
+    .option('--arch <a>', SAE_ARCHITECTURES.join(', '), choiceArg(SAE_ARCHITECTURES), DEFAULT_ARCH)
+    .option('--k <n>', 'active latents per row (topk, batchtopk)', intArg(1), 32)
+    .option('--width <n>', 'number of latents (default 8 x d_in)', intArg(1))
+    .option('--data <file>', 'text corpus (default: the built-in stories260K samples)')
+    .option('--activations <file>', '.npy or .safetensors [n, d_in] (float32/float16) or a harvested folder')
+    .option('--targets <file>', 'transcoder targets [n, d_out], row-aligned with --activations')
+    .option('--synthetic', 'train on synthetic features in superposition and report their recovery (MMCS)')
+    .option('--features <n>', 'synthetic: number of true features', intArg(1), 512)
+    .option('--dim <n>', 'synthetic: dimension', intArg(1), 256)
+    .option('--correlation <x>', 'synthetic: feature correlation in [0, 1)', numberArg, 0)
+    .option('--tokens <n>', `training budget in rows (default ${DEFAULT_BUDGET})`, intArg(1))
+    .option('--epochs <x>', 'training budget in passes over the data (instead of --tokens)', numberArg)
+    .option(
+      '--harvest-tokens <n>',
+      'rows to harvest from --data (default: the budget, at most the corpus)',
+      intArg(1),
+    )
+    .option(
+      '--store <dir>',
+      'activation store folder (default: <out>.activations[-in|-out]); reused and resumed',
+    )
+    .option('--store-dtype <t>', 'float32 or float16', choiceArg(['float32', 'float16'] as const), 'float32')
+    .option('--ctx <n>', 'tokens per context when harvesting', intArg(2), 128)
+    .option('--batch-size <n>', 'rows per step', intArg(1))
+    .option('--lr <x>', 'Adam learning rate', numberArg)
+    .option('--coefficient <x>', 'sparsity coefficient: L1 (standard, gated) or L0 (jumprelu)', numberArg)
+    .option('--seed <n>', 'seed', intArg(0), 0)
+    .option('--checkpoint <dir>', 'checkpoint folder (default: <out>.checkpoint); a run resumes from it')
+    .option('--checkpoint-every <n>', 'steps between checkpoints', intArg(1), 50)
+    .option('--no-resume', 'start over even if a checkpoint exists')
+    .requiredOption('--out <dir>', 'SAELens folder to write')
+    .action((opts: TrainOpts, cmd: Command) => runTrain(opts, cmd));
+}
+
+function runTrain(o: TrainOpts, cmd: Command): void {
+  const g = globalsOf(cmd);
+  const sources = [o.synthetic, o.activations, o.data].filter(Boolean).length;
+  if (sources > 1) throw new UsageError('give one of --synthetic, --activations FILE or --data FILE');
+  if (o.tokens !== undefined && o.epochs !== undefined)
+    throw new UsageError('give --tokens or --epochs, not both');
+  if (o.epochs !== undefined && !(o.epochs > 0)) throw new UsageError('--epochs must be positive');
+  if (o.targets && !o.activations) throw new UsageError('--targets goes with --activations');
+  if (o.targets && !o.hookOut)
+    throw new UsageError('--targets trains a transcoder: give --hook-out NAME too');
+  if (!o.synthetic && !o.activations && !o.hook)
+    throw new UsageError('give --hook NAME (or --activations FILE)');
+  if (o.correlation < 0 || o.correlation >= 1) throw new UsageError('--correlation must be in [0, 1)');
+  const outDir = path.resolve(o.out);
+  const checkpointDir = o.checkpoint ?? `${outDir}.checkpoint`;
+  if (!o.resume) fs.rmSync(checkpointDir, { recursive: true, force: true });
+  const progress = createProgress(g);
+
+  let data: TrainingData;
+  let hookName = o.hook ?? 'activations';
+  const hookNameOut = o.hookOut ?? null;
+  let dataRows: number | null = null;
+  let synthetic: SyntheticFeatures | null = null;
+  const metadata: Record<string, unknown> = {};
+  const t0 = performance.now();
+  if (o.synthetic) {
+    synthetic = new SyntheticFeatures({
+      features: o.features,
+      dim: o.dim,
+      correlation: o.correlation,
+      seed: o.seed,
+    });
+    data = synthetic.trainingData();
+    hookName = o.hook ?? 'synthetic';
+    metadata.dataset_path = `synthetic:${o.features}x${o.dim}${o.correlation ? `:corr${o.correlation}` : ''}`;
+  } else if (o.activations) {
+    const input = ActivationStore.open(o.activations);
+    const target = o.targets ? ActivationStore.open(o.targets) : undefined;
+    data = storeTrainingData(input, target);
+    dataRows = input.rows;
+    hookName = o.hook ?? input.hook ?? 'activations';
+    metadata.dataset_path = path.resolve(o.activations);
+  } else {
+    const model = loadModel(g);
+    const corpus = o.data ?? defaultCorpusPath();
+    const texts = readCorpus(corpus);
+    const budget = o.tokens ?? DEFAULT_BUDGET;
+    const harvest = (hook: string, suffix: string) => {
+      const dir = o.store ? (suffix ? `${o.store}${suffix}` : o.store) : `${outDir}.activations${suffix}`;
+      progress.start(o.harvestTokens ?? budget, `harvest ${hook}`);
+      const m = harvestActivations(model, {
+        hook,
+        texts,
+        outDir: dir,
+        ctx: o.ctx,
+        dtype: o.storeDtype,
+        maxRows: o.harvestTokens ?? budget,
+        onProgress: (done) => progress.update(done),
+      });
+      progress.stop();
+      note(g, `harvested ${m.rows} rows of ${hook} into ${dir}${m.complete ? ' (whole corpus)' : ''}`);
+      return ActivationStore.open(dir);
+    };
+    const input = harvest(o.hook!, hookNameOut ? '-in' : '');
+    const target = hookNameOut ? harvest(hookNameOut, '-out') : undefined;
+    data = storeTrainingData(input, target);
+    dataRows = input.rows;
+    Object.assign(metadata, {
+      model_name: path.basename(model.source),
+      model_path: model.source,
+      dataset_path: path.resolve(corpus),
+      context_size: o.ctx,
+      prepend_bos: true,
+    });
+  }
+
+  const defaults = defaultTrainOptions(o.arch);
+  const totalRows =
+    o.epochs !== undefined
+      ? Math.max(1, Math.round(o.epochs * (dataRows ?? DEFAULT_BUDGET)))
+      : (o.tokens ?? DEFAULT_BUDGET);
+  const width = o.width ?? 8 * data.dIn;
+  const batchSize = o.batchSize ?? defaults.batchSize;
+  progress.start(Math.ceil(totalRows / batchSize), `train ${o.arch}`, ['L0', 'MSE', 'dead']);
+  const result: SaeTrainResult = trainSae(data, {
+    architecture: o.arch,
+    width,
+    k: o.k,
+    hookName,
+    hookNameOut,
+    transcoderSkip: o.skip ?? false,
+    totalRows,
+    batchSize,
+    lr: o.lr,
+    coefficient: o.coefficient,
+    seed: o.seed,
+    checkpointDir,
+    checkpointEverySteps: o.checkpointEvery,
+    metadata,
+    onStep: (s) =>
+      progress.update(s.step, {
+        L0: s.l0.toFixed(1),
+        MSE: s.mse.toPrecision(3),
+        dead: fmtPct(s.deadFraction),
+      }),
+  });
+  progress.stop();
+  saveSaeLens(result.sae, outDir, { sparsity: result.logDensity });
+  fs.rmSync(checkpointDir, { recursive: true, force: true });
+  const seconds = (performance.now() - t0) / 1000;
+
+  // Held-out check: fresh synthetic rows, or a sample of the data.
+  const held = synthetic ? { input: synthetic.rows(8192, 0xe7a1).x, target: undefined } : data.sample(8192);
+  const ev = evaluateRows(result.sae, held.input, data.dIn, { targets: held.target });
+  const last = result.history[result.history.length - 1];
+  const mmcs = synthetic ? meanMaxCosine(synthetic.directions, result.sae.param('W_dec').f32(), o.dim) : null;
+  const doc = {
+    out: outDir,
+    architecture: result.sae.cfg.architecture,
+    trainedAs: o.arch,
+    hookName,
+    hookNameOut,
+    dIn: data.dIn,
+    dSae: width,
+    k: o.arch === 'topk' || o.arch === 'batchtopk' ? o.k : null,
+    steps: result.steps,
+    rows: result.steps * batchSize,
+    resumedFrom: result.resumedFrom,
+    seconds,
+    final: last ? { loss: last.loss, mse: last.mse, l0: last.l0, deadFraction: last.deadFraction } : null,
+    eval: {
+      rows: ev.rows,
+      l0: ev.l0,
+      mse: ev.mse,
+      explainedVariance: ev.explainedVariance,
+      cosineSimilarity: ev.cosineSimilarity,
+      deadLatents: ev.deadLatents.length,
+      denseLatents: ev.denseLatents.length,
+    },
+    mmcs: mmcs ? mmcs.mmcs : null,
+    featuresRecovered: mmcs ? Array.from(mmcs.perFeature).filter((c) => c >= 0.9).length : null,
+  };
+  if (g.json) return printJson(doc);
+  out(
+    `Trained a ${o.arch} ${hookNameOut ? 'transcoder' : 'SAE'} (${data.dIn} -> ${width}) on ${doc.rows} rows in ${seconds.toFixed(1)} s; saved to ${outDir}`,
+  );
+  if (result.resumedFrom !== null) out(`(resumed from step ${result.resumedFrom})`);
+  const rows = [
+    ['L0', fmt(ev.l0, 3)],
+    ['explained variance', fmt(ev.explainedVariance, 4)],
+    ['MSE (per row)', fmt(ev.mse, 4)],
+    ['dead latents (held-out rows)', `${ev.deadLatents.length} of ${width}`],
+  ];
+  if (mmcs)
+    rows.push(
+      ['MMCS', fmt(mmcs.mmcs, 4)],
+      ['features with max cos >= 0.9', `${doc.featuresRecovered} of ${o.features}`],
+    );
+  for (const line of table(rows, [false, true])) out(line);
+}
+
+function fmtPct(x: number): string {
+  return `${(100 * x).toFixed(1)}%`;
+}
