@@ -26,6 +26,7 @@ import { defaultCorpus } from '../src/organisms/induction.js';
 import { tokenizeFile, TokenDataset } from '../src/train/dataset.js';
 import { AdamW, clipGradNorm } from '../src/train/optimizers.js';
 import { train } from '../src/train/trainer.js';
+import { writeSection } from './report.js';
 
 const opts = new Command()
   .option('--warmup <n>', 'untimed steps (the first one traces and compiles the train step)', '10')
@@ -270,34 +271,7 @@ try {
     '',
   ].join('\n');
   console.log(section);
-  writeSection(opts.out, section);
+  writeSection(opts.out, SECTION, section);
 } finally {
   fs.rmSync(tmpDir, { recursive: true, force: true });
-}
-
-/** Replaces the SECTION heading's section (up to the next `#`/`##` heading) or appends it; atomic write. */
-function writeSection(file: string, section: string): void {
-  const target = path.resolve(file);
-  const old = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
-  const lines = old.split('\n');
-  const start = lines.findIndex((l) => l.trimEnd() === SECTION);
-  let text: string;
-  if (start < 0) {
-    const base = old.replace(/\n*$/, '');
-    text = base ? `${base}\n\n${section}` : section;
-  } else {
-    let end = lines.findIndex((l, i) => i > start && /^#{1,2} /.test(l));
-    if (end < 0) end = lines.length;
-    const before = lines.slice(0, start).join('\n');
-    const after = lines.slice(end).join('\n');
-    text = `${before}${before ? '\n' : ''}${section}${after ? `\n${after}` : ''}`;
-  }
-  const tmp = `${target}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, target);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }

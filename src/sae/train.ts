@@ -10,12 +10,13 @@ import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
 import { SondeError } from '../errors.js';
 import {
+  CheckpointError,
   checkpointExists,
   loadCheckpoint,
   saveCheckpoint,
   type CheckpointState,
 } from '../train/checkpoint.js';
-import { Adam } from '../train/optimizers.js';
+import { Adam, clipGradNorm } from '../train/optimizers.js';
 import { saeConfig, type SaeArchitecture, type SaeConfig } from './config.js';
 import { saeLoss, type LossSettings } from './losses.js';
 import { geometricMedian } from './stats.js';
@@ -55,6 +56,8 @@ export interface SaeTrainOptions {
   lrWarmupSteps?: number;
   /** Fraction of steps at the end over which the LR decays linearly to 0. */
   lrDecayFraction?: number;
+  /** Clip the global gradient norm to this (0 disables). */
+  clipNorm?: number;
   /** L1 (standard, gated) or L0 (jumprelu) coefficient. */
   coefficient?: number;
   /** Fraction of steps over which the coefficient warms up from 0. */
@@ -69,7 +72,10 @@ export interface SaeTrainOptions {
   /** topk/batchtopk: aux-k loss coefficient (0 disables). */
   auxKCoefficient?: number;
   kAux?: number;
-  /** standard/gated/jumprelu: resample dead latents every this many steps (0 disables). */
+  /**
+   * standard/gated/jumprelu: resample dead latents every this many steps (0 disables; default: once
+   * per dead window). TopK and BatchTopK revive theirs with the aux-k loss instead.
+   */
   resampleEverySteps?: number;
   /** JumpReLU straight-through bandwidth and initial threshold. */
   bandwidth?: number;
@@ -124,11 +130,12 @@ export function defaultTrainOptions(
     hookNameOut: null,
     k: 32,
     totalRows: 1 << 20,
-    batchSize: 4096,
-    lr: arch === 'standard' ? 5e-4 : 1e-3,
+    batchSize: 1024,
+    lr: 1e-2,
     lrWarmupSteps: 0,
     lrDecayFraction: 0.2,
-    coefficient: arch === 'jumprelu' ? 1e-2 : 5,
+    clipNorm: 1,
+    coefficient: 0.5,
     coefficientWarmupFraction: 0.05,
     decoderNorm: arch === 'standard' ? 'free' : 'unit',
     bDecInit: 'geometric_median',
@@ -136,7 +143,7 @@ export function defaultTrainOptions(
     deadWindowRows: 1 << 17,
     auxKCoefficient: 1 / 32,
     kAux: 512,
-    resampleEverySteps: 0,
+    resampleEverySteps: arch === 'topk' || arch === 'batchtopk' ? 0 : -1,
     bandwidth: 1e-3,
     initThreshold: 1e-3,
     transcoderSkip: false,
@@ -167,6 +174,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
     metadata: o.metadata ?? {},
   });
   const steps = Math.max(1, Math.ceil(o.totalRows / o.batchSize));
+  if (o.resampleEverySteps < 0) o.resampleEverySteps = Math.max(1, Math.ceil(o.deadWindowRows / o.batchSize));
 
   // Initial statistics: input scale and b_dec (on the normalised target).
   const sample = data.sample(Math.min(1 << 16, Math.max(o.batchSize, 8192)));
@@ -221,7 +229,13 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   const rowsSinceFiredTensor = new Tensor(rowsSinceFired, [o.width]);
   const key = `sae:${cfg.architecture}:${cfg.dIn}x${cfg.dSae}x${cfg.dOut}:${names.join(',')}`;
   if (o.checkpointDir && checkpointExists(o.checkpointDir)) {
-    const ck = loadCheckpoint(o.checkpointDir, weightsForCheckpoint(), key);
+    let ck: ReturnType<typeof loadCheckpoint>;
+    try {
+      ck = loadCheckpoint(o.checkpointDir, weightsForCheckpoint(), key);
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      throw new SaeTrainError(`${e.message}: delete it to start over (sonde sae train: --no-resume)`);
+    }
     opt.loadState(ck.optimizer);
     rng.setState(ck.state.rngState);
     step = ck.state.step;
@@ -332,6 +346,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       }
       if (o.architecture === 'batchtopk' && Number.isFinite(minPos))
         batchThreshold = step === 0 ? minPos : 0.99 * batchThreshold + 0.01 * minPos;
+      if (o.clipNorm > 0) clipGradNorm(grads, o.clipNorm);
       const W_dec_i = names.indexOf('W_dec');
       if (o.decoderNorm === 'unit') removeParallelGrad(tensors[W_dec_i]!, grads[W_dec_i]!);
       opt.lr =

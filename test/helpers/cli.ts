@@ -13,11 +13,16 @@ export interface CliResult {
 }
 
 export function sonde(...args: string[]): Promise<CliResult> {
+  return sondeWithin(120_000, ...args);
+}
+
+/** As sonde(), with a longer limit for commands that train. */
+export function sondeWithin(timeoutMs: number, ...args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', ENTRY, ...args],
-      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000, maxBuffer: 64 << 20 },
+      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: timeoutMs, maxBuffer: 64 << 20 },
       (err, stdout, stderr) =>
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
     );

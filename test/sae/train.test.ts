@@ -209,7 +209,7 @@ describe('trainer', () => {
   }
 
   it('keeps decoder rows at unit norm (topk) and learns the data (MSE falls)', () => {
-    const r = trainSae(smallSynthetic().trainingData(), base('topk', { totalRows: 256 * 40 }));
+    const r = trainSae(smallSynthetic().trainingData(), base('topk', { totalRows: 256 * 80 }));
     const W = r.sae.param('W_dec').f32();
     // The saved SAE folds the input scale into W_dec; undo it to check the training constraint.
     const s = r.sae.cfg.scalingFactor ?? 1;
