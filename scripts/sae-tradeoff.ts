@@ -83,7 +83,12 @@ const layer = (y: string, title: string) => ({
   height: 200,
   mark: { type: 'line' as const, point: true },
   encoding: {
-    x: { field: 'l0', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'L0 (active latents per token)' },
+    x: {
+      field: 'l0',
+      type: 'quantitative' as const,
+      scale: { type: 'log' as const },
+      title: 'L0 (active latents per token)',
+    },
     y: { field: y, type: 'quantitative' as const, title, scale: { zero: false } },
     color: { field: 'hook', type: 'nominal' as const },
     strokeDash: { field: 'arch', type: 'nominal' as const },

@@ -105,9 +105,12 @@ function runTrain(o: TrainOpts, cmd: Command): void {
     throw new UsageError('give --hook NAME (or --activations FILE)');
   // SAELens's transcoder formats: standard (with or without skip) and jumprelu (without).
   if (o.hookOut && o.arch !== 'standard' && o.arch !== 'jumprelu')
-    throw new UsageError(`SAELens has no ${o.arch} transcoder: use --arch standard or jumprelu with --hook-out`);
+    throw new UsageError(
+      `SAELens has no ${o.arch} transcoder: use --arch standard or jumprelu with --hook-out`,
+    );
   if (o.skip && !o.hookOut) throw new UsageError('--skip is for transcoders (with --hook-out)');
-  if (o.skip && o.arch !== 'standard') throw new UsageError('SAELens stores skip transcoders as standard only: use --arch standard');
+  if (o.skip && o.arch !== 'standard')
+    throw new UsageError('SAELens stores skip transcoders as standard only: use --arch standard');
   if (o.correlation < 0 || o.correlation >= 1) throw new UsageError('--correlation must be in [0, 1)');
   const outDir = path.resolve(o.out);
   const checkpointDir = o.checkpoint ?? `${outDir}.checkpoint`;
