@@ -65,14 +65,17 @@ export function saeLoss(p: Map<string, Tensor>, s: LossSettings, inp: LossInputs
   let acts: Tensor;
   let sparsity: Tensor = zero;
   let aux: Tensor = zero;
-  const decNorms = () => sqrt(add(sum(square(W_dec), -1), 1e-12)); // [d_sae]
+  const decNorms = () => sqrt(add(sum(square(W_dec), -1, true), 1e-12)); // [d_sae, 1]
+  // Σ_j a_j ||W_dec[j]|| (or Σ_j a_j) averaged over rows, for non-negative latents a. As a matmul: its
+  // backward is two small matmuls instead of broadcasts and axis-0 reductions over [batch, d_sae].
+  const l1 = (a: Tensor) =>
+    mean(matmul(a, s.l1DecoderNorm ? decNorms() : Tensor.full([a.shape[1]!, 1], 1, a.dtype)));
 
   switch (s.architecture) {
     case 'standard': {
       const pre = add(matmul(sae_in, W_enc), p.get('b_enc')!);
       acts = relu(pre);
-      const weighted = s.l1DecoderNorm ? mul(acts, decNorms()) : acts;
-      sparsity = mul(mean(sum(abs(weighted), -1)), inp.coef);
+      sparsity = mul(l1(acts), inp.coef);
       break;
     }
     case 'topk':
@@ -95,8 +98,7 @@ export function saeLoss(p: Map<string, Tensor>, s: LossSettings, inp: LossInputs
       const mag = relu(add(matmul(sae_in, mul(W_enc, exp(p.get('r_mag')!))), p.get('b_mag')!));
       acts = mul(cast(gt(piGate, 0), piGate.dtype), mag);
       const gateActs = relu(piGate);
-      const weighted = s.l1DecoderNorm ? mul(gateActs, decNorms()) : gateActs;
-      sparsity = mul(mean(sum(weighted, -1)), inp.coef);
+      sparsity = mul(l1(gateActs), inp.coef);
       const frozen = add(matmul(gateActs, W_dec.detach()), b_dec.detach());
       aux = sqErr(frozen, inp.y);
       break;

@@ -2,9 +2,10 @@
 // LR warm-up and decay, sparsity-coefficient warm-up, unit-norm decoder rows, b_dec initialised to the
 // geometric median, dead latents tracked over a window of rows and revived (aux-k loss or resampling),
 // atomic checkpoints with exact resume, and NaN detection that keeps the last good checkpoint.
-import { gt, where } from '../engine/ops/elementwise.js';
+import { gt, mul, where } from '../engine/ops/elementwise.js';
 import { min, sum } from '../engine/ops/reduce.js';
-import { cast } from '../engine/ops/shape.js';
+import { cast, reshape } from '../engine/ops/shape.js';
+import { matmul } from '../engine/ops/nn.js';
 import { Rng } from '../engine/random.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
@@ -23,6 +24,9 @@ import { geometricMedian } from './stats.js';
 import { SparseAutoencoder } from './sae.js';
 
 export class SaeTrainError extends SondeError {}
+
+/** Graph inputs of a training step before the parameters: x, y, coef, dead, auxScale, scale. */
+const N_STEP_INPUTS = 6;
 
 /** A source of batches [batchSize, dim] that can say where it is and be rebuilt there. */
 export interface BatchStream {
@@ -274,12 +278,27 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
     }
     const { fn, outputs } = TracedFunction.trace(
       (all) => {
-        const [x, y, coef, dead, auxScale] = all as [Tensor, Tensor, Tensor, Tensor, Tensor];
-        const ps = new Map(names.map((n, i) => [n, all[5 + i]!] as const));
+        const [xRaw, yRaw, coef, dead, auxScale, scale] = all as [
+          Tensor,
+          Tensor,
+          Tensor,
+          Tensor,
+          Tensor,
+          Tensor,
+        ];
+        const ps = new Map(names.map((n, i) => [n, all[N_STEP_INPUTS + i]!] as const));
+        // Inputs are normalised in the graph (one fused multiply, not a JS loop per batch).
+        const x = mul(xRaw, scale);
+        const y = isTranscoder ? mul(yRaw, scale) : x;
         const parts = saeLoss(ps, settings, { x, y, coef, dead, auxScale });
         parts.loss.backward();
-        const stats = firingStats(parts.acts);
-        return [parts.loss.detach(), parts.mse.detach(), ...stats, ...names.map((_, i) => all[5 + i]!.grad!)];
+        const stats = firingStats(parts.acts, o.architecture === 'batchtopk');
+        return [
+          parts.loss.detach(),
+          parts.mse.detach(),
+          ...stats,
+          ...names.map((_, i) => all[N_STEP_INPUTS + i]!.grad!),
+        ];
       },
       [...inputs, ...tensors],
       { inlineLimit: 0 },
@@ -303,12 +322,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   try {
     while (step < last) {
       const xb = inStream.next();
-      if (inScale !== 1) for (let i = 0; i < xb.length; i++) xb[i]! *= inScale;
-      let yb = xb;
-      if (outStream) {
-        yb = outStream.next();
-        if (inScale !== 1) for (let i = 0; i < yb.length; i++) yb[i]! *= inScale;
-      }
+      const yb = outStream ? outStream.next() : xb;
       const dead = new Float32Array(o.width);
       let nDead = 0;
       for (let i = 0; i < o.width; i++) {
@@ -323,6 +337,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         Tensor.from([coef]),
         new Tensor(dead, [o.width]),
         Tensor.from([Math.min(1, nDead / o.kAux)]),
+        Tensor.from([inScale]),
       ]);
       const loss = out[0]!.item();
       const mse = out[1]!.item();
@@ -422,11 +437,14 @@ interface CheckpointExtra {
 }
 
 /** Latents fired per batch: [l0 sum [1], fired count [d_sae], min positive activation [1]]. */
-function firingStats(acts: Tensor): Tensor[] {
-  const on = cast(gt(acts.detach(), 0), 'float32');
-  const firedPerLatent = sum(on, 0);
-  const minPositive = min(where(gt(acts.detach(), 0), acts.detach(), Infinity));
-  return [sum(on), firedPerLatent, minPositive];
+function firingStats(acts: Tensor, wantThreshold: boolean): Tensor[] {
+  const a = acts.detach();
+  const on = cast(gt(a, 0), 'float32');
+  // A ones-row matmul: ORT's axis-0 ReduceSum over [batch, d_sae] is slower.
+  const firedPerLatent = reshape(matmul(Tensor.full([1, a.shape[0]!], 1), on), [a.shape[1]!]);
+  // Only BatchTopK needs its threshold (the smallest active value in the batch).
+  const minPositive = wantThreshold ? min(where(gt(a, 0), a, Infinity)) : Tensor.scalar(0);
+  return [sum(firedPerLatent), firedPerLatent, minPositive];
 }
 
 /** The inference SAE: thresholds from log-thresholds, BatchTopK as JumpReLU, the input scale recorded. */

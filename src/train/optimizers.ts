@@ -154,19 +154,41 @@ export class Adam extends BaseOptimizer {
       const t = this.paramStep(i);
       const stepSize = this.lr / (1 - Math.pow(b1, t));
       const sqrtBc2 = Math.sqrt(1 - Math.pow(b2, t));
-      const w = p.f32();
-      const m = this.buf('m', i);
-      const v = this.buf('v', i);
-      for (let j = 0; j < w.length; j++) {
-        let gj = g[j]!;
-        if (this.decoupled) w[j] = w[j]! * (1 - this.lr * wd);
-        else gj += wd * w[j]!;
-        m[j] = b1 * m[j]! + (1 - b1) * gj;
-        v[j] = b2 * v[j]! + (1 - b2) * gj * gj;
-        w[j] = w[j]! - (stepSize * m[j]!) / (Math.sqrt(v[j]!) / sqrtBc2 + eps);
-      }
+      adamUpdate(p.f32(), g, this.buf('m', i), this.buf('v', i), {
+        b1,
+        b2,
+        eps,
+        stepSize,
+        sqrtBc2,
+        decay: this.decoupled ? 1 - this.lr * wd : 1,
+        l2: this.decoupled ? 0 : wd,
+      });
     });
     this.steps++;
+  }
+}
+
+/** One parameter's Adam update, as one tight loop (hot: it runs over every weight each step). */
+function adamUpdate(
+  w: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  c: { b1: number; b2: number; eps: number; stepSize: number; sqrtBc2: number; decay: number; l2: number },
+): void {
+  const { b1, b2, eps, stepSize, sqrtBc2, decay, l2 } = c;
+  const c1 = 1 - b1;
+  const c2 = 1 - b2;
+  const n = w.length;
+  for (let j = 0; j < n; j++) {
+    let wj = w[j]!;
+    const gj = g[j]! + l2 * wj;
+    wj *= decay;
+    const mj = b1 * m[j]! + c1 * gj;
+    const vj = b2 * v[j]! + c2 * gj * gj;
+    m[j] = mj;
+    v[j] = vj;
+    w[j] = wj - (stepSize * mj) / (Math.sqrt(vj) / sqrtBc2 + eps);
   }
 }
 
