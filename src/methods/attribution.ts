@@ -10,6 +10,7 @@ import type { ActivationCache } from '../hooks/cache.js';
 import { layerOf } from '../hooks/hooks.js';
 import {
   answerToken,
+  hookComponents,
   patchHookName,
   type PatchDirection,
   type PatchingOptions,
@@ -223,14 +224,7 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
     const W = act.size / P;
     const last = act.shape[act.rank - 1]!;
     const indices = opts.indices;
-    if (indices !== undefined) {
-      if (indices.length === 0) throw new UsageError('indices: give at least one index');
-      for (const i of indices)
-        if (!Number.isInteger(i) || i < 0 || i >= last)
-          throw new UsageError(`index ${i} is outside [0, ${last}) (the last axis of '${opts.hook}')`);
-    }
-    C = indices ? indices.length : 1;
-    components = indices ? indices.map((i) => `#${i}`) : ['all'];
+    ({ C, components } = hookComponents(act, opts.hook!, indices));
     ranges = (v) => {
       if (!indices) return v.position < 0 ? [[0, P * W]] : [[v.position * W, W]];
       const idx = indices[v.component]!;

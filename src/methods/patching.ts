@@ -108,6 +108,24 @@ export interface PatchingResult {
 }
 
 /** The hook patched at layer l. */
+/**
+ * Components of a generic hook patch: the whole activation, or single indices of its last axis (one
+ * latent of an SAE, one neuron). Checks the indices.
+ */
+export function hookComponents(
+  act: Tensor,
+  hook: string,
+  indices: number[] | undefined,
+): { C: number; components: string[] } {
+  const last = act.shape[act.rank - 1]!;
+  if (indices === undefined) return { C: 1, components: ['all'] };
+  if (indices.length === 0) throw new UsageError('indices: give at least one index');
+  for (const i of indices)
+    if (!Number.isInteger(i) || i < 0 || i >= last)
+      throw new UsageError(`index ${i} is outside [0, ${last}) (the last axis of '${hook}')`);
+  return { C: indices.length, components: indices.map((i) => `#${i}`) };
+}
+
 export function patchHookName(target: PatchTarget, layer: number): string {
   switch (target) {
     case 'resid_pre':
@@ -228,14 +246,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
     const W = act.size / 2 / P; // entries per position
     const last = act.shape[act.rank - 1]!;
     const indices = opts.indices;
-    if (indices !== undefined) {
-      if (indices.length === 0) throw new UsageError('indices: give at least one index');
-      for (const i of indices)
-        if (!Number.isInteger(i) || i < 0 || i >= last)
-          throw new UsageError(`index ${i} is outside [0, ${last}) (the last axis of '${opts.hook}')`);
-    }
-    C = indices ? indices.length : 1;
-    components = indices ? indices.map((i) => `#${i}`) : ['all'];
+    ({ C, components } = hookComponents(act, opts.hook!, indices));
     const positions = (v: Variant) =>
       v.position < 0 ? Array.from({ length: P }, (_, p) => p) : [v.position];
     ranges = (v) => {

@@ -1,12 +1,12 @@
 import '../../src/engine/node.js';
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Tensor } from '../../src/engine/tensor.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
 import { defaultCorpus } from '../../src/organisms/induction.js';
 import { saeConfig, SaeError } from '../../src/sae/config.js';
 import { evaluateRows, evaluateSae } from '../../src/sae/evaluate.js';
-import { SparseAutoencoder, type SaeParams } from '../../src/sae/sae.js';
+import { SparseAutoencoder } from '../../src/sae/sae.js';
+import { identitySae, standardSae as sae } from '../helpers/sae.js';
 
 const model = HookedTransformer.load(undefined, { compile: 'never' });
 const D = model.cfg.dModel;
@@ -15,31 +15,6 @@ const TEXTS = fs
   .split(/\n\s*\n/)
   .slice(0, 12);
 const OPTS = { ctx: 48, batchSize: 4, maxTokens: 400 };
-
-function sae(hookName: string, W_enc: Float32Array, W_dec: Float32Array, dSae: number, b_enc?: Float32Array) {
-  const d = W_enc.length / dSae;
-  const cfg = saeConfig({ architecture: 'standard', dIn: d, dSae, hookName, applyBDecToInput: false });
-  const params: SaeParams = new Map([
-    ['W_enc', new Tensor(W_enc, [d, dSae])],
-    ['W_dec', new Tensor(W_dec, [dSae, d])],
-    ['b_enc', b_enc ? new Tensor(b_enc, [dSae]) : Tensor.zeros([dSae])],
-    ['b_dec', Tensor.zeros([d])],
-  ]);
-  return new SparseAutoencoder(cfg, params);
-}
-
-/** relu(x), relu(-x) and W_dec = [I; -I]: recons == x. */
-function identitySae(hookName: string): SparseAutoencoder {
-  const enc = new Float32Array(D * 2 * D);
-  const dec = new Float32Array(2 * D * D);
-  for (let j = 0; j < D; j++) {
-    enc[j * 2 * D + j] = 1;
-    enc[j * 2 * D + D + j] = -1;
-    dec[j * D + j] = 1;
-    dec[(D + j) * D + j] = -1;
-  }
-  return sae(hookName, enc, dec, 2 * D);
-}
 
 describe('evaluateSae', () => {
   const H = 'blocks.2.hook_resid_pre';

@@ -3,34 +3,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Tensor } from '../../src/engine/tensor.js';
 import { saeConfig } from '../../src/sae/config.js';
-import { SparseAutoencoder, type SaeParams } from '../../src/sae/sae.js';
+import { SparseAutoencoder } from '../../src/sae/sae.js';
 import { saveSaeLens } from '../../src/sae/saelens.js';
 import { sonde } from '../helpers/cli.js';
+import { identitySae } from '../helpers/sae.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-sae-eval-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-/** relu(x), relu(-x), W_dec = [I; -I]: an exact identity at the hook. */
-function identitySae(hookName: string, d = 64): SparseAutoencoder {
-  const enc = new Float32Array(d * 2 * d);
-  const dec = new Float32Array(2 * d * d);
-  for (let j = 0; j < d; j++) {
-    enc[j * 2 * d + j] = 1;
-    enc[j * 2 * d + d + j] = -1;
-    dec[j * d + j] = 1;
-    dec[(d + j) * d + j] = -1;
-  }
-  const params: SaeParams = new Map([
-    ['W_enc', new Tensor(enc, [d, 2 * d])],
-    ['W_dec', new Tensor(dec, [2 * d, d])],
-    ['b_enc', Tensor.zeros([2 * d])],
-    ['b_dec', Tensor.zeros([d])],
-  ]);
-  const cfg = saeConfig({ architecture: 'standard', dIn: d, dSae: 2 * d, hookName, applyBDecToInput: false });
-  return new SparseAutoencoder(cfg, params);
-}
 
 function folder(name: string, sae: SparseAutoencoder): string {
   const dir = path.join(tmp, name);

@@ -14,8 +14,9 @@ import { pathPatching } from '../../src/methods/path-patching.js';
 import { activationPatching, patchingMatrix } from '../../src/methods/patching.js';
 import { nextTokenLogProbs, steeringHook } from '../../src/methods/steering.js';
 import { saeConfig, SaeError, type SaeConfig } from '../../src/sae/config.js';
-import { SparseAutoencoder, type SaeParams } from '../../src/sae/sae.js';
+import { SparseAutoencoder } from '../../src/sae/sae.js';
 import { withSAEs } from '../../src/sae/splice.js';
+import { identitySae } from '../helpers/sae.js';
 
 const model = HookedTransformer.load(undefined, { compile: 'never' });
 const D = model.cfg.dModel;
@@ -34,26 +35,6 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
-}
-
-/** An SAE whose reconstruction is exactly its input: latents relu(x) and relu(-x), W_dec = [I; -I]. */
-function identitySae(hookName: string, d = D): SparseAutoencoder {
-  const cfg = saeConfig({ architecture: 'standard', dIn: d, dSae: 2 * d, hookName, applyBDecToInput: false });
-  const enc = new Float32Array(d * 2 * d);
-  const dec = new Float32Array(2 * d * d);
-  for (let j = 0; j < d; j++) {
-    enc[j * 2 * d + j] = 1;
-    enc[j * 2 * d + d + j] = -1;
-    dec[j * d + j] = 1;
-    dec[(d + j) * d + j] = -1;
-  }
-  const params: SaeParams = new Map([
-    ['W_enc', new Tensor(enc, [d, 2 * d])],
-    ['W_dec', new Tensor(dec, [2 * d, d])],
-    ['b_enc', Tensor.zeros([2 * d])],
-    ['b_dec', Tensor.zeros([d])],
-  ]);
-  return new SparseAutoencoder(cfg, params);
 }
 
 function randomSae(hookName: string, seed: number, extra: Partial<SaeConfig> = {}): SparseAutoencoder {
