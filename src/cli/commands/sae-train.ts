@@ -40,6 +40,10 @@ interface TrainOpts {
   batchSize?: number;
   lr?: number;
   coefficient?: number;
+  lrWarmup?: number;
+  bDecInit?: 'geometric_median' | 'mean' | 'zeros';
+  deadWindow?: number;
+  normalize: boolean;
   seed: number;
   checkpoint?: string;
   checkpointEvery: number;
@@ -83,6 +87,14 @@ export function registerSaeTrain(sae: Command): void {
     .option('--batch-size <n>', 'rows per step', intArg(1))
     .option('--lr <x>', 'Adam learning rate', numberArg)
     .option('--coefficient <x>', 'sparsity coefficient: L1 (standard, gated) or L0 (jumprelu)', numberArg)
+    .option('--lr-warmup <steps>', 'linear LR warm-up steps (default 0)', intArg(0))
+    .option(
+      '--b-dec-init <how>',
+      'geometric_median (default), mean or zeros',
+      choiceArg(['geometric_median', 'mean', 'zeros'] as const),
+    )
+    .option('--dead-window <rows>', 'a latent silent for this many rows is dead (and revived)', intArg(1))
+    .option('--no-normalize', 'do not scale inputs to mean norm sqrt(d_in)')
     .option('--seed <n>', 'seed', intArg(0), 0)
     .option('--checkpoint <dir>', 'checkpoint folder (default: <out>.checkpoint); a run resumes from it')
     .option('--checkpoint-every <n>', 'steps between checkpoints', intArg(1), 50)
@@ -194,6 +206,10 @@ function runTrain(o: TrainOpts, cmd: Command): void {
     batchSize,
     lr: o.lr,
     coefficient: o.coefficient,
+    lrWarmupSteps: o.lrWarmup,
+    bDecInit: o.bDecInit,
+    deadWindowRows: o.deadWindow,
+    normalize: o.normalize,
     seed: o.seed,
     checkpointDir,
     checkpointEverySteps: o.checkpointEvery,
