@@ -24,6 +24,8 @@ const code = rerunWithTunedMalloc();
 if (code !== null) process.exit(code);
 
 const quick = process.argv.includes('--quick');
+// --plot-only: redraw docs/sae-tradeoff.svg from docs/sae-tradeoff.json.
+const plotOnly = process.argv.includes('--plot-only');
 const work = path.resolve('scratch/sae-tradeoff');
 fs.mkdirSync(work, { recursive: true });
 const model = HookedTransformer.load();
@@ -36,8 +38,11 @@ const runs: { arch: SaeArchitecture; k?: number; coefficient?: number }[] = [
   ...[0.3, 1, 3, 10].map((coefficient) => ({ arch: 'standard' as const, coefficient })),
 ];
 const width = 512;
-const results: Record<string, unknown>[] = [];
-for (const hook of hooks) {
+const results: Record<string, unknown>[] = plotOnly
+  ? (JSON.parse(fs.readFileSync('docs/sae-tradeoff.json', 'utf8')) as { results: Record<string, unknown>[] })
+      .results
+  : [];
+for (const hook of plotOnly ? [] : hooks) {
   const dir = path.join(work, `acts-${hook}`);
   const m = harvestActivations(model, { hook, texts: train, outDir: dir });
   console.error(`${hook}: ${m.rows} training rows`);
@@ -77,7 +82,7 @@ for (const hook of hooks) {
   }
 }
 const outJson = quick ? path.join(work, 'tradeoff.json') : 'docs/sae-tradeoff.json';
-fs.writeFileSync(outJson, JSON.stringify({ width, results }, null, 1));
+if (!plotOnly) fs.writeFileSync(outJson, JSON.stringify({ width, results }, null, 1));
 const layer = (y: string, title: string) => ({
   width: 260,
   height: 200,
@@ -90,7 +95,7 @@ const layer = (y: string, title: string) => ({
       title: 'L0 (active latents per token)',
     },
     y: { field: y, type: 'quantitative' as const, title, scale: { zero: false } },
-    color: { field: 'hook', type: 'nominal' as const },
+    color: { field: 'hook', type: 'nominal' as const, legend: { labelLimit: 260 } },
     strokeDash: { field: 'arch', type: 'nominal' as const },
   },
 });

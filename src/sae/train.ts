@@ -268,10 +268,14 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
     kAux: o.kAux,
     bandwidth: o.bandwidth,
   };
-  let traced: TracedFunction | null = null;
+  // Two compiled steps: with the aux-k loss (some latent is dead) and without (the common case, where it
+  // would add a masked top-k, a scatter and a matmul for nothing).
+  const traced = new Map<boolean, TracedFunction>();
   // Outputs: loss, mse, l0 (sum of actives), fired [d_sae], min positive act, then one grad per param.
-  const runStep = (inputs: Tensor[]): Tensor[] => {
-    if (traced) return traced.run([...inputs, ...tensors]);
+  const runStep = (inputs: Tensor[], withAux: boolean): Tensor[] => {
+    const ready = traced.get(withAux);
+    if (ready) return ready.run([...inputs, ...tensors]);
+    const stepSettings = withAux ? settings : { ...settings, auxKCoefficient: 0 };
     for (const t of tensors) {
       t.requireGrad();
       t.grad = null;
@@ -290,7 +294,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         // Inputs are normalised in the graph (one fused multiply, not a JS loop per batch).
         const x = mul(xRaw, scale);
         const y = isTranscoder ? mul(yRaw, scale) : x;
-        const parts = saeLoss(ps, settings, { x, y, coef, dead, auxScale });
+        const parts = saeLoss(ps, stepSettings, { x, y, coef, dead, auxScale });
         parts.loss.backward();
         const stats = firingStats(parts.acts, o.architecture === 'batchtopk');
         return [
@@ -307,7 +311,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       t.grad = null;
       t.requiresGrad = false;
     }
-    traced = fn;
+    traced.set(withAux, fn);
     // Every step, the first included, runs the compiled graph: eager and compiled kernels round
     // differently, and a resumed run must repeat the straight run bit for bit.
     void outputs;
@@ -331,14 +335,17 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         nDead++;
       }
       const coef = o.coefficient * Math.min(1, (step + 1) / coefWarm);
-      const out = runStep([
-        new Tensor(xb, [o.batchSize, data.dIn]),
-        new Tensor(yb, [o.batchSize, data.dOut]),
-        Tensor.from([coef]),
-        new Tensor(dead, [o.width]),
-        Tensor.from([Math.min(1, nDead / o.kAux)]),
-        Tensor.from([inScale]),
-      ]);
+      const out = runStep(
+        [
+          new Tensor(xb, [o.batchSize, data.dIn]),
+          new Tensor(yb, [o.batchSize, data.dOut]),
+          Tensor.from([coef]),
+          new Tensor(dead, [o.width]),
+          Tensor.from([Math.min(1, nDead / o.kAux)]),
+          Tensor.from([inScale]),
+        ],
+        nDead > 0 && settings.auxKCoefficient > 0,
+      );
       const loss = out[0]!.item();
       const mse = out[1]!.item();
       if (!Number.isFinite(loss) || !Number.isFinite(mse)) {
@@ -418,7 +425,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       }
     }
   } finally {
-    (traced as TracedFunction | null)?.dispose();
+    for (const fn of traced.values()) fn.dispose();
   }
 
   const sae = finalSae(cfg, params, o, inScale, batchThreshold);
