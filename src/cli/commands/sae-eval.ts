@@ -1,6 +1,7 @@
 // sonde sae eval: evaluate an SAELens SAE or transcoder on the model over a corpus: L0, MSE, explained
 // variance, cosine similarity, cross-entropy loss recovered, dead and dense latents, density histogram.
 import type { Command } from 'commander';
+import { histogramSpec } from '../../plot/histogram.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
 import { evaluateSae, type SaeEvaluation } from '../../sae/evaluate.js';
@@ -156,22 +157,11 @@ Examples:
 }
 
 function densitySpec(r: SaeEvaluation, sae: string): TopLevelSpec {
-  const { edges, counts } = r.densityHistogram;
-  const values = counts.map((n, i) => ({ from: edges[i]!, to: edges[i + 1]!, latents: n }));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: `Feature density: ${r.hookNameOut ?? r.hookName}`,
-      subtitle: `${sae}: ${r.density.length} latents, ${r.deadLatents.length} dead, over ${r.rows} tokens`,
-    },
-    data: { values },
-    width: 420,
-    height: 220,
-    mark: { type: 'bar' },
-    encoding: {
-      x: { field: 'from', type: 'quantitative', bin: { binned: true }, title: 'log10 density (+1e-10)' },
-      x2: { field: 'to' },
-      y: { field: 'latents', type: 'quantitative', title: 'latents' },
-    },
-  } as TopLevelSpec;
+  return histogramSpec({
+    title: `Feature density: ${r.hookNameOut ?? r.hookName}`,
+    subtitle: `${sae}: ${r.density.length} latents, ${r.deadLatents.length} dead, over ${r.rows} tokens`,
+    ...r.densityHistogram,
+    xTitle: 'log10 density (+1e-10)',
+    yTitle: 'latents',
+  });
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
+import { histogramSpec } from '../../plot/histogram.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { SaeError } from '../../sae/config.js';
 import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
@@ -380,7 +381,8 @@ Examples:
             logitsWhyNot = featureLogitsUnavailable(model, s);
             logits = featureLogits(model, s, f, o.logits);
           } else logitsWhyNot = `the SAE at ${store.info.sae} is not available (give --sae DIR)`;
-          if (o.plot) await writePlot(o.plot, histogramSpec(store.info, hist.edges, hist.counts, f));
+          if (o.plot)
+            await writePlot(o.plot, activationHistogramSpec(store.info, hist.edges, hist.counts, f));
           if (g.json) {
             printJson({
               db: store.path,
@@ -439,27 +441,18 @@ Examples:
     );
 }
 
-function histogramSpec(
+function activationHistogramSpec(
   info: FeatureStoreInfo,
   edges: number[],
   counts: number[],
   feature: number,
 ): TopLevelSpec {
-  const values = counts.map((n, i) => ({ from: edges[i]!, to: edges[i + 1]!, tokens: n }));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: `Latent ${feature}: activation histogram`,
-      subtitle: `${info.hookOut ?? info.hook}, nonzero activations over ${info.tokensScanned} tokens`,
-    },
-    data: { values },
-    width: 420,
-    height: 220,
-    mark: { type: 'bar' },
-    encoding: {
-      x: { field: 'from', type: 'quantitative', bin: { binned: true }, title: 'activation' },
-      x2: { field: 'to' },
-      y: { field: 'tokens', type: 'quantitative', title: 'tokens' },
-    },
-  } as TopLevelSpec;
+  return histogramSpec({
+    title: `Latent ${feature}: activation histogram`,
+    subtitle: `${info.hookOut ?? info.hook}, nonzero activations over ${info.tokensScanned} tokens`,
+    edges,
+    counts,
+    xTitle: 'activation',
+    yTitle: 'tokens',
+  });
 }
