@@ -1,5 +1,8 @@
 import { ConfigError } from '../errors.js';
 import type { ModelConfig } from './config.js';
+import { gemmaConfig, gemmaWeights } from './gemma.js';
+import { gptNeoConfig, gptNeoWeights } from './gpt-neo.js';
+import { gptNeoxConfig, gptNeoxWeights } from './gpt-neox.js';
 import { gpt2Config, gpt2Weights } from './gpt2.js';
 import type { HfConfig } from './hf-config.js';
 import { llamaConfig, llamaWeights } from './llama.js';
@@ -10,13 +13,44 @@ export interface Architecture {
   loadWeights(src: WeightSource, cfg: ModelConfig): Weights;
 }
 
-/** Hugging Face architecture class -> how to read it. Later architectures register here. */
+const llamaLike = (name: string): Architecture => ({
+  parseConfig: (hf) => llamaConfig(hf, name),
+  loadWeights: llamaWeights,
+});
+const gemma = (name: string): Architecture => ({
+  parseConfig: (hf) => gemmaConfig(hf, name),
+  loadWeights: gemmaWeights,
+});
+
+/** Hugging Face architecture class -> how to read it. */
 export const ARCHITECTURES: Record<string, Architecture> = {
   GPT2LMHeadModel: { parseConfig: gpt2Config, loadWeights: gpt2Weights },
-  LlamaForCausalLM: { parseConfig: llamaConfig, loadWeights: llamaWeights },
+  GPTNeoForCausalLM: { parseConfig: gptNeoConfig, loadWeights: gptNeoWeights },
+  GPTNeoXForCausalLM: { parseConfig: gptNeoxConfig, loadWeights: gptNeoxWeights },
+  LlamaForCausalLM: llamaLike('LlamaForCausalLM'),
+  MistralForCausalLM: llamaLike('MistralForCausalLM'),
+  Qwen2ForCausalLM: llamaLike('Qwen2ForCausalLM'),
+  Qwen3ForCausalLM: llamaLike('Qwen3ForCausalLM'),
+  GemmaForCausalLM: gemma('GemmaForCausalLM'),
+  Gemma2ForCausalLM: gemma('Gemma2ForCausalLM'),
+  Gemma3ForCausalLM: gemma('Gemma3ForCausalLM'),
+  Gemma3ForConditionalGeneration: gemma('Gemma3ForConditionalGeneration'),
 };
 
-const MODEL_TYPES: Record<string, string> = { gpt2: 'GPT2LMHeadModel', llama: 'LlamaForCausalLM' };
+/** config.json's model_type, for files without an `architectures` list. */
+const MODEL_TYPES: Record<string, string> = {
+  gpt2: 'GPT2LMHeadModel',
+  gpt_neo: 'GPTNeoForCausalLM',
+  gpt_neox: 'GPTNeoXForCausalLM',
+  llama: 'LlamaForCausalLM',
+  mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+  gemma: 'GemmaForCausalLM',
+  gemma2: 'Gemma2ForCausalLM',
+  gemma3_text: 'Gemma3ForCausalLM',
+  gemma3: 'Gemma3ForConditionalGeneration',
+};
 
 export function architectureOf(hf: HfConfig, file: string): { name: string; arch: Architecture } {
   const listed = Array.isArray(hf.architectures) ? (hf.architectures as string[]) : [];

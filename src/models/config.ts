@@ -1,7 +1,8 @@
 /** Sonde's architecture-neutral description of a transformer, parsed from a Hugging Face config.json. */
 export interface ModelConfig {
   architecture: string; // the HF class, e.g. 'LlamaForCausalLM'
-  family: 'gpt2' | 'llama';
+  /** The forward pass's shape: llama covers Mistral and Qwen2/3; gemma covers Gemma 1, 2 and 3. */
+  family: 'gpt2' | 'gpt-neo' | 'gpt-neox' | 'llama' | 'gemma';
   nLayers: number;
   dModel: number;
   nHeads: number;
@@ -23,6 +24,20 @@ export interface ModelConfig {
   ropeScaling: RopeScaling | null;
   attnScale: number; // scores are multiplied by this (1/sqrt(dHead) by default)
   tiedEmbeddings: boolean;
+  /** GPT-NeoX/Pythia: attention and MLP both read resid_pre; resid_post = pre + attn_out + mlp_out. */
+  parallelAttnMlp?: boolean;
+  /** Each layer's attention span: 'global' (causal) or 'local' (the last windowSize keys). Omitted: all global. */
+  attnTypes?: AttnType[];
+  windowSize?: number;
+  /** Gemma 2 soft-capping: x -> cap * tanh(x / cap), on attention scores and on the final logits. */
+  attnSoftcap?: number;
+  finalSoftcap?: number;
+  /** Gemma 2/3: norms on the attention and MLP outputs before they join the residual (ln1_post, ln2_post). */
+  postNorms?: boolean;
+  /** Qwen3/Gemma 3: RMSNorm of each head's q and k over d_head before RoPE (attn.q_norm, attn.k_norm). */
+  qkNorm?: boolean;
+  /** Gemma 3: RoPE base of local layers, which use no rope scaling (global layers use ropeTheta). */
+  localRopeTheta?: number;
   bosTokenId: number | null;
   eosTokenId: number | null;
   /** TransformerLens's processing applied to the weights, for the record. */
@@ -32,6 +47,13 @@ export interface ModelConfig {
     centerUnembed: boolean;
     foldValueBiases: boolean;
   };
+}
+
+export type AttnType = 'global' | 'local';
+
+/** Layer l's attention span. */
+export function attnTypeOf(cfg: ModelConfig, l: number): AttnType {
+  return cfg.attnTypes?.[l] ?? 'global';
 }
 
 export interface RopeScaling {

@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors.js';
 import type { ModelConfig, RopeScaling } from './config.js';
-import { num, type HfConfig } from './hf-config.js';
+import { layerTypes, num, optNum, type HfConfig } from './hf-config.js';
 import {
   readWeight,
   resolvePrefix,
@@ -10,18 +10,25 @@ import {
   type WeightSource,
 } from './weights.js';
 
-/** LlamaForCausalLM (also the layout of Mistral and most Llama-derived checkpoints). */
-export function llamaConfig(hf: HfConfig): ModelConfig {
+/**
+ * LlamaForCausalLM and the checkpoints that share its layout: Mistral (sliding window), Qwen2 (QKV
+ * biases, optional sliding window on the upper layers) and Qwen3 (per-head q/k RMSNorm).
+ */
+export function llamaConfig(hf: HfConfig, architecture = 'LlamaForCausalLM'): ModelConfig {
   const dModel = num(hf, 'hidden_size');
   const nHeads = num(hf, 'num_attention_heads');
   const dHead = (hf.head_dim as number | undefined) ?? dModel / nHeads;
   const act = (hf.hidden_act as string | undefined) ?? 'silu';
   if (act !== 'silu')
-    throw new ConfigError(`config.json: hidden_act '${act}' is not supported for Llama (expected silu)`);
+    throw new ConfigError(
+      `config.json: hidden_act '${act}' is not supported for ${architecture} (expected silu)`,
+    );
+  const nLayers = num(hf, 'num_hidden_layers');
+  const window = slidingWindow(hf, architecture, nLayers);
   return {
-    architecture: 'LlamaForCausalLM',
+    architecture,
     family: 'llama',
-    nLayers: num(hf, 'num_hidden_layers'),
+    nLayers,
     dModel,
     nHeads,
     nKvHeads: (hf.num_key_value_heads as number | undefined) ?? nHeads,
@@ -40,13 +47,38 @@ export function llamaConfig(hf: HfConfig): ModelConfig {
     ropeScaling: parseRopeScaling(hf.rope_scaling),
     attnScale: 1 / Math.sqrt(dHead),
     tiedEmbeddings: (hf.tie_word_embeddings as boolean | undefined) ?? false,
+    ...window,
+    qkNorm: architecture === 'Qwen3ForCausalLM',
     bosTokenId: (hf.bos_token_id as number | undefined) ?? null,
     eosTokenId: typeof hf.eos_token_id === 'number' ? hf.eos_token_id : null,
     processed: { foldLn: false, centerWritingWeights: false, centerUnembed: false, foldValueBiases: false },
   };
 }
 
-function parseRopeScaling(raw: unknown): RopeScaling | null {
+/** Which layers attend within a sliding window, as each architecture's HF config says. */
+function slidingWindow(
+  hf: HfConfig,
+  architecture: string,
+  nLayers: number,
+): { attnTypes?: ('global' | 'local')[]; windowSize?: number } {
+  const size = optNum(hf, 'sliding_window', 0);
+  if (size <= 0) return {};
+  const listed = layerTypes(hf, nLayers);
+  if (listed) return { attnTypes: listed, windowSize: size };
+  if (architecture === 'MistralForCausalLM')
+    return { attnTypes: new Array(nLayers).fill('local'), windowSize: size };
+  if (architecture.startsWith('Qwen') && hf.use_sliding_window === true) {
+    // Qwen2/3: layers from max_window_layers up use the window.
+    const from = optNum(hf, 'max_window_layers', nLayers);
+    return {
+      attnTypes: Array.from({ length: nLayers }, (_, l) => (l >= from ? 'local' : 'global')),
+      windowSize: size,
+    };
+  }
+  return {};
+}
+
+export function parseRopeScaling(raw: unknown): RopeScaling | null {
   if (raw === null || raw === undefined) return null;
   const r = raw as Record<string, unknown>;
   const type = (r.rope_type ?? r.type) as string;
@@ -91,6 +123,10 @@ export function llamaWeights(src: WeightSource, cfg: ModelConfig): Weights {
     ] as const) {
       if (src.has(`${h}self_attn.${n}_proj.bias`))
         vec(`${b}attn.b_${n.toUpperCase()}`, `${h}self_attn.${n}_proj.bias`, size);
+    }
+    if (cfg.qkNorm) {
+      vec(`${b}attn.q_norm.w`, `${h}self_attn.q_norm.weight`, dh);
+      vec(`${b}attn.k_norm.w`, `${h}self_attn.k_norm.weight`, dh);
     }
     vec(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D);
     linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, F, D);

@@ -124,7 +124,9 @@ export function processWeights(
       }
     }
   }
-  if (o.centerUnembed) {
+  // Soft-capped logits (Gemma 2) are not shift-invariant, so their unembedding stays as it is.
+  const centerUnembed = o.centerUnembed && !cfg.finalSoftcap;
+  if (centerUnembed) {
     const U = mat(w, 'unembed.W_U'); // [d_model, vocab]: center each row over the vocabulary
     w.set('unembed.W_U', new Tensor(U.data, [U.rows, U.cols]));
     centerRows(w, 'unembed.W_U');
@@ -168,7 +170,7 @@ export function processWeights(
       processed: {
         foldLn: foldLn || cfg.processed.foldLn,
         centerWritingWeights: centerWriting || cfg.processed.centerWritingWeights,
-        centerUnembed: o.centerUnembed || cfg.processed.centerUnembed,
+        centerUnembed: centerUnembed || cfg.processed.centerUnembed,
         foldValueBiases: foldValues || cfg.processed.foldValueBiases,
       },
     },

@@ -1,10 +1,10 @@
 import { ShapeError } from '../errors.js';
-import { add, div, gelu, mul, relu, silu, sqrt, sub, where } from '../engine/ops/elementwise.js';
+import { add, div, gelu, mul, relu, silu, sqrt, sub, tanh, where } from '../engine/ops/elementwise.js';
 import { matmul, softmax } from '../engine/ops/nn.js';
 import { mean, sum } from '../engine/ops/reduce.js';
 import { concat, gather, permute, reshape, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
-import { ropeInvFreq, type ModelConfig } from './config.js';
+import { attnTypeOf, ropeInvFreq, type ModelConfig } from './config.js';
 import { NO_HOOKS, type HookPoint } from './hook-point.js';
 import type { Weights } from './weights.js';
 
@@ -40,10 +40,14 @@ interface Ctx {
   cfg: ModelConfig;
   w: Weights;
   hp: HookPoint;
-  cos: Tensor | null; // [batch|1, pos, 1, rotary_dim]
-  sin: Tensor | null;
-  mask: Tensor; // bool [batch|1, 1, q, k], true = masked
+  rope: { global: RopeTables; local: RopeTables } | null;
+  mask: { global: Tensor; local: Tensor | null }; // bool [batch|1, 1, q, k], true = masked
   opts: ForwardOptions;
+}
+
+interface RopeTables {
+  cos: Tensor; // [batch|1, pos, 1, rotary_dim]
+  sin: Tensor;
 }
 
 /** Token ids [batch, pos] -> logits [batch, pos, vocab]. The whole model in one screen. */
@@ -56,18 +60,29 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
   }
   const hp = opts.hook ?? NO_HOOKS;
   const positions = positionIds(B, P, past, opts.attentionMask);
+  const hasLocal = cfg.attnTypes?.includes('local') ?? false;
   const ctx: Ctx = {
     cfg,
     w,
     hp,
-    cos: null,
-    sin: null,
-    mask: attentionMask(B, P, past, opts.attentionMask),
+    rope: null,
+    mask: {
+      global: attentionMask(B, P, past, opts.attentionMask),
+      local: hasLocal ? attentionMask(B, P, past, opts.attentionMask, cfg.windowSize) : null,
+    },
     opts,
   };
 
   const start = opts.startAtLayer ?? 0;
-  if (cfg.positional === 'rotary') [ctx.cos, ctx.sin] = rotaryTables(cfg, positions);
+  if (cfg.positional === 'rotary') {
+    const global = rotaryTables(cfg, positions);
+    // Gemma 3's local layers rotate with their own base and no scaling.
+    const local =
+      cfg.localRopeTheta !== undefined
+        ? rotaryTables({ ...cfg, ropeTheta: cfg.localRopeTheta, ropeScaling: null }, positions)
+        : global;
+    ctx.rope = { global, local };
+  }
   let resid: Tensor;
   if (start > 0 || opts.residual) {
     const r = opts.residual;
@@ -92,19 +107,30 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
   }
   if (opts.kvCache) opts.kvCache.length = past + P;
   const x = norm(ctx, 'ln_final', resid);
-  const logits = matmul(x, w.get('unembed.W_U')!); // [batch, pos, vocab]
+  let logits = matmul(x, w.get('unembed.W_U')!); // [batch, pos, vocab]
   const bU = w.get('unembed.b_U');
-  return bU ? add(logits, bU) : logits;
+  if (bU) logits = add(logits, bU);
+  return cfg.finalSoftcap ? softcap(logits, cfg.finalSoftcap) : logits;
+}
+
+function softcap(x: Tensor, cap: number): Tensor {
+  return mul(tanh(mul(x, 1 / cap)), cap);
 }
 
 function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
-  const { hp } = ctx;
+  const { hp, cfg } = ctx;
   const p = `blocks.${l}`;
   const resid = hp(`${p}.hook_resid_pre`, residIn);
-  const attnOut = hp(`${p}.hook_attn_out`, attention(ctx, l, norm(ctx, `${p}.ln1`, resid)));
-  if (ctx.cfg.attnOnly) return hp(`${p}.hook_resid_post`, add(resid, attnOut));
+  // hook_attn_out / hook_mlp_out hold what joins the residual stream: after Gemma's post-norms.
+  const post = (name: string, x: Tensor) => (cfg.postNorms ? norm(ctx, `${p}.${name}`, x) : x);
+  const attnOut = hp(`${p}.hook_attn_out`, post('ln1_post', attention(ctx, l, norm(ctx, `${p}.ln1`, resid))));
+  if (cfg.attnOnly) return hp(`${p}.hook_resid_post`, add(resid, attnOut));
+  if (cfg.parallelAttnMlp) {
+    const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, resid)));
+    return hp(`${p}.hook_resid_post`, add(add(resid, attnOut), mlpOut));
+  }
   const mid = hp(`${p}.hook_resid_mid`, add(resid, attnOut));
-  const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, mid)));
+  const mlpOut = hp(`${p}.hook_mlp_out`, post('ln2_post', mlp(ctx, l, norm(ctx, `${p}.ln2`, mid))));
   return hp(`${p}.hook_resid_post`, add(mid, mlpOut));
 }
 
@@ -136,9 +162,15 @@ function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
   let q = hp(`${a}.hook_q`, reshape(project(x, w.get(`${a}.W_Q`)!, w.get(`${a}.b_Q`)), [B, P, H, dh]));
   let k = hp(`${a}.hook_k`, reshape(project(x, w.get(`${a}.W_K`)!, w.get(`${a}.b_K`)), [B, P, KV, dh]));
   let v = hp(`${a}.hook_v`, reshape(project(x, w.get(`${a}.W_V`)!, w.get(`${a}.b_V`)), [B, P, KV, dh]));
-  if (ctx.cos && ctx.sin) {
-    q = hp(`${a}.hook_rot_q`, rotary(cfg, q, ctx.cos, ctx.sin));
-    k = hp(`${a}.hook_rot_k`, rotary(cfg, k, ctx.cos, ctx.sin));
+  if (cfg.qkNorm) {
+    q = norm(ctx, `${a}.q_norm`, q);
+    k = norm(ctx, `${a}.k_norm`, k);
+  }
+  const local = attnTypeOf(cfg, l) === 'local';
+  if (ctx.rope) {
+    const { cos, sin } = local ? ctx.rope.local : ctx.rope.global;
+    q = hp(`${a}.hook_rot_q`, rotary(cfg, q, cos, sin));
+    k = hp(`${a}.hook_rot_k`, rotary(cfg, k, cos, sin));
   }
   const cache = opts.kvCache;
   if (cache) {
@@ -157,7 +189,10 @@ function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
   const qg = reshape(permute(q, [0, 2, 1, 3]), [B, KV, g * P, dh]);
   const kT = permute(k, [0, 2, 3, 1]); // [batch, kv_head, d_head, k]
   const raw = reshape(matmul(qg, kT), [B, H, P, K]);
-  const scores = hp(`${a}.hook_attn_scores`, where(ctx.mask, NEG_INF, mul(raw, cfg.attnScale)));
+  const scaled = mul(raw, cfg.attnScale);
+  const capped = cfg.attnSoftcap ? softcap(scaled, cfg.attnSoftcap) : scaled;
+  const mask = local ? ctx.mask.local! : ctx.mask.global;
+  const scores = hp(`${a}.hook_attn_scores`, where(mask, NEG_INF, capped));
   const pattern = hp(`${a}.hook_pattern`, softmax(scores, -1)); // [batch, head, q, k]
   const vh = permute(v, [0, 2, 1, 3]); // [batch, kv_head, k, d_head]
   const zh = reshape(matmul(reshape(pattern, [B, KV, g * P, K]), vh), [B, H, P, dh]);
@@ -217,7 +252,7 @@ function rotary(cfg: ModelConfig, x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return r === d ? out : concat([out, slice(x, 3, r, d)], 3);
 }
 
-function rotaryTables(cfg: ModelConfig, positions: Tensor): [Tensor, Tensor] {
+function rotaryTables(cfg: ModelConfig, positions: Tensor): RopeTables {
   const inv = ropeInvFreq(cfg);
   const r = cfg.rotaryDim;
   const [Bp, P] = positions.shape as [number, number];
@@ -232,7 +267,7 @@ function rotaryTables(cfg: ModelConfig, positions: Tensor): [Tensor, Tensor] {
       sin[i * r + j] = Math.sin(angle);
     }
   }
-  return [new Tensor(cos, [Bp, P, 1, r]), new Tensor(sin, [Bp, P, 1, r])];
+  return { cos: new Tensor(cos, [Bp, P, 1, r]), sin: new Tensor(sin, [Bp, P, 1, r]) };
 }
 
 /** [batch|1, pos] int64 positions; with a mask, padding does not advance the position. */
@@ -257,8 +292,11 @@ function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor 
   return new Tensor(out, [B, P]);
 }
 
-/** Causal mask, plus padding keys when a mask is given; a query always sees itself (no empty rows). */
-function attentionMask(B: number, P: number, past: number, mask?: Tensor): Tensor {
+/**
+ * Causal mask, plus padding keys when a mask is given; a query always sees itself (no empty rows).
+ * With a window (local attention, sliding windows), query i sees keys i - window < j <= i, as HF does.
+ */
+function attentionMask(B: number, P: number, past: number, mask?: Tensor, window?: number): Tensor {
   const K = past + P;
   const Bm = mask ? B : 1;
   const m = mask?.toArray();
@@ -273,7 +311,8 @@ function attentionMask(B: number, P: number, past: number, mask?: Tensor): Tenso
       const qi = past + i;
       for (let j = 0; j < K; j++) {
         const padded = m ? !m[b * K + j] : false;
-        out[(b * P + i) * K + j] = j > qi || (padded && j !== qi) ? 1 : 0;
+        const outside = j > qi || (window !== undefined && j <= qi - window);
+        out[(b * P + i) * K + j] = outside || (padded && j !== qi) ? 1 : 0;
       }
     }
   }

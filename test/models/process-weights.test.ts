@@ -16,6 +16,12 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 describe.each([
   ['gpt2-tiny', 'LNPre'],
   ['llama-tiny', 'RMSPre'],
+  ['gpt-neo-tiny', 'LNPre'],
+  ['pythia-tiny', 'LNPre'],
+  ['gemma2-tiny', 'RMSPre'],
+  ['gemma3-tiny', 'RMSPre'],
+  ['qwen2-tiny', 'RMSPre'],
+  ['qwen3-tiny', 'RMSPre'],
 ])('TransformerLens weight processing on %s', (name, norm) => {
   const dir = path.join(FIXTURES, name);
   const raw = HookedTransformer.load(dir, { compile: 'never' });
@@ -43,6 +49,16 @@ describe.each([
     expect(w.has('ln_final.w')).toBe(false);
     const U = w.get('unembed.W_U')!;
     const [D, V] = U.shape as [number, number];
+    if (raw.cfg.finalSoftcap) {
+      // Soft-capped logits are not shift-invariant: the unembedding must stay as it was.
+      expect(processed.cfg.processed.centerUnembed).toBe(false);
+      const foldOnly = HookedTransformer.load(dir, {
+        compile: 'never',
+        processWeights: { centerUnembed: false },
+      });
+      expect(maxAbsDiff(U.f32(), foldOnly.weights.get('unembed.W_U')!.f32())).toBe(0);
+      return;
+    }
     for (let r = 0; r < D; r++) {
       const row = U.f32().subarray(r * V, (r + 1) * V);
       expect(Math.abs(row.reduce((a, b) => a + b, 0) / V)).toBeLessThan(1e-5);

@@ -5,6 +5,7 @@ import '../../src/engine/node.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
 import { ropeInvFreq } from '../../src/models/config.js';
 import { Tensor } from '../../src/engine/tensor.js';
+import { emptyKVCache, forward } from '../../src/models/transformer.js';
 
 interface Reference {
   tokens: number[][];
@@ -33,7 +34,22 @@ function relErr(got: ArrayLike<number>, want: number[]): number {
   return maxDiff / scale;
 }
 
-describe.each(['gpt2-tiny', 'llama-tiny'])('%s matches the float64 PyTorch reference', (name) => {
+/** Random-weight checkpoints in each architecture's exact HF layout (scripts/reference/). */
+const FIXTURE_NAMES = [
+  'gpt2-tiny',
+  'llama-tiny',
+  'gpt-neo-tiny',
+  'pythia-tiny',
+  'pythia-seq-tiny',
+  'gemma-tiny',
+  'gemma2-tiny',
+  'gemma3-tiny',
+  'mistral-tiny',
+  'qwen2-tiny',
+  'qwen3-tiny',
+];
+
+describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) => {
   const ref = load(name);
   const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
 
@@ -74,6 +90,22 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('%s matches the float64 PyTorch refer
         flatten(ref.activations['blocks.1.hook_resid_post']),
       ),
     ).toBeLessThan(1e-4);
+  });
+
+  it('reaches every hook point, in the order hookNames lists them', () => {
+    const { cache } = model.runWithCache([ref.tokens[1]!], { useAttnResult: true });
+    expect(cache.keys()).toEqual(model.hookNames({ useAttnResult: true }));
+  });
+
+  it('a KV-cached generation step gives the same logits as the full forward', () => {
+    const ids = ref.tokens[0]!;
+    const kv = emptyKVCache(model.cfg);
+    const t = (xs: number[]) => Tensor.from([xs], undefined, 'int64');
+    forward(model.cfg, model.weights, t(ids.slice(0, -3)), { kvCache: kv });
+    const last = forward(model.cfg, model.weights, t(ids.slice(-3)), { kvCache: kv }).f32();
+    const V = model.cfg.vocabSize;
+    const want = flatten(ref.logits[0]).slice((ids.length - 3) * V);
+    expect(relErr(last, want)).toBeLessThan(1e-4);
   });
 
   it('hook points hold the reference activations', () => {

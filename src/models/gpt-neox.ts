@@ -1,0 +1,114 @@
+import { ConfigError } from '../errors.js';
+import type { ModelConfig } from './config.js';
+import { num, optNum, type HfConfig } from './hf-config.js';
+import { parseRopeScaling } from './llama.js';
+import {
+  readWeight,
+  resolvePrefix,
+  tensor,
+  transpose2d,
+  type Weights,
+  type WeightSource,
+} from './weights.js';
+
+/**
+ * GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B): attention and MLP in parallel on the same resid_pre,
+ * rotary embeddings on the first rotary_pct of each head, a fused per-head QKV projection.
+ */
+export function gptNeoxConfig(hf: HfConfig): ModelConfig {
+  const dModel = num(hf, 'hidden_size');
+  const nHeads = num(hf, 'num_attention_heads');
+  const dHead = dModel / nHeads;
+  const rope = (hf.rope_parameters ?? {}) as Record<string, unknown>;
+  const pct = optNum(
+    hf,
+    'rotary_pct',
+    optNum(hf, 'partial_rotary_factor', (rope.partial_rotary_factor as number) ?? 1),
+  );
+  const act = (hf.hidden_act as string | undefined) ?? 'gelu';
+  const acts: Record<string, ModelConfig['act']> = {
+    gelu: 'gelu',
+    gelu_new: 'gelu_new',
+    gelu_fast: 'gelu_new',
+    gelu_pytorch_tanh: 'gelu_new',
+    relu: 'relu',
+    silu: 'silu',
+  };
+  if (!acts[act]) throw new ConfigError(`config.json: hidden_act '${act}' is not supported for GPT-NeoX`);
+  return {
+    architecture: 'GPTNeoXForCausalLM',
+    family: 'gpt-neox',
+    nLayers: num(hf, 'num_hidden_layers'),
+    dModel,
+    nHeads,
+    nKvHeads: nHeads,
+    dHead,
+    dMlp: num(hf, 'intermediate_size'),
+    vocabSize: num(hf, 'vocab_size'),
+    nCtx: optNum(hf, 'max_position_embeddings', 2048),
+    normalization: 'LN',
+    attnOnly: false,
+    normEps: optNum(hf, 'layer_norm_eps', 1e-5),
+    act: acts[act],
+    gatedMlp: false,
+    positional: 'rotary',
+    // HF: rotary_ndims = int(head_size * rotary_pct).
+    rotaryDim: Math.floor(dHead * pct),
+    ropeTheta: optNum(hf, 'rotary_emb_base', optNum(hf, 'rope_theta', (rope.rope_theta as number) ?? 10000)),
+    ropeScaling: parseRopeScaling(hf.rope_scaling),
+    attnScale: 1 / Math.sqrt(dHead),
+    tiedEmbeddings: (hf.tie_word_embeddings as boolean | undefined) ?? false,
+    parallelAttnMlp: (hf.use_parallel_residual as boolean | undefined) ?? true,
+    bosTokenId: optNum(hf, 'bos_token_id', 0),
+    eosTokenId: optNum(hf, 'eos_token_id', 0),
+    processed: { foldLn: false, centerWritingWeights: false, centerUnembed: false, foldValueBiases: false },
+  };
+}
+
+export function gptNeoxWeights(src: WeightSource, cfg: ModelConfig): Weights {
+  const { dModel: D, dMlp: F, vocabSize: V, nHeads: H, dHead: dh } = cfg;
+  const p = resolvePrefix(src, ['gpt_neox.', ''], 'embed_in.weight');
+  const w: Weights = new Map();
+  const vec = (name: string, hfName: string, n: number) =>
+    w.set(name, tensor(readWeight(src, p + hfName, [n]), [n]));
+  const linear = (name: string, hfName: string, out: number, inp: number) =>
+    w.set(name, tensor(transpose2d(readWeight(src, p + hfName, [out, inp]), out, inp), [inp, out]));
+  const embed = readWeight(src, `${p}embed_in.weight`, [V, D]);
+  w.set('embed.W_E', tensor(embed, [V, D]));
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const h = `layers.${l}.`;
+    const b = `blocks.${l}.`;
+    vec(`${b}ln1.w`, `${h}input_layernorm.weight`, D);
+    vec(`${b}ln1.b`, `${h}input_layernorm.bias`, D);
+    // Fused rows are per head: [head, (q | k | v), d_head]. Split into Q, K, V of [in, head*d_head].
+    const qkv = readWeight(src, `${p}${h}attention.query_key_value.weight`, [3 * D, D]);
+    const qkvB = readWeight(src, `${p}${h}attention.query_key_value.bias`, [3 * D]);
+    ['Q', 'K', 'V'].forEach((n, t) => {
+      const rows = new Float32Array(H * dh * D);
+      const bias = new Float32Array(H * dh);
+      for (let hd = 0; hd < H; hd++) {
+        for (let i = 0; i < dh; i++) {
+          const src = (hd * 3 + t) * dh + i;
+          rows.set(qkv.subarray(src * D, (src + 1) * D), (hd * dh + i) * D);
+          bias[hd * dh + i] = qkvB[src]!;
+        }
+      }
+      w.set(`${b}attn.W_${n}`, tensor(transpose2d(rows, H * dh, D), [D, H * dh]));
+      w.set(`${b}attn.b_${n}`, tensor(bias, [H * dh]));
+    });
+    linear(`${b}attn.W_O`, `${h}attention.dense.weight`, D, D);
+    vec(`${b}attn.b_O`, `${h}attention.dense.bias`, D);
+    vec(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D);
+    vec(`${b}ln2.b`, `${h}post_attention_layernorm.bias`, D);
+    linear(`${b}mlp.W_in`, `${h}mlp.dense_h_to_4h.weight`, F, D);
+    vec(`${b}mlp.b_in`, `${h}mlp.dense_h_to_4h.bias`, F);
+    linear(`${b}mlp.W_out`, `${h}mlp.dense_4h_to_h.weight`, D, F);
+    vec(`${b}mlp.b_out`, `${h}mlp.dense_4h_to_h.bias`, D);
+  }
+  vec('ln_final.w', 'final_layer_norm.weight', D);
+  vec('ln_final.b', 'final_layer_norm.bias', D);
+  const tied = cfg.tiedEmbeddings || !src.has('embed_out.weight');
+  const lm = tied ? embed : readWeight(src, 'embed_out.weight', [V, D]);
+  w.set('unembed.W_U', tensor(transpose2d(lm, V, D), [D, V]));
+  return w;
+}
