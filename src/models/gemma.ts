@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import type { AttnType, ModelConfig } from './config.js';
 import { layerTypes, num, optCap, optNum, type HfConfig } from './hf-config.js';
-import { parseRopeScaling } from './llama.js';
+import { ropeConfig } from './rope-config.js';
 import {
   readWeight,
   resolvePrefix,
@@ -60,8 +60,7 @@ export function gemmaConfig(hfIn: HfConfig, architecture: string): ModelConfig {
     gatedMlp: true,
     positional: 'rotary',
     rotaryDim: dHead,
-    ropeTheta: optNum(hf, 'rope_theta', 10000),
-    ropeScaling: parseRopeScaling(hf.rope_scaling),
+    ...ropeConfig(hf),
     attnScale: 1 / Math.sqrt(optNum(hf, 'query_pre_attn_scalar', dHead)),
     tiedEmbeddings: (hf.tie_word_embeddings as boolean | undefined) ?? true,
     ...(attnTypes && window > 0 ? { attnTypes, windowSize: window } : {}),
@@ -69,7 +68,7 @@ export function gemmaConfig(hfIn: HfConfig, architecture: string): ModelConfig {
     finalSoftcap: optCap(hf, 'final_logit_softcapping'),
     postNorms: version >= 2,
     qkNorm: version === 3,
-    localRopeTheta: version === 3 ? optNum(hf, 'rope_local_base_freq', 10000) : undefined,
+    localRopeTheta: version === 3 ? localTheta(hf) : undefined,
     bosTokenId: optNum(hf, 'bos_token_id', 2),
     eosTokenId: typeof hf.eos_token_id === 'number' ? hf.eos_token_id : 1,
     processed: { foldLn: false, centerWritingWeights: false, centerUnembed: false, foldValueBiases: false },
@@ -80,6 +79,15 @@ export function gemmaConfig(hfIn: HfConfig, architecture: string): ModelConfig {
 function defaultPattern(hf: HfConfig, version: Version, nLayers: number): AttnType[] {
   const pattern = version === 2 ? 2 : optNum(hf, 'sliding_window_pattern', 6);
   return Array.from({ length: nLayers }, (_, l) => ((l + 1) % pattern === 0 ? 'global' : 'local'));
+}
+
+/** Gemma 3's local RoPE base: `rope_local_base_freq`, or v5's rope_parameters.sliding_attention. */
+function localTheta(hf: HfConfig): number {
+  if (hf.rope_local_base_freq !== undefined) return optNum(hf, 'rope_local_base_freq', 10000);
+  const { ropeTheta, ropeScaling } = ropeConfig(hf, 'sliding_attention');
+  if (ropeScaling)
+    throw new ConfigError('config.json: Gemma 3 local layers with rope scaling are not supported');
+  return ropeTheta;
 }
 
 export function gemmaWeights(src: WeightSource, cfg: ModelConfig): Weights {

@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import type { ModelConfig } from './config.js';
 import { num, optNum, type HfConfig } from './hf-config.js';
-import { parseRopeScaling } from './llama.js';
+import { ropeConfig } from './rope-config.js';
 import {
   readWeight,
   resolvePrefix,
@@ -54,8 +54,8 @@ export function gptNeoxConfig(hf: HfConfig): ModelConfig {
     positional: 'rotary',
     // HF: rotary_ndims = int(head_size * rotary_pct).
     rotaryDim: Math.floor(dHead * pct),
-    ropeTheta: optNum(hf, 'rotary_emb_base', optNum(hf, 'rope_theta', (rope.rope_theta as number) ?? 10000)),
-    ropeScaling: parseRopeScaling(hf.rope_scaling),
+    // Pythia's configs call the base rotary_emb_base.
+    ...ropeConfig(hf, 'full_attention', optNum(hf, 'rotary_emb_base', 10000)),
     attnScale: 1 / Math.sqrt(dHead),
     tiedEmbeddings: (hf.tie_word_embeddings as boolean | undefined) ?? false,
     parallelAttnMlp: (hf.use_parallel_residual as boolean | undefined) ?? true,

@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
-import type { ModelConfig, RopeScaling } from './config.js';
+import type { ModelConfig } from './config.js';
+import { ropeConfig } from './rope-config.js';
 import { layerTypes, num, optNum, type HfConfig } from './hf-config.js';
 import {
   readWeight,
@@ -43,8 +44,7 @@ export function llamaConfig(hf: HfConfig, architecture = 'LlamaForCausalLM'): Mo
     gatedMlp: true,
     positional: 'rotary',
     rotaryDim: dHead,
-    ropeTheta: (hf.rope_theta as number | undefined) ?? 10000,
-    ropeScaling: parseRopeScaling(hf.rope_scaling),
+    ...ropeConfig(hf),
     attnScale: 1 / Math.sqrt(dHead),
     tiedEmbeddings: (hf.tie_word_embeddings as boolean | undefined) ?? false,
     ...window,
@@ -76,24 +76,6 @@ function slidingWindow(
     };
   }
   return {};
-}
-
-export function parseRopeScaling(raw: unknown): RopeScaling | null {
-  if (raw === null || raw === undefined) return null;
-  const r = raw as Record<string, unknown>;
-  const type = (r.rope_type ?? r.type) as string;
-  const factor = r.factor as number;
-  if (type === 'linear') return { type, factor };
-  if (type === 'llama3') {
-    return {
-      type,
-      factor,
-      lowFreqFactor: r.low_freq_factor as number,
-      highFreqFactor: r.high_freq_factor as number,
-      originalMaxPositionEmbeddings: r.original_max_position_embeddings as number,
-    };
-  }
-  throw new ConfigError(`config.json: rope_scaling type '${type}' is not supported (llama3 and linear are)`);
 }
 
 export function llamaWeights(src: WeightSource, cfg: ModelConfig): Weights {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
@@ -138,5 +139,46 @@ describe('llama-tiny specifics', () => {
     expect(ratios.some((r) => r > 1 / 8 + 1e-6 && r < 1 - 1e-6)).toBe(true);
     expect(model.cfg.nKvHeads).toBeLessThan(model.cfg.nHeads);
     expect(model.cfg.tiedEmbeddings).toBe(false);
+  });
+});
+
+describe("transformers v5's rope_parameters", () => {
+  /** The fixture's folder with config.json rewritten by `edit` (weights linked, not copied). */
+  function withConfig(name: string, edit: (c: Record<string, unknown>) => void): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sonde-${name}-`));
+    const src = path.join(FIXTURES, name);
+    for (const f of fs.readdirSync(src)) {
+      if (f !== 'config.json') fs.symlinkSync(path.join(src, f), path.join(dir, f));
+    }
+    const cfg = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
+    edit(cfg);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    return dir;
+  }
+
+  it.each([
+    [
+      'llama-tiny',
+      (c: Record<string, unknown>) => {
+        c.rope_parameters = { ...(c.rope_scaling as object), rope_theta: c.rope_theta };
+        delete c.rope_scaling;
+        delete c.rope_theta;
+      },
+    ],
+    [
+      'gemma3-tiny',
+      (c: Record<string, unknown>) => {
+        c.rope_parameters = {
+          full_attention: { ...(c.rope_scaling as object), rope_theta: c.rope_theta },
+          sliding_attention: { rope_type: 'default', rope_theta: c.rope_local_base_freq },
+        };
+        for (const k of ['rope_scaling', 'rope_theta', 'rope_local_base_freq', 'sliding_window_pattern'])
+          delete c[k];
+      },
+    ],
+  ])('%s gives the reference logits from the v5 layout', (name, edit) => {
+    const ref = load(name);
+    const model = HookedTransformer.load(withConfig(name, edit), { compile: 'never' });
+    expect(relErr(model.run([ref.tokens[0]!]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
   });
 });
