@@ -1,9 +1,8 @@
 import { ShapeError } from '../errors.js';
-import { add } from '../engine/ops/elementwise.js';
-import { matmul } from '../engine/ops/nn.js';
 import { concat, reshape, slice, stack } from '../engine/ops/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
+import { unembed } from '../models/transformer.js';
 import { applyFinalNorm } from './decompose.js';
 import { singleToken } from './tokens.js';
 import { tunedLensLogits, type TunedLens } from './tuned-lens.js';
@@ -73,9 +72,7 @@ export function logitLens(
   const V = model.cfg.vocabSize;
   // [layers, 1, pos, d] -> [layers, pos, d]: one normalization and one matmul for every layer.
   const resid = reshape(stack(layers.map((n) => cache.get(n))), [layers.length, P, model.cfg.dModel]);
-  let logits = matmul(applyFinalNorm(model, resid), model.weights.get('unembed.W_U')!);
-  const bU = model.weights.get('unembed.b_U');
-  if (bU) logits = add(logits, bU);
+  let logits = unembed(model.cfg, model.weights, applyFinalNorm(model, resid));
   if (tunedLens) {
     // Block inputs through their translators; the final layer's logits are the model's own either way.
     const perLayer = layers.map((n, l) =>

@@ -14,6 +14,7 @@ import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { unembed } from '../models/transformer.js';
 import { AdamW } from '../train/optimizers.js';
 import { tokenizeFile, type TokenDataset } from '../train/dataset.js';
 import { applyFinalNorm } from './decompose.js';
@@ -108,10 +109,7 @@ export function lensDataset(model: HookedTransformer, textFile: string): TokenDa
 /** Lens logits [L, N, vocab] of residuals [L, N, d] through translators A [L, d, d], b [L, 1, d]. */
 function lensLogits(model: HookedTransformer, resid: Tensor, A: Tensor, b: Tensor): Tensor {
   const h = add(add(resid, matmul(resid, A)), b);
-  let logits = matmul(applyFinalNorm(model, h), model.weights.get('unembed.W_U')!);
-  const bU = model.weights.get('unembed.b_U');
-  if (bU) logits = add(logits, bU);
-  return logits;
+  return unembed(model.cfg, model.weights, applyFinalNorm(model, h));
 }
 
 /** Per-layer mean KL(final || lens) [L] and its sum. */

@@ -106,8 +106,12 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
     if (opts.stopAtLayer === l) return resid;
   }
   if (opts.kvCache) opts.kvCache.length = past + P;
-  const x = norm(ctx, 'ln_final', resid);
-  let logits = matmul(x, w.get('unembed.W_U')!); // [batch, pos, vocab]
+  return unembed(cfg, w, norm(ctx, 'ln_final', resid));
+}
+
+/** Final-normed residual [..., d_model] -> logits [..., vocab]: W_U, b_U and Gemma 2's soft-cap. */
+export function unembed(cfg: ModelConfig, w: Weights, x: Tensor): Tensor {
+  let logits = matmul(x, w.get('unembed.W_U')!);
   const bU = w.get('unembed.b_U');
   if (bU) logits = add(logits, bU);
   return cfg.finalSoftcap ? softcap(logits, cfg.finalSoftcap) : logits;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
+import { logitLens } from '../../src/methods/lens.js';
 import { ropeInvFreq } from '../../src/models/config.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { emptyKVCache, forward } from '../../src/models/transformer.js';
@@ -181,4 +182,20 @@ describe("transformers v5's rope_parameters", () => {
     const model = HookedTransformer.load(withConfig(name, edit), { compile: 'never' });
     expect(relErr(model.run([ref.tokens[0]!]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
   });
+});
+
+describe('methods read logits as the model makes them', () => {
+  it.each(['gemma2-tiny', 'pythia-tiny', 'gemma3-tiny'])(
+    "%s: the logit lens's last layer is the model's own (soft-capped) logits",
+    (name) => {
+      const ref = load(name);
+      const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
+      const ids = ref.tokens[1]!;
+      const lens = logitLens(model, [ids]);
+      const L = lens.layers.length;
+      const V = model.cfg.vocabSize;
+      const last = lens.logits.f32().subarray((L - 1) * ids.length * V, L * ids.length * V);
+      expect(relErr(last, flatten(ref.logits[1]))).toBeLessThan(1e-4);
+    },
+  );
 });
