@@ -22,3 +22,5 @@ export class HookError extends SondeError {}
 export class UsageError extends SondeError {}
 /** The requested compute device (SONDE_DEVICE) cannot be used. */
 export class DeviceError extends SondeError {}
+/** A model that will not fit in the memory available (or the limit set), or a tensor too big for one array. */
+export class MemoryError extends SondeError {}

@@ -151,3 +151,21 @@ export {
   type SaeRowMetrics,
   type EvaluateOptions,
 } from './sae/evaluate.js';
+export { type LoadedModel, type ModelDirOptions } from './models/load.js';
+export {
+  estimateLoadMemory,
+  availableMemory,
+  memoryAvailability,
+  parseMemorySize,
+  resolveMemoryLimit,
+  checkLoadMemory,
+  formatBytes,
+  type MemoryEstimate,
+  type MemoryLimit,
+  type MemoryAvailability,
+  type MemoryProbeOptions,
+} from './models/memory.js';
+export { type LoadProgress } from './models/load-progress.js';
+// Hugging Face Hub downloads (huggingface_hub's cache layout) and model aliases
+export * from './io/hub/index.js';
+export { MODEL_ALIASES, findAlias, closeAliases, float32Bytes, type ModelAlias } from './models/aliases.js';

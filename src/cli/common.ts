@@ -4,26 +4,119 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommanderError, InvalidArgumentError, type Command } from 'commander';
-import { HookError, HookedTransformer, SondeError, UsageError, type Tensor } from '../index.js';
+import {
+  HookError,
+  HookedTransformer,
+  formatBytes,
+  hubCacheDir,
+  resolveModel,
+  SondeError,
+  UsageError,
+  type DownloadProgress,
+  type Tensor,
+} from '../index.js';
+import { createProgress } from './progress.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Global options
 
 export interface GlobalOptions {
-  /** Model folder; undefined = the built-in stories260K. */
+  /** Model folder, alias or Hub id (org/name[@revision]); undefined = the built-in stories260K. */
   model?: string;
+  /** Hub revision (branch, tag or commit) for a Hub --model. */
+  revision?: string;
   json: boolean;
   quiet: boolean;
   debug: boolean;
 }
 
 export function globalsOf(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as { model?: string; json?: boolean; quiet?: boolean; debug?: boolean };
-  return { model: o.model, json: o.json === true, quiet: o.quiet === true, debug: o.debug === true };
+  const o = cmd.optsWithGlobals() as {
+    model?: string;
+    revision?: string;
+    json?: boolean;
+    quiet?: boolean;
+    debug?: boolean;
+  };
+  return {
+    model: o.model,
+    revision: o.revision,
+    json: o.json === true,
+    quiet: o.quiet === true,
+    debug: o.debug === true,
+  };
 }
 
-export function loadModel(g: GlobalOptions): HookedTransformer {
-  return HookedTransformer.load(g.model);
+/** The model folder for `spec` (default --model): a folder, an alias or a Hub id, downloaded if needed. */
+export async function resolveModelDir(g: GlobalOptions, spec = g.model): Promise<string> {
+  const progress = downloadProgress(g);
+  try {
+    return await resolveModel(spec, { revision: g.revision, onProgress: progress.onProgress });
+  } finally {
+    progress.stop();
+  }
+}
+
+export async function loadModel(g: GlobalOptions, spec = g.model): Promise<HookedTransformer> {
+  return loadModelFolder(g, await resolveModelDir(g, spec));
+}
+
+/** Checkpoints at least this big get a "needs X" line and a progress bar while they load. */
+const ANNOUNCE_BYTES = 100e6;
+
+/**
+ * Loads a model folder, saying first what it needs in memory (Sonde refuses before reading a tensor when
+ * it will not fit) and showing a progress bar over the checkpoint's bytes.
+ */
+export function loadModelFolder(g: GlobalOptions, dir: string): HookedTransformer {
+  const bar = createProgress(g);
+  let shown = false;
+  try {
+    return HookedTransformer.load(dir, {
+      onEstimate: (e, limit) => {
+        if (e.checkpointBytes < ANNOUNCE_BYTES) return;
+        shown = true;
+        const avail = Number.isFinite(limit.bytes) ? `, ${fmtBytes(limit.bytes)} available` : '';
+        note(
+          g,
+          `loading ${dir}: ${(e.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(e.checkpointBytes)} on disk; ` +
+            `needs ${fmtBytes(e.totalBytes)} as float32${avail}`,
+        );
+        bar.start(Math.ceil(e.checkpointBytes / 1e6), 'loading MB');
+      },
+      onProgress: (p) => {
+        if (shown) bar.update(Math.ceil(p.bytesDone / 1e6));
+      },
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+/** A progress bar per downloaded file (KiB), on a TTY only, never with --json or --quiet. */
+export function downloadProgress(g: GlobalOptions): {
+  onProgress: (p: DownloadProgress) => void;
+  stop: () => void;
+} {
+  const bar = createProgress(g);
+  let current = '';
+  const announced = new Set<string>();
+  return {
+    onProgress: (p) => {
+      if (!announced.has(p.repoId)) {
+        announced.add(p.repoId);
+        note(g, `downloading ${p.repoId} into ${hubCacheDir()}`);
+      }
+      const key = `${p.repoId}/${p.filename}`;
+      if (key !== current) {
+        current = key;
+        const n = p.count > 1 ? ` (${p.index + 1}/${p.count})` : '';
+        bar.start(Math.max(1, Math.ceil(p.total / 1024)), `${p.filename}${n} KiB`);
+      }
+      bar.update(Math.ceil(p.bytes / 1024));
+    },
+    stop: () => bar.stop(),
+  };
 }
 
 /** The package's version, from the package.json above this file (src/cli or dist/src/cli). */
@@ -431,6 +524,10 @@ export function fmtCount(n: number): string {
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
   return String(n);
 }
+
+/** Byte sizes in decimal units, as the Hub shows them: 548.1 MB. */
+/** Bytes for people: '4.32 GB' (the library's formatBytes, so CLI and error messages agree). */
+export const fmtBytes = formatBytes;
 
 export function fmtShape(shape: (number | string)[]): string {
   return `[${shape.join(', ')}]`;

@@ -22,6 +22,8 @@ import { registerProbe } from './commands/probe.js';
 import { registerSteer } from './commands/steer.js';
 import { registerMonitor } from './commands/monitor.js';
 import { registerSae } from './commands/sae.js';
+import { registerDownload } from './commands/download.js';
+import { registerModels } from './commands/models.js';
 import { packageVersion, reportError } from './common.js';
 
 export function buildProgram(): Command {
@@ -29,7 +31,12 @@ export function buildProgram(): Command {
     .description('Sonde: mechanistic interpretability for transformer language models')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
-    .option('--model <dir>', 'Hugging Face model folder (default: the built-in stories260K)')
+    .option(
+      '--model <model>',
+      'model folder, Hub id (org/name[@revision], downloaded to the HF cache) or alias (sonde models); ' +
+        'default: the built-in stories260K',
+    )
+    .option('--revision <rev>', 'Hub branch, tag or commit for --model and download (default: main)')
     .option('--json', 'machine-readable output: one JSON document on stdout')
     .option('-q, --quiet', 'no progress bars or notes on stderr')
     .option('--debug', 'print stack traces on errors')
@@ -68,6 +75,8 @@ Start with:
   registerTunedLens(program);
   registerCompare(program);
   registerSae(program);
+  registerModels(program);
+  registerDownload(program);
   return program;
 }
 

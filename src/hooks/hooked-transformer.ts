@@ -3,10 +3,12 @@ import { crossEntropy } from '../engine/ops/nn.js';
 import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
+import { resolveModel } from '../io/hub/resolve-model.js';
+import type { HubOptions } from '../io/hub/download.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../models/config.js';
 import { hookNames } from '../models/hook-names.js';
-import { defaultModelDir, loadModelDir } from '../models/load.js';
+import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
 import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
@@ -43,7 +45,7 @@ export interface InputOptions {
   attentionMask?: Tensor;
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends ModelDirOptions {
   /** TransformerLens weight processing (off by default: the raw model). */
   processWeights?: boolean | ProcessOptions;
   /** 'auto' (default) compiles a hook-free forward into one ONNX graph the second time a shape is seen. */
@@ -88,7 +90,8 @@ export class HookedTransformer {
 
   /** Loads a Hugging Face folder; without a path, the built-in stories260K. */
   static load(dir?: string, opts: LoadOptions = {}): HookedTransformer {
-    const m = loadModelDir(dir ?? defaultModelDir());
+    const { memoryLimitBytes, onEstimate, onProgress } = opts;
+    const m = loadModelDir(dir ?? defaultModelDir(), { memoryLimitBytes, onEstimate, onProgress });
     let cfg = m.cfg;
     let weights = m.weights;
     if (opts.processWeights) {
@@ -96,6 +99,19 @@ export class HookedTransformer {
       ({ cfg, weights } = processWeights(cfg, weights, p));
     }
     return new HookedTransformer(cfg, weights, m.tokenizer, m.dir, opts.compile);
+  }
+
+  /**
+   * Loads a model by folder, alias (`gpt2`, `pythia-70m`, `gemma-2-2b`; see MODEL_ALIASES) or Hub id
+   * (`org/name`, `org/name@revision`), downloading it into the Hugging Face cache first when it is not
+   * there (HF_TOKEN, HF_HUB_OFFLINE and HF_HUB_CACHE apply, as in Python).
+   */
+  static async fromPretrained(
+    spec?: string,
+    opts: LoadOptions & { hub?: HubOptions } = {},
+  ): Promise<HookedTransformer> {
+    const { hub, ...load } = opts;
+    return HookedTransformer.load(await resolveModel(spec, hub), load);
   }
 
   /**

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { constants as bufferConstants } from 'node:buffer';
 import { SafetensorsError } from '../errors.js';
 
 /** Element types this module can read. */
@@ -60,6 +61,14 @@ const MAX_HEADER_BYTES = 100_000_000;
 /** readSync/writeSync take at most 2^31-1 bytes per call; stay well below. */
 const IO_CHUNK = 1 << 30;
 const METADATA_KEY = '__metadata__';
+
+/**
+ * Bytes read per step when a tensor is converted to float32 (F64, F16, BF16): the staging buffer is at
+ * most this big whatever the tensor's size, so converting never holds the source bytes whole.
+ */
+export const CONVERT_CHUNK_BYTES = 1 << 23;
+/** Most elements one typed array can hold in this JavaScript engine (2^32 in Node 20). */
+export const MAX_TYPED_ARRAY_LENGTH: number = bufferConstants.MAX_LENGTH;
 
 function isDtype(x: unknown): x is SafetensorsDtype {
   return typeof x === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, x);
@@ -237,23 +246,41 @@ export class SafetensorsFile {
     return { ...e, shape: e.shape.slice() };
   }
 
-  /** Reads tensor `name` (only its byte span) as Float32Array; dtype must be F64, F32, F16 or BF16. */
+  /**
+   * Reads tensor `name` (only its byte span) as Float32Array; dtype must be F64, F32, F16 or BF16. F32 is
+   * read straight into the result; other dtypes are converted in {@link CONVERT_CHUNK_BYTES} steps, so
+   * the only buffer that outlives the call is the returned one.
+   */
   readFloat32(name: string): Float32Array {
     const e = this.entry(name);
     if (!FLOAT_DTYPES.has(e.dtype)) {
       throw fail(this.path, `dtype ${e.dtype} is not a float type; use readInt32 for integer tensors`, name);
     }
-    const buf = this.readBytes(e);
-    switch (e.dtype) {
-      case 'F32':
-        return new Float32Array(buf);
-      case 'F64':
-        return new Float32Array(new Float64Array(buf));
-      case 'F16':
-        return float16ToFloat32(new Uint16Array(buf));
-      default:
-        return bfloat16ToFloat32(new Uint16Array(buf));
+    if (this.fd === null) throw fail(this.path, 'file is closed', name);
+    const size = DTYPE_SIZE[e.dtype];
+    const n = e.byteLength / size;
+    if (n > MAX_TYPED_ARRAY_LENGTH) {
+      throw fail(
+        this.path,
+        `shape [${e.shape.join(', ')}] has ${n} elements, more than the ${MAX_TYPED_ARRAY_LENGTH} one ` +
+          'JavaScript typed array can hold, so it cannot be read as one Float32Array',
+        name,
+      );
     }
+    const out = new Float32Array(n);
+    const what = `tensor ${JSON.stringify(name)}`;
+    if (e.dtype === 'F32') {
+      readExact(this.fd, this.path, new Uint8Array(out.buffer), e.byteOffset, what);
+      return out;
+    }
+    const step = Math.min(e.byteLength, CONVERT_CHUNK_BYTES); // a multiple of every dtype size
+    const staging = new ArrayBuffer(step);
+    for (let done = 0; done < e.byteLength; done += step) {
+      const len = Math.min(step, e.byteLength - done);
+      readExact(this.fd, this.path, new Uint8Array(staging, 0, len), e.byteOffset + done, what);
+      decodeInto(e.dtype, staging, len / size, out, done / size);
+    }
+    return out;
   }
 
   /**
@@ -666,6 +693,28 @@ function buildF16Table(): Float32Array {
     }
   }
   return table;
+}
+
+/** Decodes `count` F64/F16/BF16 values at the start of `src` into `out` from element `at` on. */
+function decodeInto(
+  dtype: SafetensorsDtype,
+  src: ArrayBuffer,
+  count: number,
+  out: Float32Array,
+  at: number,
+): void {
+  if (dtype === 'F64') {
+    out.set(new Float64Array(src, 0, count), at);
+    return;
+  }
+  const bits = new Uint16Array(src, 0, count);
+  if (dtype === 'F16') {
+    const table = (f16Table ??= buildF16Table());
+    for (let i = 0; i < count; i++) out[at + i] = table[bits[i]!]!;
+    return;
+  }
+  const dst = new Uint32Array(out.buffer, out.byteOffset + 4 * at, count);
+  for (let i = 0; i < count; i++) dst[i] = bits[i]! << 16;
 }
 
 /** Decodes IEEE 754 binary16 bit patterns to float32 (exact; NaN payloads kept). */

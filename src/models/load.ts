@@ -7,6 +7,14 @@ import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { architectureOf } from './architectures.js';
 import type { ModelConfig } from './config.js';
 import type { HfConfig } from './hf-config.js';
+import { ProgressSource, type LoadProgress } from './load-progress.js';
+import {
+  checkLoadMemory,
+  estimateLoadMemory,
+  resolveMemoryLimit,
+  type MemoryEstimate,
+  type MemoryLimit,
+} from './memory.js';
 import type { Weights } from './weights.js';
 
 export interface LoadedModel {
@@ -14,6 +22,22 @@ export interface LoadedModel {
   weights: Weights;
   tokenizer: Tokenizer | null;
   dir: string;
+  /** What the load was estimated to need (checked before any tensor was read). */
+  memory: MemoryEstimate;
+}
+
+/** How {@link loadModelDir} checks memory and reports progress. */
+export interface ModelDirOptions {
+  /**
+   * Refuse with MemoryError, before reading any tensor, when the load needs more bytes than this.
+   * Default: SONDE_MAX_MEMORY when set (e.g. '8GB', '512MB', bytes, 'unlimited'), else the memory
+   * available now (see availableMemory). Infinity turns the check off.
+   */
+  memoryLimitBytes?: number;
+  /** Called once with the estimate and the limit it is checked against, before the check. */
+  onEstimate?: (estimate: MemoryEstimate, limit: MemoryLimit) => void;
+  /** Called after each checkpoint tensor is read; a throw from it stops the load. */
+  onProgress?: (progress: LoadProgress) => void;
 }
 
 /** The model shipped inside the package (stories260K, MIT, see assets/stories260K/PROVENANCE.md). */
@@ -29,8 +53,12 @@ export function defaultModelDir(): string {
   throw new ConfigError('the built-in model assets/stories260K is missing from this installation');
 }
 
-/** Loads a Hugging Face model folder: config.json, *.safetensors, and a tokenizer if one is there. */
-export function loadModelDir(dir: string): LoadedModel {
+/**
+ * Loads a Hugging Face model folder: config.json, *.safetensors, and a tokenizer if one is there. The
+ * memory the weights will take is estimated from the headers and checked first (MemoryError when it
+ * will not fit); tensors are then read and converted one at a time.
+ */
+export function loadModelDir(dir: string, opts: ModelDirOptions = {}): LoadedModel {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new ConfigError(`model folder '${dir}' does not exist`);
   }
@@ -47,8 +75,19 @@ export function loadModelDir(dir: string): LoadedModel {
   const cfg = arch.parseConfig(hf);
   const ckpt = SafetensorsCheckpoint.open(dir);
   let weights: Weights;
+  let memory: MemoryEstimate;
   try {
-    weights = arch.loadWeights(ckpt, cfg);
+    memory = estimateLoadMemory(ckpt, cfg);
+    const limit = resolveMemoryLimit(opts.memoryLimitBytes);
+    opts.onEstimate?.(memory, limit);
+    checkLoadMemory(dir, memory, limit);
+    if (opts.onProgress) {
+      const src = new ProgressSource(ckpt, opts.onProgress);
+      weights = arch.loadWeights(src, cfg);
+      src.finish();
+    } else {
+      weights = arch.loadWeights(ckpt, cfg);
+    }
   } finally {
     ckpt.close();
   }
@@ -59,5 +98,5 @@ export function loadModelDir(dir: string): LoadedModel {
     // A model without tokenizer files still runs on token ids; a broken tokenizer file is an error.
     if (!(e instanceof TokenizerError && e.message.startsWith('No tokenizer found'))) throw e;
   }
-  return { cfg, weights, tokenizer, dir };
+  return { cfg, weights, tokenizer, dir, memory };
 }

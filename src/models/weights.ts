@@ -34,9 +34,18 @@ export function readWeight(src: WeightSource, name: string, shape: number[]): Fl
 /** [rows, cols] -> [cols, rows] (nn.Linear [out, in] to Sonde's [in, out]). */
 export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = data[base + c]!;
+  // Tiles keep both the rows read and the rows written in cache: a plain loop over a large matrix
+  // misses on every write and dominated the loading of multi-GB checkpoints.
+  const T = 64;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(r0 + T, rows);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(c0 + T, cols);
+      for (let r = r0; r < r1; r++) {
+        const base = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = data[base + c]!;
+      }
+    }
   }
   return out;
 }

@@ -81,7 +81,7 @@ export function registerAblate(program: Command): void {
       if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head L.H, not both');
       if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
         throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       let input: number[][];
       let reference: number[][] | undefined;
       if (o.repeated !== undefined) {

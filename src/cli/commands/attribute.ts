@@ -50,7 +50,7 @@ export function registerAttribute(program: Command): void {
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
       if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
         throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const opts = {
         clean: o.clean,
         corrupt: o.corrupt,

@@ -73,9 +73,9 @@ Examples:
   sonde cache --prompt "Once upon a time" --hook blocks.2.hook_resid_post
   sonde cache --hook blocks.0.attn.hook_pattern --hook blocks.4.hook_mlp_out --json --values`,
     )
-    .action((opts: InputFlags & { hook: string[]; values?: boolean }, cmd: Command) => {
+    .action(async (opts: InputFlags & { hook: string[]; values?: boolean }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const hooks = [...new Set(opts.hook)];
       validateHookNames(hooks, model.hookNames({ useAttnResult: true }));
       const useAttnResult = hooks.some((h) => h.endsWith('.attn.hook_result'));

@@ -1,11 +1,11 @@
 // sonde compare: layer-by-layer representation similarity (linear CKA or SVCCA) of two models.
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { HookedTransformer, UsageError } from '../../index.js';
+import { UsageError } from '../../index.js';
 import { defaultCorpus } from '../../organisms/induction.js';
 import { similarityMatrix, type SimilarityMatrix, type SimilarityMethod } from '../../methods/similarity.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
-import { fmt, globalsOf, intArg, out, printJson, table } from '../common.js';
+import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
 import { checkPlotPath } from './lens.js';
 
 function label(hook: string): string {
@@ -101,8 +101,8 @@ Examples:
       if (o.method !== 'cka' && o.method !== 'svcca')
         throw new UsageError(`--method must be cka or svcca, got '${o.method}'`);
       if (o.plot) checkPlotPath(o.plot);
-      const a = HookedTransformer.load(o.modelA ?? g.model);
-      const b = HookedTransformer.load(o.modelB ?? g.model);
+      const a = await loadModel(g, o.modelA ?? g.model);
+      const b = await loadModel(g, o.modelB ?? g.model);
       const s = similarityMatrix(a, b, texts(o.data ?? defaultCorpus(), o.texts), {
         method: o.method as SimilarityMethod,
       });

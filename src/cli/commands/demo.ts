@@ -34,10 +34,10 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('a short tour of the model: summary, greedy generation, predictions and an activation')
-    .action((_opts: unknown, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
       const g = globalsOf(cmd);
       const t0 = performance.now();
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const loadMs = performance.now() - t0;
       const progress = createProgress(g);
       const r = tour(model, {

@@ -65,7 +65,7 @@ Examples:
     .action(async (o: DlaOpts, cmd: Command) => {
       const g = globalsOf(cmd);
       if (o.plot) checkPlotPath(o.plot);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const answer = tokenFlag(model, 'answer', o.answer, o.answerId);
       if (answer === undefined) throw new UsageError('missing --answer TOKEN (or --answer-id N)');
       const wrong = tokenFlag(model, 'wrong', o.wrong, o.wrongId);

@@ -52,9 +52,9 @@ Examples:
   sonde generate --max-tokens 64 --temperature 0
   sonde generate --prompt "Once upon a time" --temperature 0.8 --top-p 0.9 --seed 7`,
     )
-    .action((opts: GenerateFlags, cmd: Command) => {
+    .action(async (opts: GenerateFlags, cmd: Command) => {
       const g = globalsOf(cmd);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const flags = inputFlags(opts, cmd);
       const promptIds = promptTokens(model, flags);
       const streaming = !g.json;

@@ -29,7 +29,7 @@ Examples:
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
-        const model = loadModel(g);
+        const model = await loadModel(g);
         const s = headScores(model, { seqLen: o.seqLen, batch: o.batch, seed: o.seed });
         const named = (m: number[][]) =>
           m

@@ -18,9 +18,9 @@ Examples:
   sonde hooks --filter blocks.0. --shapes
   sonde hooks --json`,
     )
-    .action((opts: { filter?: string; shapes?: boolean; attnResult?: boolean }, cmd: Command) => {
+    .action(async (opts: { filter?: string; shapes?: boolean; attnResult?: boolean }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const useAttnResult = opts.attnResult === true;
       const needle = opts.filter?.toLowerCase();
       const names = model

@@ -35,9 +35,9 @@ Examples:
   sonde info
   sonde --model path/to/hf-model info --json`,
     )
-    .action((_opts: unknown, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
       const g = globalsOf(cmd);
-      const info = modelInfo(loadModel(g));
+      const info = modelInfo(await loadModel(g));
       if (g.json) return printJson(info);
       const { source, params, tokenizer, hookPoints, ...cfg } = info;
       const tok = tokenizer
@@ -57,6 +57,7 @@ Examples:
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (Array.isArray(v)) return v.map(String).join(', ');
   if (typeof v === 'object') {
     return Object.entries(v as Record<string, unknown>)
       .map(([k, x]) => `${k}=${String(x)}`)

@@ -101,7 +101,7 @@ Examples:
     .action(async (o: LensOpts, cmd: Command) => {
       const g = globalsOf(cmd);
       if (o.plot) checkPlotPath(o.plot);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const target = tokenFlag(model, 'target', o.target, o.targetId);
       const input = resolveInput(model, inputFlags(o, cmd));
       const tunedLens = o.tunedLens ? loadTunedLens(o.tunedLens, model) : undefined;

@@ -56,7 +56,7 @@ Examples:
         throw new UsageError('give --data FILE or --prompt TEXT');
       if (o.generate !== undefined && o.prompt === undefined)
         throw new UsageError('--generate needs --prompt');
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const probe = loadProbe(o.probe);
       const spec: MonitorSpec = { hook: probe.hook, probe, threshold: o.threshold };
       const threshold = o.threshold ?? probe.threshold;

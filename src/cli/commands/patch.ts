@@ -65,7 +65,7 @@ Examples:
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
       if (o.plot) checkPlotPath(o.plot);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const bar = createProgress(g);
       let shown = 0;
       let result: PatchingResult;

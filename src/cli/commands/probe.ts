@@ -97,7 +97,7 @@ Examples:
         throw new UsageError("--layers: only 'all' is supported");
       const labelNames = o.labels.split(',');
       if (labelNames.length !== 2) throw new UsageError('--labels: give two names, e.g. girl,boy');
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const hooks = o.hook
         ? [o.hook]
         : Array.from({ length: model.cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_post`);

@@ -80,9 +80,9 @@ Examples:
   sonde run --prompt "Once upon a time" --top-k 3 --json
   sonde --model path/to/model run --tokens 1,2,3`,
     )
-    .action((opts: InputFlags & { topK: number }, cmd: Command) => {
+    .action(async (opts: InputFlags & { topK: number }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const input = resolveInput(model, inputFlags(opts, cmd));
       const r: RunResult = {
         model: model.source,

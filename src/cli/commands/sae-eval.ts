@@ -73,7 +73,7 @@ Examples:
       const g = globalsOf(cmd);
       if (o.plot) checkPlotPath(o.plot);
       const sae = loadSaeLens(o.sae);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       const dataFile = o.data ?? defaultCorpusPath();
       const texts = readCorpus(dataFile);
       const progress = createProgress(g);

@@ -149,7 +149,7 @@ async function openOrScan(
     if (fs.existsSync(path.join(saeDir, 'cfg.json'))) {
       try {
         sae = loadSaeLens(saeDir);
-        model = loadModel({
+        model = await loadModel({
           ...g,
           model: g.model ?? (fs.existsSync(store.info.model) ? store.info.model : undefined),
         });
@@ -164,7 +164,7 @@ async function openOrScan(
     throw new UsageError(`--sae: '${o.sae}' is not a folder`);
   const sae = loadSaeLens(o.sae);
   checkFeature(sae.dSae);
-  const model = loadModel(g);
+  const model = await loadModel(g);
   checkSaeFitsModel(model, sae);
   const dataFile = o.data ?? defaultCorpusPath();
   const texts = readTexts(dataFile);

@@ -103,7 +103,7 @@ export function registerSaeTrain(sae: Command): void {
     .action((opts: TrainOpts, cmd: Command) => runTrain(opts, cmd));
 }
 
-function runTrain(o: TrainOpts, cmd: Command): void {
+async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   const g = globalsOf(cmd);
   const sources = [o.synthetic, o.activations, o.data].filter(Boolean).length;
   if (sources > 1) throw new UsageError('give one of --synthetic, --activations FILE or --data FILE');
@@ -154,7 +154,7 @@ function runTrain(o: TrainOpts, cmd: Command): void {
     hookName = o.hook ?? input.hook ?? 'activations';
     metadata.dataset_path = path.resolve(o.activations);
   } else {
-    const model = loadModel(g);
+    const model = await loadModel(g);
     const corpus = o.data ?? defaultCorpusPath();
     const texts = readCorpus(corpus);
     const budget = o.tokens ?? DEFAULT_BUDGET;

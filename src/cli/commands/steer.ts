@@ -92,7 +92,7 @@ Examples:
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      const model = loadModel(g);
+      const model = await loadModel(g);
       let vector: Float32Array;
       let hook: string;
       let source: string;
@@ -167,7 +167,7 @@ function wrap(text: string, width: number): string[] {
 }
 
 function nextTokenSpec(
-  model: ReturnType<typeof loadModel>,
+  model: Awaited<ReturnType<typeof loadModel>>,
   prompt: string,
   steer: ReturnType<typeof steeringHook>,
 ): TopLevelSpec {

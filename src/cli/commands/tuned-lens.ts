@@ -82,7 +82,7 @@ Examples:
   sonde tuned-lens eval --lens lens-260k --plot kl.svg`,
     )
     .action(
-      (
+      async (
         o: {
           out: string;
           data?: string;
@@ -95,7 +95,7 @@ Examples:
         c: Command,
       ) => {
         const g = globalsOf(c);
-        const model = loadModel(g);
+        const model = await loadModel(g);
         const dataFile = o.data ?? defaultCorpus();
         const data = lensDataset(model, dataFile);
         const bar = createProgress(g);
@@ -138,7 +138,7 @@ Examples:
       async (o: { lens: string; data?: string; ctx: number; windows: number; plot?: string }, c: Command) => {
         const g = globalsOf(c);
         if (o.plot) checkPlotPath(o.plot);
-        const model = loadModel(g);
+        const model = await loadModel(g);
         const lens = loadTunedLens(o.lens, model);
         const data = lensDataset(model, o.data ?? defaultCorpus());
         const k = lensKL(model, data, lens, { ctx: o.ctx, maxWindows: o.windows });
