@@ -15,6 +15,7 @@ import {
   type DownloadProgress,
   type Tensor,
 } from '../index.js';
+import { editDistance } from '../models/aliases.js';
 import { createProgress } from './progress.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -276,18 +277,6 @@ export function suggestHooks(name: string, known: string[]): string[] {
     candidates = [...candidates].sort((a, b) => dist(a) - dist(b));
   }
   return candidates.filter((k) => k !== name).slice(0, 3);
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 // ---------------------------------------------------------------------------------------------------------

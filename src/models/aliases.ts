@@ -92,7 +92,8 @@ export function closeAliases(name: string, n = 3): string[] {
   return [...new Set(ranked)].slice(0, n);
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance (for 'did you mean' suggestions). */
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];

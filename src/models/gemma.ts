@@ -1,12 +1,13 @@
 import { ConfigError } from '../errors.js';
 import type { AttnType, ModelConfig } from './config.js';
 import { layerTypes, num, optCap, optNum, type HfConfig } from './hf-config.js';
+import { gatedMlp, selfAttention } from './llama.js';
 import { ropeConfig } from './rope-config.js';
 import {
   readWeight,
   resolvePrefix,
   tensor,
-  transpose2d,
+  weightMapper,
   type Weights,
   type WeightSource,
 } from './weights.js';
@@ -91,24 +92,16 @@ function localTheta(hf: HfConfig): number {
 }
 
 export function gemmaWeights(src: WeightSource, cfg: ModelConfig): Weights {
-  const { dModel: D, dMlp: F, vocabSize: V, nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
+  const { dModel: D, vocabSize: V } = cfg;
   const p = resolvePrefix(
     src,
     ['model.', '', 'model.language_model.', 'language_model.model.'],
     'embed_tokens.weight',
   );
   const w: Weights = new Map();
-  const linear = (name: string, hfName: string, out: number, inp: number) =>
-    w.set(name, tensor(transpose2d(readWeight(src, hfName, [out, inp]), out, inp), [inp, out]));
+  const m = weightMapper(src, w, p);
   // Gemma's RMSNorm multiplies by (1 + weight).
-  const norm = (name: string, hfName: string, n: number) =>
-    w.set(
-      name,
-      tensor(
-        readWeight(src, hfName, [n]).map((x) => 1 + x),
-        [n],
-      ),
-    );
+  const onePlus = (x: number) => 1 + x;
   const embed = readWeight(src, `${p}embed_tokens.weight`, [V, D]);
   const scale = Math.fround(Math.sqrt(D));
   w.set(
@@ -119,31 +112,20 @@ export function gemmaWeights(src: WeightSource, cfg: ModelConfig): Weights {
     ),
   );
   for (let l = 0; l < cfg.nLayers; l++) {
-    const h = `${p}layers.${l}.`;
+    const h = `layers.${l}.`;
     const b = `blocks.${l}.`;
-    norm(`${b}ln1.w`, `${h}input_layernorm.weight`, D);
-    linear(`${b}attn.W_Q`, `${h}self_attn.q_proj.weight`, H * dh, D);
-    linear(`${b}attn.W_K`, `${h}self_attn.k_proj.weight`, KV * dh, D);
-    linear(`${b}attn.W_V`, `${h}self_attn.v_proj.weight`, KV * dh, D);
-    linear(`${b}attn.W_O`, `${h}self_attn.o_proj.weight`, D, H * dh);
-    if (cfg.qkNorm) {
-      norm(`${b}attn.q_norm.w`, `${h}self_attn.q_norm.weight`, dh);
-      norm(`${b}attn.k_norm.w`, `${h}self_attn.k_norm.weight`, dh);
-    }
+    m.vec(`${b}ln1.w`, `${h}input_layernorm.weight`, D, onePlus);
+    selfAttention(m, src, cfg, p + h, h, b, onePlus);
     if (cfg.postNorms) {
-      norm(`${b}ln1_post.w`, `${h}post_attention_layernorm.weight`, D);
-      norm(`${b}ln2.w`, `${h}pre_feedforward_layernorm.weight`, D);
-      norm(`${b}ln2_post.w`, `${h}post_feedforward_layernorm.weight`, D);
+      m.vec(`${b}ln1_post.w`, `${h}post_attention_layernorm.weight`, D, onePlus);
+      m.vec(`${b}ln2.w`, `${h}pre_feedforward_layernorm.weight`, D, onePlus);
+      m.vec(`${b}ln2_post.w`, `${h}post_feedforward_layernorm.weight`, D, onePlus);
     } else {
-      norm(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D);
+      m.vec(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D, onePlus);
     }
-    linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, F, D);
-    linear(`${b}mlp.W_in`, `${h}mlp.up_proj.weight`, F, D);
-    linear(`${b}mlp.W_out`, `${h}mlp.down_proj.weight`, D, F);
+    gatedMlp(m, cfg, h, b);
   }
-  norm('ln_final.w', `${p}norm.weight`, D);
-  const tied = cfg.tiedEmbeddings || !src.has('lm_head.weight');
-  const lm = tied ? embed : readWeight(src, 'lm_head.weight', [V, D]);
-  w.set('unembed.W_U', tensor(transpose2d(lm, V, D), [D, V]));
+  m.vec('ln_final.w', 'norm.weight', D, onePlus);
+  m.unembed(embed, 'lm_head.weight', cfg.tiedEmbeddings, V, D);
   return w;
 }

@@ -5,7 +5,7 @@ import {
   readWeight,
   resolvePrefix,
   tensor,
-  transpose2d,
+  weightMapper,
   type Weights,
   type WeightSource,
 } from './weights.js';
@@ -80,10 +80,7 @@ export function gptNeoWeights(src: WeightSource, cfg: ModelConfig): Weights {
   const { dModel: D, dMlp: F, vocabSize: V, nCtx } = cfg;
   const p = resolvePrefix(src, ['transformer.', ''], 'wte.weight');
   const w: Weights = new Map();
-  const vec = (name: string, hfName: string, n: number) =>
-    w.set(name, tensor(readWeight(src, p + hfName, [n]), [n]));
-  const linear = (name: string, hfName: string, out: number, inp: number) =>
-    w.set(name, tensor(transpose2d(readWeight(src, p + hfName, [out, inp]), out, inp), [inp, out]));
+  const { vec, linear, unembed } = weightMapper(src, w, p);
   const wte = readWeight(src, `${p}wte.weight`, [V, D]);
   w.set('embed.W_E', tensor(wte, [V, D]));
   w.set('pos_embed.W_pos', tensor(readWeight(src, `${p}wpe.weight`, [nCtx, D]), [nCtx, D]));
@@ -105,7 +102,6 @@ export function gptNeoWeights(src: WeightSource, cfg: ModelConfig): Weights {
   }
   vec('ln_final.w', 'ln_f.weight', D);
   vec('ln_final.b', 'ln_f.bias', D);
-  const lm = src.has('lm_head.weight') ? readWeight(src, 'lm_head.weight', [V, D]) : wte;
-  w.set('unembed.W_U', tensor(transpose2d(lm, V, D), [D, V]));
+  unembed(wte, 'lm_head.weight', cfg.tiedEmbeddings, V, D);
   return w;
 }

@@ -7,6 +7,7 @@ import {
   resolvePrefix,
   tensor,
   transpose2d,
+  weightMapper,
   type Weights,
   type WeightSource,
 } from './weights.js';
@@ -69,10 +70,7 @@ export function gptNeoxWeights(src: WeightSource, cfg: ModelConfig): Weights {
   const { dModel: D, dMlp: F, vocabSize: V, nHeads: H, dHead: dh } = cfg;
   const p = resolvePrefix(src, ['gpt_neox.', ''], 'embed_in.weight');
   const w: Weights = new Map();
-  const vec = (name: string, hfName: string, n: number) =>
-    w.set(name, tensor(readWeight(src, p + hfName, [n]), [n]));
-  const linear = (name: string, hfName: string, out: number, inp: number) =>
-    w.set(name, tensor(transpose2d(readWeight(src, p + hfName, [out, inp]), out, inp), [inp, out]));
+  const { vec, linear, unembed } = weightMapper(src, w, p);
   const embed = readWeight(src, `${p}embed_in.weight`, [V, D]);
   w.set('embed.W_E', tensor(embed, [V, D]));
   for (let l = 0; l < cfg.nLayers; l++) {
@@ -107,8 +105,6 @@ export function gptNeoxWeights(src: WeightSource, cfg: ModelConfig): Weights {
   }
   vec('ln_final.w', 'final_layer_norm.weight', D);
   vec('ln_final.b', 'final_layer_norm.bias', D);
-  const tied = cfg.tiedEmbeddings || !src.has('embed_out.weight');
-  const lm = tied ? embed : readWeight(src, 'embed_out.weight', [V, D]);
-  w.set('unembed.W_U', tensor(transpose2d(lm, V, D), [D, V]));
+  unembed(embed, 'embed_out.weight', cfg.tiedEmbeddings, V, D);
   return w;
 }

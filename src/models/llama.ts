@@ -6,7 +6,8 @@ import {
   readWeight,
   resolvePrefix,
   tensor,
-  transpose2d,
+  weightMapper,
+  type WeightMapper,
   type Weights,
   type WeightSource,
 } from './weights.js';
@@ -79,45 +80,55 @@ function slidingWindow(
 }
 
 export function llamaWeights(src: WeightSource, cfg: ModelConfig): Weights {
-  const { dModel: D, dMlp: F, vocabSize: V, nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
+  const { dModel: D, vocabSize: V } = cfg;
   const p = resolvePrefix(src, ['model.', ''], 'embed_tokens.weight');
   const w: Weights = new Map();
-  // nn.Linear stores [out, in]; Sonde multiplies x @ W with W [in, out].
-  const linear = (name: string, hfName: string, out: number, inp: number) =>
-    w.set(name, tensor(transpose2d(readWeight(src, hfName, [out, inp]), out, inp), [inp, out]));
-  const vec = (name: string, hfName: string, n: number) =>
-    w.set(name, tensor(readWeight(src, hfName, [n]), [n]));
+  const m = weightMapper(src, w, p);
   const embed = readWeight(src, `${p}embed_tokens.weight`, [V, D]);
   w.set('embed.W_E', tensor(embed, [V, D]));
   for (let l = 0; l < cfg.nLayers; l++) {
-    const h = `${p}layers.${l}.`;
+    const h = `layers.${l}.`;
     const b = `blocks.${l}.`;
-    vec(`${b}ln1.w`, `${h}input_layernorm.weight`, D);
-    linear(`${b}attn.W_Q`, `${h}self_attn.q_proj.weight`, H * dh, D);
-    linear(`${b}attn.W_K`, `${h}self_attn.k_proj.weight`, KV * dh, D);
-    linear(`${b}attn.W_V`, `${h}self_attn.v_proj.weight`, KV * dh, D);
-    linear(`${b}attn.W_O`, `${h}self_attn.o_proj.weight`, D, H * dh);
-    for (const [n, size] of [
-      ['q', H * dh],
-      ['k', KV * dh],
-      ['v', KV * dh],
-      ['o', D],
-    ] as const) {
-      if (src.has(`${h}self_attn.${n}_proj.bias`))
-        vec(`${b}attn.b_${n.toUpperCase()}`, `${h}self_attn.${n}_proj.bias`, size);
-    }
-    if (cfg.qkNorm) {
-      vec(`${b}attn.q_norm.w`, `${h}self_attn.q_norm.weight`, dh);
-      vec(`${b}attn.k_norm.w`, `${h}self_attn.k_norm.weight`, dh);
-    }
-    vec(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D);
-    linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, F, D);
-    linear(`${b}mlp.W_in`, `${h}mlp.up_proj.weight`, F, D);
-    linear(`${b}mlp.W_out`, `${h}mlp.down_proj.weight`, D, F);
+    m.vec(`${b}ln1.w`, `${h}input_layernorm.weight`, D);
+    selfAttention(m, src, cfg, p + h, h, b);
+    m.vec(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, D);
+    gatedMlp(m, cfg, h, b);
   }
-  vec('ln_final.w', `${p}norm.weight`, D);
-  const tied = cfg.tiedEmbeddings || !src.has('lm_head.weight');
-  const lm = tied ? embed : readWeight(src, 'lm_head.weight', [V, D]);
-  w.set('unembed.W_U', tensor(transpose2d(lm, V, D), [D, V]));
+  m.vec('ln_final.w', 'norm.weight', D);
+  m.unembed(embed, 'lm_head.weight', cfg.tiedEmbeddings, V, D);
   return w;
+}
+
+/**
+ * Llama-style self_attn.{q,k,v,o}_proj (biases where the checkpoint has them) and Qwen3/Gemma 3's
+ * q_norm/k_norm; `norm` maps the norm weights (Gemma's 1 + w). `full` is `h` with the prefix, for has().
+ */
+export function selfAttention(
+  m: WeightMapper,
+  src: WeightSource,
+  cfg: ModelConfig,
+  full: string,
+  h: string,
+  b: string,
+  norm?: (x: number) => number,
+): void {
+  const { dModel: D, nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
+  const sizes = { q: [H * dh, D], k: [KV * dh, D], v: [KV * dh, D], o: [D, H * dh] } as const;
+  for (const [n, [out, inp]] of Object.entries(sizes)) {
+    m.linear(`${b}attn.W_${n.toUpperCase()}`, `${h}self_attn.${n}_proj.weight`, out, inp);
+    if (src.has(`${full}self_attn.${n}_proj.bias`))
+      m.vec(`${b}attn.b_${n.toUpperCase()}`, `${h}self_attn.${n}_proj.bias`, out);
+  }
+  if (cfg.qkNorm) {
+    m.vec(`${b}attn.q_norm.w`, `${h}self_attn.q_norm.weight`, dh, norm);
+    m.vec(`${b}attn.k_norm.w`, `${h}self_attn.k_norm.weight`, dh, norm);
+  }
+}
+
+/** mlp.{gate,up,down}_proj: W_gate, W_in, W_out. */
+export function gatedMlp(m: WeightMapper, cfg: ModelConfig, h: string, b: string): void {
+  const { dModel: D, dMlp: F } = cfg;
+  m.linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, F, D);
+  m.linear(`${b}mlp.W_in`, `${h}mlp.up_proj.weight`, F, D);
+  m.linear(`${b}mlp.W_out`, `${h}mlp.down_proj.weight`, D, F);
 }

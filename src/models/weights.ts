@@ -68,6 +68,32 @@ export function tensor(data: Float32Array, shape: number[]): Tensor {
   return new Tensor(data, shape);
 }
 
+/** Reads HF tensors (names relative to `prefix`) into `w` under Sonde's names and layout. */
+export interface WeightMapper {
+  /** A vector, optionally mapped elementwise (Gemma's 1 + w). */
+  vec(name: string, hfName: string, n: number, f?: (x: number) => number): void;
+  /** An nn.Linear weight [out, in], stored as Sonde's [in, out]. */
+  linear(name: string, hfName: string, out: number, inp: number): void;
+  /** unembed.W_U: the untied head (an absolute name) transposed, else the embedding's transpose. */
+  unembed(embed: Float32Array, head: string, tied: boolean, vocab: number, dModel: number): void;
+}
+
+export function weightMapper(src: WeightSource, w: Weights, prefix = ''): WeightMapper {
+  return {
+    vec(name, hfName, n, f) {
+      const data = readWeight(src, prefix + hfName, [n]);
+      w.set(name, tensor(f ? data.map(f) : data, [n]));
+    },
+    linear(name, hfName, out, inp) {
+      w.set(name, tensor(transpose2d(readWeight(src, prefix + hfName, [out, inp]), out, inp), [inp, out]));
+    },
+    unembed(embed, head, tied, V, D) {
+      const lm = tied || !src.has(head) ? embed : readWeight(src, head, [V, D]);
+      w.set('unembed.W_U', tensor(transpose2d(lm, V, D), [D, V]));
+    },
+  };
+}
+
 /** Finds a tensor under any of the given prefixes (checkpoints differ: 'transformer.h.0' vs 'h.0'). */
 export function resolvePrefix(src: WeightSource, candidates: string[], probe: string): string {
   for (const p of candidates) if (src.has(p + probe)) return p;
