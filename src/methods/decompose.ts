@@ -39,6 +39,7 @@ export function decompositionHooks(model: HookedTransformer): string[] {
   if (positional === 'learned') names.push('hook_pos_embed');
   for (let l = 0; l < L; l++) {
     names.push(`blocks.${l}.attn.hook_result`);
+    if (model.cfg.postNorms) names.push(`blocks.${l}.ln1_post.hook_scale`);
     if (!attnOnly) names.push(`blocks.${l}.hook_mlp_out`);
   }
   names.push(`blocks.${L - 1}.hook_resid_post`);
@@ -79,6 +80,24 @@ function row(t: Tensor, b: number, pos: number, offset = 0, width?: number): Flo
   return Float64Array.from(t.f32().subarray(start, start + w));
 }
 
+/**
+ * Gemma 2/3 normalise the attention output (ln1_post, an RMSNorm) before it joins the residual stream.
+ * With its scale frozen at the value the forward pass computed, as apply_ln_to_stack does, the norm is
+ * linear: each head's share is result_h / scale * w, and the shares still sum to hook_attn_out.
+ */
+function postNormOf(
+  model: HookedTransformer,
+  cache: ActivationCache,
+  l: number,
+  b: number,
+  pos: number,
+): (v: Float64Array) => Float64Array {
+  if (!model.cfg.postNorms) return (v) => v;
+  const scale = row(cache.get(`blocks.${l}.ln1_post.hook_scale`), b, pos)[0]!;
+  const w = model.weights.get(`blocks.${l}.ln1_post.w`)?.f32();
+  return (v) => v.map((x, i) => (x / scale) * (w ? w[i]! : 1));
+}
+
 /** The components of the final residual stream at (b, pos), in the order the forward pass adds them. */
 export function componentsAt(
   model: HookedTransformer,
@@ -101,18 +120,19 @@ export function componentsAt(
   }
   for (let l = 0; l < L; l++) {
     const result = cache.get(`blocks.${l}.attn.hook_result`); // [batch, pos, head, d_model]
+    const post = postNormOf(model, cache, l, b, pos);
     for (let h = 0; h < H; h++) {
       out.push({
         name: `L${l}H${h}`,
         kind: 'head',
         layer: l,
         head: h,
-        vector: row(result, b, pos, h * d, d),
+        vector: post(row(result, b, pos, h * d, d)),
       });
     }
     const bO = model.weights.get(`blocks.${l}.attn.b_O`);
     if (bO) {
-      const v = Float64Array.from(bO.f32());
+      const v = post(Float64Array.from(bO.f32()));
       out.push({ name: `L${l}.attn.b_O`, kind: 'attn_bias', layer: l, head: null, vector: v });
     }
     if (!attnOnly) {

@@ -38,7 +38,10 @@ export interface DlaResult {
   components: DlaComponent[];
   /** Sum of the contributions. */
   total: number;
-  /** The model's own logit(answer) - logit(wrong) (or logit(answer)) at that position. */
+  /**
+   * The model's own logit(answer) - logit(wrong) (or logit(answer)) at that position; with a final
+   * soft-cap (Gemma 2), of the logits before it, which the components sum to.
+   */
   logitDiff: number;
   /** |total - logitDiff|. */
   error: number;
@@ -83,7 +86,9 @@ export function directLogitAttributionMany(
   const lnB = model.weights.get('ln_final.b')?.f32();
   const center = normalization === 'LN' || normalization === 'LNPre';
   const normed = normalization !== 'none';
-  const lg = logits.f32();
+  // DLA is linear in the residual: it explains the logits before Gemma 2's final soft-cap.
+  const cap = model.cfg.finalSoftcap;
+  const lg = cap ? logits.f32().map((x) => cap * Math.atanh(x / cap)) : logits.f32();
   const ids = tokens.toArray();
   const results: DlaResult[] = [];
   for (const [k, t] of targets.entries()) {
