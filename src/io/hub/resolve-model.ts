@@ -6,9 +6,9 @@ import { closeAliases, findAlias, float32Bytes } from '../../models/aliases.js';
 import { defaultModelDir } from '../../models/load.js';
 import { formatBytes, resolveMemoryLimit } from '../../models/memory.js';
 import { isRepoId } from './cache-layout.js';
-import type { HubOptions } from './download.js';
+import { downloadFile, type HubOptions } from './download.js';
 import { UnknownModelError } from './errors.js';
-import { downloadModel } from './model-files.js';
+import { cachedModel, downloadModel } from './model-files.js';
 
 export interface ModelSpec {
   kind: 'builtin' | 'folder' | 'hub';
@@ -54,7 +54,9 @@ export async function resolveModel(spec: string | undefined, opts: HubOptions = 
   const m = parseModelSpec(spec, opts.revision);
   if (m.dir !== null) return m.dir;
   if (m.alias) refuseIfTooBig(m.alias);
-  const snap = await downloadModel(m.repoId!, { ...opts, revision: m.revision ?? 'main' });
+  const hubOpts = { ...opts, revision: m.revision ?? 'main' };
+  await refuseIfShardsTooBig(m.repoId!, hubOpts);
+  const snap = await downloadModel(m.repoId!, hubOpts);
   return snap.path;
 }
 
@@ -64,13 +66,43 @@ export async function resolveModel(spec: string | undefined, opts: HubOptions = 
  */
 function refuseIfTooBig(alias: string): void {
   const a = findAlias(alias)!;
-  const need = float32Bytes(a);
+  refuseOver(float32Bytes(a), `${a.alias} (${a.repoId}) has ${(a.params / 1e9).toFixed(2)}B parameters`);
+}
+
+/**
+ * A sharded checkpoint's index gives its total size (and config.json its dtype) before the shards are
+ * fetched, so any Hub id, not only an alias, is refused before gigabytes are downloaded.
+ */
+async function refuseIfShardsTooBig(repoId: string, opts: HubOptions): Promise<void> {
+  if (cachedModel(repoId, opts)) return; // nothing to download
+  let index: { metadata?: { total_size?: unknown } };
+  let config: Record<string, unknown>;
+  try {
+    index = readJson(await downloadFile(repoId, 'model.safetensors.index.json', opts));
+    config = readJson(await downloadFile(repoId, 'config.json', opts));
+  } catch {
+    // Not sharded, offline, unreachable, gated...: downloadModel says what is wrong, and the load checks.
+    return;
+  }
+  const total = index.metadata?.total_size;
+  const text = (config.text_config ?? {}) as Record<string, unknown>;
+  const dtype = config.torch_dtype ?? config.dtype ?? text.torch_dtype ?? text.dtype;
+  const width = { bfloat16: 2, float16: 2, float32: 4 }[String(dtype)];
+  if (typeof total !== 'number' || width === undefined) return;
+  refuseOver((total / width) * 4, `${repoId} has ${formatBytes(total)} of ${String(dtype)} weights`);
+}
+
+function refuseOver(need: number, what: string): void {
   const limit = resolveMemoryLimit();
   if (need <= limit.bytes) return;
   const by = limit.source === 'SONDE_MAX_MEMORY' ? 'the limit SONDE_MAX_MEMORY sets' : 'the memory available';
   throw new MemoryError(
-    `${a.alias} (${a.repoId}) has ${(a.params / 1e9).toFixed(2)}B parameters: Sonde holds them as float32, ` +
-      `${formatBytes(need)}, more than ${by} (${formatBytes(limit.bytes)}). Nothing was downloaded. Use a ` +
-      'smaller model, or raise SONDE_MAX_MEMORY if you know it will fit (sonde download fetches it regardless)',
+    `${what}: Sonde holds them as float32, ${formatBytes(need)}, more than ${by} ` +
+      `(${formatBytes(limit.bytes)}). No weights were downloaded. Use a smaller model, or raise ` +
+      'SONDE_MAX_MEMORY if you know it will fit (sonde download fetches it regardless)',
   );
+}
+
+function readJson<T>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }

@@ -37,4 +37,22 @@ describe('HookedTransformer.fromPretrained', () => {
     });
     expect(Array.from(offline.run(ids).f32())).toEqual(Array.from(want));
   });
+
+  it('a sharded repo too big for the memory limit is refused from its index, before any shard is fetched', async () => {
+    const saved = process.env.SONDE_MAX_MEMORY;
+    process.env.SONDE_MAX_MEMORY = '50KB'; // pythia-tiny: 93,184 bytes of float32 shards
+    const fresh = path.join(cacheDir, '..', 'hub-too-big');
+    try {
+      hub.requests.length = 0;
+      await expect(
+        HookedTransformer.fromPretrained('test-org/pythia-tiny', { hub: { endpoint, cacheDir: fresh } }),
+      ).rejects.toThrow(/test-org\/pythia-tiny has 93\.2 KB of float32 weights.*No weights were downloaded/);
+      const fetched = hub.requests.filter((r) => r.method === 'GET').map((r) => r.path);
+      expect(fetched.some((p) => p.endsWith('.safetensors'))).toBe(false);
+      expect(fetched.some((p) => p.endsWith('model.safetensors.index.json'))).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.SONDE_MAX_MEMORY;
+      else process.env.SONDE_MAX_MEMORY = saved;
+    }
+  });
 });

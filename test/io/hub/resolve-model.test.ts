@@ -61,7 +61,7 @@ describe('resolveModel refuses an alias too big to load before downloading it', 
       const opts = { endpoint: 'http://127.0.0.1:9', cacheDir: path.join(ROOT, 'no-such-cache') };
       await expect(resolveModel('gemma-2-2b', opts)).rejects.toThrow(MemoryError);
       await expect(resolveModel('gemma-2-2b', opts)).rejects.toThrow(
-        /gemma-2-2b \(google\/gemma-2-2b\) has 2\.61B parameters.*10\.5 GB.*SONDE_MAX_MEMORY sets \(4\.00 GB\)\. Nothing was downloaded/,
+        /gemma-2-2b \(google\/gemma-2-2b\) has 2\.61B parameters.*10\.5 GB.*SONDE_MAX_MEMORY sets \(4\.00 GB\)\. No weights were downloaded/,
       );
     } finally {
       if (saved === undefined) delete process.env.SONDE_MAX_MEMORY;
