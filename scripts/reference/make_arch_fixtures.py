@@ -39,17 +39,28 @@ deterministic (two runs give byte-identical files).
 import json
 import math
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+# Checkpoints carry the __metadata__ torch's save_file writes.
+PT = {"format": "pt"}
+from reference_io import (
+    DT,
+    bf16_round,
+    dir_size,
+    f32_round,
+    next_token_loss,
+    r9,
+    read_safetensors,
+    write_json,
+    write_safetensors,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
 
-DT = torch.float64
 SEQ_LENS = (20, 12)
 MAX_DIR_BYTES = 5 * 1024 * 1024
 # A feature "matters" when switching it off moves some logit of sequence 0 by at least this much.
@@ -58,100 +69,6 @@ MIN_EFFECT = 0.1
 # ----------------------------------------------------------------------------
 # safetensors (hand-written), rounding, json
 # ----------------------------------------------------------------------------
-
-
-def _tensor_bytes(t, dtype):
-    if dtype == "F32":
-        return t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-    if dtype == "BF16":
-        b = t.detach().to(torch.float32).to(torch.bfloat16).contiguous().view(torch.int16)
-        return b.numpy().astype("<i2").tobytes()
-    raise ValueError(dtype)
-
-
-def write_safetensors(path, tensors, dtype="F32"):
-    """tensors: list of (name, tensor), stored little-endian in list order. Returns tensor bytes."""
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    offset = 0
-    for name, t in tensors:
-        data = _tensor_bytes(t, dtype)
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hbytes += b" " * ((-len(hbytes)) % 8)  # 8 + len(header) is then a multiple of 8
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hbytes)))
-        f.write(hbytes)
-        for data in blobs:
-            f.write(data)
-    return offset
-
-
-def read_safetensors(path):
-    """Minimal reader for the self-check (F32 and BF16). Returns an ordered dict name -> float64 tensor."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        s, e = info["data_offsets"]
-        buf = raw[base + s : base + e]
-        if info["dtype"] == "F32":
-            arr = np.frombuffer(buf, dtype="<f4").astype("float64")
-        elif info["dtype"] == "BF16":
-            u = np.frombuffer(buf, dtype="<u2").astype("<u4") << 16
-            arr = u.view("<f4").astype("float64")
-        else:
-            raise AssertionError(info)
-        assert arr.size == int(np.prod(info["shape"])), (name, info)
-        out[name] = torch.from_numpy(arr.reshape(info["shape"]).copy())
-        end = max(end, e)
-    assert base + end == len(raw), "trailing bytes in " + path
-    return out
-
-
-def write_json(path, obj, compact=False):
-    with open(path, "w") as f:
-        if compact:
-            json.dump(obj, f, separators=(",", ":"))
-        else:
-            json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-def r9(t):
-    """Tensor -> nested lists of floats rounded to 9 significant digits."""
-    if isinstance(t, torch.Tensor):
-        t = t.tolist()
-    if isinstance(t, list):
-        return [r9(x) for x in t]
-    return float("%.9g" % t)
-
-
-def f32_round(params):
-    return {k: v.to(torch.float32).to(DT) for k, v in params.items()}
-
-
-def bf16_round(params):
-    return {k: v.to(torch.float32).to(torch.bfloat16).to(DT) for k, v in params.items()}
-
-
-def next_token_loss(logits, tokens):
-    """Mean cross-entropy predicting tokens[1:] from logits[:-1] (float64)."""
-    logp = torch.log_softmax(logits[:-1], dim=-1)
-    tgt = tokens[1:]
-    return float(-logp[torch.arange(len(tgt)), tgt].mean())
-
-
-def dir_size(d):
-    return sum(os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d)))
 
 
 def max_abs(a, b):
@@ -959,7 +876,7 @@ def write_weights(out, params, dtype="F32", shard_of=None):
     names = list(params.keys())
     if shard_of is None:
         files = ["model.safetensors"]
-        write_safetensors(os.path.join(out, files[0]), [(k, params[k]) for k in names], dtype)
+        write_safetensors(os.path.join(out, files[0]), [(k, params[k]) for k in names], dtype, metadata=PT)
     else:
         n = 1 + max(shard_of(k) for k in names)
         files = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
@@ -968,7 +885,7 @@ def write_weights(out, params, dtype="F32", shard_of=None):
         for si, fn in enumerate(files):
             part = [(k, params[k]) for k in names if shard_of(k) == si]
             assert part
-            total += write_safetensors(os.path.join(out, fn), part, dtype)
+            total += write_safetensors(os.path.join(out, fn), part, dtype, metadata=PT)
             for k, _ in part:
                 weight_map[k] = fn
         write_json(

@@ -22,96 +22,23 @@ The script is deterministic: running it twice yields byte-identical files.
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
+# Checkpoints carry the __metadata__ torch's save_file writes.
+PT = {"format": "pt"}
+from reference_io import DT, dir_size, f32_round, next_token_loss, r9, read_safetensors, write_json, write_safetensors
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
 
-DT = torch.float64
 MATRIX_STD = 0.2
 
 # ----------------------------------------------------------------------------
 # safetensors (hand-written)
 # ----------------------------------------------------------------------------
-
-
-def write_safetensors(path, tensors):
-    """tensors: list of (name, tensor). Stored as little-endian F32, in list order."""
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    offset = 0
-    for name, t in tensors:
-        arr = t.detach().to(torch.float32).contiguous().numpy().astype("<f4")
-        data = arr.tobytes()
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(arr.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        offset += len(data)
-        blobs.append(data)
-    hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hbytes += b" " * ((-len(hbytes)) % 8)  # 8 + len(header) is then a multiple of 8
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hbytes)))
-        f.write(hbytes)
-        for data in blobs:
-            f.write(data)
-    return offset  # total tensor bytes
-
-
-def read_safetensors(path):
-    """Minimal reader used by the self-check (F32 only). Returns name -> float64 tensor."""
-    import numpy as np
-
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", info
-        s, e = info["data_offsets"]
-        arr = np.frombuffer(raw[base + s : base + e], dtype="<f4").reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.astype("float64"))
-    return out
-
-
-def write_json(path, obj, compact=False):
-    with open(path, "w") as f:
-        if compact:
-            json.dump(obj, f, separators=(",", ":"))
-        else:
-            json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-def r9(t):
-    """Tensor -> nested lists of floats rounded to 9 significant digits."""
-    if isinstance(t, torch.Tensor):
-        t = t.tolist()
-    if isinstance(t, list):
-        return [r9(x) for x in t]
-    return float("%.9g" % t)
-
-
-def f32_round(params):
-    """Round every parameter to float32, then keep it as float64 for the reference."""
-    return {k: v.to(torch.float32).to(DT) for k, v in params.items()}
-
-
-def next_token_loss(logits, tokens):
-    """Mean cross-entropy predicting tokens[1:] from logits[:-1] (float64)."""
-    logp = torch.log_softmax(logits[:-1], dim=-1)
-    tgt = tokens[1:]
-    return float(-logp[torch.arange(len(tgt)), tgt].mean())
 
 
 def causal_attention(q, k, v):
@@ -263,7 +190,7 @@ def make_gpt2():
     out = os.path.join(FIXTURES, "gpt2-tiny")
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, "config.json"), cfg)
-    nbytes = write_safetensors(os.path.join(out, "model.safetensors"), list(params.items()))
+    nbytes = write_safetensors(os.path.join(out, "model.safetensors"), list(params.items()), metadata=PT)
 
     acts = {}
     logits = [gpt2_forward(params, cfg, tokens[0], acts), gpt2_forward(params, cfg, tokens[1])]
@@ -537,7 +464,7 @@ def make_llama():
     total = 0
     weight_map = {}
     for si, fn in enumerate(files):
-        total += write_safetensors(os.path.join(out, fn), shards[si])
+        total += write_safetensors(os.path.join(out, fn), shards[si], metadata=PT)
         for name, _ in shards[si]:
             weight_map[name] = fn
     write_json(
@@ -627,10 +554,6 @@ def make_llama():
     }
     write_json(os.path.join(out, "reference.json"), ref, compact=True)
     return out, total, losses, checks, (inv_unscaled, inv_freq, regimes)
-
-
-def dir_size(d):
-    return sum(os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d)))
 
 
 def main():

@@ -29,95 +29,22 @@ stored exactly. Seeds are fixed: two runs give byte-identical files.
 
 import json
 import os
-import struct
 
-import numpy as np
 import torch
+
+from reference_io import DT, STORAGE, r9, read_safetensors, write_json, write_safetensors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "test", "fixtures", "sae")
 
-DT = torch.float64
 D_IN, D_SAE, D_OUT, N_ROWS, K = 16, 32, 12, 6, 4
 MARGIN = 1e-3  # no pre-activation within this of a decision boundary (threshold, 0, top-k cut)
 
-STORAGE = {  # storage dtype -> (safetensors name, torch dtype used for rounding)
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-}
 
 
 # ----------------------------------------------------------------------------
 # safetensors (hand-written)
 # ----------------------------------------------------------------------------
-
-
-def tensor_bytes(t, dtype):
-    t = t.detach().to(STORAGE[dtype]).contiguous()
-    if dtype == "BF16":  # numpy has no bfloat16: reinterpret the 16-bit patterns
-        return t.view(torch.int16).numpy().astype("<i2").tobytes()
-    if dtype == "F16":
-        return t.numpy().astype("<f2").tobytes()
-    return t.numpy().astype("<f4").tobytes()
-
-
-def write_safetensors(path, tensors, dtype):
-    """tensors: list of (name, float64 tensor), all stored as `dtype`, in list order."""
-    header = {}
-    blobs = []
-    offset = 0
-    for name, t in tensors:
-        data = tensor_bytes(t, dtype)
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hbytes += b" " * ((-len(hbytes)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hbytes)))
-        f.write(hbytes)
-        for data in blobs:
-            f.write(data)
-
-
-def read_safetensors(path):
-    """Reader for the self-check. Returns name -> float64 tensor."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        s, e = info["data_offsets"]
-        buf = raw[base + s : base + e]
-        if info["dtype"] == "F32":
-            arr = torch.from_numpy(np.frombuffer(buf, dtype="<f4").astype("float64"))
-        elif info["dtype"] == "F16":
-            arr = torch.from_numpy(np.frombuffer(buf, dtype="<f2").astype("float64"))
-        else:  # BF16: the top half of a float32
-            bits = np.frombuffer(buf, dtype="<u2").astype("<u4") << 16
-            arr = torch.from_numpy(bits.view("<f4").astype("float64"))
-        out[name] = arr.reshape(info["shape"])
-    return out
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-def r9(t):
-    """Tensor -> nested lists of floats rounded to 9 significant digits."""
-    if isinstance(t, torch.Tensor):
-        t = t.tolist()
-    if isinstance(t, list):
-        return [r9(x) for x in t]
-    return float("%.9g" % t)
 
 
 def rounded(params, dtype):
