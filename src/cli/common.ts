@@ -77,11 +77,11 @@ export function loadModelFolder(g: GlobalOptions, dir: string): HookedTransforme
       onEstimate: (e, limit) => {
         if (e.checkpointBytes < ANNOUNCE_BYTES) return;
         shown = true;
-        const avail = Number.isFinite(limit.bytes) ? `, ${fmtBytes(limit.bytes)} available` : '';
+        const avail = Number.isFinite(limit.bytes) ? `, ${formatBytes(limit.bytes)} available` : '';
         note(
           g,
-          `loading ${dir}: ${(e.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(e.checkpointBytes)} on disk; ` +
-            `needs ${fmtBytes(e.totalBytes)} as float32${avail}`,
+          `loading ${dir}: ${(e.parameters / 1e6).toFixed(1)}M parameters, ${formatBytes(e.checkpointBytes)} on disk; ` +
+            `needs ${formatBytes(e.totalBytes)} as float32${avail}`,
         );
         bar.start(Math.ceil(e.checkpointBytes / 1e6), 'loading MB');
       },
@@ -513,10 +513,6 @@ export function fmtCount(n: number): string {
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
   return String(n);
 }
-
-/** Byte sizes in decimal units, as the Hub shows them: 548.1 MB. */
-/** Bytes for people: '4.32 GB' (the library's formatBytes, so CLI and error messages agree). */
-export const fmtBytes = formatBytes;
 
 export function fmtShape(shape: (number | string)[]): string {
   return `[${shape.join(', ')}]`;

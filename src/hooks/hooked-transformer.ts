@@ -90,8 +90,7 @@ export class HookedTransformer {
 
   /** Loads a Hugging Face folder; without a path, the built-in stories260K. */
   static load(dir?: string, opts: LoadOptions = {}): HookedTransformer {
-    const { memoryLimitBytes, onEstimate, onProgress } = opts;
-    const m = loadModelDir(dir ?? defaultModelDir(), { memoryLimitBytes, onEstimate, onProgress });
+    const m = loadModelDir(dir ?? defaultModelDir(), opts);
     let cfg = m.cfg;
     let weights = m.weights;
     if (opts.processWeights) {

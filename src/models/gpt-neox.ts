@@ -86,9 +86,9 @@ export function gptNeoxWeights(src: WeightSource, cfg: ModelConfig): Weights {
       const bias = new Float32Array(H * dh);
       for (let hd = 0; hd < H; hd++) {
         for (let i = 0; i < dh; i++) {
-          const src = (hd * 3 + t) * dh + i;
-          rows.set(qkv.subarray(src * D, (src + 1) * D), (hd * dh + i) * D);
-          bias[hd * dh + i] = qkvB[src]!;
+          const fused = (hd * 3 + t) * dh + i; // the row in query_key_value
+          rows.set(qkv.subarray(fused * D, (fused + 1) * D), (hd * dh + i) * D);
+          bias[hd * dh + i] = qkvB[fused]!;
         }
       }
       w.set(`${b}attn.W_${n}`, tensor(transpose2d(rows, H * dh, D), [D, H * dh]));

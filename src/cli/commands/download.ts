@@ -1,8 +1,8 @@
 // sonde download: a Hub model's config, safetensors and tokenizer files into the Hugging Face cache
 // (shared with Python's huggingface_hub); prints the snapshot folder.
 import type { Command } from 'commander';
-import { downloadModel, findAlias, UsageError } from '../../index.js';
-import { downloadProgress, fmtBytes, globalsOf, note, out, printJson } from '../common.js';
+import { downloadModel, findAlias, UsageError, formatBytes } from '../../index.js';
+import { downloadProgress, globalsOf, note, out, printJson } from '../common.js';
 
 export function registerDownload(program: Command): void {
   program
@@ -57,7 +57,7 @@ Examples:
       note(
         g,
         `${repoId}@${revision} (commit ${snap.commit.slice(0, 12)}): ${files.length} files, ` +
-          `${fmtBytes(total)}, ${fetched} downloaded, ${files.length - fetched} from the cache`,
+          `${formatBytes(total)}, ${fetched} downloaded, ${files.length - fetched} from the cache`,
       );
       out(snap.path);
     });

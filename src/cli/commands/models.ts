@@ -7,8 +7,9 @@ import {
   float32Bytes,
   hubCacheDir,
   MODEL_ALIASES,
+  formatBytes,
 } from '../../index.js';
-import { fmtBytes, fmtCount, globalsOf, note, out, printJson, table } from '../common.js';
+import { fmtCount, globalsOf, note, out, printJson, table } from '../common.js';
 
 export function registerModels(program: Command): void {
   program
@@ -53,7 +54,7 @@ Examples:
             r.repo_id ?? '(built in)',
             r.architecture,
             fmtCount(r.params),
-            fmtBytes(r.float32_bytes),
+            formatBytes(r.float32_bytes),
             r.gated ? 'gated' : '',
             r.supported ? 'yes' : 'no',
             r.cached ? 'yes' : '',
