@@ -203,7 +203,14 @@ describe('tokenizer.json: tiny Llama-style fixture', () => {
     expect(tok.tokenString(13)).toBe('\n');
     expect(tok.tokenString(0xc3 + 3)).toBe('<0xC3>');
     expect(tok.tokenString(1)).toBe('<s>');
-    expect(() => tok.tokenString(279)).toThrow(TokenizerError);
+  });
+
+  // A padded model vocabulary (Pythia 50304 over 50277 tokens) predicts ids the tokenizer lacks.
+  it('shows an id past its vocabulary as <id N>, in display strings and in decoded text', () => {
+    expect(tok.tokenString(279)).toBe('<id 279>');
+    expect(tok.tokenString(1021)).toBe('<id 1021>');
+    expect(tok.decode([1, 272, 1021, 275, 2])).toBe('the<id 1021> cat');
+    expect(tok.decode([300, 272])).toBe('<id 300>the');
   });
 
   it('lets tokenizer_config.json add_bos_token: false override the post-processor', () => {

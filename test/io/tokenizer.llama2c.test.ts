@@ -174,8 +174,8 @@ describe('llama2.c tokenizer (stories260K tok512.bin)', () => {
     expect(tok.tokenString(0x41 + 3)).toBe('A');
     expect(tok.tokenString(0xf0 + 3)).toBe('<0xF0>');
     expect(tok.tokenString(403)).toBe(' Once');
-    expect(() => tok.tokenString(512)).toThrow(TokenizerError);
-    expect(() => tok.decode([-1])).toThrow(TokenizerError);
+    expect(tok.tokenString(512)).toBe('<id 512>');
+    expect(tok.decode([-1])).toBe('<id -1>');
   });
 
   it('is fast enough on long text', () => {
@@ -216,6 +216,17 @@ describe('llama2.c tokenizer loading', () => {
     expect(t.bosId).toBe(2);
     expect(t.eosId).toBe(1);
     expect(t.encode('a')[0]).toBe(2);
+  });
+
+  it('loads under a padded config vocab_size, showing the padding ids as <id N>', () => {
+    const dir = join(tmp, 'padded');
+    mkdirSync(dir);
+    copyFileSync(join(modelDir, 'tok512.bin'), join(dir, 'tok512.bin'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ vocab_size: 520 }));
+    const t = loadTokenizer(dir);
+    expect(t.vocabSize).toBe(512);
+    expect(t.tokenString(515)).toBe('<id 515>');
+    expect(t.decode([1, 403, 515, 407])).toBe('Once<id 515> upon');
   });
 
   it('rejects a truncated file', () => {

@@ -199,3 +199,21 @@ describe('methods read logits as the model makes them', () => {
     },
   );
 });
+
+describe.each(['pythia-padded-tiny', 'qwen3-padded-tiny'])(
+  '%s: a config vocabulary larger than the tokenizer (padded, as Pythia and Qwen)',
+  (name) => {
+    it('loads, and its padded logits match the reference', () => {
+      const ref = load(name);
+      const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
+      expect(model.tokenizer!.vocabSize).toBe(75);
+      expect(model.cfg.vocabSize).toBe(96);
+      expect(relErr(model.run([ref.tokens[0]!]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
+      expect(model.tokenStrings([74, 75, 95])).toEqual([
+        model.tokenizer!.tokenString(74),
+        '<id 75>',
+        '<id 95>',
+      ]);
+    });
+  },
+);

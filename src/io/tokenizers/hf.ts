@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { Tokenizer as HfJsTokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from '../../errors.js';
 import type { EncodeOptions, Tokenizer } from './types.js';
-import { byteHex, bytesToDisplay, idFromConfig, isRecord, readJson, tokenContent } from './util.js';
+import {
+  byteHex,
+  bytesToDisplay,
+  idFromConfig,
+  isRecord,
+  readJson,
+  tokenContent,
+  unknownTokenString,
+} from './util.js';
 
 /** GPT-2's bytes_to_unicode, inverted: byte-level alphabet char -> byte. */
 const UNICODE_TO_BYTE: Map<string, number> = (() => {
@@ -196,26 +204,44 @@ export class HfTokenizer implements Tokenizer {
     return ids;
   }
 
-  private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.hf.id_to_token(id) === undefined) {
-      throw new TokenizerError(`Token id ${id} is not in the vocabulary of ${this.source}`);
-    }
+  /** Whether the tokenizer has this id: a model's padded vocabulary goes past the tokenizer's. */
+  private has(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize && this.hf.id_to_token(id) !== undefined;
   }
 
   /**
    * The tokenizers library's decode, without transformers' clean_up_tokenization_spaces (so it inverts
    * encode). BOS/EOS are skipped for tokenizers that add BOS themselves (Llama-style control tokens); for
-   * GPT-2-style tokenizers `<|endoftext|>` is text that encode produces, so it is kept.
+   * GPT-2-style tokenizers `<|endoftext|>` is text that encode produces, so it is kept. An id the tokenizer
+   * lacks becomes `<id N>`, the text around it as the whole known sequence decodes (so a Metaspace
+   * decoder does not strip the space after it).
    */
   decode(ids: number[]): string {
-    for (const id of ids) this.checkId(id);
     const kept = this.prependBosDefault ? ids.filter((id) => id !== this.bosId && id !== this.eosId) : ids;
-    if (kept.length === 0) return '';
-    return this.hf.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+    const known: number[] = [];
+    let done = ''; // the decode of `known` so far, already in `out`
+    let out = '';
+    const flush = (): void => {
+      const all =
+        known.length === 0
+          ? ''
+          : this.hf.decode(known, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+      out += all.startsWith(done) ? all.slice(done.length) : all;
+      done = all;
+    };
+    for (const id of kept) {
+      if (this.has(id)) known.push(id);
+      else {
+        flush();
+        out += unknownTokenString(id);
+      }
+    }
+    flush();
+    return out;
   }
 
   tokenString(id: number): string {
-    this.checkId(id);
+    if (!this.has(id)) return unknownTokenString(id);
     const raw = this.hf.id_to_token(id)!;
     if (this.addedIds.has(id)) return raw;
     if (this.byteLevel) {
@@ -237,7 +263,7 @@ export class HfTokenizer implements Tokenizer {
 
   /** The raw vocabulary string of a token (byte-level alphabet, ▁ etc.). */
   rawToken(id: number): string {
-    this.checkId(id);
+    if (!this.has(id)) throw new TokenizerError(`Token id ${id} is not in the vocabulary of ${this.source}`);
     return this.hf.id_to_token(id)!;
   }
 }

@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { TokenizerError } from '../../errors.js';
 import type { EncodeOptions, Tokenizer } from './types.js';
-import { bytesToDisplay } from './util.js';
+import { bytesToDisplay, unknownTokenString } from './util.js';
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 /** run.c starts its best-score search at -1e10, so a merge scoring at or below it never applies. */
 const MIN_SCORE = -1e10;
 
 export interface Llama2cOptions {
-  /** Number of entries to read; default: read to the end of the file. */
+  /** At most this many entries are read (config vocab_size); default: read to the end of the file. */
   vocabSize?: number;
   bosId?: number | null;
   eosId?: number | null;
@@ -137,7 +137,8 @@ export class Llama2cTokenizer implements Tokenizer {
     const pieces: Uint8Array[] = [];
     const scores: number[] = [];
     let off = 4;
-    while (opts.vocabSize === undefined ? off < buf.length : pieces.length < opts.vocabSize) {
+    // A config vocab_size past the file's last whole entry is a padded embedding, not a truncated file.
+    while (off < buf.length && (opts.vocabSize === undefined || pieces.length < opts.vocabSize)) {
       if (off + 8 > buf.length) {
         throw bad(`entry ${pieces.length} truncated (expected ${opts.vocabSize ?? '?'} entries)`);
       }
@@ -226,21 +227,31 @@ export class Llama2cTokenizer implements Tokenizer {
     return out;
   }
 
+  /** Whether the tokenizer has this id: a model's padded vocabulary goes past the tokenizer's. */
+  private has(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize;
+  }
+
   private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+    if (!this.has(id)) {
       throw new TokenizerError(`Token id ${id} is out of range for a vocabulary of ${this.vocabSize}`);
     }
   }
 
   /**
    * run.c `decode`, over a whole sequence: `<0xXX>` pieces become raw bytes, and the leading space of the
-   * first piece after BOS (or at the start, as sentencepiece does) is stripped. BOS/EOS are skipped.
+   * first piece after BOS (or at the start, as sentencepiece does) is stripped. BOS/EOS are skipped; an
+   * id the tokenizer lacks becomes `<id N>`.
    */
   decode(ids: number[]): string {
     const bytes: number[] = [];
     let atStart = true;
     for (const id of ids) {
-      this.checkId(id);
+      if (!this.has(id)) {
+        bytes.push(...new TextEncoder().encode(unknownTokenString(id)));
+        atStart = false;
+        continue;
+      }
       if (id === this.bosId) {
         atStart = true;
         continue;
@@ -259,7 +270,7 @@ export class Llama2cTokenizer implements Tokenizer {
   }
 
   tokenString(id: number): string {
-    this.checkId(id);
+    if (!this.has(id)) return unknownTokenString(id);
     // llama2.c stores BOS/EOS as "\n<s>\n" and "\n</s>\n".
     if (id === this.bosId || id === this.eosId) return this.keys[id].trim();
     const raw = this.rawByte[id];

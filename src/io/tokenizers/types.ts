@@ -17,11 +17,12 @@ export interface Tokenizer {
    */
   readonly prependBosDefault: boolean;
   encode(text: string, opts?: EncodeOptions): number[];
-  /** Full decode, as the reference tokenizer does it. */
+  /** Full decode, as the reference tokenizer does it; an id the tokenizer lacks decodes as `<id N>`. */
   decode(ids: number[]): string;
   /**
    * One token's text for display: the actual characters (' the', '\n' for `<0x0A>`), not escaped. Bytes
-   * that are not a whole UTF-8 character on their own are shown as `<0xXX>`.
+   * that are not a whole UTF-8 character on their own are shown as `<0xXX>`; an id the tokenizer lacks
+   * (a padded vocabulary's extra rows) as `<id N>`. Never throws.
    */
   tokenString(id: number): string;
 }

@@ -4,6 +4,14 @@ import { TokenizerError } from '../../errors.js';
 
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * The display string of an id the tokenizer lacks. Real checkpoints pad the embedding past the tokenizer
+ * (Pythia 50304 over 50277 tokens, Qwen 151936 over 151665), so a top-k prediction can land there.
+ */
+export function unknownTokenString(id: number): string {
+  return `<id ${id}>`;
+}
+
 export function byteHex(b: number): string {
   return `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
 }
