@@ -20,6 +20,7 @@ export {
   nextTokenLoss,
   type ModelInput,
   type LoadOptions,
+  type Hooks,
 } from './hooks/hooked-transformer.js';
 export { generate, sample, type GenerateOptions, type GenerateResult } from './hooks/generate.js';
 // Methods

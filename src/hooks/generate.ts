@@ -4,7 +4,7 @@ import { noGrad, Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
 import { emptyKVCache, forward } from '../models/transformer.js';
 import type { HookedTransformer } from './hooked-transformer.js';
-import { validateSelectors, type ForwardHook } from './hooks.js';
+import { toHooks, validateSelectors, type ForwardHookFn, type HookSpec } from './hooks.js';
 
 export interface GenerateOptions {
   maxTokens?: number;
@@ -14,7 +14,7 @@ export interface GenerateOptions {
   topP?: number;
   seed?: number;
   /** Forward hooks applied at every step (steering, ablation while generating). */
-  hooks?: ForwardHook[];
+  hooks?: HookSpec<ForwardHookFn>[];
   prependBos?: boolean;
   /** Stop at the end-of-sequence token (default true). */
   stopAtEos?: boolean;
@@ -61,7 +61,7 @@ export function generate(
       throw new ShapeError('empty prompt and the model has no BOS token to start from');
     ids = [cfg.bosTokenId];
   }
-  const hooks = opts.hooks ?? [];
+  const hooks = toHooks(opts.hooks, 'fwd');
   validateSelectors(
     hooks.map((h) => h.name),
     model.hookNames(),
@@ -148,7 +148,7 @@ export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions
   const temperature = opts.temperature ?? 1;
   const batchSize = Math.max(1, Math.min(opts.batch ?? 64, opts.samples));
   const texts: string[] = [];
-  const hook = model.saes.length ? model.hookPoint() : undefined; // samples the model as spliced
+  const hook = model.hooked ? model.hookPoint() : undefined; // samples the model as spliced and hooked
   noGrad(() => {
     for (let start = 0; start < opts.samples; start += batchSize) {
       const B = Math.min(batchSize, opts.samples - start);

@@ -1,4 +1,4 @@
-import { HookError, ShapeError } from '../errors.js';
+import { HookError, ShapeError, UsageError } from '../errors.js';
 import { crossEntropy } from '../engine/ops/nn.js';
 import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
@@ -7,6 +7,7 @@ import { resolveModel } from '../io/hub/resolve-model.js';
 import type { HubOptions } from '../io/hub/download.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../models/config.js';
+import { headWeights } from '../models/head-weights.js';
 import { hookNames } from '../models/hook-names.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
@@ -28,11 +29,15 @@ import { ActivationCache } from './cache.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 import {
   matches,
+  toHooks,
   validateSelectors,
   type BackwardHook,
+  type BackwardHookFn,
   type ForwardHook,
+  type ForwardHookFn,
   type HookPlan,
   type HookSelector,
+  type HookSpec,
 } from './hooks.js';
 
 /** Text, a batch of texts, token ids, a batch of ids, or an int tensor [batch, pos]. */
@@ -58,9 +63,13 @@ export interface CacheOptions extends InputOptions {
   useAttnResult?: boolean;
 }
 
-export interface HookOptions extends InputOptions {
-  fwd?: ForwardHook[];
-  bwd?: BackwardHook[];
+/** Forward and backward hooks, each `{ name, fn }` or TransformerLens's `[name, fn]`. */
+export interface Hooks {
+  fwd?: HookSpec<ForwardHookFn>[];
+  bwd?: HookSpec<BackwardHookFn>[];
+}
+
+export interface HookOptions extends InputOptions, Hooks {
   useAttnResult?: boolean;
   /** Return the residual stream after this layer instead of logits. */
   stopAtLayer?: number;
@@ -79,6 +88,8 @@ export interface Batch {
 export class HookedTransformer {
   private traced = new Map<string, { fn: TracedFunction | null; seen: number; weights: Tensor[] }>();
   private spliced: SplicedSae[] = [];
+  /** Hooks kept on every forward pass (addHook), until resetHooks(). */
+  private persistent: { fwd: ForwardHook[]; bwd: BackwardHook[] } = { fwd: [], bwd: [] };
 
   constructor(
     readonly cfg: ModelConfig,
@@ -175,11 +186,113 @@ export class HookedTransformer {
    * The hook point of one forward pass through `forward(model.cfg, model.weights, ...)`: the plan's hooks
    * and caches at every hook point, with the spliced SAEs. Everything that runs the model goes through it.
    */
-  hookPoint(plan: Partial<HookPlan> = {}): HookPoint {
+  hookPoint(plan: Partial<HookPlan> = {}, recordsGrad = (plan.bwd?.length ?? 0) > 0): HookPoint {
+    const bwd = plan.bwd ?? [];
     return makeSplicedHookPoint(
-      { fwd: plan.fwd ?? [], bwd: plan.bwd ?? [], cache: plan.cache ?? null, store: plan.store ?? new Map() },
+      {
+        fwd: [...this.persistent.fwd, ...(plan.fwd ?? [])],
+        // Persistent backward hooks join the passes that record gradients.
+        bwd: recordsGrad ? [...this.persistent.bwd, ...bwd] : bwd,
+        cache: plan.cache ?? null,
+        store: plan.store ?? new Map(),
+      },
       this.spliced,
     );
+  }
+
+  /** Whether a forward pass must go through hookPoint(): SAEs are spliced or hooks were added. */
+  get hooked(): boolean {
+    return this.spliced.length > 0 || this.persistent.fwd.length > 0 || this.persistent.bwd.length > 0;
+  }
+
+  /**
+   * TransformerLens's add_hook: a hook kept on every forward pass (run, runWithCache, runWithHooks,
+   * gradients, generate) until resetHooks(). A backward hook ('bwd') runs in the passes that record
+   * gradients: gradients(), and runWithHooks, which then records the graph.
+   */
+  addHook(name: HookSelector, fn: ForwardHookFn | BackwardHookFn, dir: 'fwd' | 'bwd' = 'fwd'): this {
+    if (dir !== 'fwd' && dir !== 'bwd')
+      throw new HookError(`addHook: dir must be 'fwd' or 'bwd', got '${String(dir)}'`);
+    const [h] = toHooks([[name, fn]], dir);
+    validateSelectors([h!.name], this.hookNames({ useAttnResult: true }));
+    if (dir === 'fwd') this.persistent.fwd.push(h as ForwardHook);
+    else this.persistent.bwd.push(h as BackwardHook);
+    return this;
+  }
+
+  /** Removes every hook added with addHook (TransformerLens's reset_hooks). Spliced SAEs stay. */
+  resetHooks(): void {
+    this.persistent = { fwd: [], bwd: [] };
+  }
+
+  /**
+   * Runs `fn` with these hooks added, and removes them afterwards, also when it throws or its promise
+   * rejects (TransformerLens's `with model.hooks(...)`).
+   */
+  withHooks<T>(hooks: Hooks, fn: (model: this) => T): T {
+    const fwd = toHooks(hooks.fwd, 'fwd');
+    const bwd = toHooks(hooks.bwd, 'bwd');
+    validateSelectors(
+      [...fwd, ...bwd].map((h) => h.name),
+      this.hookNames({ useAttnResult: true }),
+    );
+    const before = this.persistent;
+    this.persistent = { fwd: [...before.fwd, ...fwd], bwd: [...before.bwd, ...bwd] };
+    const restore = () => void (this.persistent = before);
+    let result: T;
+    try {
+      result = fn(this);
+    } catch (e) {
+      restore();
+      throw e;
+    }
+    if (result instanceof Promise) return result.finally(restore) as T;
+    restore();
+    return result;
+  }
+
+  /**
+   * Whether a pass needs the per-head attention outputs: asked for, or a hook or cache name (or a
+   * persistent hook) names blocks.L.attn.hook_result, which then just works.
+   */
+  private attnResult(asked: boolean | undefined, selectors: readonly HookSelector[]): boolean {
+    if (asked !== undefined) return asked;
+    const all = [
+      ...selectors,
+      ...this.persistent.fwd.map((h) => h.name),
+      ...this.persistent.bwd.map((h) => h.name),
+    ];
+    return all.some((s) => typeof s === 'string' && s.endsWith('.attn.hook_result'));
+  }
+
+  /** TransformerLens's per-head W_Q: [n_layers, n_heads, d_model, d_head]. */
+  get W_Q(): Tensor {
+    return headWeights(this.cfg, this.weights, 'W_Q');
+  }
+
+  /** [n_layers, n_heads, d_model, d_head]; under GQA each kv head repeats for its query group. */
+  get W_K(): Tensor {
+    return headWeights(this.cfg, this.weights, 'W_K');
+  }
+
+  /** [n_layers, n_heads, d_model, d_head]; under GQA each kv head repeats for its query group. */
+  get W_V(): Tensor {
+    return headWeights(this.cfg, this.weights, 'W_V');
+  }
+
+  /** [n_layers, n_heads, d_head, d_model]. */
+  get W_O(): Tensor {
+    return headWeights(this.cfg, this.weights, 'W_O');
+  }
+
+  /** The token embedding [d_vocab, d_model]. */
+  get W_E(): Tensor {
+    return this.weights.get('embed.W_E')!;
+  }
+
+  /** The unembedding [d_model, d_vocab]. */
+  get W_U(): Tensor {
+    return this.weights.get('unembed.W_U')!;
   }
 
   private requireTokenizer(): Tokenizer {
@@ -190,6 +303,11 @@ export class HookedTransformer {
 
   /** Text or ids to an int64 [batch, pos] tensor; a batch of texts is right-padded with a mask. */
   toTokens(input: ModelInput, opts: InputOptions = {}): Batch {
+    if (!(typeof input === 'string' || Array.isArray(input) || input instanceof Tensor))
+      throw new ShapeError(
+        `model input must be text, an array of texts, token ids (number[] or number[][]) or an int tensor ` +
+          `[batch, pos]; got ${input === null ? 'null' : typeof input}`,
+      );
     if (input instanceof Tensor) {
       const t = input.rank === 1 ? new Tensor(input.data, [1, input.shape[0]!]) : input;
       if (t.dtype !== 'int64' && t.dtype !== 'int32')
@@ -236,10 +354,50 @@ export class HookedTransformer {
     return this.requireTokenizer().decode(ids);
   }
 
-  /** One display string per token. */
-  tokenStrings(ids: number[]): string[] {
+  /** One display string per token; text is tokenized first (BOS as `opts.prependBos` or the tokenizer). */
+  tokenStrings(input: string | number[], opts: InputOptions = {}): string[] {
+    const ids = typeof input === 'string' ? this.encode(input, opts) : input;
     const tok = this.tokenizer;
     return ids.map((id) => (tok ? tok.tokenString(id) : `<${id}>`));
+  }
+
+  /** TransformerLens's to_str_tokens: text (or ids) as one display string per token. */
+  toStrTokens(input: string | number[], opts: InputOptions = {}): string[] {
+    return this.tokenStrings(input, opts);
+  }
+
+  /**
+   * TransformerLens's to_single_token: a token id, or text that is exactly one token. Text is encoded
+   * without BOS; when that is not one token, text equal to one token's own string is accepted too (so
+   * " Lily" names the token ' Lily' of a sentencepiece tokenizer, whose dummy prefix would otherwise add
+   * a separate ' ' token). Anything else is a UsageError that says how many tokens it became and lists
+   * them; `label` names the argument in messages (e.g. '--answer').
+   */
+  toSingleToken(token: number | string, label = 'token'): number {
+    const V = this.cfg.vocabSize;
+    if (typeof token === 'number') {
+      if (!Number.isInteger(token) || token < 0 || token >= V)
+        throw new UsageError(`${label}: token id ${token} is outside the vocabulary [0, ${V})`);
+      return token;
+    }
+    if (typeof token !== 'string')
+      throw new UsageError(
+        `${label}: expected a token id or text, got ${token === null ? 'null' : typeof token}`,
+      );
+    if (!this.tokenizer)
+      throw new UsageError(
+        `${label}: model ${this.source} has no tokenizer: give the token id instead of text`,
+      );
+    if (token.length === 0) throw new UsageError(`${label}: empty text is not a token`);
+    const ids = this.encode(token, { prependBos: false });
+    if (ids.length === 1) return ids[0]!;
+    for (let id = 0; id < V; id++) if (this.tokenizer.tokenString(id) === token) return id;
+    const strings = this.tokenStrings(ids);
+    const listed = ids.map((id, i) => `${JSON.stringify(strings[i])} (${id})`).join(', ');
+    throw new UsageError(
+      `${label} ${JSON.stringify(token)} is ${ids.length} tokens, not one: ${listed}` +
+        ` (give a single token, or its id)`,
+    );
   }
 
   /** Logits [batch, pos, vocab]. */
@@ -249,21 +407,28 @@ export class HookedTransformer {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
     }
-    const hook = this.spliced.length ? this.hookPoint() : undefined;
+    const hook = this.hooked ? this.hookPoint() : undefined;
+    const useAttnResult = this.attnResult(undefined, []);
     return noGrad(() =>
-      forward(this.cfg, this.weights, tokens, { hook, attentionMask: attentionMask ?? undefined }),
+      forward(this.cfg, this.weights, tokens, {
+        hook,
+        attentionMask: attentionMask ?? undefined,
+        useAttnResult,
+      }),
     );
   }
 
   /** Logits and the activations at the selected hook points. */
   runWithCache(input: ModelInput, opts: CacheOptions = {}): { logits: Tensor; cache: ActivationCache } {
-    const all = this.hookNames({ useAttnResult: opts.useAttnResult });
+    const useAttnResult = this.attnResult(opts.useAttnResult, opts.names ?? []);
+    opts = { ...opts, useAttnResult };
+    const all = this.hookNames({ useAttnResult });
     if (opts.names) validateSelectors(opts.names, all);
     const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
     if (!attentionMask) {
       const compiled = this.runCompiled('cache', tokens, names, opts.useAttnResult ?? false);
-      if (compiled) return { logits: compiled.logits, cache: new ActivationCache(compiled.cache) };
+      if (compiled) return { logits: compiled.logits, cache: new ActivationCache(compiled.cache, this) };
     }
     const store = new Map<string, Tensor>();
     const wanted = new Set(names);
@@ -275,7 +440,7 @@ export class HookedTransformer {
         useAttnResult: opts.useAttnResult,
       }),
     );
-    return { logits, cache: new ActivationCache(store) };
+    return { logits, cache: new ActivationCache(store, this) };
   }
 
   /**
@@ -283,19 +448,21 @@ export class HookedTransformer {
    * the graph is recorded so that `loss.backward()` on a function of the result calls them.
    */
   runWithHooks(input: ModelInput, opts: HookOptions = {}): Tensor {
-    const fwd = opts.fwd ?? [];
-    const bwd = opts.bwd ?? [];
-    const all = this.hookNames({ useAttnResult: opts.useAttnResult });
-    validateSelectors([...fwd.map((h) => h.name), ...bwd.map((h) => h.name)], all);
+    const fwd = toHooks(opts.fwd, 'fwd');
+    const bwd = toHooks(opts.bwd, 'bwd');
+    const selectors = [...fwd.map((h) => h.name), ...bwd.map((h) => h.name)];
+    const useAttnResult = this.attnResult(opts.useAttnResult, selectors);
+    validateSelectors(selectors, this.hookNames({ useAttnResult }));
     const { tokens, attentionMask } = this.toTokens(input, opts);
-    const hook = this.hookPoint({ fwd, bwd });
+    const grad = bwd.length > 0 || this.persistent.bwd.length > 0;
+    const hook = this.hookPoint({ fwd, bwd }, grad);
     const options: ForwardOptions = {
-      hook: bwd.length ? gradRoot(hook) : hook,
+      hook: grad ? gradRoot(hook) : hook,
       attentionMask: attentionMask ?? undefined,
-      useAttnResult: opts.useAttnResult,
+      useAttnResult,
       stopAtLayer: opts.stopAtLayer,
     };
-    return bwd.length
+    return grad
       ? forward(this.cfg, this.weights, tokens, options)
       : noGrad(() => forward(this.cfg, this.weights, tokens, options));
   }
@@ -312,6 +479,7 @@ export class HookedTransformer {
       useAttnResult?: boolean;
     } = {},
   ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
+    opts = { ...opts, useAttnResult: this.attnResult(opts.useAttnResult, opts.names ?? []) };
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
     if (opts.names) validateSelectors(opts.names, all);
     const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
@@ -326,8 +494,8 @@ export class HookedTransformer {
         return {
           loss: out[0]!.item(),
           logits: out[1]!,
-          grads: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + i]!] as const))),
-          cache: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + n + i]!] as const))),
+          grads: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + i]!] as const)), this),
+          cache: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + n + i]!] as const)), this),
         };
       }
     }
@@ -335,8 +503,8 @@ export class HookedTransformer {
     return {
       loss: r.loss.item(),
       logits: r.logits,
-      grads: new ActivationCache(r.grads),
-      cache: new ActivationCache(r.acts),
+      grads: new ActivationCache(r.grads, this),
+      cache: new ActivationCache(r.acts, this),
     };
   }
 
@@ -351,7 +519,7 @@ export class HookedTransformer {
     const acts = new Map<string, Tensor>();
     const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
     const wanted = new Set(names);
-    const hook = this.hookPoint({ bwd, cache: (n) => wanted.has(n), store: acts });
+    const hook = this.hookPoint({ bwd, cache: (n) => wanted.has(n), store: acts }, true);
     const logits = forward(this.cfg, this.weights, tokens, {
       hook: gradRoot(hook),
       attentionMask: attentionMask ?? undefined,
@@ -406,7 +574,8 @@ export class HookedTransformer {
    * `build` must be a pure function of the tokens and the weights: no reads of tensor values.
    */
   private compiled(key: string, tokens: Tensor, build: (tokens: Tensor) => Tensor[]): Tensor[] | null {
-    if (this.compileMode === 'never') return null;
+    // Added hooks may read values and are not part of the key: they run eagerly.
+    if (this.compileMode === 'never' || this.persistent.fwd.length || this.persistent.bwd.length) return null;
     // The spliced SAEs are part of the graph: their identities in the key, their parameters compared.
     const fullKey = `${key}|${tokens.dtype}${tokens.shape}|saes:${spliceKey(this.spliced)}`;
     const weights = [...this.weights.values(), ...spliceTensors(this.spliced)];

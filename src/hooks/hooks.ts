@@ -1,5 +1,5 @@
 import { HookError } from '../errors.js';
-import type { Tensor } from '../engine/tensor.js';
+import { Tensor } from '../engine/tensor.js';
 import type { HookPoint } from '../models/hook-point.js';
 
 /** Where a hook is called: its TransformerLens name and layer (null outside blocks). */
@@ -23,6 +23,51 @@ export interface ForwardHook {
 export interface BackwardHook {
   name: HookSelector;
   fn: BackwardHookFn;
+}
+
+/** A hook as an object or as TransformerLens's `(name, fn)` tuple: `[['blocks.0.hook_z', fn]]`. */
+export type HookSpec<F> = { name: HookSelector; fn: F } | readonly [HookSelector, F];
+
+/** Hooks given as objects or tuples, as objects; anything else is a HookError saying what was expected. */
+export function toHooks<F>(
+  specs: readonly HookSpec<F>[] | undefined,
+  kind: 'fwd' | 'bwd',
+): { name: HookSelector; fn: F }[] {
+  if (specs === undefined) return [];
+  if (!Array.isArray(specs))
+    throw new HookError(
+      `${kind} hooks must be an array of { name, fn } or [name, fn], got ${describe(specs)}`,
+    );
+  return specs.map((h: unknown, i) => {
+    const [name, fn] = Array.isArray(h) ? h : [(h as { name?: unknown })?.name, (h as { fn?: unknown })?.fn];
+    if ((typeof name !== 'string' && typeof name !== 'function') || typeof fn !== 'function')
+      throw new HookError(
+        `${kind} hook ${i} must be { name, fn } or [name, fn] with a hook name (or name filter) and a function, got ${describe(h)}`,
+      );
+    return { name: name as HookSelector, fn: fn as F };
+  });
+}
+
+/** A short description of a value for error messages. */
+function describe(x: unknown): string {
+  if (x === null || x === undefined) return String(x);
+  if (x instanceof Tensor) return `a Tensor of shape [${x.shape}]`;
+  if (Array.isArray(x)) return `an array of ${x.length}`;
+  return typeof x === 'object'
+    ? `an object with keys ${JSON.stringify(Object.keys(x))}`
+    : `${typeof x} ${String(x).slice(0, 40)}`;
+}
+
+/** A hook's return value: a Tensor of the activation's shape, or nothing (null/undefined). */
+function checkReturn(r: unknown, like: Tensor, what: string): Tensor | undefined {
+  if (r === undefined || r === null) return undefined;
+  if (!(r instanceof Tensor))
+    throw new HookError(
+      `${what} returned ${describe(r)}: return a Tensor of shape [${like.shape}], or nothing`,
+    );
+  if (r.shape.length !== like.shape.length || r.shape.some((d, i) => d !== like.shape[i]))
+    throw new HookError(`${what} returned shape [${r.shape}], expected [${like.shape}]`);
+  return r;
 }
 
 export function layerOf(name: string): number | null {
@@ -61,13 +106,7 @@ export function makeHookPoint(plan: HookPlan): HookPoint {
     let y = x;
     for (const h of plan.fwd) {
       if (!matches(h.name, name)) continue;
-      const r = h.fn(y, info);
-      if (r) {
-        if (r.shape.length !== y.shape.length || r.shape.some((d, i) => d !== y.shape[i])) {
-          throw new HookError(`hook on '${name}' returned shape [${r.shape}], expected [${y.shape}]`);
-        }
-        y = r;
-      }
+      y = checkReturn(h.fn(y, info), y, `hook on '${name}'`) ?? y;
     }
     if (plan.cache?.(name)) plan.store.set(name, y);
     for (const h of plan.bwd) {
@@ -77,7 +116,7 @@ export function makeHookPoint(plan: HookPlan): HookPoint {
           `backward hook on '${name}': this activation does not require grad (run with grad enabled)`,
         );
       }
-      y.registerHook((g) => h.fn(g, info) ?? undefined);
+      y.registerHook((g) => checkReturn(h.fn(g, info), g, `backward hook on '${name}'`));
     }
     return y;
   };

@@ -1,2 +1,3 @@
 export * from './hooks.js';
 export { ActivationCache } from './cache.js';
+export * from './resid-stacks.js';
