@@ -62,9 +62,13 @@ export function generate(
     ids = [cfg.bosTokenId];
   }
   const hooks = toHooks(opts.hooks, 'fwd');
+  const useAttnResult = model.usesAttnResult(
+    undefined,
+    hooks.map((h) => h.name),
+  );
   validateSelectors(
     hooks.map((h) => h.name),
-    model.hookNames(),
+    model.hookNames({ useAttnResult }),
   );
   const rng = new Rng(opts.seed ?? 0);
   const cache = emptyKVCache(cfg);
@@ -78,7 +82,7 @@ export function generate(
         BigInt64Array.from(next, (v) => BigInt(v)),
         [1, next.length],
       );
-      const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache });
+      const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache, useAttnResult });
       const last = slice(logits, 1, -1).f32(); // [vocab]
       const id = sample(last, temperature, opts.topK, opts.topP, rng);
       generated.push(id);

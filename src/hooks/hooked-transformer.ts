@@ -255,7 +255,7 @@ export class HookedTransformer {
    * Whether a pass needs the per-head attention outputs: asked for, or a hook or cache name (or a
    * persistent hook) names blocks.L.attn.hook_result, which then just works.
    */
-  private attnResult(asked: boolean | undefined, selectors: readonly HookSelector[]): boolean {
+  usesAttnResult(asked: boolean | undefined, selectors: readonly HookSelector[]): boolean {
     if (asked !== undefined) return asked;
     const all = [
       ...selectors,
@@ -408,7 +408,7 @@ export class HookedTransformer {
       if (compiled) return compiled.logits;
     }
     const hook = this.hooked ? this.hookPoint() : undefined;
-    const useAttnResult = this.attnResult(undefined, []);
+    const useAttnResult = this.usesAttnResult(undefined, []);
     return noGrad(() =>
       forward(this.cfg, this.weights, tokens, {
         hook,
@@ -420,7 +420,7 @@ export class HookedTransformer {
 
   /** Logits and the activations at the selected hook points. */
   runWithCache(input: ModelInput, opts: CacheOptions = {}): { logits: Tensor; cache: ActivationCache } {
-    const useAttnResult = this.attnResult(opts.useAttnResult, opts.names ?? []);
+    const useAttnResult = this.usesAttnResult(opts.useAttnResult, opts.names ?? []);
     opts = { ...opts, useAttnResult };
     const all = this.hookNames({ useAttnResult });
     if (opts.names) validateSelectors(opts.names, all);
@@ -451,7 +451,7 @@ export class HookedTransformer {
     const fwd = toHooks(opts.fwd, 'fwd');
     const bwd = toHooks(opts.bwd, 'bwd');
     const selectors = [...fwd.map((h) => h.name), ...bwd.map((h) => h.name)];
-    const useAttnResult = this.attnResult(opts.useAttnResult, selectors);
+    const useAttnResult = this.usesAttnResult(opts.useAttnResult, selectors);
     validateSelectors(selectors, this.hookNames({ useAttnResult }));
     const { tokens, attentionMask } = this.toTokens(input, opts);
     const grad = bwd.length > 0 || this.persistent.bwd.length > 0;
@@ -479,7 +479,7 @@ export class HookedTransformer {
       useAttnResult?: boolean;
     } = {},
   ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
-    opts = { ...opts, useAttnResult: this.attnResult(opts.useAttnResult, opts.names ?? []) };
+    opts = { ...opts, useAttnResult: this.usesAttnResult(opts.useAttnResult, opts.names ?? []) };
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
     if (opts.names) validateSelectors(opts.names, all);
     const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;

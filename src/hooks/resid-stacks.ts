@@ -149,17 +149,27 @@ export function logitAttrs(
 ): Tensor {
   const a = model.toSingleToken(answer, 'answer');
   const w = wrong === undefined ? null : model.toSingleToken(wrong, 'wrong');
-  const { dModel: d, vocabSize: V } = model.cfg;
+  const d = model.cfg.dModel;
   const d0 = residStack.shape[residStack.rank - 1];
   if (d0 !== d) throw new HookError(`logitAttrs: the stack's last axis is ${d0}, expected d_model ${d}`);
-  const WU = model.weights.get('unembed.W_U')!.f32();
   const lnW = model.cfg.normalization === 'none' ? undefined : model.weights.get('ln_final.w')?.f32();
-  const dir = new Float32Array(d);
-  for (let i = 0; i < d; i++)
-    dir[i] = (WU[i * V + a]! - (w === null ? 0 : WU[i * V + w]!)) * (lnW ? lnW[i]! : 1);
+  const dir = Float32Array.from(unembedDirection(model, a, w), (x, i) => x * (lnW ? lnW[i]! : 1));
   const lead = residStack.shape.slice(0, -1);
   const flat = reshape(residStack, [lead.reduce((x, y) => x * y, 1), d]);
   return reshape(matmul(flat, new Tensor(dir, [d, 1])), lead);
+}
+
+/** W_U[:, answer] - W_U[:, wrong] (or W_U[:, answer] without `wrong`): [d_model], in float64. */
+export function unembedDirection(
+  model: HookedTransformer,
+  answer: number,
+  wrong: number | null,
+): Float64Array {
+  const { dModel: d, vocabSize: V } = model.cfg;
+  const WU = model.weights.get('unembed.W_U')!.f32(); // [d_model, vocab]
+  const dir = new Float64Array(d);
+  for (let i = 0; i < d; i++) dir[i] = WU[i * V + answer]! - (wrong === null ? 0 : WU[i * V + wrong]!);
+  return dir;
 }
 
 function broadcastTo(x: Tensor, like: Tensor): Tensor {

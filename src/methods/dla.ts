@@ -1,5 +1,6 @@
 import { ShapeError } from '../errors.js';
 import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
+import { unembedDirection } from '../hooks/resid-stacks.js';
 import {
   checkPos,
   componentsAt,
@@ -80,7 +81,6 @@ export function directLogitAttributionMany(
   const { tokens, logits, cache } = runForDecomposition(model, input, opts);
   const [B, P] = tokens.shape as [number, number];
   const { dModel: d, vocabSize: V, normalization, normEps } = model.cfg;
-  const WU = model.weights.get('unembed.W_U')!.f32(); // [d_model, vocab]
   const bU = model.weights.get('unembed.b_U')?.f32();
   const lnW = model.weights.get('ln_final.w')?.f32();
   const lnB = model.weights.get('ln_final.b')?.f32();
@@ -97,12 +97,8 @@ export function directLogitAttributionMany(
     const pos = checkPos(t.pos, P);
     const { a, w } = resolved[k]!;
     // The unembedding direction, with ln_final.w folded in.
-    const dir = new Float64Array(d);
-    const wdir = new Float64Array(d);
-    for (let i = 0; i < d; i++) {
-      dir[i] = WU[i * V + a]! - (w === null ? 0 : WU[i * V + w]!);
-      wdir[i] = dir[i]! * (lnW ? lnW[i]! : 1);
-    }
+    const dir = unembedDirection(model, a, w);
+    const wdir = dir.map((x, i) => x * (lnW ? lnW[i]! : 1));
     let wdirSum = 0;
     for (let i = 0; i < d; i++) wdirSum += wdir[i]!;
     // The scale from the actual final residual, as ln_final computes it.

@@ -60,6 +60,17 @@ describe('clear errors (or support) for the usual slips', () => {
     let seen: number[] = [];
     gpt2.runWithHooks(IDS, { fwd: [['blocks.1.attn.hook_result', (x) => void (seen = x.shape)]] });
     expect(seen).toEqual([1, P, gpt2.cfg.nHeads, gpt2.cfg.dModel]);
+    // generate too (each step sees the new position only).
+    const shapes: number[][] = [];
+    gpt2.generate(IDS[0]!, {
+      maxTokens: 2,
+      temperature: 0,
+      hooks: [['blocks.0.attn.hook_result', (x) => void shapes.push(x.shape)]],
+    });
+    expect(shapes).toEqual([
+      [1, P, gpt2.cfg.nHeads, gpt2.cfg.dModel],
+      [1, 1, gpt2.cfg.nHeads, gpt2.cfg.dModel],
+    ]);
   });
 
   it('tokenStrings and toStrTokens take text', () => {
