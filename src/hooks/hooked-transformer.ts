@@ -58,8 +58,8 @@ export interface LoadOptions extends ModelDirOptions {
 }
 
 export interface CacheOptions extends InputOptions {
-  /** Hook names or filters to keep (all when omitted). */
-  names?: HookSelector[];
+  /** Hook names or filters to keep, or one of them (TransformerLens's names_filter); all when omitted. */
+  names?: HookSelector | HookSelector[];
   useAttnResult?: boolean;
 }
 
@@ -420,11 +420,12 @@ export class HookedTransformer {
 
   /** Logits and the activations at the selected hook points. */
   runWithCache(input: ModelInput, opts: CacheOptions = {}): { logits: Tensor; cache: ActivationCache } {
-    const useAttnResult = this.usesAttnResult(opts.useAttnResult, opts.names ?? []);
+    const selected = selectorList(opts.names);
+    const useAttnResult = this.usesAttnResult(opts.useAttnResult, selected ?? []);
     opts = { ...opts, useAttnResult };
     const all = this.hookNames({ useAttnResult });
-    if (opts.names) validateSelectors(opts.names, all);
-    const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
+    if (selected) validateSelectors(selected, all);
+    const names = selected ? all.filter((n) => selected.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
     if (!attentionMask) {
       const compiled = this.runCompiled('cache', tokens, names, opts.useAttnResult ?? false);
@@ -474,15 +475,16 @@ export class HookedTransformer {
   gradients(
     input: ModelInput,
     opts: InputOptions & {
-      names?: HookSelector[];
+      names?: HookSelector | HookSelector[];
       loss?: (logits: Tensor, tokens: Tensor) => Tensor;
       useAttnResult?: boolean;
     } = {},
   ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
-    opts = { ...opts, useAttnResult: this.usesAttnResult(opts.useAttnResult, opts.names ?? []) };
+    const selected = selectorList(opts.names);
+    opts = { ...opts, useAttnResult: this.usesAttnResult(opts.useAttnResult, selected ?? []) };
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
-    if (opts.names) validateSelectors(opts.names, all);
-    const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
+    if (selected) validateSelectors(selected, all);
+    const names = selected ? all.filter((n) => selected.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
     if (!opts.loss && !attentionMask) {
       const out = this.compiled(`grad|${opts.useAttnResult ?? false}|${names.join(',')}`, tokens, (t) => {
@@ -611,6 +613,18 @@ export class HookedTransformer {
     for (const e of this.traced.values()) e.fn?.dispose();
     this.traced.clear();
   }
+}
+
+/** `names` as a list: one selector or several; anything else is a HookError. */
+function selectorList(names: HookSelector | HookSelector[] | undefined): HookSelector[] | undefined {
+  if (names === undefined) return undefined;
+  const list = Array.isArray(names) ? names : [names];
+  for (const s of list)
+    if (typeof s !== 'string' && typeof s !== 'function')
+      throw new HookError(
+        `names: expected hook names or name filters (functions), got ${s === null ? 'null' : typeof s}`,
+      );
+  return list;
 }
 
 /** Compiled graphs kept per model (each bakes in the weights). */

@@ -73,6 +73,15 @@ describe('clear errors (or support) for the usual slips', () => {
     ]);
   });
 
+  it('runWithCache takes one name or filter as well as a list (names_filter)', () => {
+    const one = gpt2.runWithCache(IDS, { names: (n) => n.endsWith('hook_resid_post') }).cache.keys();
+    expect(one).toEqual(['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']);
+    expect(gpt2.runWithCache(IDS, { names: 'hook_embed' }).cache.keys()).toEqual(['hook_embed']);
+    expect(() => gpt2.runWithCache(IDS, { names: 3 as never })).toThrow(
+      new HookError('names: expected hook names or name filters (functions), got number'),
+    );
+  });
+
   it('tokenStrings and toStrTokens take text', () => {
     expect(stories.tokenStrings('Once upon a time')).toEqual(['<s>', ' Once', ' upon', ' a', ' time']);
     expect(stories.toStrTokens('Once upon a time', { prependBos: false })).toEqual([
