@@ -84,6 +84,8 @@ export function validateSelectors(selectors: HookSelector[], known: readonly str
   const set = new Set(known);
   for (const s of selectors) {
     if (typeof s !== 'string' || set.has(s)) continue;
+    if (/^blocks\.\d+\.attn\.hook_result$/.test(s))
+      throw new HookError(`'${s}' (each head's output) exists only with useAttnResult: true`);
     const near = known.filter((k) => k.endsWith(s.split('.').pop() ?? '')).slice(0, 3);
     throw new HookError(
       `unknown hook point '${s}'${near.length ? `; did you mean ${near.map((n) => `'${n}'`).join(', ')}?` : ''} (see model.hookNames())`,

@@ -57,6 +57,11 @@ describe('clear errors (or support) for the usual slips', () => {
         want,
       ),
     ).toBeLessThan(1e-5);
+    expect(() =>
+      gpt2.runWithCache(IDS, { names: ['blocks.0.attn.hook_result'], useAttnResult: false }),
+    ).toThrow(
+      new HookError("'blocks.0.attn.hook_result' (each head's output) exists only with useAttnResult: true"),
+    );
     let seen: number[] = [];
     gpt2.runWithHooks(IDS, { fwd: [['blocks.1.attn.hook_result', (x) => void (seen = x.shape)]] });
     expect(seen).toEqual([1, P, gpt2.cfg.nHeads, gpt2.cfg.dModel]);
