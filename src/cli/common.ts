@@ -179,6 +179,24 @@ export function idListArg(value: string): number[] {
   });
 }
 
+/** An attention head: layer and head index. */
+export interface HeadRef {
+  layer: number;
+  head: number;
+}
+
+/** A head as printed everywhere: L2H6. */
+export function fmtHead(h: HeadRef): string {
+  return `L${h.layer}H${h.head}`;
+}
+
+/** A head as printed (L2H6, case-insensitive) or as LAYER.HEAD (2.6). */
+export function headArg(value: string): HeadRef {
+  const m = /^L(\d+)H(\d+)$/i.exec(value.trim()) ?? /^(\d+)\.(\d+)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('Expected a head as LxHy, e.g. L1H2 (or 1.2).');
+  return { layer: Number(m[1]), head: Number(m[2]) };
+}
+
 /** For repeatable options: --hook a --hook b,c → ['a', 'b', 'c']. */
 export function collectList(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(',').map((s) => s.trim())].filter((s) => s !== '');
@@ -554,7 +572,20 @@ export function errorMessage(err: unknown): string {
     .trim();
 }
 
-export function reportError(err: unknown, debug: boolean): void {
-  process.stderr.write(`sonde: ${errorMessage(err)}\n`);
-  if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+/** The kind of an error, for --json: usage mistakes, Sonde's own classes by name, system and internal errors. */
+export function errorType(err: unknown): string {
+  if (err instanceof CommanderError) return 'UsageError';
+  if (err instanceof SondeError) return err.name;
+  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') return 'SystemError';
+  return 'InternalError';
+}
+
+/**
+ * Reports a failure: one line on stderr, or with --json one object on stdout,
+ * {"error": {"type", "message"}}, so that a caller parsing stdout always gets JSON.
+ */
+export function reportError(err: unknown, flags: { debug: boolean; json: boolean }): void {
+  if (flags.json) printJson({ error: { type: errorType(err), message: errorMessage(err) } });
+  else process.stderr.write(`sonde: ${errorMessage(err)}\n`);
+  if (flags.debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
 }

@@ -24,6 +24,7 @@ import { registerMonitor } from './commands/monitor.js';
 import { registerSae } from './commands/sae.js';
 import { registerDownload } from './commands/download.js';
 import { registerModels } from './commands/models.js';
+import { addDeprecatedAliases, deprecationNotes } from './aliases.js';
 import { packageVersion, reportError } from './common.js';
 
 export function buildProgram(): Command {
@@ -77,6 +78,11 @@ Start with:
   registerSae(program);
   registerModels(program);
   registerDownload(program);
+  addDeprecatedAliases(program);
+  program.hook('preAction', (_program, action) => {
+    if (action.optsWithGlobals().quiet !== true)
+      for (const line of deprecationNotes(action)) process.stderr.write(line + '\n');
+  });
   return program;
 }
 
@@ -88,6 +94,8 @@ export async function main(argv: string[]): Promise<number> {
     program.outputHelp();
     return 0;
   }
+  // Read from the words, not the parsed options: a parse error can come before --json is parsed.
+  const flags = { json: args.includes('--json'), debug: args.includes('--debug') };
   try {
     await program.parseAsync(argv);
     return 0;
@@ -97,11 +105,11 @@ export async function main(argv: string[]): Promise<number> {
       if (err.exitCode === 0) return 0;
       // Options but no command: commander would print the help on stderr.
       if (err.code === 'commander.help') {
-        reportError(new CommanderError(1, err.code, "missing command (see 'sonde --help')"), false);
+        reportError(new CommanderError(1, err.code, "missing command (see 'sonde --help')"), flags);
         return 1;
       }
     }
-    reportError(err, args.includes('--debug'));
+    reportError(err, flags);
     return 1;
   }
 }

@@ -54,7 +54,7 @@ export function registerTrain(program: Command): void {
     .option('--d-model <n>', 'residual width', intArg(8), 64)
     .option('--heads <n>', 'attention heads per layer', intArg(1), 4)
     .option('--ctx <n>', 'context length', intArg(8, 2048), 128)
-    .option('--batch <n>', 'sequences per step', intArg(1), 16)
+    .option('--batch-size <n>', 'sequences per step', intArg(1), 16)
     .option('--lr <x>', 'peak learning rate (AdamW)', positiveNumber, 1e-3)
     .option('--no-layer-norm', 'no LayerNorm (TransformerLens normalization_type None)')
     .option('--seed <n>', 'seed for init and data order', intArg(0), 0)
@@ -90,7 +90,7 @@ Examples:
           dModel: number;
           heads: number;
           ctx: number;
-          batch: number;
+          batchSize: number;
           lr: number;
           layerNorm: boolean;
           seed: number;
@@ -123,7 +123,7 @@ Examples:
           dModel: o.dModel,
           heads: o.heads,
           ctx: o.ctx,
-          batchSize: o.batch,
+          batchSize: o.batchSize,
           lr: o.lr,
           layerNorm: o.layerNorm,
           seed: o.seed,
