@@ -56,12 +56,14 @@ const RENAMED: Record<string, [string, string][]> = {
   ],
 };
 
-/** Adds the hidden aliases of RENAMED to the program's commands. */
+/** Adds the hidden aliases of RENAMED to those of the program's commands that are registered. */
 export function addDeprecatedAliases(program: Command): void {
   for (const [cmdPath, pairs] of Object.entries(RENAMED)) {
     let cmd: Command | undefined = program;
     for (const name of cmdPath.split(' ')) cmd = cmd?.commands.find((c) => c.name() === name);
-    if (!cmd) throw new Error(`addDeprecatedAliases: no command '${cmdPath}'`);
-    for (const [old, current] of pairs) deprecatedAlias(cmd, old, current);
+    if (cmd) for (const [old, current] of pairs) deprecatedAlias(cmd, old, current);
   }
 }
+
+/** Command paths with renamed options. */
+export const RENAMED_COMMANDS = Object.keys(RENAMED);

@@ -4,17 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommanderError, InvalidArgumentError, type Command } from 'commander';
-import {
-  HookError,
-  HookedTransformer,
-  formatBytes,
-  hubCacheDir,
-  resolveModel,
-  SondeError,
-  UsageError,
-  type DownloadProgress,
-  type Tensor,
-} from '../index.js';
+// The modules themselves, not the library's index: `sonde info` should not load every method.
+import '../engine/node.js'; // registers the onnxruntime-node backend
+import type { Tensor } from '../engine/tensor.js';
+import { HookError, SondeError, UsageError } from '../errors.js';
+import { HookedTransformer } from '../hooks/hooked-transformer.js';
+import { hubCacheDir, resolveModel, type DownloadProgress } from '../io/hub/index.js';
+import { formatBytes } from '../models/memory.js';
 import { editDistance } from '../models/aliases.js';
 import { createProgress } from './progress.js';
 
