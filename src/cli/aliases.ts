@@ -1,6 +1,7 @@
-// One option vocabulary across commands (--tokens is always token ids, --n-tokens a token budget,
-// --batch-size, --top-k, --component, --probe). The spellings it replaced stay for one release as hidden
-// aliases: they set the new option and leave a one-line deprecation note on stderr.
+// One option vocabulary across commands: --tokens is always token ids and --n-tokens a token budget;
+// counts of model parts are --n-layers/--n-heads; --batch-size, --top-k, --component (what to patch),
+// --probe (a probe file). The spellings it replaced stay for one release as hidden aliases: they set the
+// new option and leave a one-line deprecation note on stderr.
 import { Option, type Command } from 'commander';
 
 /** Deprecated spellings given on each command's line, in order: [old, new]. */
@@ -35,7 +36,11 @@ const RENAMED: Record<string, [string, string][]> = {
   ablate: [['--batch <n>', '--batch-size']],
   heads: [['--batch <n>', '--batch-size']],
   'toy superposition': [['--batch <b>', '--batch-size']],
-  'train induction': [['--batch <n>', '--batch-size']],
+  'train induction': [
+    ['--batch <n>', '--batch-size'],
+    ['--layers <n>', '--n-layers'],
+    ['--heads <n>', '--n-heads'],
+  ],
   'tuned-lens train': [['--batch <n>', '--batch-size']],
   dla: [['--top <n>', '--top-k']],
   patch: [['--target <name>', '--component']],

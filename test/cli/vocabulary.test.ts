@@ -39,6 +39,7 @@ describe('one CLI vocabulary', () => {
     const patch = await sonde('patch', '--help');
     const saeTrain = await sonde('sae', 'train', '--help');
     const saeShow = await sonde('sae', 'show', '--help');
+    const train = await sonde('train', 'induction', '--help');
     expect(ablate.stdout).toMatch(/--batch-size <n>/);
     expect(ablate.stdout).toMatch(/--head <LxHy>/);
     expect(ablate.stdout).not.toMatch(/--batch </);
@@ -53,6 +54,8 @@ describe('one CLI vocabulary', () => {
     expect(saeTrain.stdout).not.toMatch(/--tokens |--k </);
     expect(saeShow.stdout).toMatch(/--top-k <k>/);
     expect(saeShow.stdout).not.toMatch(/--logits|--tokens /);
+    expect(train.stdout).toMatch(/--n-layers <n>[\s\S]*--n-heads <n>[\s\S]*--batch-size <n>/);
+    expect(train.stdout).not.toMatch(/--layers|--heads|--batch </);
   }, 600_000);
 
   it('--json: usage, parse and runtime errors are one JSON object on stdout', async () => {
