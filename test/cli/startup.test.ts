@@ -45,10 +45,11 @@ function loadedBy(...args: string[]): Promise<{ code: number; stdout: string; lo
   });
 }
 
-const HEAVY = /node_modules\/(vega|vega-lite|@duckdb\/[^/]+|onnx-proto|protobufjs|onnxruntime-node)\//;
+const HEAVY =
+  /node_modules\/(vega|vega-lite|@duckdb\/[^/]+|onnx-proto|protobufjs|onnxruntime-node|proper-lockfile)\//;
 
 describe('startup', () => {
-  it('sonde info loads one command and none of vega, DuckDB, protobuf or ONNX Runtime', async () => {
+  it('sonde info loads one command and none of vega, DuckDB, protobuf, ONNX Runtime or the download lock', async () => {
     const r = await loadedBy('info', '--json');
     expect(r.code).toBe(0);
     expect((JSON.parse(r.stdout) as { dModel: number }).dModel).toBe(64);
