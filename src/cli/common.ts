@@ -4,17 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommanderError, InvalidArgumentError, type Command } from 'commander';
-import {
-  HookError,
-  HookedTransformer,
-  formatBytes,
-  hubCacheDir,
-  resolveModel,
-  SondeError,
-  UsageError,
-  type DownloadProgress,
-  type Tensor,
-} from '../index.js';
+// The modules themselves, not the library's index: `sonde info` should not load every method.
+import '../engine/node.js'; // registers the onnxruntime-node backend
+import type { Tensor } from '../engine/tensor.js';
+import { HookError, SondeError, UsageError } from '../errors.js';
+import { HookedTransformer } from '../hooks/hooked-transformer.js';
+import { hubCacheDir, resolveModel, type DownloadProgress } from '../io/hub/index.js';
+import { formatBytes } from '../models/memory.js';
 import { editDistance } from '../models/aliases.js';
 import { createProgress } from './progress.js';
 
@@ -177,6 +173,24 @@ export function idListArg(value: string): number[] {
     }
     return Number(p);
   });
+}
+
+/** An attention head: layer and head index. */
+export interface HeadRef {
+  layer: number;
+  head: number;
+}
+
+/** A head as printed everywhere: L2H6. */
+export function fmtHead(h: HeadRef): string {
+  return `L${h.layer}H${h.head}`;
+}
+
+/** A head as printed (L2H6, case-insensitive) or as LAYER.HEAD (2.6). */
+export function headArg(value: string): HeadRef {
+  const m = /^L(\d+)H(\d+)$/i.exec(value.trim()) ?? /^(\d+)\.(\d+)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('Expected a head as LxHy, e.g. L1H2 (or 1.2).');
+  return { layer: Number(m[1]), head: Number(m[2]) };
 }
 
 /** For repeatable options: --hook a --hook b,c → ['a', 'b', 'c']. */
@@ -554,7 +568,20 @@ export function errorMessage(err: unknown): string {
     .trim();
 }
 
-export function reportError(err: unknown, debug: boolean): void {
-  process.stderr.write(`sonde: ${errorMessage(err)}\n`);
-  if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+/** The kind of an error, for --json: usage mistakes, Sonde's own classes by name, system and internal errors. */
+export function errorType(err: unknown): string {
+  if (err instanceof CommanderError) return 'UsageError';
+  if (err instanceof SondeError) return err.name;
+  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') return 'SystemError';
+  return 'InternalError';
+}
+
+/**
+ * Reports a failure: one line on stderr, or with --json one object on stdout,
+ * {"error": {"type", "message"}}, so that a caller parsing stdout always gets JSON.
+ */
+export function reportError(err: unknown, flags: { debug: boolean; json: boolean }): void {
+  if (flags.json) printJson({ error: { type: errorType(err), message: errorMessage(err) } });
+  else process.stderr.write(`sonde: ${errorMessage(err)}\n`);
+  if (flags.debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
 }

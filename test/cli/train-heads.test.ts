@@ -21,7 +21,7 @@ describe('sonde train induction / sonde heads', () => {
       '32',
       '--ctx',
       '64',
-      '--batch',
+      '--batch-size',
       '4',
       '--out',
       out,

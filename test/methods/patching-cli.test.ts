@@ -41,8 +41,8 @@ describe('sonde patch', () => {
     expect(svg).toContain('Lily');
   });
 
-  it('a table of layer x head for --target z --direction noise', async () => {
-    const r = await sonde('patch', ...PAIR, '--target', 'z', '--direction', 'noise');
+  it('a table of layer x head for --component z --direction noise', async () => {
+    const r = await sonde('patch', ...PAIR, '--component', 'z', '--direction', 'noise');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Activation patching (noise, z, all positions)');
     expect(r.stdout).toMatch(/layer\s+H0\s+H1/);
@@ -62,7 +62,7 @@ describe('sonde patch', () => {
     );
     const answer = await sonde('patch', ...PAIR.slice(0, 5), 'Mia', ...PAIR.slice(6));
     expect(answer.stderr).toContain('sonde: answer "Mia" is 3 tokens, not one');
-    const target = await sonde('patch', ...PAIR, '--target', 'resid_mid');
+    const target = await sonde('patch', ...PAIR, '--component', 'resid_mid');
     expect(target.code).toBe(1);
     expect(target.stderr).toContain("sonde: unknown patching target 'resid_mid'; use one of resid_pre");
   });

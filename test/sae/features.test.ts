@@ -206,11 +206,11 @@ describe('sonde sae features / show', () => {
       'features',
       '--sae',
       saeDir,
-      '--tokens',
+      '--n-tokens',
       '2000',
       '--ctx',
       '64',
-      '--top',
+      '--top-k',
       '16',
       '--json',
     ];
@@ -223,7 +223,7 @@ describe('sonde sae features / show', () => {
     );
     const [first, bad, noStore] = await Promise.all([
       sonde(...scan),
-      sonde('sae', 'features', '--sae', badHook, '--tokens', '100'),
+      sonde('sae', 'features', '--sae', badHook, '--n-tokens', '100'),
       sonde('sae', 'show', '--feature', '0', '--db', path.join(dir, 'none.duckdb')),
     ]);
     expect(first.stderr).toBe('');
@@ -245,7 +245,7 @@ describe('sonde sae features / show', () => {
 
     const [again, show, out] = await Promise.all([
       sonde(...scan),
-      sonde('sae', 'show', '--sae', saeDir, '--feature', '1', '--contexts', '3', '--logits', '4', '--json'),
+      sonde('sae', 'show', '--sae', saeDir, '--feature', '1', '--contexts', '3', '--top-k', '4', '--json'),
       sonde('sae', 'show', '--sae', saeDir, '--feature', '16'),
     ]);
     expect((JSON.parse(again.stdout) as { reused: boolean }).reused).toBe(true);

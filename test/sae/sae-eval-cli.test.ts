@@ -27,7 +27,7 @@ describe('sonde sae eval', () => {
       'eval',
       '--sae',
       dir,
-      '--tokens',
+      '--n-tokens',
       '300',
       '--ctx',
       '64',
@@ -63,7 +63,7 @@ describe('sonde sae eval', () => {
         { seed: 2 },
       ),
     );
-    const r = await sonde('sae', 'eval', '--sae', dir, '--tokens', '200', '--ctx', '50');
+    const r = await sonde('sae', 'eval', '--sae', dir, '--n-tokens', '200', '--ctx', '50');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/SAE blocks\.1\.hook_resid_post \(topk, d_in 64, d_sae 128\)/);
     expect(r.stdout).toMatch(/CE loss recovered/);
@@ -73,13 +73,13 @@ describe('sonde sae eval', () => {
 
   it('an SAE that does not fit the model fails with one line', async () => {
     const unknown = folder('unknown', identitySae('blocks.9.hook_resid_pre'));
-    const a = await sonde('sae', 'eval', '--sae', unknown, '--tokens', '100');
+    const a = await sonde('sae', 'eval', '--sae', unknown, '--n-tokens', '100');
     expect(a.code).toBe(1);
     expect(a.stdout).toBe('');
     expect(a.stderr.trim().split('\n')).toHaveLength(1);
     expect(a.stderr).toMatch(/^sonde: .*'blocks\.9\.hook_resid_pre' is not a hook point/);
     const narrow = folder('narrow', identitySae('blocks.0.hook_resid_pre', 32));
-    const b = await sonde('sae', 'eval', '--sae', narrow, '--tokens', '100');
+    const b = await sonde('sae', 'eval', '--sae', narrow, '--n-tokens', '100');
     expect(b.code).toBe(1);
     expect(b.stderr.trim().split('\n')).toHaveLength(1);
     expect(b.stderr).toMatch(/'blocks\.0\.hook_resid_pre' has d_in=32.*\[batch, pos, 64\]/);

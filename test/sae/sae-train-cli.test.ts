@@ -56,7 +56,7 @@ describe('sonde sae train', () => {
     const file = path.join(tmp, 'acts.npy');
     writeNpy(file, syn.rows(8192, 1).x, 8192, 24, 'float16');
     const out = path.join(tmp, 'npy-sae');
-    const args = ['sae', 'train', '--activations', file, '--arch', 'topk', '--k', '4', '--width', '48'];
+    const args = ['sae', 'train', '--activations', file, '--arch', 'topk', '--top-k', '4', '--width', '48'];
     const r = await sonde(
       ...args,
       '--epochs',
@@ -86,11 +86,11 @@ describe('sonde sae train', () => {
       'blocks.2.hook_resid_post',
       '--arch',
       'topk',
-      '--k',
+      '--top-k',
       '8',
       '--width',
       '256',
-      '--tokens',
+      '--n-tokens',
       '30000',
       '--out',
       out,
@@ -117,7 +117,7 @@ describe('sonde sae train', () => {
       '--skip',
       '--width',
       '256',
-      '--tokens',
+      '--n-tokens',
       '20000',
       '--out',
       tc,
@@ -134,7 +134,7 @@ describe('sonde sae train', () => {
       'sae',
       'train',
       '--synthetic',
-      '--tokens',
+      '--n-tokens',
       '10',
       '--epochs',
       '1',
@@ -142,7 +142,7 @@ describe('sonde sae train', () => {
       path.join(tmp, 'x'),
     );
     expect(both.code).toBe(1);
-    expect(both.stderr).toMatch(/^sonde: give --tokens or --epochs, not both/);
+    expect(both.stderr).toMatch(/^sonde: give --n-tokens or --epochs, not both/);
     const arch = await sonde('sae', 'train', '--synthetic', '--arch', 'relu6', '--out', path.join(tmp, 'x'));
     expect(arch.code).toBe(1);
     expect(arch.stderr).toMatch(/--arch.*Expected one of standard, topk, batchtopk, jumprelu, gated/);
@@ -157,7 +157,7 @@ describe('sonde sae train', () => {
       file,
       '--width',
       '16',
-      '--tokens',
+      '--n-tokens',
       '4096',
       '--batch-size',
       '64',

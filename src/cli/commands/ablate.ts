@@ -1,6 +1,5 @@
 // sonde ablate: zero, mean or resample ablation of attention heads, and the loss with each ablated.
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { repeatedTokens } from '../../methods/heads.js';
@@ -14,7 +13,9 @@ import {
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import {
   fmt,
+  fmtHead,
   globalsOf,
+  headArg,
   idListArg,
   inputFlags,
   intArg,
@@ -30,7 +31,7 @@ interface AblateFlags {
   prompt?: string;
   tokens?: number[];
   repeated?: number;
-  batch: number;
+  batchSize: number;
   seed: number;
   kind: string;
   heads?: string;
@@ -44,12 +45,6 @@ function rowsOf(t: Tensor): number[][] {
   return Array.from({ length: t.shape[0]! }, (_, b) => flat.slice(b * P, (b + 1) * P));
 }
 
-function headArg(value: string): { layer: number; head: number } {
-  const m = /^(\d+)\.(\d+)$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError('Expected LAYER.HEAD, e.g. 1.2.');
-  return { layer: Number(m[1]), head: Number(m[2]) };
-}
-
 export function registerAblate(program: Command): void {
   program
     .command('ablate')
@@ -61,7 +56,7 @@ export function registerAblate(program: Command): void {
       'repeated random tokens [BOS, r, r] with r of length n (the induction probe)',
       intArg(2),
     )
-    .option('--batch <n>', 'rows of repeated random tokens', intArg(1), 8)
+    .option('--batch-size <n>', 'rows of repeated random tokens', intArg(1), 8)
     .option('--seed <n>', 'seed of the random tokens', intArg(0), 0)
     .option(
       '--kind <k>',
@@ -69,7 +64,7 @@ export function registerAblate(program: Command): void {
       'zero',
     )
     .option('--heads <all>', 'ablate every head in turn (default)')
-    .option('--head <L.H>', 'ablate one head', headArg)
+    .option('--head <LxHy>', 'ablate one head, e.g. L1H2 (or 1.2)', headArg)
     .option('--plot <file.svg>', 'write a heatmap of the loss with each head ablated as SVG')
     .action(async (o: AblateFlags, cmd: Command) => {
       const g = globalsOf(cmd);
@@ -78,7 +73,7 @@ export function registerAblate(program: Command): void {
         throw new UsageError(`--kind '${o.kind}': use ${ABLATION_KINDS.join(', ')}`);
       if (o.heads !== undefined && o.heads !== 'all')
         throw new UsageError(`--heads '${o.heads}': only 'all'`);
-      if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head L.H, not both');
+      if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head LxHy, not both');
       if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
         throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
       const model = await loadModel(g);
@@ -87,8 +82,8 @@ export function registerAblate(program: Command): void {
       if (o.repeated !== undefined) {
         if (o.prompt !== undefined || o.tokens !== undefined)
           throw new UsageError('give one of --repeated, --prompt or --tokens');
-        input = rowsOf(repeatedTokens(model, o.repeated, o.batch, o.seed));
-        reference = rowsOf(repeatedTokens(model, o.repeated, Math.max(2, o.batch), o.seed + 1));
+        input = rowsOf(repeatedTokens(model, o.repeated, o.batchSize, o.seed));
+        reference = rowsOf(repeatedTokens(model, o.repeated, Math.max(2, o.batchSize), o.seed + 1));
       } else {
         input = [
           resolveInput(model, inputFlags(o, cmd), 'Once upon a time, there was a little girl named Lily.')
@@ -110,19 +105,17 @@ export function registerAblate(program: Command): void {
       const { nLayers: L, nHeads: H } = model.cfg;
       if (o.head) {
         if (o.head.layer >= L || o.head.head >= H)
-          throw new UsageError(
-            `--head ${o.head.layer}.${o.head.head}: the model has ${L} layers of ${H} heads`,
-          );
+          throw new UsageError(`--head ${fmtHead(o.head)}: the model has ${L} layers of ${H} heads`);
         const r = ablate(model, input, { ...opts, target: 'head', layer: o.head.layer, head: o.head.head });
         const doc = {
           model: model.source,
-          head: `L${o.head.layer}H${o.head.head}`,
+          head: fmtHead(o.head),
           ...r,
           repeats: split(r.lossByPosition),
           ablatedRepeats: split(r.ablatedLossByPosition),
         };
         if (g.json) return printJson(doc);
-        out(`${kind}-ablating L${o.head.layer}H${o.head.head}: loss ${fmt(r.loss)} -> ${fmt(r.ablatedLoss)}`);
+        out(`${kind}-ablating ${fmtHead(o.head)}: loss ${fmt(r.loss)} -> ${fmt(r.ablatedLoss)}`);
         if (doc.repeats && doc.ablatedRepeats)
           out(
             `second repeat: ${fmt(doc.repeats.second)} -> ${fmt(doc.ablatedRepeats.second)} (first repeat ${fmt(doc.repeats.first)})`,

@@ -19,7 +19,7 @@ interface AttributeFlags {
   corrupt: string;
   answer: string;
   wrong: string;
-  target: string;
+  component: string;
   perPosition?: boolean;
   direction: string;
   qkFix: boolean;
@@ -36,7 +36,7 @@ export function registerAttribute(program: Command): void {
     .requiredOption('--corrupt <text>', 'a prompt of the same token length on which it does not')
     .requiredOption('--answer <token>', 'the clean answer (one token; the metric is its logit minus --wrong)')
     .requiredOption('--wrong <token>', 'the corrupt answer (one token)')
-    .option('--target <name>', `what to patch: ${ATTRIBUTION_TARGETS.join(', ')}`, 'resid_pre')
+    .option('--component <name>', `what to patch: ${ATTRIBUTION_TARGETS.join(', ')}`, 'resid_pre')
     .option('--per-position', 'one estimate per position (default for resid_pre, attn_out, mlp_out)')
     .option('--no-per-position', 'all positions at once (default for heads: z, q, k, v)')
     .option('--direction <d>', 'denoise or noise (as sonde patch)', 'denoise')
@@ -56,7 +56,7 @@ export function registerAttribute(program: Command): void {
         corrupt: o.corrupt,
         answer: o.answer,
         wrong: o.wrong,
-        target: o.target as PatchTarget,
+        target: o.component as PatchTarget,
         perPosition: o.perPosition,
         direction: o.direction as PatchDirection,
       };

@@ -26,7 +26,7 @@ interface DlaOpts extends InputFlags {
   wrong?: string;
   wrongId?: number;
   pos?: number;
-  top: number;
+  topK: number;
   plot?: string;
 }
 
@@ -47,7 +47,7 @@ export function registerDla(program: Command): void {
     .option('--wrong <token>', 'attribute logit(answer) - logit(wrong) instead of logit(answer)')
     .option('--wrong-id <n>', 'the wrong token as a token id', intArg(0))
     .option('--pos <n>', 'the position whose next-token prediction is explained (default: the last)', posArg)
-    .option('--top <n>', 'components listed, largest |contribution| first (0 = all)', intArg(0), 20)
+    .option('--top-k <n>', 'components listed, largest |contribution| first (0 = all)', intArg(0), 20)
     .option('--plot <file.svg>', 'bar chart of every component, sorted by contribution')
     .addHelpText(
       'after',
@@ -81,7 +81,7 @@ Examples:
         printJson({ model: model.source, prompt: input.prompt, prependBos: input.prependBos, ...r });
         return;
       }
-      printDla(r, model.tokenStrings(r.tokens), o.top);
+      printDla(r, model.tokenStrings(r.tokens), o.topK);
       if (o.plot) out(`\nplot: ${o.plot}`);
     });
 }
@@ -108,7 +108,7 @@ function printDla(r: DlaResult, strings: string[], top: number): void {
   }
   for (const line of table(rows, [false, true, false])) out(line);
   if (shown.length < ranked.length)
-    out(`(${ranked.length - shown.length} smaller components not shown: --top 0)`);
+    out(`(${ranked.length - shown.length} smaller components not shown: --top-k 0)`);
 }
 
 /** Bars per component, sorted by contribution, positive and negative in two colours. */

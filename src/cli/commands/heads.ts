@@ -9,7 +9,7 @@ export function registerHeads(program: Command): void {
     .command('heads')
     .description("every attention head's previous-token, induction and duplicate-token scores")
     .option('--seq-len <n>', 'length of the repeated random sequence (default: 40, or what fits)', intArg(2))
-    .option('--batch <n>', 'random sequences averaged', intArg(1), 8)
+    .option('--batch-size <n>', 'random sequences averaged', intArg(1), 8)
     .option('--seed <n>', 'seed for the random tokens', intArg(0), 0)
     .option('--threshold <x>', 'score above which a head is named (the usual detectors use 0.4)', Number, 0.4)
     .option('--plot <file.svg>', 'heatmaps (layer x head) of the three scores')
@@ -25,12 +25,12 @@ Examples:
     )
     .action(
       async (
-        o: { seqLen?: number; batch: number; seed: number; threshold: number; plot?: string },
+        o: { seqLen?: number; batchSize: number; seed: number; threshold: number; plot?: string },
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
         const model = await loadModel(g);
-        const s = headScores(model, { seqLen: o.seqLen, batch: o.batch, seed: o.seed });
+        const s = headScores(model, { seqLen: o.seqLen, batch: o.batchSize, seed: o.seed });
         const named = (m: number[][]) =>
           m
             .flatMap((r, l) => r.map((x, h) => ({ layer: l, head: h, score: x })))

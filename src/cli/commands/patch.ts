@@ -21,7 +21,7 @@ interface PatchFlags {
   corrupt: string;
   answer: string;
   wrong: string;
-  target: string;
+  component: string;
   perPosition?: boolean;
   direction: string;
   batchSize: number;
@@ -36,7 +36,7 @@ export function registerPatch(program: Command): void {
     .requiredOption('--corrupt <text>', 'a prompt of the same token length on which it does not')
     .requiredOption('--answer <token>', 'the clean answer (one token; the metric is its logit minus --wrong)')
     .requiredOption('--wrong <token>', 'the corrupt answer (one token)')
-    .option('--target <name>', `what to patch: ${PATCH_TARGETS.join(', ')}`, 'resid_pre')
+    .option('--component <name>', `what to patch: ${PATCH_TARGETS.join(', ')}`, 'resid_pre')
     .option('--per-position', 'patch each position separately (default for resid_pre, attn_out, mlp_out)')
     .option('--no-per-position', 'patch all positions at once (default for heads: z, q, k, v, pattern)')
     .option(
@@ -58,7 +58,7 @@ Examples:
   sonde patch --clean "Once upon a time, there was a little girl named Lily. One day," \\
     --corrupt "Once upon a time, there was a little girl named Tim. One day," \\
     --answer Lily --wrong Tim --plot lily.svg
-  sonde patch ... --target z --direction noise --json`,
+  sonde patch ... --component z --direction noise --json`,
     )
     .action(async (o: PatchFlags, cmd: Command) => {
       const g = globalsOf(cmd);
@@ -75,7 +75,7 @@ Examples:
           corrupt: o.corrupt,
           answer: o.answer,
           wrong: o.wrong,
-          target: o.target as PatchTarget,
+          target: o.component as PatchTarget,
           perPosition: o.perPosition,
           direction: o.direction as PatchDirection,
           batchSize: o.batchSize,

@@ -25,7 +25,7 @@ import { numberArg } from './probe.js';
 interface EvalOpts {
   sae: string;
   data?: string;
-  tokens: number;
+  nTokens: number;
   ctx: number;
   batchSize: number;
   denseThreshold: number;
@@ -43,7 +43,7 @@ export function registerSaeEval(sae: Command): void {
       '--data <file>',
       'text corpus, documents separated by blank lines (default: the built-in stories)',
     )
-    .option('--tokens <n>', 'tokens to run (BOS included)', intArg(2), 20000)
+    .option('--n-tokens <n>', 'tokens to run (BOS included)', intArg(2), 20000)
     .option('--ctx <n>', 'tokens per sequence', intArg(2), 128)
     .option('--batch-size <n>', 'sequences per forward pass', intArg(1), 8)
     .option(
@@ -66,7 +66,7 @@ by the width). CE loss recovered = (CE zero-ablated - CE with SAE) / (CE zero-ab
 SAE loses nothing, 0 = as bad as zeroing the hook. Texts are packed into sequences that each start with BOS.
 
 Examples:
-  sonde sae eval --sae my-sae --tokens 20000
+  sonde sae eval --sae my-sae --n-tokens 20000
   sonde sae eval --sae my-sae --data stories.txt --ctx 256 --plot density.svg --json`,
     )
     .action(async (o: EvalOpts, cmd: Command) => {
@@ -83,7 +83,7 @@ Examples:
         r = evaluateSae(model, sae, texts, {
           ctx: o.ctx,
           batchSize: o.batchSize,
-          maxTokens: o.tokens,
+          maxTokens: o.nTokens,
           excludeBos: !o.includeBos,
           denseThreshold: o.denseThreshold,
           bins: o.bins,
@@ -96,7 +96,7 @@ Examples:
       } finally {
         progress.stop();
       }
-      if (r.tokens < o.tokens) note(g, `the corpus has only ${r.tokens} tokens: evaluated on all of them`);
+      if (r.tokens < o.nTokens) note(g, `the corpus has only ${r.tokens} tokens: evaluated on all of them`);
       if (o.plot) await writePlot(o.plot, densitySpec(r, o.sae));
       const c = sae.cfg;
       if (g.json) {

@@ -47,7 +47,7 @@ const DEFAULT_CTX = 128;
 interface ScanFlags {
   sae?: string;
   data?: string;
-  tokens: number;
+  nTokens: number;
   ctx: number;
   batchSize?: number;
   db?: string;
@@ -60,7 +60,7 @@ function scanOptions(cmd: Command): Command {
       '--data <file>',
       'corpus: documents separated by blank lines, or .jsonl of {"text"} (default: the built-in stories)',
     )
-    .option('--tokens <n>', 'tokens to scan, BOS left out', intArg(1), DEFAULT_TOKENS)
+    .option('--n-tokens <n>', 'tokens to scan, BOS left out', intArg(1), DEFAULT_TOKENS)
     .option(
       '--ctx <n>',
       'tokens per context, BOS included (longer documents are split)',
@@ -111,7 +111,7 @@ function mismatch(
     return `it was made from ${info.corpus}`;
   if (compare.ctx && info.ctx !== want.ctx) return `it was made with --ctx ${info.ctx}`;
   if (compare.tokens && info.maxTokens !== want.maxTokens)
-    return `it was made with --tokens ${info.maxTokens ?? 'all'}`;
+    return `it was made with --n-tokens ${info.maxTokens ?? 'all'}`;
   return null;
 }
 
@@ -173,7 +173,7 @@ async function openOrScan(
     model: model.source,
     corpusFingerprint: corpusFingerprint(texts),
     ctx: o.ctx,
-    maxTokens: o.tokens,
+    maxTokens: o.nTokens,
     bosExcluded: scanBos(model, sae) !== null,
   };
   const given = (name: string) => !lenient || cmd.getOptionValueSource(name) === 'cli';
@@ -182,7 +182,11 @@ async function openOrScan(
     let why: string | null;
     try {
       store = await FeatureStore.open(dbPath);
-      why = mismatch(store.info, want, { corpus: given('data'), tokens: given('tokens'), ctx: given('ctx') });
+      why = mismatch(store.info, want, {
+        corpus: given('data'),
+        tokens: given('nTokens'),
+        ctx: given('ctx'),
+      });
     } catch (e) {
       why = e instanceof SaeError ? e.message : String(e);
     }
@@ -196,7 +200,7 @@ async function openOrScan(
     store?.close();
     note(g, `rescanning: ${dbPath} does not match (${why})`);
   }
-  note(g, `scanning ${o.tokens} tokens of ${dataFile} through ${sae.cfg.hookName} into ${dbPath}`);
+  note(g, `scanning ${o.nTokens} tokens of ${dataFile} through ${sae.cfg.hookName} into ${dbPath}`);
   const progress = createProgress(g);
   let last = -1;
   const t0 = performance.now();
@@ -205,7 +209,7 @@ async function openOrScan(
     store = await scanFeatures(model, sae, texts, {
       dbPath,
       ctx: o.ctx,
-      maxTokens: o.tokens,
+      maxTokens: o.nTokens,
       batchSize: o.batchSize,
       saeSource: path.resolve(o.sae),
       corpus: o.data ? path.resolve(o.data) : dataFile,
@@ -219,7 +223,7 @@ async function openOrScan(
     progress.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (store.info.tokensScanned < o.tokens)
+  if (store.info.tokensScanned < o.nTokens)
     note(g, `the corpus has only ${store.info.tokensScanned} tokens: scanned all of them`);
   return { store, sae, model, reused: false, seconds };
 }
@@ -263,25 +267,25 @@ export function registerSaeFeatures(sae: Command): void {
       )
       .requiredOption('--sae <dir>', 'SAELens folder (cfg.json, sae_weights.safetensors)'),
   )
-    .option('--top <n>', 'latents listed', intArg(1), 20)
+    .option('--top-k <n>', 'latents listed', intArg(1), 20)
     .option('--order <by>', 'density or max (activation)', choiceArg(['density', 'max'] as const), 'density')
     .option('--bins <n>', 'bins of the log10 density histogram', intArg(1), 20)
     .addHelpText(
       'after',
       `
 The scan stores every nonzero latent activation (BOS positions left out) with the tokens, so later
-'sonde sae show' calls are queries. A store is reused while its SAE, model, corpus, --tokens and --ctx
+'sonde sae show' calls are queries. A store is reused while its SAE, model, corpus, --n-tokens and --ctx
 match; --rescan scans again. The store is written to a temp file and renamed when complete.
 
 Examples:
-  sonde sae features --sae my-sae --tokens 50000
-  sonde sae features --sae my-sae --order max --top 50 --json`,
+  sonde sae features --sae my-sae --n-tokens 50000
+  sonde sae features --sae my-sae --order max --top-k 50 --json`,
     )
-    .action(async (o: ScanFlags & { top: number; order: 'density' | 'max'; bins: number }, cmd: Command) => {
+    .action(async (o: ScanFlags & { topK: number; order: 'density' | 'max'; bins: number }, cmd: Command) => {
       const g = globalsOf(cmd);
       const { store, reused, seconds } = await openOrScan(g, o, cmd, false);
       try {
-        const features = await store.listFeatures({ orderBy: o.order, limit: o.top, topTokens: 3 });
+        const features = await store.listFeatures({ orderBy: o.order, limit: o.topK, topTokens: 3 });
         const dens = await store.densityHistogram(o.bins);
         if (g.json) {
           printJson({
@@ -340,12 +344,12 @@ Examples:
     .option('--contexts <n>', 'top-activating contexts shown', intArg(0), 10)
     .option('--window <w>', 'tokens either side of the activating one', intArg(0), 8)
     .option('--bins <n>', 'bins of the activation histogram', intArg(1), 20)
-    .option('--logits <k>', 'top and bottom logit tokens', intArg(0), 10)
+    .option('--top-k <k>', 'top and bottom logit tokens', intArg(0), 10)
     .option('--plot <file.svg>', 'write the activation histogram as SVG')
     .addHelpText(
       'after',
       `
-Uses the feature store of an earlier scan of the SAE (any corpus and size, unless --data, --tokens or --ctx
+Uses the feature store of an earlier scan of the SAE (any corpus and size, unless --data, --n-tokens or --ctx
 are given, or --rescan); without one it scans first. Logits are the latent's direct effect: its decoder row
 through ln_final's weight and the unembedding, without the final norm's scale (as SAE-Vis), for SAEs that
 write to the residual stream.
@@ -362,7 +366,7 @@ Examples:
           contexts: number;
           window: number;
           bins: number;
-          logits: number;
+          topK: number;
           plot?: string;
         },
         cmd: Command,
@@ -379,7 +383,7 @@ Examples:
           let logits = null;
           if (s && model) {
             logitsWhyNot = featureLogitsUnavailable(model, s);
-            logits = featureLogits(model, s, f, o.logits);
+            logits = featureLogits(model, s, f, o.topK);
           } else logitsWhyNot = `the SAE at ${store.info.sae} is not available (give --sae DIR)`;
           if (o.plot)
             await writePlot(o.plot, activationHistogramSpec(store.info, hist.edges, hist.counts, f));

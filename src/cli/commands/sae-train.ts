@@ -22,7 +22,7 @@ interface TrainOpts {
   hookOut?: string;
   skip?: boolean;
   arch: SaeArchitecture;
-  k: number;
+  topK: number;
   width?: number;
   data?: string;
   activations?: string;
@@ -31,7 +31,7 @@ interface TrainOpts {
   features: number;
   dim: number;
   correlation: number;
-  tokens?: number;
+  nTokens?: number;
   epochs?: number;
   harvestTokens?: number;
   store?: string;
@@ -62,7 +62,7 @@ export function registerSaeTrain(sae: Command): void {
     .option('--hook-out <name>', 'train a transcoder predicting this hook (e.g. blocks.2.hook_mlp_out)')
     .option('--skip', 'transcoder with a linear skip connection')
     .option('--arch <a>', SAE_ARCHITECTURES.join(', '), choiceArg(SAE_ARCHITECTURES), DEFAULT_ARCH)
-    .option('--k <n>', 'active latents per row (topk, batchtopk)', intArg(1), 32)
+    .option('--top-k <n>', 'active latents per row (topk, batchtopk)', intArg(1), 32)
     .option('--width <n>', 'number of latents (default 8 x d_in)', intArg(1))
     .option('--data <file>', 'text corpus (default: the built-in stories260K samples)')
     .option('--activations <file>', '.npy or .safetensors [n, d_in] (float32/float16) or a harvested folder')
@@ -71,8 +71,8 @@ export function registerSaeTrain(sae: Command): void {
     .option('--features <n>', 'synthetic: number of true features', intArg(1), 512)
     .option('--dim <n>', 'synthetic: dimension', intArg(1), 256)
     .option('--correlation <x>', 'synthetic: feature correlation in [0, 1)', numberArg, 0)
-    .option('--tokens <n>', `training budget in rows (default ${DEFAULT_BUDGET})`, intArg(1))
-    .option('--epochs <x>', 'training budget in passes over the data (instead of --tokens)', numberArg)
+    .option('--n-tokens <n>', `training budget in rows (default ${DEFAULT_BUDGET})`, intArg(1))
+    .option('--epochs <x>', 'training budget in passes over the data (instead of --n-tokens)', numberArg)
     .option(
       '--harvest-tokens <n>',
       'rows to harvest from --data (default: the budget, at most the corpus)',
@@ -107,8 +107,8 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   const g = globalsOf(cmd);
   const sources = [o.synthetic, o.activations, o.data].filter(Boolean).length;
   if (sources > 1) throw new UsageError('give one of --synthetic, --activations FILE or --data FILE');
-  if (o.tokens !== undefined && o.epochs !== undefined)
-    throw new UsageError('give --tokens or --epochs, not both');
+  if (o.nTokens !== undefined && o.epochs !== undefined)
+    throw new UsageError('give --n-tokens or --epochs, not both');
   if (o.epochs !== undefined && !(o.epochs > 0)) throw new UsageError('--epochs must be positive');
   if (o.targets && !o.activations) throw new UsageError('--targets goes with --activations');
   if (o.targets && !o.hookOut)
@@ -157,7 +157,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     const model = await loadModel(g);
     const corpus = o.data ?? defaultCorpusPath();
     const texts = readCorpus(corpus);
-    const budget = o.tokens ?? DEFAULT_BUDGET;
+    const budget = o.nTokens ?? DEFAULT_BUDGET;
     const harvest = (hook: string, suffix: string) => {
       const dir = o.store ? (suffix ? `${o.store}${suffix}` : o.store) : `${outDir}.activations${suffix}`;
       progress.start(o.harvestTokens ?? budget, `harvest ${hook}`);
@@ -191,14 +191,14 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   const totalRows =
     o.epochs !== undefined
       ? Math.max(1, Math.round(o.epochs * (dataRows ?? DEFAULT_BUDGET)))
-      : (o.tokens ?? DEFAULT_BUDGET);
+      : (o.nTokens ?? DEFAULT_BUDGET);
   const width = o.width ?? 8 * data.dIn;
   const batchSize = o.batchSize ?? defaults.batchSize;
   progress.start(Math.ceil(totalRows / batchSize), `train ${o.arch}`, ['L0', 'MSE', 'dead']);
   const result: SaeTrainResult = trainSae(data, {
     architecture: o.arch,
     width,
-    k: o.k,
+    k: o.topK,
     hookName,
     hookNameOut,
     transcoderSkip: o.skip ?? false,
@@ -239,7 +239,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     hookNameOut,
     dIn: data.dIn,
     dSae: width,
-    k: o.arch === 'topk' || o.arch === 'batchtopk' ? o.k : null,
+    k: o.arch === 'topk' || o.arch === 'batchtopk' ? o.topK : null,
     steps: result.steps,
     rows: result.steps * batchSize,
     resumedFrom: result.resumedFrom,

@@ -52,7 +52,7 @@ interface SteerOpts {
   prompt: string;
   positive?: string;
   negative?: string;
-  direction?: string;
+  probe?: string;
   hook?: string;
   coefficient: number;
   maxTokens: number;
@@ -68,8 +68,8 @@ export function registerSteer(program: Command): void {
     .requiredOption('--prompt <text>', 'the prompt to continue')
     .option('--positive <file>', 'texts towards which to steer (one per line)')
     .option('--negative <file>', 'texts away from which to steer (one per line)')
-    .option('--direction <probe.json>', "a probe file: steer along its unit direction (hook: the probe's)")
-    .option('--hook <name>', 'hook point to add the vector at (default with --direction: the probe hook)')
+    .option('--probe <probe.json>', "a probe file: steer along its unit direction (hook: the probe's)")
+    .option('--hook <name>', 'hook point to add the vector at (default with --probe: the probe hook)')
     .option(
       '--coefficient <x>',
       'multiplier of the vector (difference of means: 1 adds it once)',
@@ -88,7 +88,7 @@ The vector is added at every position of the prompt and of each generated token.
 Examples:
   sonde steer --prompt "Once upon a time, there was a little girl named Lily. One day," \\
     --positive examples/boy-prompts.txt --negative examples/girl-prompts.txt --hook blocks.3.hook_resid_post
-  sonde steer --prompt "Lily was sad." --direction probe.json --coefficient 2`,
+  sonde steer --prompt "Lily was sad." --probe probe.json --coefficient 2`,
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
@@ -97,19 +97,18 @@ Examples:
       let hook: string;
       let source: string;
       let norm: number;
-      if (o.direction) {
-        if (o.positive || o.negative)
-          throw new UsageError('give --direction or --positive/--negative, not both');
-        const p = loadProbe(o.direction);
+      if (o.probe) {
+        if (o.positive || o.negative) throw new UsageError('give --probe or --positive/--negative, not both');
+        const p = loadProbe(o.probe);
         hook = o.hook ?? p.hook;
         let n = 0;
         for (const w of p.weights) n += w * w;
         vector = p.weights.map((w) => w / Math.sqrt(n));
         norm = 1;
-        source = `probe ${o.direction} (unit direction)`;
+        source = `probe ${o.probe} (unit direction)`;
       } else {
         if (!o.positive || !o.negative)
-          throw new UsageError('give --positive FILE and --negative FILE, or --direction probe.json');
+          throw new UsageError('give --positive FILE and --negative FILE, or --probe probe.json');
         if (!o.hook) throw new UsageError('missing --hook NAME');
         hook = o.hook;
         validateHookNames([hook], model.hookNames());

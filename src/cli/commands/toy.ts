@@ -24,7 +24,7 @@ interface ToyFlags {
   sparsity: number;
   importanceDecay: number;
   steps: number;
-  batch: number;
+  batchSize: number;
   lr: number;
   weightDecay: number;
   restarts: number;
@@ -158,7 +158,7 @@ export function registerToy(program: Command): void {
       PAPER_DEFAULTS.importanceDecay,
     )
     .option('--steps <k>', 'AdamW steps', intArg(1), PAPER_DEFAULTS.steps)
-    .option('--batch <b>', 'samples per step', intArg(1), PAPER_DEFAULTS.batch)
+    .option('--batch-size <b>', 'samples per step', intArg(1), PAPER_DEFAULTS.batch)
     .option('--lr <x>', 'AdamW learning rate', positiveArg, PAPER_DEFAULTS.lr)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay', nonNegativeArg, PAPER_DEFAULTS.weightDecay)
     .option(
@@ -215,7 +215,7 @@ Examples:
         hidden: o.hidden,
         importanceDecay: o.importanceDecay,
         steps: o.steps,
-        batch: o.batch,
+        batch: o.batchSize,
         lr: o.lr,
         weightDecay: o.weightDecay,
         restarts: o.restarts,

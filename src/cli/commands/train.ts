@@ -47,14 +47,19 @@ export function registerTrain(program: Command): void {
   train
     .command('induction')
     .description('train an attention-only transformer on text until an induction head forms')
-    .option('--layers <n>', 'attention-only layers (1 has no induction head; 2 grows one)', intArg(1, 12), 2)
+    .option(
+      '--n-layers <n>',
+      'attention-only layers (1 has no induction head; 2 grows one)',
+      intArg(1, 12),
+      2,
+    )
     .option('--steps <n>', 'training steps', intArg(1), 2500)
     .option('--data <file>', 'text corpus (default: the built-in stories sampled from stories260K)')
     .option('--out <dir>', 'output model folder (Hugging Face layout)', 'induction-model')
     .option('--d-model <n>', 'residual width', intArg(8), 64)
-    .option('--heads <n>', 'attention heads per layer', intArg(1), 4)
+    .option('--n-heads <n>', 'attention heads per layer', intArg(1), 4)
     .option('--ctx <n>', 'context length', intArg(8, 2048), 128)
-    .option('--batch <n>', 'sequences per step', intArg(1), 16)
+    .option('--batch-size <n>', 'sequences per step', intArg(1), 16)
     .option('--lr <x>', 'peak learning rate (AdamW)', positiveNumber, 1e-3)
     .option('--no-layer-norm', 'no LayerNorm (TransformerLens normalization_type None)')
     .option('--seed <n>', 'seed for init and data order', intArg(0), 0)
@@ -77,20 +82,20 @@ tokens (see 'sonde heads').
 
 Examples:
   sonde train induction --steps 2000 --out induction-2l --plot phase.svg
-  sonde train induction --layers 1 --out induction-1l
+  sonde train induction --n-layers 1 --out induction-1l
   sonde --model induction-2l heads`,
     )
     .action(
       async (
         o: {
-          layers: number;
+          nLayers: number;
           steps: number;
           data?: string;
           out: string;
           dModel: number;
-          heads: number;
+          nHeads: number;
           ctx: number;
-          batch: number;
+          batchSize: number;
           lr: number;
           layerNorm: boolean;
           seed: number;
@@ -116,14 +121,14 @@ Examples:
         let lastInd = '-';
         const t0 = performance.now();
         const result: InductionResult = trainInduction({
-          layers: o.layers,
+          layers: o.nLayers,
           steps: o.steps,
           data: o.data,
           out: o.out,
           dModel: o.dModel,
-          heads: o.heads,
+          heads: o.nHeads,
           ctx: o.ctx,
-          batchSize: o.batch,
+          batchSize: o.batchSize,
           lr: o.lr,
           layerNorm: o.layerNorm,
           seed: o.seed,
@@ -165,7 +170,7 @@ Examples:
           return;
         }
         out(
-          `Trained ${o.layers}-layer attention-only model for ${result.train.step} steps in ${seconds.toFixed(0)} s -> ${result.dir}`,
+          `Trained ${o.nLayers}-layer attention-only model for ${result.train.step} steps in ${seconds.toFixed(0)} s -> ${result.dir}`,
         );
         out(
           `Final training loss ${fmt(result.train.losses.at(-1) ?? null)}; held-out ${fmt(result.train.evals.at(-1)?.loss ?? null)}`,

@@ -68,7 +68,7 @@ export function registerTunedLens(program: Command): void {
     .requiredOption('--out <dir>', 'folder to write tuned-lens.safetensors and tuned-lens.json')
     .option('--data <file>', 'training text (default: the built-in stories260K samples)')
     .option('--steps <n>', 'optimizer steps', intArg(0), 300)
-    .option('--batch <n>', 'windows per step', intArg(1), 8)
+    .option('--batch-size <n>', 'windows per step', intArg(1), 8)
     .option('--ctx <n>', 'tokens per window', intArg(2), 128)
     .option('--lr <x>', 'AdamW learning rate', positiveNumber, 3e-3)
     .option('--seed <n>', 'seed for the sampled windows', intArg(0), 0)
@@ -87,7 +87,7 @@ Examples:
           out: string;
           data?: string;
           steps: number;
-          batch: number;
+          batchSize: number;
           ctx: number;
           lr: number;
           seed: number;
@@ -103,7 +103,7 @@ Examples:
         let last = NaN;
         const lens = trainTunedLens(model, data, {
           steps: o.steps,
-          batchSize: o.batch,
+          batchSize: o.batchSize,
           ctx: o.ctx,
           lr: o.lr,
           seed: o.seed,

@@ -1,10 +1,14 @@
-import onnxProto from 'onnx-proto';
+import { createRequire } from 'node:module';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import { ONNX_DTYPE, type DType } from '../dtype.js';
 import type { Attr, GraphSpec, OnnxNode, RawTensor } from './backend.js';
 
-const { onnx } = onnxProto;
-const AttrType = onnx.AttributeProto.AttributeType;
+// protobufjs and the ONNX schema are loaded at the first graph (about 0.1 s of startup otherwise).
+const require = createRequire(import.meta.url);
+let proto: typeof OnnxTypes | undefined;
+function onnx(): typeof OnnxTypes {
+  return (proto ??= (require('onnx-proto') as { onnx: typeof OnnxTypes }).onnx);
+}
 
 /** Opset 21 has Gelu(approximate), LayerNormalization and the int64 Slice/Reshape inputs we use. */
 export const OPSET = 21;
@@ -15,6 +19,7 @@ function tensorProto(name: string, t: RawTensor): OnnxTypes.ITensorProto {
 }
 
 function attrProto(name: string, a: Attr): OnnxTypes.IAttributeProto {
+  const AttrType = onnx().AttributeProto.AttributeType;
   if ('i' in a) return { name, type: AttrType.INT, i: a.i };
   if ('f' in a) return { name, type: AttrType.FLOAT, f: a.f };
   if ('ints' in a) return { name, type: AttrType.INTS, ints: a.ints };
@@ -42,7 +47,7 @@ function valueInfo(name: string, dtype: DType, shape?: number[]): OnnxTypes.IVal
 
 /** Serialises a graph to ONNX ModelProto bytes. Output types are left to ORT's type inference. */
 export function encodeModel(g: GraphSpec): Uint8Array {
-  const model = onnx.ModelProto.create({
+  const model = onnx().ModelProto.create({
     irVersion: 10,
     producerName: 'sonde',
     opsetImport: [
@@ -57,5 +62,5 @@ export function encodeModel(g: GraphSpec): Uint8Array {
       initializer: g.initializers.map(({ name, tensor }) => tensorProto(name, tensor)),
     },
   });
-  return onnx.ModelProto.encode(model).finish();
+  return onnx().ModelProto.encode(model).finish();
 }

@@ -7,12 +7,21 @@ import { encodeModel } from './onnx-model.js';
 
 // onnxruntime-node's public run() is async only to defer to setImmediate; its native binding is
 // synchronous. The eager engine needs synchronous ops, so we talk to the binding directly.
+// Loaded at the first backend, not at import: commands that run no model (help, info) skip the native
+// library's ~0.15 s.
 const require = createRequire(import.meta.url);
-const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-const { binding, initOrt } = require('onnxruntime-node/dist/binding.js') as {
+interface OrtLib {
+  ort: typeof import('onnxruntime-node');
   binding: { InferenceSession: new () => NativeSession };
   initOrt: () => void;
-};
+}
+let lib: OrtLib | undefined;
+function ortLib(): OrtLib {
+  return (lib ??= {
+    ort: require('onnxruntime-node') as typeof import('onnxruntime-node'),
+    ...(require('onnxruntime-node/dist/binding.js') as Omit<OrtLib, 'ort'>),
+  });
+}
 
 interface NativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
@@ -53,7 +62,7 @@ export interface OrtBackendOptions {
 }
 
 function toOrt(t: RawTensor): unknown {
-  return new ort.Tensor(ORT_TYPE[t.dtype] as 'float32', t.data as Float32Array, t.shape);
+  return new (ortLib().ort.Tensor)(ORT_TYPE[t.dtype] as 'float32', t.data as Float32Array, t.shape);
 }
 
 function fromOrt(t: OrtTensor): RawTensor {
@@ -69,13 +78,13 @@ export class OrtNodeBackend implements Backend {
   private readonly sessions = new Map<string, { session: NativeSession; outputs: Record<string, null> }>();
 
   constructor(opts: OrtBackendOptions = {}) {
-    initOrt();
+    ortLib().initOrt();
     this.device = opts.device ?? 'cpu';
     this.threads = opts.threads ?? Math.max(1, Math.min(os.availableParallelism(), 8));
   }
 
   private createSession(bytes: Uint8Array, optimize: boolean): NativeSession {
-    const session = new binding.InferenceSession();
+    const session = new (ortLib().binding.InferenceSession)();
     const options: Record<string, unknown> = {
       intraOpNumThreads: this.threads,
       interOpNumThreads: 1,

@@ -7,7 +7,6 @@
 // rests on the lock alone: bytes are verified before the atomic rename into blobs/.
 import fs from 'node:fs';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 
 /** A holder that stopped refreshing its lock this long ago is presumed dead. */
 const STALE_MS = 15_000;
@@ -15,6 +14,8 @@ const STALE_MS = 15_000;
 /** Runs fn while holding the lock at lockPath, waiting (polling) for as long as a live holder keeps it. */
 export async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
   fs.mkdirSync(path.dirname(lockPath), { recursive: true });
+  // Imported here: it patches fs through graceful-fs, startup time that commands using no download skip.
+  const { default: lockfile } = await import('proper-lockfile');
   const release = await lockfile.lock(lockPath, {
     lockfilePath: lockPath,
     realpath: false,
