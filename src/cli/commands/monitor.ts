@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { monitoredGeneration, runMonitor, type MonitorSpec } from '../../methods/monitor.js';
-import { loadProbe } from '../../methods/probes.js';
+import { loadProbe, type Position } from '../../methods/probes.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import {
   fmt,
@@ -58,10 +58,15 @@ Examples:
         throw new UsageError('--generate needs --prompt');
       const model = await loadModel(g);
       const probe = loadProbe(o.probe);
-      const spec: MonitorSpec = { hook: probe.hook, probe, threshold: o.threshold };
+      const spec: MonitorSpec = {
+        hook: probe.hook,
+        probe,
+        position: probe.position,
+        threshold: o.threshold,
+      };
       const threshold = o.threshold ?? probe.threshold;
       let texts: string[];
-      let scores: number[][];
+      let scores: (number | null)[][];
       let tokens: string[][];
       let hits: { text: number; position: number; token: string; score: number }[];
       let stopped: boolean | null = null;
@@ -81,12 +86,14 @@ Examples:
         texts = o.data ? readTexts(o.data) : [o.prompt!];
         ({ scores, tokens, hits } = runMonitor(model, texts, spec));
       }
-      if (o.plot) await writePlot(o.plot, scoresSpec(scores, tokens, threshold, probe.labels[1]));
+      const readAt = READ_AT[probe.position](o.generate !== undefined);
+      if (o.plot) await writePlot(o.plot, scoresSpec(scores, tokens, threshold, probe.labels[1], readAt));
       if (g.json) {
         printJson({
           model: model.source,
           probe: o.probe,
           hook: probe.hook,
+          position: probe.position,
           threshold,
           texts,
           hits,
@@ -98,6 +105,7 @@ Examples:
       out(
         `Monitor ${o.probe} (${probe.hook}, "${probe.labels[1]}" above ${fmt(threshold)}) over ${texts.length} text(s)`,
       );
+      out(`Read ${readAt}, as the probe was trained (position '${probe.position}').`);
       if (o.generate !== undefined)
         out(`Generated: ${texts[0]}${stopped ? '  [stopped: monitor fired]' : ''}`);
       if (!hits.length) {
@@ -111,13 +119,36 @@ Examples:
     });
 }
 
-function scoresSpec(scores: number[][], tokens: string[][], threshold: number, label: string): TopLevelSpec {
+/** Where a probe trained at each position rule is read (the rule is recorded in the probe file). */
+const READ_AT: Record<Position, (generating: boolean) => string> = {
+  all: () => 'at every token',
+  last: (gen) =>
+    gen ? 'at the end of the prompt and of each generated sentence' : 'at the last token of each text',
+  mean: (gen) =>
+    gen
+      ? 'by the mean so far at the end of the prompt and of each generated sentence'
+      : 'by the mean over each text',
+};
+
+function scoresSpec(
+  scores: (number | null)[][],
+  tokens: string[][],
+  threshold: number,
+  label: string,
+  readAt: string,
+): TopLevelSpec {
+  // Only the positions the probe's rule reads are drawn.
   const values = scores.flatMap((row, t) =>
-    row.map((score, position) => ({ text: `text ${t}`, position, token: tokens[t]![position] ?? '', score })),
+    row.flatMap((score, position) =>
+      score === null ? [] : [{ text: `text ${t}`, position, token: tokens[t]![position] ?? '', score }],
+    ),
   );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: `Monitor score per position ("${label}")`, subtitle: `threshold ${fmt(threshold)}` },
+    title: {
+      text: `Monitor score per position ("${label}")`,
+      subtitle: `read ${readAt}; threshold ${fmt(threshold)}`,
+    },
     width: 480,
     height: 220,
     layer: [
