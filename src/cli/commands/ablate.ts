@@ -25,6 +25,7 @@ import {
   table,
 } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface AblateFlags {
   prompt?: string;
@@ -70,7 +71,7 @@ export function registerAblate(program: Command): void {
     )
     .option('--heads <all>', 'ablate every head in turn (default)')
     .option('--head <L.H>', 'ablate one head', headArg)
-    .option('--plot <file.svg>', 'write a heatmap of the loss with each head ablated as SVG')
+    .option(PLOT_FLAG, 'write a heatmap of the loss with each head ablated')
     .action(async (o: AblateFlags, cmd: Command) => {
       const g = globalsOf(cmd);
       const kind = o.kind as AblationKind;
@@ -79,8 +80,7 @@ export function registerAblate(program: Command): void {
       if (o.heads !== undefined && o.heads !== 'all')
         throw new UsageError(`--heads '${o.heads}': only 'all'`);
       if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head L.H, not both');
-      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
-        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      if (o.plot) checkPlotPath(o.plot);
       const model = await loadModel(g);
       let input: number[][];
       let reference: number[][] | undefined;

@@ -13,6 +13,7 @@ import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
 import { heatmapSpec } from './patch.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface AttributeFlags {
   clean: string;
@@ -43,13 +44,12 @@ export function registerAttribute(program: Command): void {
     .option('--no-qk-fix', "targets q, k: the plain linear estimate instead of AtP*'s exact softmax")
     .option('--grad-drop', "also compute AtP*'s GradDrop magnitudes (one backward pass per layer)")
     .option('--compare', 'also run real activation patching and print the correlation')
-    .option('--plot <file.svg>', 'write a heatmap of the estimate as SVG')
+    .option(PLOT_FLAG, 'write a heatmap of the estimate')
     .action(async (o: AttributeFlags, cmd: Command) => {
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
-        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      if (o.plot) checkPlotPath(o.plot);
       const model = await loadModel(g);
       const opts = {
         clean: o.clean,

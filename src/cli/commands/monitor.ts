@@ -17,6 +17,7 @@ import {
 } from '../common.js';
 import { numberArg } from './probe.js';
 import { readTexts } from './steer.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface MonitorOpts {
   probe: string;
@@ -42,7 +43,7 @@ export function registerMonitor(program: Command): void {
     .option('--stop-on-fire', 'with --generate: stop at the first generated token where the monitor fires')
     .option('--seed <n>', 'sampling seed', intArg(0), 0)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', temperatureArg, 0)
-    .option('--plot <file.svg>', 'score at each position of each text')
+    .option(PLOT_FLAG, 'score at each position of each text')
     .addHelpText(
       'after',
       `
@@ -52,6 +53,7 @@ Examples:
     )
     .action(async (o: MonitorOpts, cmd: Command) => {
       const g = globalsOf(cmd);
+      if (o.plot) checkPlotPath(o.plot);
       if ((o.data === undefined) === (o.prompt === undefined))
         throw new UsageError('give --data FILE or --prompt TEXT');
       if (o.generate !== undefined && o.prompt === undefined)

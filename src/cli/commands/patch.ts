@@ -1,6 +1,4 @@
 // sonde patch: activation patching between a clean and a corrupt prompt, by layer and position or head.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
@@ -15,6 +13,7 @@ import {
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, fmtToken, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface PatchFlags {
   clean: string;
@@ -45,7 +44,7 @@ export function registerPatch(program: Command): void {
       'denoise',
     )
     .option('--batch-size <n>', 'patched runs per forward pass', intArg(1), 64)
-    .option('--plot <file.svg>', 'write a heatmap (layer x position, or layer x head) as SVG')
+    .option(PLOT_FLAG, 'write a heatmap (layer x position, or layer x head)')
     .addHelpText(
       'after',
       `
@@ -141,13 +140,6 @@ function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
   return clean.map(
     (c, i) => `${i} ${JSON.stringify(c)}${corrupt[i] !== c ? `/${JSON.stringify(corrupt[i])}` : ''}`,
   );
-}
-
-function checkPlotPath(file: string): void {
-  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
 }
 
 export function heatmapSpec(

@@ -25,6 +25,7 @@ import {
   validateHookNames,
   warn,
 } from '../common.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 export function choiceArg<T extends string>(choices: readonly T[]): (v: string) => T {
   return (v) => {
@@ -86,7 +87,7 @@ export function registerProbe(program: Command): void {
     .option('--test-fraction <x>', 'held-out fraction of the texts of each label', fractionArg, 0.25)
     .option('--labels <a,b>', 'names of label 0 and label 1', '0,1')
     .option('--out <probe.json>', 'write the probe file')
-    .option('--plot <file.svg>', 'score histogram per class (one hook) or accuracy per layer (--layers all)')
+    .option(PLOT_FLAG, 'score histogram per class (one hook) or accuracy per layer (--layers all)')
     .addHelpText(
       'after',
       `
@@ -99,6 +100,7 @@ Examples:
     )
     .action(async (o: ProbeOpts, cmd: Command) => {
       const g = globalsOf(cmd);
+      if (o.plot) checkPlotPath(o.plot);
       if (!o.hook && o.layers === undefined) throw new UsageError('give --hook NAME or --layers all');
       if (o.hook && o.layers !== undefined) throw new UsageError('give either --hook or --layers, not both');
       if (o.layers !== undefined && o.layers !== 'all')
