@@ -14,9 +14,22 @@ export function plotFormat(file: string): PlotFormat | null {
   return ext === '.svg' ? 'svg' : ext === '.png' ? 'png' : null;
 }
 
+/**
+ * Defaults every plot shares: legends and titles are never cut to an ellipsis (Vega-Lite cuts legend
+ * labels at 160 px, which turned 'control (random labels)' into 'control (random la…').
+ */
+const CONFIG = { legend: { labelLimit: 0, titleLimit: 0 }, title: { limit: 0, subtitleFontSize: 12 } };
+
 /** Renders a Vega-Lite spec to SVG text (headless: no browser or canvas needed). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  const config = {
+    ...spec.config,
+    legend: { ...CONFIG.legend, ...spec.config?.legend },
+    title: { ...CONFIG.title, ...spec.config?.title },
+  };
+  const view = new vega.View(vega.parse(compile({ ...spec, config } as TopLevelSpec).spec), {
+    renderer: 'none',
+  });
   return view.toSVG();
 }
 

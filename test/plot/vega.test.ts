@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkPlotPath } from '../../src/cli/plot-path.js';
 import { histogramSpec } from '../../src/plot/histogram.js';
-import { plotFormat, writePlot } from '../../src/plot/vega.js';
+import { plotFormat, renderSvg, writePlot, type TopLevelSpec } from '../../src/plot/vega.js';
 
 const spec = histogramSpec({
   title: 'Counts',
@@ -29,6 +29,22 @@ describe('writePlot', () => {
     expect(fs.readdirSync(dir).sort()).toEqual(['h.PNG', 'h.svg']);
     expect([plotFormat('a.svg'), plotFormat('a.png'), plotFormat('a.jpg')]).toEqual(['svg', 'png', null]);
     await expect(writePlot(path.join(dir, 'h.jpg'), spec)).rejects.toThrow(/must end in .svg or .png/);
+  });
+
+  it('never cuts legend labels to an ellipsis (before: "control (random la…")', async () => {
+    const long = 'control (random labels), a long legend entry';
+    const svg = await renderSvg({
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      data: { values: [{ x: 0, y: 1, s: long }] },
+      mark: 'point',
+      encoding: {
+        x: { field: 'x', type: 'quantitative' },
+        y: { field: 'y', type: 'quantitative' },
+        color: { field: 's', type: 'nominal' },
+      },
+    } as TopLevelSpec);
+    expect(svg).toContain(`>${long}</text>`);
+    expect(svg).not.toContain('…');
   });
 
   it('--plot paths are checked before any work: the extension and the folder', () => {
