@@ -139,36 +139,52 @@ function scoresSpec(
   label: string,
   readAt: string,
 ): TopLevelSpec {
-  // Only the positions the probe's rule reads are drawn.
+  // Only the positions the probe's rule reads are drawn: one bar per text when it reads one per text.
   const values = scores.flatMap((row, t) =>
     row.flatMap((score, position) =>
       score === null ? [] : [{ text: `text ${t}`, position, token: tokens[t]![position] ?? '', score }],
     ),
   );
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: `Monitor score per position ("${label}")`,
-      subtitle: `read ${readAt}; threshold ${fmt(threshold)}`,
-    },
-    width: 480,
-    height: 220,
-    layer: [
-      {
+  const perText = scores.every((row) => row.filter((s) => s !== null).length <= 1);
+  const rule = {
+    data: { values: [{ threshold }] },
+    mark: { type: 'rule', strokeDash: [4, 4] },
+    encoding: { y: { datum: threshold } },
+  };
+  const y = { field: 'score', type: 'quantitative', title: `score ("${label}")` };
+  const tooltip = [{ field: 'text' }, { field: 'position' }, { field: 'token' }, { field: 'score' }];
+  const main = perText
+    ? {
+        data: { values },
+        mark: { type: 'bar' },
+        encoding: {
+          x: { field: 'text', type: 'nominal', sort: null, title: null, axis: { labelAngle: 0 } },
+          y,
+          color: {
+            condition: { test: `datum.score > ${threshold}`, value: '#e45756' },
+            value: '#4c78a8',
+          },
+          tooltip,
+        },
+      }
+    : {
         data: { values },
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'position', type: 'quantitative', title: 'token position' },
-          y: { field: 'score', type: 'quantitative', title: 'score' },
+          y,
           color: { field: 'text', type: 'nominal', title: null },
-          tooltip: [{ field: 'token' }, { field: 'score' }],
+          tooltip,
         },
-      },
-      {
-        data: { values: [{ threshold }] },
-        mark: { type: 'rule', strokeDash: [4, 4] },
-        encoding: { y: { field: 'threshold' } },
-      },
-    ],
+      };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: perText ? `Monitor score per text ("${label}")` : `Monitor score per position ("${label}")`,
+      subtitle: `read ${readAt}; fires above ${fmt(threshold)} (dashed)`,
+    },
+    width: perText ? Math.max(160, 60 * scores.length) : 480,
+    height: 220,
+    layer: [main, rule],
   } as TopLevelSpec;
 }
