@@ -189,7 +189,8 @@ function nextTokenSpec(
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Next-token probabilities', subtitle: prompt.slice(-60) },
+    // The whole prompt, wrapped (before: its last 60 characters, cut mid-word).
+    title: { text: 'Next-token probabilities', subtitle: wrap(`after: ${prompt}`, 70) },
     data: { values },
     width: 420,
     height: { step: 12 },
