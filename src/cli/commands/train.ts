@@ -31,7 +31,7 @@ export function phasePlotSpec(history: PhasePoint[]): Parameters<typeof writePlo
       transform: [{ filter: `datum.panel === '${panel}'` }],
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'step', type: 'quantitative', title: 'training step' },
+        x: { field: 'step', type: 'quantitative', title: 'training step', axis: { format: 'd' } },
         y: {
           field: 'value',
           type: 'quantitative',
