@@ -43,7 +43,7 @@ export function registerMonitor(program: Command): void {
     .option('--stop-on-fire', 'with --generate: stop at the first generated token where the monitor fires')
     .option('--seed <n>', 'sampling seed', intArg(0), 0)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', temperatureArg, 0)
-    .option(PLOT_FLAG, 'score at each position of each text')
+    .option(PLOT_FLAG, 'the scores where the probe is read (a bar per text, or a line per text)')
     .addHelpText(
       'after',
       `
