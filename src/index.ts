@@ -58,6 +58,7 @@ export { attributionPatching, correlation, ATTRIBUTION_TARGETS } from './methods
 export { ablate, ablateHeads, repeatLosses, ABLATION_KINDS } from './methods/ablation.js';
 export {
   collectActivations,
+  checkProbeLabels,
   trainProbe,
   probeScores,
   probeAccuracy,
@@ -72,7 +73,7 @@ export {
   steeredGeneration,
   nextTokenLogProbs,
 } from './methods/steering.js';
-export { runMonitor, monitorHook, monitoredGeneration } from './methods/monitor.js';
+export { runMonitor, monitorHook, monitoredGeneration, monitorPosition } from './methods/monitor.js';
 export {
   createTunedLens,
   trainTunedLens,

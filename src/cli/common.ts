@@ -454,6 +454,11 @@ export function note(g: GlobalOptions, line: string): void {
   if (!g.quiet && !g.json) process.stderr.write(line + '\n');
 }
 
+/** A caveat about the results, on stderr even with --quiet or --json (the numbers are weaker than they look). */
+export function warn(line: string): void {
+  process.stderr.write(`sonde: warning: ${line}\n`);
+}
+
 export function printJson(doc: unknown): void {
   process.stdout.write(toJson(doc) + '\n');
 }

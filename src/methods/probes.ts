@@ -115,23 +115,69 @@ export interface ProbeResult extends Probe {
   direction: Float32Array;
   trainSize: number;
   testSize: number;
+  /** The held-out rows (indices into X), in order. */
+  testRows: number[];
+  /** What makes the numbers weak without making them wrong (a tiny held-out set). */
+  warnings: string[];
 }
 
-/** Trains a probe on rows of X with 0/1 labels, holding out a test split. Deterministic given the seed. */
+/**
+ * Refuses labels (one per text) no probe can be judged on: one label only, or under 2 texts of a label
+ * (one to train on, one to hold out). Call it before collecting activations to fail early.
+ */
+export function checkProbeLabels(labels: number[], source = 'probe data'): void {
+  const count = [0, 1].map((l) => labels.filter((v) => v === l).length);
+  const few = count[0]! < 2 ? 0 : count[1]! < 2 ? 1 : null;
+  if (few === null) return;
+  const n = count[few]!;
+  throw new UsageError(
+    `${source} has ${n} text${n === 1 ? '' : 's'} with label ${few} (and ${count[1 - few]} with label ${1 - few}): ` +
+      'a probe needs at least 2 texts of each label, one to train on and one to hold out',
+  );
+}
+
+/** Below this many held-out texts a probe's accuracy moves in coarse steps: train, but say so. */
+export const SMALL_HELD_OUT = 20;
+
+/**
+ * Trains a probe on rows of X with 0/1 labels, holding out a test split. Deterministic given the seed.
+ * The split is by text (all rows of a text on one side, so 'all' positions do not leak) and stratified
+ * by label; data with one label, or under two texts of a label, is refused (no probe can be judged).
+ */
 export function trainProbe(X: Matrix, y: number[], opts: TrainProbeOptions = {}): ProbeResult {
   if (y.length !== X.rows) throw new ShapeError(`${X.rows} rows but ${y.length} labels`);
   if (y.some((v) => v !== 0 && v !== 1)) throw new ShapeError('labels must be 0 or 1');
   const rng = new Rng(opts.seed ?? 0);
+  const textLabel = new Map<number, number>();
+  X.textIndex.forEach((t, i) => textLabel.set(t, y[i]!));
+  const byLabel = [0, 1].map((l) => [...textLabel].filter(([, v]) => v === l).map(([t]) => t));
+  checkProbeLabels([...textLabel.values()]);
+  const warnings: string[] = [];
   let test: number[];
   if (opts.testIndices) test = [...opts.testIndices];
   else {
-    const order = shuffled(X.rows, rng);
-    const nTest = Math.round(X.rows * (opts.testFraction ?? 0.25));
-    test = order.slice(0, nTest);
+    const fraction = opts.testFraction ?? 0.25;
+    if (!(fraction > 0 && fraction < 1))
+      throw new UsageError(`test fraction must be between 0 and 1 (exclusive), got ${fraction}`);
+    // Per label, a share of its texts (at least one, never all) goes to the held-out set.
+    const held = new Set(
+      byLabel.flatMap((texts) => {
+        const order = shuffled(texts.length, rng).map((i) => texts[i]!);
+        const n = Math.min(texts.length - 1, Math.max(1, Math.round(texts.length * fraction)));
+        return order.slice(0, n);
+      }),
+    );
+    test = X.textIndex.flatMap((t, i) => (held.has(t) ? [i] : []));
+    if (held.size < SMALL_HELD_OUT)
+      warnings.push(
+        `the held-out set has only ${held.size} texts, so its accuracy moves in steps of ${fmtStep(held.size)}: ` +
+          `use at least ${SMALL_HELD_OUT} held-out texts (more data or a larger test fraction) to trust it`,
+      );
   }
   const testSet = new Set(test);
   const train = Array.from({ length: X.rows }, (_, i) => i).filter((i) => !testSet.has(i));
-  if (train.length === 0) throw new ShapeError('no training rows left after the held-out split');
+  if (new Set(train.map((i) => y[i])).size < 2)
+    throw new UsageError('the training rows left after the held-out split do not have both labels');
   const probe = fit(X, y, train, opts);
   // Control task: the labels permuted, the same split and training.
   const perm = shuffled(X.rows, rng);
@@ -156,7 +202,13 @@ export function trainProbe(X: Matrix, y: number[], opts: TrainProbeOptions = {})
     direction: probe.weights.map((w) => w / n),
     trainSize: train.length,
     testSize: test.length,
+    testRows: [...test].sort((a, b) => a - b),
+    warnings,
   };
+}
+
+function fmtStep(n: number): string {
+  return String(Math.round((1 / n) * 1000) / 1000);
 }
 
 function shuffled(n: number, rng: Rng): number[] {

@@ -43,5 +43,10 @@ it('sonde attribute --compare --json --plot: the grid, the correlation and an SV
   expect(doc.values).toHaveLength(5);
   expect(doc.actual).toHaveLength(5);
   expect(doc.correlation).toBeGreaterThan(0.95);
-  expect(fs.readFileSync(svg, 'utf8')).toMatch(/^<svg/);
+  // Titled as attribution (before: 'Activation patching'), positions labelled with their tokens.
+  const text = fs.readFileSync(svg, 'utf8');
+  expect(text).toMatch(/^<svg/);
+  expect(text).toContain('>Attribution patching: resid_pre (clean patched into corrupt)</text>');
+  expect(text).toContain('>14 " Lily"/" Tim"</text>');
+  expect(text).not.toContain('Activation patching');
 }, 60_000);

@@ -18,7 +18,7 @@ function sonde(...args: string[]): Promise<{ code: number; stdout: string; stder
   });
 }
 
-it('sonde monitor --json reports where the probe fires, with a plot; --generate --stop-on-fire stops', async () => {
+it('sonde monitor --json reads the probe where it was trained, with a plot; --generate --stop-on-fire stops', async () => {
   const model = HookedTransformer.load();
   const { texts, labels } = readLabelledJsonl('examples/gender-probe.jsonl');
   const hook = 'blocks.2.hook_resid_post';
@@ -34,7 +34,7 @@ it('sonde monitor --json reports where the probe fires, with a plot; --generate 
       '--probe',
       probe,
       '--prompt',
-      'Once upon a time',
+      'Once upon a time, there was a little boy named Tom.',
       '--generate',
       '40',
       '--stop-on-fire',
@@ -43,19 +43,26 @@ it('sonde monitor --json reports where the probe fires, with a plot; --generate 
   ]);
   expect(scan.code).toBe(0);
   const doc = JSON.parse(scan.stdout) as {
-    threshold: number;
-    hits: { text: number; position: number; score: number }[];
-    scores: number[][];
+    position: string;
+    texts: string[];
+    hits: { text: number; position: number; token: string; score: number }[];
+    scores: (number | null)[][];
   };
+  expect(doc.position).toBe('last');
   expect(doc.scores).toHaveLength(3);
-  expect(doc.hits.length).toBeGreaterThan(0);
   for (const h of doc.hits) expect(doc.scores[h.text]![h.position]).toBeCloseTo(h.score, 6);
-  // The end of the boy sentence fires; the end of the girl sentence ("... named Lily.") does not.
-  const end = (s: string) => model.encode(s).length - 1;
-  expect(doc.scores[0]![end('Once upon a time, there was a little boy named Tom.')]!).toBeGreaterThan(0.5);
-  expect(doc.scores[1]![end('Once upon a time, there was a little girl named Lily.')]!).toBeLessThan(0.5);
+  // Read at the last token of each text: the boy story and "... Tim saw a big dog." fire, the girl story
+  // does not (before, the probe was read at every token and fired on the girl story's " Once", " a", " time").
+  const last = doc.texts.map((t) => model.encode(t).length - 1);
+  expect(doc.hits.map((h) => [h.text, h.position, h.token])).toEqual([
+    [0, last[0], '.'],
+    [2, last[2], '.'],
+  ]);
+  expect(doc.scores[1]![last[1]!]!).toBeLessThan(0.5);
+  expect(doc.scores[1]!.slice(0, -1).every((s) => s === null)).toBe(true);
   expect(fs.readFileSync(svg, 'utf8')).toMatch(/^<svg/);
   expect(gen.code).toBe(0);
-  const g = JSON.parse(gen.stdout) as { stopped: boolean; hits: unknown[] };
-  expect(g.stopped).toBe(true);
+  const g = JSON.parse(gen.stdout) as { stopped: boolean; hits: { token: string }[] };
+  expect(g.stopped).toBe(true); // measured: the first generated sentence ("Tom loved ... toys.") fires
+  expect(g.hits.at(-1)!.token).toBe('.');
 }, 60_000);

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
 import {
+  checkProbeLabels,
   collectActivations,
   loadProbe,
   probeAccuracy,
@@ -60,6 +61,54 @@ describe('trainProbe on "is the character a girl or a boy" (stories260K)', () =>
     expect(lin.testAcc).toBeGreaterThanOrEqual(0.9); // measured 0.97
     const s = probeScores(lin, X);
     expect(s.length).toBe(120);
+  });
+
+  it('refuses data with one label or a single text of a label, naming the counts', () => {
+    const boys = labels.flatMap((l, i) => (l === 1 ? [i] : []));
+    const girls = labels.flatMap((l, i) => (l === 0 ? [i] : []));
+    const subset = (rows: number[]) => {
+      const Xs = collectActivations(
+        model,
+        rows.map((i) => texts[i]!),
+        HOOK,
+      );
+      return { Xs, ys: rows.map((i) => labels[i]!) };
+    };
+    // Before, 5 boy texts trained and reported held-out accuracy 1.00.
+    const one = subset(boys.slice(0, 5));
+    expect(() => trainProbe(one.Xs, one.ys)).toThrow(
+      'probe data has 0 texts with label 0 (and 5 with label 1): a probe needs at least 2 texts of each label',
+    );
+    expect(() => checkProbeLabels([0, 1, 1, 1], "data file 'x.jsonl'")).toThrow(
+      /^data file 'x.jsonl' has 1 text with label 0 \(and 3 with label 1\)/,
+    );
+    expect(() => checkProbeLabels([0, 0, 1, 1])).not.toThrow();
+    // Four texts train, with one held-out text of each label and a warning that says how coarse that is.
+    const four = subset([girls[0]!, girls[1]!, boys[0]!, boys[1]!]);
+    const r = trainProbe(four.Xs, four.ys, { seed: 0 });
+    expect([r.trainSize, r.testSize]).toEqual([2, 2]);
+    expect(r.warnings).toEqual([
+      'the held-out set has only 2 texts, so its accuracy moves in steps of 0.5: use at least 20 held-out texts (more data or a larger test fraction) to trust it',
+    ]);
+    expect(trainProbe(X, labels, { seed: 0 }).warnings).toEqual([]);
+    expect(() => trainProbe(X, labels, { testFraction: 0 })).toThrow(/test fraction must be between 0 and 1/);
+  });
+
+  it('holds out whole texts, stratified by label (every-token rows of a text never straddle the split)', () => {
+    const some = [0, 1, 2, 3, 4, 5, 6, 7];
+    const all = collectActivations(
+      model,
+      some.map((i) => texts[i]!),
+      HOOK,
+      { position: 'all' },
+    );
+    const y = all.textIndex.map((t) => labels[some[t]!]!);
+    const r = trainProbe(all, y, { seed: 0, testFraction: 0.25, epochs: 20 });
+    // 4 texts per label, one of each held out, with all their rows (before: rows drawn at random).
+    const heldTexts = new Set(r.testRows.map((i) => all.textIndex[i]!));
+    expect([...heldTexts].map((t) => labels[some[t]!]).sort()).toEqual([0, 1]);
+    expect(r.testRows).toEqual(all.textIndex.flatMap((t, i) => (heldTexts.has(t) ? [i] : [])));
+    expect(r.testSize + r.trainSize).toBe(all.rows);
   });
 
   it('saves and loads a probe file atomically, with the same scores', () => {

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect, it } from 'vitest';
 
 function sonde(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -23,7 +26,8 @@ const ARGS = [
   'examples/girl-prompts.txt',
 ];
 
-it('sonde steer shows unsteered and steered text; --json has both', async () => {
+it('sonde steer shows unsteered and steered text; --json has both; the plot names the whole prompt', async () => {
+  const plot = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-steer-')), 'next.svg');
   const [json, human] = await Promise.all([
     sonde(
       ...ARGS,
@@ -35,7 +39,17 @@ it('sonde steer shows unsteered and steered text; --json has both', async () => 
       '12',
       '--json',
     ),
-    sonde(...ARGS, '--hook', 'blocks.3.hook_resid_post', '--coefficient', '2', '--max-tokens', '12'),
+    sonde(
+      ...ARGS,
+      '--hook',
+      'blocks.3.hook_resid_post',
+      '--coefficient',
+      '2',
+      '--max-tokens',
+      '12',
+      '--plot',
+      plot,
+    ),
   ]);
   expect(json.code).toBe(0);
   const doc = JSON.parse(json.stdout) as { unsteered: string; steered: string; vectorNorm: number };
@@ -45,6 +59,9 @@ it('sonde steer shows unsteered and steered text; --json has both', async () => 
   expect(doc.vectorNorm).toBeGreaterThan(0);
   expect(human.code).toBe(0);
   expect(human.stdout).toMatch(/unsteered +steered \(\+2\)/);
+  // The subtitle is the whole prompt, wrapped at 70 characters (before: its last 60, "pon a time, ...").
+  const svg = fs.readFileSync(plot, 'utf8');
+  expect(svg).toContain(`>after: ${PROMPT}</text>`);
   const bad = await sonde('steer', '--prompt', PROMPT, '--positive', 'examples/boy-prompts.txt');
   expect(bad.code).toBe(1);
   expect(bad.stderr).toMatch(/^sonde: give --positive FILE and --negative FILE/);

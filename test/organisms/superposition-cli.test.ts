@@ -163,8 +163,8 @@ describe('sonde toy superposition: bad input (in-process)', () => {
     ],
     [['--hidden', '2', '--sparsity', '0.5'], /required option '--features <n>'/],
     [
-      ['--features', '5', '--hidden', '2', '--sparsity', '0.5', '--plot', 'x.png'],
-      /--plot: 'x.png' must end in .svg/,
+      ['--features', '5', '--hidden', '2', '--sparsity', '0.5', '--plot', 'x.jpg'],
+      /--plot: 'x.jpg' must end in .svg or .png/,
     ],
     [
       ['--features', '5', '--hidden', '2', '--sparsity', '0.5', '--plot', '/no/such/dir/x.svg'],

@@ -26,6 +26,7 @@ import {
   table,
 } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface AblateFlags {
   prompt?: string;
@@ -65,7 +66,7 @@ export function registerAblate(program: Command): void {
     )
     .option('--heads <all>', 'ablate every head in turn (default)')
     .option('--head <LxHy>', 'ablate one head, e.g. L1H2 (or 1.2)', headArg)
-    .option('--plot <file.svg>', 'write a heatmap of the loss with each head ablated as SVG')
+    .option(PLOT_FLAG, 'write a heatmap of the loss with each head ablated')
     .action(async (o: AblateFlags, cmd: Command) => {
       const g = globalsOf(cmd);
       const kind = o.kind as AblationKind;
@@ -74,8 +75,7 @@ export function registerAblate(program: Command): void {
       if (o.heads !== undefined && o.heads !== 'all')
         throw new UsageError(`--heads '${o.heads}': only 'all'`);
       if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head LxHy, not both');
-      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
-        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      if (o.plot) checkPlotPath(o.plot);
       const model = await loadModel(g);
       let input: number[][];
       let reference: number[][] | undefined;

@@ -12,7 +12,8 @@ import {
 import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
-import { heatmapSpec } from './patch.js';
+import { heatmapSpec, positionLabels } from './patch.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface AttributeFlags {
   clean: string;
@@ -43,13 +44,12 @@ export function registerAttribute(program: Command): void {
     .option('--no-qk-fix', "targets q, k: the plain linear estimate instead of AtP*'s exact softmax")
     .option('--grad-drop', "also compute AtP*'s GradDrop magnitudes (one backward pass per layer)")
     .option('--compare', 'also run real activation patching and print the correlation')
-    .option('--plot <file.svg>', 'write a heatmap of the estimate as SVG')
+    .option(PLOT_FLAG, 'write a heatmap of the estimate')
     .action(async (o: AttributeFlags, cmd: Command) => {
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
-        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      if (o.plot) checkPlotPath(o.plot);
       const model = await loadModel(g);
       const opts = {
         clean: o.clean,
@@ -79,12 +79,16 @@ export function registerAttribute(program: Command): void {
         }
       }
       const corr = actual ? correlation(result.values, actual) : null;
-      const m = patchingMatrix({ ...result, runs: 0, forwardPasses: 0 });
-      if (o.plot)
-        await writePlot(
-          o.plot,
-          heatmapSpec({ ...result, runs: 0, forwardPasses: 0 }, m.rows, m.columns, m.values),
-        );
+      const asPatching = { ...result, runs: 0, forwardPasses: 0 };
+      const m = patchingMatrix(asPatching);
+      // Position columns are labelled with their tokens, as in `sonde patch`.
+      const columns = m.columnAxis === 'position' ? positionLabels(model, asPatching) : m.columns;
+      const label = {
+        method: `Attribution patching${result.qkFixed ? ' (QK fix)' : ''}`,
+        measure: 'first-order estimate of the normalised logit difference',
+        valueTitle: 'estimate',
+      };
+      if (o.plot) await writePlot(o.plot, heatmapSpec(asPatching, m.rows, columns, m.values, label));
       if (g.json) {
         printJson({
           model: model.source,

@@ -22,6 +22,10 @@ import {
   type InputFlags,
   type TensorStats,
 } from '../common.js';
+import { UsageError } from '../../errors.js';
+import { attentionPatternSpec } from '../../plot/attention.js';
+import { writePlot } from '../../plot/vega.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 import { DEFAULT_PROMPT } from './run.js';
 
 export interface ActivationSummary extends TensorStats {
@@ -61,6 +65,7 @@ export function registerCache(program: Command): void {
       idListArg,
     )
     .option('--values', 'include the full values (nested arrays; with --json, non-finite values are null)')
+    .option(PLOT_FLAG, 'draw the attention patterns of the --hook ...attn.hook_pattern hooks (heads grid)')
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
     .option('--no-prepend-bos', 'do not prepend the BOS token')
     .addHelpText(
@@ -71,18 +76,34 @@ scores are -inf), and the L2 norm at each position (the query position for atten
 
 Examples:
   sonde cache --prompt "Once upon a time" --hook blocks.2.hook_resid_post
-  sonde cache --hook blocks.0.attn.hook_pattern --hook blocks.4.hook_mlp_out --json --values`,
+  sonde cache --hook blocks.0.attn.hook_pattern --hook blocks.4.hook_mlp_out --json --values
+  sonde cache --hook blocks.1.attn.hook_pattern --plot attention.png`,
     )
-    .action(async (opts: InputFlags & { hook: string[]; values?: boolean }, cmd: Command) => {
+    .action(async (opts: InputFlags & { hook: string[]; values?: boolean; plot?: string }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const model = await loadModel(g);
       const hooks = [...new Set(opts.hook)];
+      const patterns = hooks.filter((h) => h.endsWith('.hook_pattern'));
+      if (opts.plot) {
+        checkPlotPath(opts.plot);
+        if (!patterns.length)
+          throw new UsageError(
+            '--plot draws attention patterns: give a --hook ending in .attn.hook_pattern, e.g. blocks.0.attn.hook_pattern',
+          );
+      }
+      const model = await loadModel(g);
       validateHookNames(hooks, model.hookNames({ useAttnResult: true }));
       const useAttnResult = hooks.some((h) => h.endsWith('.attn.hook_result'));
       const input = resolveInput(model, inputFlags(opts, cmd));
       const { cache } = model.runWithCache(input.ids, { names: hooks, useAttnResult });
       const summaries = hooks.map((h) => summarize(h, cache.get(h), opts.values === true));
       const strings = model.tokenStrings(input.ids);
+      if (opts.plot) {
+        const spec = attentionPatternSpec({
+          hooks: patterns.map((name) => ({ name, pattern: headMatrices(cache.get(name)) })),
+          tokens: strings,
+        });
+        await writePlot(opts.plot, spec);
+      }
       if (g.json) {
         return printJson({
           model: model.source,
@@ -91,13 +112,24 @@ Examples:
           tokens: input.ids,
           strings,
           hooks: summaries,
+          plot: opts.plot ?? null,
         });
       }
       summaries.forEach((s, i) => {
         if (i > 0) out();
         printSummary(s, strings);
       });
+      if (opts.plot) out(`\nplot: ${opts.plot}`);
     });
+}
+
+/** pattern[head][query][key] of a [1, head, query, key] attention pattern. */
+function headMatrices(t: Tensor): number[][][] {
+  const [, H, Q, K] = t.shape as [number, number, number, number];
+  const x = t.f32();
+  return Array.from({ length: H }, (_, h) =>
+    Array.from({ length: Q }, (_, q) => Array.from(x.subarray((h * Q + q) * K, (h * Q + q + 1) * K))),
+  );
 }
 
 export function printSummary(s: ActivationSummary, strings: string[], indent = ''): void {

@@ -6,7 +6,7 @@ import { defaultCorpus } from '../../organisms/induction.js';
 import { similarityMatrix, type SimilarityMatrix, type SimilarityMethod } from '../../methods/similarity.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
-import { checkPlotPath } from './lens.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 function label(hook: string): string {
   const m = /^blocks\.(\d+)\.hook_(.+)$/.exec(hook);
@@ -85,7 +85,7 @@ export function registerCompare(program: Command): void {
     .option('--data <file>', 'text whose paragraphs are run through both models (default: built-in stories)')
     .option('--texts <n>', 'paragraphs used', intArg(1), 16)
     .option('--method <m>', 'cka or svcca', 'cka')
-    .option('--plot <file.svg>', 'write the similarity matrix as an SVG heatmap')
+    .option(PLOT_FLAG, 'write the similarity matrix as a heatmap')
     .addHelpText(
       'after',
       `

@@ -17,8 +17,9 @@ import {
   table,
   type InputFlags,
 } from '../common.js';
-import { checkPlotPath, posArg, tokenFlag } from './lens.js';
+import { posArg, tokenFlag } from './lens.js';
 import { DEFAULT_PROMPT } from './run.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface DlaOpts extends InputFlags {
   answer?: string;
@@ -48,7 +49,7 @@ export function registerDla(program: Command): void {
     .option('--wrong-id <n>', 'the wrong token as a token id', intArg(0))
     .option('--pos <n>', 'the position whose next-token prediction is explained (default: the last)', posArg)
     .option('--top-k <n>', 'components listed, largest |contribution| first (0 = all)', intArg(0), 20)
-    .option('--plot <file.svg>', 'bar chart of every component, sorted by contribution')
+    .option(PLOT_FLAG, 'bar chart of every component, sorted by contribution')
     .addHelpText(
       'after',
       `

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { headScores, type HeadScores } from '../../methods/heads.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 export function registerHeads(program: Command): void {
   program
@@ -12,7 +13,7 @@ export function registerHeads(program: Command): void {
     .option('--batch-size <n>', 'random sequences averaged', intArg(1), 8)
     .option('--seed <n>', 'seed for the random tokens', intArg(0), 0)
     .option('--threshold <x>', 'score above which a head is named (the usual detectors use 0.4)', Number, 0.4)
-    .option('--plot <file.svg>', 'heatmaps (layer x head) of the three scores')
+    .option(PLOT_FLAG, 'heatmaps (layer x head) of the three scores')
     .addHelpText(
       'after',
       `
@@ -29,6 +30,7 @@ Examples:
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
+        if (o.plot) checkPlotPath(o.plot);
         const model = await loadModel(g);
         const s = headScores(model, { seqLen: o.seqLen, batch: o.batchSize, seed: o.seed });
         const named = (m: number[][]) =>

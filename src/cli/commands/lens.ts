@@ -1,6 +1,4 @@
 // sonde lens: the logit lens, every layer's residual stream read through the final norm and unembedding.
-import fs from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UsageError, type HookedTransformer } from '../../index.js';
 import { loadTunedLens } from '../../methods/tuned-lens.js';
@@ -22,14 +20,7 @@ import {
   type InputFlags,
 } from '../common.js';
 import { DEFAULT_PROMPT } from './run.js';
-
-/** --plot must name an .svg file in an existing folder (checked before any work). */
-export function checkPlotPath(file: string): void {
-  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
-}
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 /** A token from --NAME TEXT or --NAME-id N (at most one of them); undefined when neither is given. */
 export function tokenFlag(
@@ -80,10 +71,7 @@ export function registerLens(program: Command): void {
     .option('--target-id <n>', 'the target as a token id', intArg(0))
     .option('--top-k <n>', 'top tokens reported per layer and position', intArg(1), 3)
     .option('--tuned-lens <dir>', "read block inputs through a tuned lens saved by 'sonde tuned-lens train'")
-    .option(
-      '--plot <file.svg>',
-      "heatmap (layer × position) of the target's probability, or the top-1 probability",
-    )
+    .option(PLOT_FLAG, "heatmap (layer × position) of the target's probability, or the top-1 probability")
     .addHelpText(
       'after',
       `

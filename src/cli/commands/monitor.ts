@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { monitoredGeneration, runMonitor, type MonitorSpec } from '../../methods/monitor.js';
-import { loadProbe } from '../../methods/probes.js';
+import { loadProbe, type Position } from '../../methods/probes.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import {
   fmt,
@@ -17,6 +17,7 @@ import {
 } from '../common.js';
 import { numberArg } from './probe.js';
 import { readTexts } from './steer.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface MonitorOpts {
   probe: string;
@@ -42,7 +43,7 @@ export function registerMonitor(program: Command): void {
     .option('--stop-on-fire', 'with --generate: stop at the first generated token where the monitor fires')
     .option('--seed <n>', 'sampling seed', intArg(0), 0)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', temperatureArg, 0)
-    .option('--plot <file.svg>', 'score at each position of each text')
+    .option(PLOT_FLAG, 'the scores where the probe is read (a bar per text, or a line per text)')
     .addHelpText(
       'after',
       `
@@ -52,16 +53,22 @@ Examples:
     )
     .action(async (o: MonitorOpts, cmd: Command) => {
       const g = globalsOf(cmd);
+      if (o.plot) checkPlotPath(o.plot);
       if ((o.data === undefined) === (o.prompt === undefined))
         throw new UsageError('give --data FILE or --prompt TEXT');
       if (o.generate !== undefined && o.prompt === undefined)
         throw new UsageError('--generate needs --prompt');
       const model = await loadModel(g);
       const probe = loadProbe(o.probe);
-      const spec: MonitorSpec = { hook: probe.hook, probe, threshold: o.threshold };
+      const spec: MonitorSpec = {
+        hook: probe.hook,
+        probe,
+        position: probe.position,
+        threshold: o.threshold,
+      };
       const threshold = o.threshold ?? probe.threshold;
       let texts: string[];
-      let scores: number[][];
+      let scores: (number | null)[][];
       let tokens: string[][];
       let hits: { text: number; position: number; token: string; score: number }[];
       let stopped: boolean | null = null;
@@ -81,12 +88,14 @@ Examples:
         texts = o.data ? readTexts(o.data) : [o.prompt!];
         ({ scores, tokens, hits } = runMonitor(model, texts, spec));
       }
-      if (o.plot) await writePlot(o.plot, scoresSpec(scores, tokens, threshold, probe.labels[1]));
+      const readAt = READ_AT[probe.position](o.generate !== undefined);
+      if (o.plot) await writePlot(o.plot, scoresSpec(scores, tokens, threshold, probe.labels[1], readAt));
       if (g.json) {
         printJson({
           model: model.source,
           probe: o.probe,
           hook: probe.hook,
+          position: probe.position,
           threshold,
           texts,
           hits,
@@ -98,6 +107,7 @@ Examples:
       out(
         `Monitor ${o.probe} (${probe.hook}, "${probe.labels[1]}" above ${fmt(threshold)}) over ${texts.length} text(s)`,
       );
+      out(`Read ${readAt}, as the probe was trained (position '${probe.position}').`);
       if (o.generate !== undefined)
         out(`Generated: ${texts[0]}${stopped ? '  [stopped: monitor fired]' : ''}`);
       if (!hits.length) {
@@ -111,31 +121,70 @@ Examples:
     });
 }
 
-function scoresSpec(scores: number[][], tokens: string[][], threshold: number, label: string): TopLevelSpec {
+/** Where a probe trained at each position rule is read (the rule is recorded in the probe file). */
+const READ_AT: Record<Position, (generating: boolean) => string> = {
+  all: () => 'at every token',
+  last: (gen) =>
+    gen ? 'at the end of the prompt and of each generated sentence' : 'at the last token of each text',
+  mean: (gen) =>
+    gen
+      ? 'by the mean so far at the end of the prompt and of each generated sentence'
+      : 'by the mean over each text',
+};
+
+function scoresSpec(
+  scores: (number | null)[][],
+  tokens: string[][],
+  threshold: number,
+  label: string,
+  readAt: string,
+): TopLevelSpec {
+  // Only the positions the probe's rule reads are drawn: one bar per text when it reads one per text.
   const values = scores.flatMap((row, t) =>
-    row.map((score, position) => ({ text: `text ${t}`, position, token: tokens[t]![position] ?? '', score })),
+    row.flatMap((score, position) =>
+      score === null ? [] : [{ text: `text ${t}`, position, token: tokens[t]![position] ?? '', score }],
+    ),
   );
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: `Monitor score per position ("${label}")`, subtitle: `threshold ${fmt(threshold)}` },
-    width: 480,
-    height: 220,
-    layer: [
-      {
+  const perText = scores.every((row) => row.filter((s) => s !== null).length <= 1);
+  const rule = {
+    data: { values: [{ threshold }] },
+    mark: { type: 'rule', strokeDash: [4, 4] },
+    encoding: { y: { datum: threshold } },
+  };
+  const y = { field: 'score', type: 'quantitative', title: `score ("${label}")` };
+  const tooltip = [{ field: 'text' }, { field: 'position' }, { field: 'token' }, { field: 'score' }];
+  const main = perText
+    ? {
+        data: { values },
+        mark: { type: 'bar' },
+        encoding: {
+          x: { field: 'text', type: 'nominal', sort: null, title: null, axis: { labelAngle: 0 } },
+          y,
+          color: {
+            condition: { test: `datum.score > ${threshold}`, value: '#e45756' },
+            value: '#4c78a8',
+          },
+          tooltip,
+        },
+      }
+    : {
         data: { values },
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'position', type: 'quantitative', title: 'token position' },
-          y: { field: 'score', type: 'quantitative', title: 'score' },
+          y,
           color: { field: 'text', type: 'nominal', title: null },
-          tooltip: [{ field: 'token' }, { field: 'score' }],
+          tooltip,
         },
-      },
-      {
-        data: { values: [{ threshold }] },
-        mark: { type: 'rule', strokeDash: [4, 4] },
-        encoding: { y: { field: 'threshold' } },
-      },
-    ],
+      };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: perText ? `Monitor score per text ("${label}")` : `Monitor score per position ("${label}")`,
+      subtitle: `read ${readAt}; fires above ${fmt(threshold)} (dashed)`,
+    },
+    width: perText ? Math.max(160, 60 * scores.length) : 480,
+    height: 220,
+    layer: [main, rule],
   } as TopLevelSpec;
 }

@@ -1,6 +1,4 @@
 // sonde patch: activation patching between a clean and a corrupt prompt, by layer and position or head.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
@@ -12,9 +10,11 @@ import {
   type PatchingResult,
   type PatchTarget,
 } from '../../methods/patching.js';
+import { divergingHeatmapSpec } from '../../plot/heatmap.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, fmtToken, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface PatchFlags {
   clean: string;
@@ -45,7 +45,7 @@ export function registerPatch(program: Command): void {
       'denoise',
     )
     .option('--batch-size <n>', 'patched runs per forward pass', intArg(1), 64)
-    .option('--plot <file.svg>', 'write a heatmap (layer x position, or layer x head) as SVG')
+    .option(PLOT_FLAG, 'write a heatmap (layer x position, or layer x head)')
     .addHelpText(
       'after',
       `
@@ -135,7 +135,7 @@ Examples:
 }
 
 /** "14 ' Lily'/' Tim'": the index, and the clean token (and the corrupt one where they differ). */
-function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
+export function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
   const clean = model.tokenStrings(r.cleanTokens);
   const corrupt = model.tokenStrings(r.corruptTokens);
   return clean.map(
@@ -143,47 +143,26 @@ function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
   );
 }
 
-function checkPlotPath(file: string): void {
-  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
-}
-
+/** The patching heatmap: normalised values on a red/blue scale symmetric about 0 (at least ±1). */
 export function heatmapSpec(
   r: PatchingResult,
   rows: string[],
   columns: string[],
   values: number[][],
+  label: { method: string; measure: string; valueTitle: string } = {
+    method: 'Activation patching',
+    measure: 'normalised logit difference',
+    valueTitle: 'patched',
+  },
 ): TopLevelSpec {
-  const data = values.flatMap((row, i) =>
-    row.map((v, j) => ({ row: rows[i]!, column: columns[j]!, value: Number.isFinite(v) ? v : null })),
-  );
   const what = r.direction === 'denoise' ? 'clean patched into corrupt' : 'corrupt patched into clean';
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: `Activation patching: ${r.target} (${what})`,
-      subtitle: 'normalised logit difference: 0 = corrupt, 1 = clean',
-    },
-    data: { values: data },
-    mark: 'rect',
-    width: Math.max(200, Math.min(900, 28 * columns.length)),
-    height: Math.max(120, Math.min(900, 22 * rows.length)),
-    encoding: {
-      x: { field: 'column', type: 'ordinal', sort: columns, title: null, axis: { labelAngle: -60 } },
-      y: { field: 'row', type: 'ordinal', sort: rows, title: null },
-      color: {
-        field: 'value',
-        type: 'quantitative',
-        title: 'patched',
-        scale: { scheme: 'redblue', reverse: true, domainMid: 0 },
-      },
-      tooltip: [
-        { field: 'row', type: 'nominal' },
-        { field: 'column', type: 'nominal' },
-        { field: 'value', type: 'quantitative', format: '.3f' },
-      ],
-    },
-  } as TopLevelSpec;
+  return divergingHeatmapSpec({
+    title: `${label.method}: ${r.target} (${what})`,
+    subtitle: `${label.measure}: 0 = corrupt, 1 = clean`,
+    rows,
+    columns,
+    values,
+    valueTitle: label.valueTitle,
+    atLeast: 1,
+  });
 }

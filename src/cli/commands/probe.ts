@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import {
+  checkProbeLabels,
   collectActivations,
   probeScores,
   readLabelledJsonl,
@@ -22,7 +23,9 @@ import {
   printJson,
   table,
   validateHookNames,
+  warn,
 } from '../common.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 export function choiceArg<T extends string>(choices: readonly T[]): (v: string) => T {
   return (v) => {
@@ -36,6 +39,12 @@ export function numberArg(value: string): number {
   const n = Number(value.trim());
   if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
   return n;
+}
+
+function fractionArg(value: string): number {
+  const x = numberArg(value);
+  if (!(x > 0 && x < 1)) throw new InvalidArgumentError('Expected a number between 0 and 1 (exclusive).');
+  return x;
 }
 
 interface ProbeOpts {
@@ -75,10 +84,10 @@ export function registerProbe(program: Command): void {
     .option('--l2 <x>', 'L2 penalty', numberArg, 1e-3)
     .option('--epochs <n>', 'full-batch Adam steps', intArg(1), 300)
     .option('--seed <n>', 'seed of the split and the control labels', intArg(0), 0)
-    .option('--test-fraction <x>', 'held-out fraction', numberArg, 0.25)
+    .option('--test-fraction <x>', 'held-out fraction of the texts of each label', fractionArg, 0.25)
     .option('--labels <a,b>', 'names of label 0 and label 1', '0,1')
     .option('--out <probe.json>', 'write the probe file')
-    .option('--plot <file.svg>', 'score histogram per class (one hook) or accuracy per layer (--layers all)')
+    .option(PLOT_FLAG, 'score histogram per class (one hook) or accuracy per layer (--layers all)')
     .addHelpText(
       'after',
       `
@@ -91,18 +100,20 @@ Examples:
     )
     .action(async (o: ProbeOpts, cmd: Command) => {
       const g = globalsOf(cmd);
+      if (o.plot) checkPlotPath(o.plot);
       if (!o.hook && o.layers === undefined) throw new UsageError('give --hook NAME or --layers all');
       if (o.hook && o.layers !== undefined) throw new UsageError('give either --hook or --layers, not both');
       if (o.layers !== undefined && o.layers !== 'all')
         throw new UsageError("--layers: only 'all' is supported");
       const labelNames = o.labels.split(',');
       if (labelNames.length !== 2) throw new UsageError('--labels: give two names, e.g. girl,boy');
+      const { texts, labels } = readLabelledJsonl(o.data);
+      checkProbeLabels(labels, `data file '${o.data}'`);
       const model = await loadModel(g);
       const hooks = o.hook
         ? [o.hook]
         : Array.from({ length: model.cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_post`);
       validateHookNames(hooks, model.hookNames());
-      const { texts, labels } = readLabelledJsonl(o.data);
       const results: { hook: string; probe: ProbeResult; scores: Float32Array; y: number[] }[] = [];
       for (const hook of hooks) {
         note(g, `probing ${hook} on ${texts.length} texts`);
@@ -117,6 +128,7 @@ Examples:
         });
         results.push({ hook, probe, scores: probeScores(probe, X), y });
       }
+      for (const w of new Set(results.flatMap((r) => r.probe.warnings))) warn(w);
       const best = results.reduce((a, b) => (b.probe.testAcc > a.probe.testAcc ? b : a));
       if (o.out) {
         saveProbe(o.out, {
@@ -146,6 +158,7 @@ Examples:
         selectivity: probe.selectivity,
         trainSize: probe.trainSize,
         testSize: probe.testSize,
+        warnings: probe.warnings,
       }));
       if (g.json) {
         printJson({

@@ -19,8 +19,8 @@ import {
   table,
 } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath } from './lens.js';
 import { numberArg } from './probe.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 interface EvalOpts {
   sae: string;
@@ -57,7 +57,7 @@ export function registerSaeEval(sae: Command): void {
       '--include-bos',
       'keep BOS positions (by default the SAE leaves them alone and they are not counted)',
     )
-    .option('--plot <file.svg>', 'write the log10 feature density histogram as SVG')
+    .option(PLOT_FLAG, 'write the log10 feature density histogram')
     .addHelpText(
       'after',
       `

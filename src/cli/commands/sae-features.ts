@@ -37,8 +37,8 @@ import {
   type GlobalOptions,
 } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath } from './lens.js';
 import { choiceArg } from './probe.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 const DB_FILE = 'features.duckdb';
 const DEFAULT_TOKENS = 100_000;
@@ -345,7 +345,7 @@ Examples:
     .option('--window <w>', 'tokens either side of the activating one', intArg(0), 8)
     .option('--bins <n>', 'bins of the activation histogram', intArg(1), 20)
     .option('--top-k <k>', 'top and bottom logit tokens', intArg(0), 10)
-    .option('--plot <file.svg>', 'write the activation histogram as SVG')
+    .option(PLOT_FLAG, 'write the activation histogram')
     .addHelpText(
       'after',
       `

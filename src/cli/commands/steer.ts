@@ -21,6 +21,7 @@ import {
   validateHookNames,
 } from '../common.js';
 import { numberArg } from './probe.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 /** One text per line; a JSON line with a "text" field counts as its text. Blank lines are skipped. */
 export function readTexts(file: string): string[] {
@@ -79,7 +80,7 @@ export function registerSteer(program: Command): void {
     .option('--max-tokens <n>', 'tokens to generate', intArg(0), 40)
     .option('--seed <n>', 'sampling seed (the same for both runs)', intArg(0), 0)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', temperatureArg, 0)
-    .option('--plot <file.svg>', 'next-token probabilities without and with steering')
+    .option(PLOT_FLAG, 'next-token probabilities without and with steering')
     .addHelpText(
       'after',
       `
@@ -92,6 +93,7 @@ Examples:
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
+      if (o.plot) checkPlotPath(o.plot);
       const model = await loadModel(g);
       let vector: Float32Array;
       let hook: string;
@@ -186,7 +188,8 @@ function nextTokenSpec(
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Next-token probabilities', subtitle: prompt.slice(-60) },
+    // The whole prompt, wrapped (before: its last 60 characters, cut mid-word).
+    title: { text: 'Next-token probabilities', subtitle: wrap(`after: ${prompt}`, 70) },
     data: { values },
     width: 420,
     height: { step: 12 },

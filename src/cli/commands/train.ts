@@ -5,6 +5,7 @@ import { trainInduction, type InductionResult, type PhasePoint } from '../../org
 import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, note, out, printJson, table } from '../common.js';
 import { progressEnabled } from '../progress.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -30,7 +31,7 @@ export function phasePlotSpec(history: PhasePoint[]): Parameters<typeof writePlo
       transform: [{ filter: `datum.panel === '${panel}'` }],
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'step', type: 'quantitative', title: 'training step' },
+        x: { field: 'step', type: 'quantitative', title: 'training step', axis: { format: 'd' } },
         y: {
           field: 'value',
           type: 'quantitative',
@@ -69,7 +70,7 @@ export function registerTrain(program: Command): void {
       Number,
       1,
     )
-    .option('--plot <file.svg>', 'draw the phase change (loss and induction score per step)')
+    .option(PLOT_FLAG, 'draw the phase change (loss and induction score per step)')
     .addHelpText(
       'after',
       `
@@ -105,6 +106,7 @@ Examples:
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
+        if (o.plot) checkPlotPath(o.plot);
         const bar = progressEnabled(g)
           ? new cliProgress.SingleBar(
               {

@@ -13,7 +13,7 @@ import {
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, note, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath } from './lens.js';
+import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -133,7 +133,7 @@ Examples:
     .option('--data <file>', 'text whose last 10% is evaluated (default: the built-in stories260K samples)')
     .option('--ctx <n>', 'tokens per window', intArg(2), 128)
     .option('--windows <n>', 'held-out windows evaluated', intArg(1), 32)
-    .option('--plot <file.svg>', 'write the KL per layer as an SVG line chart')
+    .option(PLOT_FLAG, 'write the KL per layer as a line chart')
     .action(
       async (o: { lens: string; data?: string; ctx: number; windows: number; plot?: string }, c: Command) => {
         const g = globalsOf(c);
