@@ -9,6 +9,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../models/config.js';
 import { hookNames } from '../models/hook-names.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
+import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
 import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
@@ -422,19 +423,32 @@ export class HookedTransformer {
       this.traced.set(fullKey, entry);
     }
     entry.seen++;
-    // Most recently used last, so eviction drops the oldest graph (each holds a copy of the weights).
+    // Most recently used last, so eviction drops the oldest graph (a small model's holds a copy of the weights).
     this.traced.delete(fullKey);
     this.traced.set(fullKey, entry);
     if (entry.fn) return entry.fn.run([tokens]);
     if (this.compileMode === 'auto' && entry.seen < 2) return null;
-    const { fn, outputs } = TracedFunction.trace(([t]) => build(t!), [tokens]);
+    const { fn, outputs } = TracedFunction.trace(([t]) => build(t!), [tokens], {
+      inlineLimit: compiledInlineLimit(this.weightsBytes()),
+    });
     entry.fn = fn;
     const compiledEntries = [...this.traced.entries()].filter(([, e]) => e.fn);
-    for (const [k, e] of compiledEntries.slice(0, Math.max(0, compiledEntries.length - MAX_COMPILED))) {
+    for (const [k, e] of compiledEntries.slice(
+      0,
+      Math.max(0, compiledEntries.length - MAX_COMPILED_GRAPHS),
+    )) {
       e.fn!.dispose();
       this.traced.delete(k);
     }
     return outputs;
+  }
+
+  /** Bytes of float32 weights (with spliced SAEs' parameters): what decides how graphs take them. */
+  private weightsBytes(): number {
+    let n = 0;
+    for (const t of this.weights.values()) n += t.size * 4;
+    for (const t of spliceTensors(this.spliced)) n += t.size * 4;
+    return n;
   }
 
   /** Drops compiled graphs; call after changing weight values in place (replacing tensors is detected). */
@@ -443,9 +457,6 @@ export class HookedTransformer {
     this.traced.clear();
   }
 }
-
-/** Compiled graphs kept per model (each bakes in the weights). */
-const MAX_COMPILED = 4;
 
 /** Makes the embeddings differentiable leaves so every later activation carries a gradient. */
 function gradRoot(hook: (name: string, x: Tensor) => Tensor): (name: string, x: Tensor) => Tensor {
