@@ -7,6 +7,7 @@ import { resolveModel } from '../io/hub/resolve-model.js';
 import type { HubOptions } from '../io/hub/download.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../models/config.js';
+import { checkAttentionMemory, checkContext, type AttentionKeep } from '../models/context.js';
 import { hookNames } from '../models/hook-names.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
@@ -229,6 +230,16 @@ export class HookedTransformer {
     };
   }
 
+  /**
+   * Refuses, before anything runs, tokens [batch, pos] longer than the context (ShapeError) or whose
+   * attention, with what the pass keeps, will not fit in memory (MemoryError).
+   */
+  private checkFits(tokens: Tensor, keep: AttentionKeep): void {
+    const [B, P] = tokens.shape as [number, number];
+    checkContext(this.cfg, P);
+    checkAttentionMemory(this.cfg, B, P, 0, keep);
+  }
+
   encode(text: string, opts: InputOptions = {}): number[] {
     return this.requireTokenizer().encode(text, { prependBos: opts.prependBos });
   }
@@ -246,6 +257,7 @@ export class HookedTransformer {
   /** Logits [batch, pos, vocab]. */
   run(input: ModelInput, opts: InputOptions = {}): Tensor {
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, 'none');
     if (!attentionMask) {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
@@ -262,6 +274,7 @@ export class HookedTransformer {
     if (opts.names) validateSelectors(opts.names, all);
     const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, 'cache');
     if (!attentionMask) {
       const compiled = this.runCompiled('cache', tokens, names, opts.useAttnResult ?? false);
       if (compiled) return { logits: compiled.logits, cache: new ActivationCache(compiled.cache) };
@@ -289,6 +302,7 @@ export class HookedTransformer {
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
     validateSelectors([...fwd.map((h) => h.name), ...bwd.map((h) => h.name)], all);
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, bwd.length ? 'gradients' : 'none');
     const hook = this.hookPoint({ fwd, bwd });
     const options: ForwardOptions = {
       hook: bwd.length ? gradRoot(hook) : hook,
@@ -317,6 +331,7 @@ export class HookedTransformer {
     if (opts.names) validateSelectors(opts.names, all);
     const names = opts.names ? all.filter((n) => opts.names!.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, 'gradients');
     if (!opts.loss && !attentionMask) {
       const out = this.compiled(`grad|${opts.useAttnResult ?? false}|${names.join(',')}`, tokens, (t) => {
         const r = this.eagerGradients(t, null, names, undefined, opts.useAttnResult);

@@ -311,20 +311,28 @@ export function checkLoadMemory(dir: string, estimate: MemoryEstimate, limit: Me
   const exact = formatBytes(estimate.totalBytes) === formatBytes(limit.bytes);
   const size = (n: number) => (exact ? `${n.toLocaleString('en-US')} bytes` : formatBytes(n));
   const need = size(estimate.totalBytes);
-  const have =
-    limit.source === 'memoryLimitBytes' || limit.source === 'SONDE_MAX_MEMORY'
-      ? `over the limit of ${size(limit.bytes)} set by ${limit.source}`
-      : `but only ${size(limit.bytes)} is available (${AVAILABILITY_SOURCES[limit.source]})`;
-  const raise =
-    limit.source === 'memoryLimitBytes'
-      ? 'raise memoryLimitBytes'
-      : `raise the limit with SONDE_MAX_MEMORY=${compactSize(estimate.totalBytes)}`;
+  const have = overLimit(limit, size);
+  const raise = raiseLimit(limit, estimate.totalBytes);
   throw new MemoryError(
     `model folder '${dir}' needs ${need} of memory to load, ${have}: ` +
       `${formatCount(estimate.parameters)} parameters, stored as ${stored}, which Sonde holds as float32: ` +
       `${formatBytes(estimate.weightsBytes)} of weights plus ${formatBytes(estimate.transientBytes)} while the ` +
       `largest tensor is converted. Use a smaller model, free some memory, or, if you know it will fit, ${raise}`,
   );
+}
+
+/** 'over the limit of 8 GB set by SONDE_MAX_MEMORY' or 'but only 3 GB is available (...)'. */
+export function overLimit(limit: MemoryLimit, size: (n: number) => string = formatBytes): string {
+  return limit.source === 'memoryLimitBytes' || limit.source === 'SONDE_MAX_MEMORY'
+    ? `over the limit of ${size(limit.bytes)} set by ${limit.source}`
+    : `but only ${size(limit.bytes)} is available (${AVAILABILITY_SOURCES[limit.source]})`;
+}
+
+/** How to let `needed` bytes through `limit`: 'raise memoryLimitBytes' or 'raise the limit with SONDE_MAX_MEMORY=9.3GB'. */
+export function raiseLimit(limit: MemoryLimit, needed: number): string {
+  return limit.source === 'memoryLimitBytes'
+    ? 'raise memoryLimitBytes'
+    : `raise the limit with SONDE_MAX_MEMORY=${compactSize(needed)}`;
 }
 
 const AVAILABILITY_SOURCES: Record<MemoryAvailability['source'], string> = {
