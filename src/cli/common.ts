@@ -259,8 +259,9 @@ function fitContext(model: HookedTransformer, ids: number[], flags: InputFlags, 
   if (ids.length <= (flags.truncate === undefined ? nCtx : max)) return ids;
   const what = `the input has ${ids.length} tokens, more than the model's context of ${nCtx}`;
   if (flags.truncate === undefined) {
+    const leave = max < nCtx ? ` and leave ${nCtx - max} to generate` : '';
     throw new UsageError(
-      `${what}: shorten it, or pass --truncate to keep its last ${max} tokens (--truncate first keeps the first ${max})`,
+      `${what}: shorten it, or pass --truncate to keep its last ${max} tokens${leave} (--truncate first keeps the first ${max})`,
     );
   }
   const fits = room > 0 && ids.length <= nCtx ? ` less ${room} to generate` : '';

@@ -56,5 +56,11 @@ describe('input longer than the context', () => {
         'the last 503 (dropped 96 after BOS)\n',
     );
     expect(r.stderr).toMatch(/\[8 tokens in .*; stopped: max_tokens\]/);
+    const refused = await sonde('generate', '--tokens', ids(600), '--max-tokens', '8');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      "sonde: the input has 600 tokens, more than the model's context of 512: shorten it, or pass --truncate " +
+        'to keep its last 504 tokens and leave 8 to generate (--truncate first keeps the first 504)\n',
+    );
   });
 });
