@@ -166,7 +166,10 @@ export {
   type MemoryLimit,
   type MemoryAvailability,
   type MemoryProbeOptions,
+  compiledGraphBytes,
+  BAKE_WEIGHTS_MAX_BYTES,
 } from './models/memory.js';
+export { checkContext, attentionBytes, checkAttentionMemory, type AttentionKeep } from './models/context.js';
 export { type LoadProgress } from './models/load-progress.js';
 // Hugging Face Hub downloads (huggingface_hub's cache layout) and model aliases
 export * from './io/hub/index.js';

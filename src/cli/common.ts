@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CommanderError, InvalidArgumentError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 // The modules themselves, not the library's index: `sonde info` should not load every method.
 import '../engine/node.js'; // registers the onnxruntime-node backend
 import type { Tensor } from '../engine/tensor.js';
@@ -205,6 +205,27 @@ export interface InputFlags {
   prompt?: string;
   tokens?: number[];
   prependBos?: boolean;
+  /** --truncate: which tokens of an input longer than the context to keep (unset: refuse it). */
+  truncate?: TruncateKeep;
+  /** Where the note of a truncation goes (stderr, unless --quiet or --json). */
+  onNote?: (line: string) => void;
+}
+
+/** The tokens `--truncate` keeps of an input longer than the model's context. */
+export type TruncateKeep = 'last' | 'first';
+
+/**
+ * Adds the shared `--truncate [keep]` flag: an input longer than the model's context keeps its last n_ctx
+ * tokens (`--truncate`, `--truncate last`) or its first (`--truncate first`) instead of being refused.
+ */
+export function truncateOption(): Option {
+  return new Option(
+    '--truncate [keep]',
+    "an input longer than the model's context keeps its last n_ctx tokens (or: --truncate first)",
+  ).argParser((value: string): TruncateKeep => {
+    if (value === 'last' || value === 'first') return value;
+    throw new InvalidArgumentError(`expected 'last' or 'first', got '${value}'`);
+  });
 }
 
 export interface ResolvedInput {
@@ -216,21 +237,67 @@ export interface ResolvedInput {
 }
 
 /** The input flags of a command; a default --prompt does not count when --tokens is given. */
-export function inputFlags(opts: InputFlags, cmd: Command): InputFlags {
+export function inputFlags(
+  opts: Omit<InputFlags, 'truncate'> & { truncate?: TruncateKeep | true },
+  cmd: Command,
+): InputFlags {
   const explicitPrompt = cmd.getOptionValueSource('prompt') === 'cli';
   return {
     prompt: opts.tokens !== undefined && !explicitPrompt ? undefined : opts.prompt,
     tokens: opts.tokens,
     prependBos: opts.prependBos,
+    truncate: opts.truncate === true ? 'last' : opts.truncate,
+    onNote: (line) => note(globalsOf(cmd), line),
   };
 }
 
-/** Text (--prompt, encoded with the model's tokenizer) or ids (--tokens) to token ids. */
+/**
+ * Text (--prompt, encoded with the model's tokenizer) or ids (--tokens) to token ids, no more than the
+ * model's context: longer input is refused, or cut by --truncate to the context less `room` positions
+ * (kept free for generation).
+ */
 export function resolveInput(
   model: HookedTransformer,
   flags: InputFlags,
   defaultPrompt?: string,
+  room = 0,
 ): ResolvedInput {
+  const input = encodeInput(model, flags, defaultPrompt);
+  return { ...input, ids: fitContext(model, input.ids, flags, room) };
+}
+
+/** `ids` cut to the context less `room` as --truncate says, or a UsageError naming the flag. */
+function fitContext(model: HookedTransformer, ids: number[], flags: InputFlags, room: number): number[] {
+  const nCtx = model.cfg.nCtx;
+  const max = Math.max(1, nCtx - room);
+  if (ids.length <= (flags.truncate === undefined ? nCtx : max)) return ids;
+  const what = `the input has ${ids.length} tokens, more than the model's context of ${nCtx}`;
+  if (flags.truncate === undefined) {
+    const leave = max < nCtx ? ` and leave ${nCtx - max} to generate` : '';
+    throw new UsageError(
+      `${what}: shorten it, or pass --truncate to keep its last ${max} tokens${leave} (--truncate first keeps the first ${max})`,
+    );
+  }
+  const fits = room > 0 && ids.length <= nCtx ? ` less ${room} to generate` : '';
+  const bos = model.cfg.bosTokenId;
+  let kept: number[];
+  let which: string;
+  if (flags.truncate === 'first') {
+    kept = ids.slice(0, max);
+    which = `the first ${max} (dropped ${ids.length - max} from the end)`;
+  } else if (bos !== null && ids[0] === bos && max > 1) {
+    // The BOS token stays first: models attend to it as a sink.
+    kept = [bos, ...ids.slice(ids.length - (max - 1))];
+    which = `the BOS token and the last ${max - 1} (dropped ${ids.length - max} after BOS)`;
+  } else {
+    kept = ids.slice(ids.length - max);
+    which = `the last ${max} (dropped ${ids.length - max} from the start)`;
+  }
+  flags.onNote?.(`note: ${what}${fits}; --truncate kept ${which}`);
+  return kept;
+}
+
+function encodeInput(model: HookedTransformer, flags: InputFlags, defaultPrompt?: string): ResolvedInput {
   if (flags.prompt !== undefined && flags.tokens !== undefined) {
     throw new UsageError('give either --prompt or --tokens, not both');
   }

@@ -2,6 +2,7 @@ import { ShapeError } from '../errors.js';
 import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
+import { checkContext } from '../models/context.js';
 import { emptyKVCache, forward } from '../models/transformer.js';
 import type { HookedTransformer } from './hooked-transformer.js';
 import { toHooks, validateSelectors, type ForwardHookFn, type HookSpec } from './hooks.js';
@@ -75,7 +76,8 @@ export function generate(
   const generated: number[] = [];
   const hook = model.hookPoint({ fwd: hooks });
   let next = ids;
-  const limit = cfg.positional === 'learned' ? cfg.nCtx : Infinity;
+  checkContext(cfg, ids.length);
+  const limit = cfg.nCtx;
   noGrad(() => {
     for (let step = 0; step < maxTokens && ids.length < limit; step++) {
       const tokens = new Tensor(
@@ -160,7 +162,7 @@ export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions
       const rows: number[][] = Array.from({ length: B }, () => []);
       const done = new Array<boolean>(B).fill(false);
       let next = new Array<number>(B).fill(cfg.bosTokenId!);
-      const limit = Math.min(opts.maxTokens, cfg.positional === 'learned' ? cfg.nCtx - 1 : Infinity);
+      const limit = Math.min(opts.maxTokens, cfg.nCtx - 1);
       for (let step = 0; step < limit && done.some((d) => !d); step++) {
         const tokens = new Tensor(
           BigInt64Array.from(next, (v) => BigInt(v)),

@@ -8,8 +8,10 @@ import type { HubOptions } from '../io/hub/download.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../models/config.js';
 import { headWeights } from '../models/head-weights.js';
+import { checkAttentionMemory, checkContext, type AttentionKeep } from '../models/context.js';
 import { hookNames } from '../models/hook-names.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
+import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
 import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
@@ -346,6 +348,16 @@ export class HookedTransformer {
     };
   }
 
+  /**
+   * Refuses, before anything runs, tokens [batch, pos] longer than the context (ShapeError) or whose
+   * attention, with what the pass keeps, will not fit in memory (MemoryError).
+   */
+  private checkFits(tokens: Tensor, keep: AttentionKeep): void {
+    const [B, P] = tokens.shape as [number, number];
+    checkContext(this.cfg, P);
+    checkAttentionMemory(this.cfg, B, P, 0, keep);
+  }
+
   encode(text: string, opts: InputOptions = {}): number[] {
     return this.requireTokenizer().encode(text, { prependBos: opts.prependBos });
   }
@@ -403,6 +415,7 @@ export class HookedTransformer {
   /** Logits [batch, pos, vocab]. */
   run(input: ModelInput, opts: InputOptions = {}): Tensor {
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, 'none');
     if (!attentionMask) {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
@@ -427,6 +440,7 @@ export class HookedTransformer {
     if (selected) validateSelectors(selected, all);
     const names = selected ? all.filter((n) => selected.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, 'cache');
     if (!attentionMask) {
       const compiled = this.runCompiled('cache', tokens, names, opts.useAttnResult ?? false);
       if (compiled) return { logits: compiled.logits, cache: new ActivationCache(compiled.cache, this) };
@@ -456,6 +470,7 @@ export class HookedTransformer {
     validateSelectors(selectors, this.hookNames({ useAttnResult }));
     const { tokens, attentionMask } = this.toTokens(input, opts);
     const grad = bwd.length > 0 || this.persistent.bwd.length > 0;
+    this.checkFits(tokens, grad ? 'gradients' : 'none');
     const hook = this.hookPoint({ fwd, bwd }, grad);
     const options: ForwardOptions = {
       hook: grad ? gradRoot(hook) : hook,
@@ -486,6 +501,7 @@ export class HookedTransformer {
     if (selected) validateSelectors(selected, all);
     const names = selected ? all.filter((n) => selected.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
+    this.checkFits(tokens, 'gradients');
     if (!opts.loss && !attentionMask) {
       const out = this.compiled(`grad|${opts.useAttnResult ?? false}|${names.join(',')}`, tokens, (t) => {
         const r = this.eagerGradients(t, null, names, undefined, opts.useAttnResult);
@@ -593,19 +609,32 @@ export class HookedTransformer {
       this.traced.set(fullKey, entry);
     }
     entry.seen++;
-    // Most recently used last, so eviction drops the oldest graph (each holds a copy of the weights).
+    // Most recently used last, so eviction drops the oldest graph (a small model's holds a copy of the weights).
     this.traced.delete(fullKey);
     this.traced.set(fullKey, entry);
     if (entry.fn) return entry.fn.run([tokens]);
     if (this.compileMode === 'auto' && entry.seen < 2) return null;
-    const { fn, outputs } = TracedFunction.trace(([t]) => build(t!), [tokens]);
+    const { fn, outputs } = TracedFunction.trace(([t]) => build(t!), [tokens], {
+      inlineLimit: compiledInlineLimit(this.weightsBytes()),
+    });
     entry.fn = fn;
     const compiledEntries = [...this.traced.entries()].filter(([, e]) => e.fn);
-    for (const [k, e] of compiledEntries.slice(0, Math.max(0, compiledEntries.length - MAX_COMPILED))) {
+    for (const [k, e] of compiledEntries.slice(
+      0,
+      Math.max(0, compiledEntries.length - MAX_COMPILED_GRAPHS),
+    )) {
       e.fn!.dispose();
       this.traced.delete(k);
     }
     return outputs;
+  }
+
+  /** Bytes of float32 weights (with spliced SAEs' parameters): what decides how graphs take them. */
+  private weightsBytes(): number {
+    let n = 0;
+    for (const t of this.weights.values()) n += t.size * 4;
+    for (const t of spliceTensors(this.spliced)) n += t.size * 4;
+    return n;
   }
 
   /** Drops compiled graphs; call after changing weight values in place (replacing tensors is detected). */
@@ -626,9 +655,6 @@ function selectorList(names: HookSelector | HookSelector[] | undefined): HookSel
       );
   return list;
 }
-
-/** Compiled graphs kept per model (each bakes in the weights). */
-const MAX_COMPILED = 4;
 
 /** Makes the embeddings differentiable leaves so every later activation carries a gradient. */
 function gradRoot(hook: (name: string, x: Tensor) => Tensor): (name: string, x: Tensor) => Tensor {

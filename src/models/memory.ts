@@ -44,6 +44,11 @@ export interface MemoryEstimate {
   transientBytes: number;
   /** weightsBytes + transientBytes: the most the load adds to the process at once. */
   totalBytes: number;
+  /**
+   * Bytes the model's compiled graphs may hold on top of the weights once it runs: a copy of the
+   * weights per graph for models small enough to bake ({@link compiledGraphBytes}), none above that.
+   */
+  compiledBytes: number;
   /** The tensor with the most elements (null for an empty checkpoint). */
   largestTensor: { name: string; dtype: SafetensorsDtype; shape: number[]; elements: number } | null;
 }
@@ -116,6 +121,7 @@ export function estimateLoadMemory(
       weightsBytes,
       transientBytes,
       totalBytes: weightsBytes + transientBytes,
+      compiledBytes: compiledGraphBytes(weightsBytes),
       largestTensor,
     };
   } finally {
@@ -305,20 +311,28 @@ export function checkLoadMemory(dir: string, estimate: MemoryEstimate, limit: Me
   const exact = formatBytes(estimate.totalBytes) === formatBytes(limit.bytes);
   const size = (n: number) => (exact ? `${n.toLocaleString('en-US')} bytes` : formatBytes(n));
   const need = size(estimate.totalBytes);
-  const have =
-    limit.source === 'memoryLimitBytes' || limit.source === 'SONDE_MAX_MEMORY'
-      ? `over the limit of ${size(limit.bytes)} set by ${limit.source}`
-      : `but only ${size(limit.bytes)} is available (${AVAILABILITY_SOURCES[limit.source]})`;
-  const raise =
-    limit.source === 'memoryLimitBytes'
-      ? 'raise memoryLimitBytes'
-      : `raise the limit with SONDE_MAX_MEMORY=${compactSize(estimate.totalBytes)}`;
+  const have = overLimit(limit, size);
+  const raise = raiseLimit(limit, estimate.totalBytes);
   throw new MemoryError(
     `model folder '${dir}' needs ${need} of memory to load, ${have}: ` +
       `${formatCount(estimate.parameters)} parameters, stored as ${stored}, which Sonde holds as float32: ` +
       `${formatBytes(estimate.weightsBytes)} of weights plus ${formatBytes(estimate.transientBytes)} while the ` +
       `largest tensor is converted. Use a smaller model, free some memory, or, if you know it will fit, ${raise}`,
   );
+}
+
+/** 'over the limit of 8 GB set by SONDE_MAX_MEMORY' or 'but only 3 GB is available (...)'. */
+export function overLimit(limit: MemoryLimit, size: (n: number) => string = formatBytes): string {
+  return limit.source === 'memoryLimitBytes' || limit.source === 'SONDE_MAX_MEMORY'
+    ? `over the limit of ${size(limit.bytes)} set by ${limit.source}`
+    : `but only ${size(limit.bytes)} is available (${AVAILABILITY_SOURCES[limit.source]})`;
+}
+
+/** How to let `needed` bytes through `limit`: 'raise memoryLimitBytes' or 'raise the limit with SONDE_MAX_MEMORY=9.3GB'. */
+export function raiseLimit(limit: MemoryLimit, needed: number): string {
+  return limit.source === 'memoryLimitBytes'
+    ? 'raise memoryLimitBytes'
+    : `raise the limit with SONDE_MAX_MEMORY=${compactSize(needed)}`;
 }
 
 const AVAILABILITY_SOURCES: Record<MemoryAvailability['source'], string> = {
@@ -355,4 +369,32 @@ function formatCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
   return String(n);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Compiled graphs
+
+/**
+ * A model whose float32 weights total at most this has them baked into each compiled graph
+ * (HookedTransformer's `compile`): ORT pre-packs the matmul weights, up to 2x faster on short inputs, but
+ * building the graph costs about 40 ms per MB (25 s for GPT-2 small) and 2.5x the weights at its peak,
+ * and a graph over 2 GB cannot be built at all. Above it, weights are fed by reference at each run: no
+ * copy, compiled in about a second, as fast from ~128 tokens up.
+ */
+export const BAKE_WEIGHTS_MAX_BYTES = 100e6;
+/** Compiled graphs a model keeps (the least recently used is dropped). */
+export const MAX_COMPILED_GRAPHS = 4;
+/** What one baked graph holds, in copies of the weights (the graph's initializers and ORT's pre-packs). */
+const BAKED_COPIES = 2.5;
+/** Captured tensors up to this many elements (norm weights, rotary tables) are baked even then. */
+const SMALL_CONSTANT_ELEMENTS = 1 << 16;
+
+/** The tracer's inlineLimit for a model with `weightsBytes` of weights (see {@link BAKE_WEIGHTS_MAX_BYTES}). */
+export function compiledInlineLimit(weightsBytes: number): number {
+  return weightsBytes <= BAKE_WEIGHTS_MAX_BYTES ? Infinity : SMALL_CONSTANT_ELEMENTS;
+}
+
+/** The most a model's compiled graphs hold beyond its weights: baked copies, or nothing by reference. */
+export function compiledGraphBytes(weightsBytes: number): number {
+  return weightsBytes <= BAKE_WEIGHTS_MAX_BYTES ? MAX_COMPILED_GRAPHS * BAKED_COPIES * weightsBytes : 0;
 }

@@ -5,6 +5,7 @@ import { mean, sum } from '../engine/ops/reduce.js';
 import { concat, gather, permute, reshape, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import { attnTypeOf, ropeInvFreq, type ModelConfig } from './config.js';
+import { checkAttentionMemory, checkContext } from './context.js';
 import { NO_HOOKS, type HookPoint } from './hook-point.js';
 import type { Weights } from './weights.js';
 
@@ -55,9 +56,8 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
   if (tokens.rank !== 2) throw new ShapeError(`tokens must be [batch, pos], got [${tokens.shape}]`);
   const [B, P] = tokens.shape as [number, number];
   const past = opts.kvCache?.length ?? 0;
-  if (cfg.positional === 'learned' && past + P > cfg.nCtx) {
-    throw new ShapeError(`sequence of ${past + P} tokens is longer than the model's context of ${cfg.nCtx}`);
-  }
+  checkContext(cfg, past + P);
+  checkAttentionMemory(cfg, B, P, past);
   const hp = opts.hook ?? NO_HOOKS;
   const positions = positionIds(B, P, past, opts.attentionMask);
   const hasLocal = cfg.attnTypes?.includes('local') ?? false;

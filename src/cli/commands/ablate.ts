@@ -23,6 +23,7 @@ import {
   out,
   printJson,
   resolveInput,
+  truncateOption,
   table,
 } from '../common.js';
 import { createProgress } from '../progress.js';
@@ -52,6 +53,7 @@ export function registerAblate(program: Command): void {
     .description('ablate attention heads (zero, mean or resample) and report the loss')
     .option('--prompt <text>', 'input text')
     .option('--tokens <ids>', 'input token ids', idListArg)
+    .addOption(truncateOption())
     .option(
       '--repeated <n>',
       'repeated random tokens [BOS, r, r] with r of length n (the induction probe)',

@@ -15,6 +15,7 @@ import {
   positionAxis,
   printJson,
   resolveInput,
+  truncateOption,
   table,
   tensorStats,
   toJson,
@@ -64,6 +65,7 @@ export function registerCache(program: Command): void {
       'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)',
       idListArg,
     )
+    .addOption(truncateOption())
     .option('--values', 'include the full values (nested arrays; with --json, non-finite values are null)')
     .option(PLOT_FLAG, 'draw the attention patterns of the --hook ...attn.hook_pattern hooks (heads grid)')
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")

@@ -14,6 +14,7 @@ import {
   out,
   printJson,
   resolveInput,
+  truncateOption,
   table,
   type InputFlags,
 } from '../common.js';
@@ -41,6 +42,7 @@ export function registerDla(program: Command): void {
       'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)',
       idListArg,
     )
+    .addOption(truncateOption())
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
     .option('--no-prepend-bos', 'do not prepend the BOS token')
     .option('--answer <token>', 'the predicted token: text that is exactly one token, e.g. " Lily"')

@@ -10,6 +10,7 @@ import {
   note,
   printJson,
   resolveInput,
+  truncateOption,
   temperatureArg,
   topPArg,
   type InputFlags,
@@ -34,6 +35,7 @@ export function registerGenerate(program: Command): void {
       'prompt token ids instead of text, e.g. 1,403 (models without a tokenizer)',
       idListArg,
     )
+    .addOption(truncateOption())
     .option('--max-tokens <n>', 'number of tokens to generate', intArg(0), 64)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', temperatureArg, 1)
     .option('--seed <s>', 'random seed for sampling', intArg(0, 2 ** 32 - 1), 0)
@@ -56,7 +58,7 @@ Examples:
       const g = globalsOf(cmd);
       const model = await loadModel(g);
       const flags = inputFlags(opts, cmd);
-      const promptIds = promptTokens(model, flags);
+      const promptIds = promptTokens(model, flags, opts.maxTokens);
       const streaming = !g.json;
       const stream = streaming ? new TextStream(model, process.stdout) : null;
       stream?.push(promptIds);
@@ -108,15 +110,15 @@ Examples:
     });
 }
 
-/** The prompt's ids: --tokens, the encoded --prompt, or BOS alone for an empty prompt. */
-function promptTokens(model: HookedTransformer, flags: InputFlags): number[] {
+/** The prompt's ids: --tokens, the encoded --prompt, or BOS alone for an empty prompt; --truncate leaves room for maxTokens. */
+function promptTokens(model: HookedTransformer, flags: InputFlags, maxTokens: number): number[] {
   const bos = model.cfg.bosTokenId;
   if (flags.tokens === undefined && (flags.prompt ?? '') === '') {
     if (bos === null)
       throw new UsageError('empty prompt and the model has no BOS token: give --prompt or --tokens');
     return [bos];
   }
-  return resolveInput(model, flags).ids;
+  return resolveInput(model, flags, undefined, Math.min(maxTokens, model.cfg.nCtx - 1)).ids;
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   out,
   printJson,
   resolveInput,
+  truncateOption,
   table,
   type InputFlags,
 } from '../common.js';
@@ -62,6 +63,7 @@ export function registerLens(program: Command): void {
       'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)',
       idListArg,
     )
+    .addOption(truncateOption())
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
     .option('--no-prepend-bos', 'do not prepend the BOS token')
     .option(

@@ -15,6 +15,7 @@ import {
   out,
   printJson,
   resolveInput,
+  truncateOption,
   table,
   topPredictions,
   type InputFlags,
@@ -66,6 +67,7 @@ export function registerRun(program: Command): void {
       'token ids instead of text, e.g. 1,403,407 (models without a tokenizer)',
       idListArg,
     )
+    .addOption(truncateOption())
     .option('--top-k <n>', 'predictions shown per position', intArg(0), 5)
     .option('--prepend-bos', "prepend the BOS token (default: what the model's tokenizer does)")
     .option('--no-prepend-bos', 'do not prepend the BOS token')

@@ -18,10 +18,20 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== b.dtype) throw new ShapeError(`matmul: dtypes differ (${a.dtype} vs ${b.dtype})`);
   broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const [y] = exec(node1('MatMul', 2), [a, b], ([g]) => [
-    a.requiresGrad ? sumTo(matmul(g!, transpose(b)), a.shape) : null,
-    b.requiresGrad ? sumTo(matmul(transpose(a), g!), b.shape) : null,
+    a.requiresGrad ? sumTo(matmulTransposed(g!, b, false, true), a.shape) : null,
+    b.requiresGrad ? sumTo(matmulTransposed(a, g!, true, false), b.shape) : null,
   ]);
   return y!;
+}
+
+/**
+ * a @ b with either operand's last two axes transposed inside the kernel (ORT's FusedMatMul), for
+ * gradients: transposing a weight first would copy it, which for a multi-GB model's unembedding is
+ * hundreds of MB per backward. Not differentiable itself (backward runs without recording).
+ */
+function matmulTransposed(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  const attrs = { transA: int(transA ? 1 : 0), transB: int(transB ? 1 : 0) };
+  return exec(node1('FusedMatMul', 2, attrs, 1, 'com.microsoft'), [a, b])[0]!;
 }
 
 /** x @ W^T + b with W in [out, in] layout (torch.nn.Linear). */
