@@ -29,6 +29,8 @@ export interface GlobalOptions {
   json: boolean;
   quiet: boolean;
   debug: boolean;
+  /** Overwrite an existing --out (cli/output.ts). */
+  force: boolean;
 }
 
 export function globalsOf(cmd: Command): GlobalOptions {
@@ -38,6 +40,7 @@ export function globalsOf(cmd: Command): GlobalOptions {
     json?: boolean;
     quiet?: boolean;
     debug?: boolean;
+    force?: boolean;
   };
   return {
     model: o.model,
@@ -45,6 +48,7 @@ export function globalsOf(cmd: Command): GlobalOptions {
     json: o.json === true,
     quiet: o.quiet === true,
     debug: o.debug === true,
+    force: o.force === true,
   };
 }
 

@@ -40,6 +40,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output: one JSON document on stdout')
     .option('-q, --quiet', 'no progress bars or notes on stderr')
     .option('--debug', 'print stack traces on errors')
+    .option('--force', 'overwrite an existing --out instead of refusing')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .helpCommand('help [command]', 'show help for a command')
     .showSuggestionAfterError(true)

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { tempSibling } from '../io/leftovers.js';
 
 /** Renders a Vega-Lite spec to SVG text (headless: no browser or canvas needed). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -15,7 +16,7 @@ export async function writePlot(file: string, spec: TopLevelSpec): Promise<void>
     throw new Error(`plot file '${file}' must end in .svg`);
   }
   const svg = await renderSvg(spec);
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = tempSibling(file);
   fs.writeFileSync(tmp, svg);
   fs.renameSync(tmp, file);
 }

@@ -5,6 +5,7 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/saf
 import { replaceDir } from '../models/save.js';
 import type { Weights } from '../models/weights.js';
 import type { OptimizerState } from './optimizers.js';
+import { tempSibling } from '../io/leftovers.js';
 
 export class CheckpointError extends SondeError {}
 
@@ -30,7 +31,7 @@ export function saveCheckpoint(
   state: CheckpointState,
 ): void {
   const target = path.resolve(dir);
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempSibling(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
     const w: Record<string, TensorToWrite> = {};

@@ -25,6 +25,7 @@ import {
   table,
 } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath } from '../output.js';
 
 interface AblateFlags {
   prompt?: string;
@@ -79,8 +80,7 @@ export function registerAblate(program: Command): void {
       if (o.heads !== undefined && o.heads !== 'all')
         throw new UsageError(`--heads '${o.heads}': only 'all'`);
       if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head L.H, not both');
-      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
-        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      checkPlotPath(o.plot);
       const model = await loadModel(g);
       let input: number[][];
       let reference: number[][] | undefined;

@@ -13,6 +13,7 @@ import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
 import { heatmapSpec } from './patch.js';
+import { checkPlotPath } from '../output.js';
 
 interface AttributeFlags {
   clean: string;
@@ -48,8 +49,7 @@ export function registerAttribute(program: Command): void {
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot && !o.plot.toLowerCase().endsWith('.svg'))
-        throw new UsageError(`--plot: '${o.plot}' must end in .svg`);
+      checkPlotPath(o.plot);
       const model = await loadModel(g);
       const opts = {
         clean: o.clean,

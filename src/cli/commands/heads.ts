@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { headScores, type HeadScores } from '../../methods/heads.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import { checkPlotPath } from '../output.js';
 
 export function registerHeads(program: Command): void {
   program
@@ -29,6 +30,7 @@ Examples:
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
+        checkPlotPath(o.plot);
         const model = await loadModel(g);
         const s = headScores(model, { seqLen: o.seqLen, batch: o.batch, seed: o.seed });
         const named = (m: number[][]) =>

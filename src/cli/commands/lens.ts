@@ -1,6 +1,4 @@
 // sonde lens: the logit lens, every layer's residual stream read through the final norm and unembedding.
-import fs from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UsageError, type HookedTransformer } from '../../index.js';
 import { loadTunedLens } from '../../methods/tuned-lens.js';
@@ -24,12 +22,8 @@ import {
 import { DEFAULT_PROMPT } from './run.js';
 
 /** --plot must name an .svg file in an existing folder (checked before any work). */
-export function checkPlotPath(file: string): void {
-  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
-}
+import { checkPlotPath } from '../output.js';
+export { checkPlotPath };
 
 /** A token from --NAME TEXT or --NAME-id N (at most one of them); undefined when neither is given. */
 export function tokenFlag(

@@ -1,6 +1,4 @@
 // sonde patch: activation patching between a clean and a corrupt prompt, by layer and position or head.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
@@ -15,6 +13,7 @@ import {
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, fmtToken, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath } from '../output.js';
 
 interface PatchFlags {
   clean: string;
@@ -143,12 +142,6 @@ function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
   );
 }
 
-function checkPlotPath(file: string): void {
-  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
-}
 
 export function heatmapSpec(
   r: PatchingResult,

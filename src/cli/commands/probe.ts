@@ -23,6 +23,7 @@ import {
   table,
   validateHookNames,
 } from '../common.js';
+import { checkOutputs, plotOutput } from '../output.js';
 
 export function choiceArg<T extends string>(choices: readonly T[]): (v: string) => T {
   return (v) => {
@@ -97,6 +98,13 @@ Examples:
         throw new UsageError("--layers: only 'all' is supported");
       const labelNames = o.labels.split(',');
       if (labelNames.length !== 2) throw new UsageError('--labels: give two names, e.g. girl,boy');
+      checkOutputs(
+        [
+          o.out !== undefined && { flag: '--out', path: o.out, kind: 'file', ext: ['.json'], existing: 'force' },
+          plotOutput(o.plot),
+        ],
+        g.force,
+      );
       const model = await loadModel(g);
       const hooks = o.hook
         ? [o.hook]

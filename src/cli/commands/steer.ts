@@ -21,6 +21,7 @@ import {
   validateHookNames,
 } from '../common.js';
 import { numberArg } from './probe.js';
+import { checkPlotPath } from '../output.js';
 
 /** One text per line; a JSON line with a "text" field counts as its text. Blank lines are skipped. */
 export function readTexts(file: string): string[] {
@@ -92,6 +93,7 @@ Examples:
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
+      checkPlotPath(o.plot);
       const model = await loadModel(g);
       let vector: Float32Array;
       let hook: string;

@@ -1,7 +1,5 @@
 // sonde toy superposition: train the toy ReLU output model of Elhage et al. (2022), "Toy Models of
 // Superposition", and report how its features share the hidden dimensions.
-import fs from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import {
@@ -17,6 +15,7 @@ import { superpositionPlotSpec, sweepPlotSpec } from '../../organisms/superposit
 import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
+import { checkPlotPath } from '../output.js';
 
 interface ToyFlags {
   features: number;
@@ -49,13 +48,6 @@ const sparsityArg = numberArg(
 const positiveArg = numberArg((n) => n > 0, 'a number > 0');
 const nonNegativeArg = numberArg((n) => n >= 0, 'a number >= 0');
 
-/** --plot must name an .svg file in an existing folder (checked before training, not after). */
-function checkPlotPath(file: string): void {
-  if (path.extname(file).toLowerCase() !== '.svg') throw new UsageError(`--plot: '${file}' must end in .svg`);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new UsageError(`--plot: folder '${path.dirname(file)}' does not exist`);
-}
 
 /** Per-feature table and the sharing summary of one trained model. */
 function describeInstance(r: SuperpositionInstance): string[] {
