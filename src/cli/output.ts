@@ -66,7 +66,9 @@ export function checkOutputs(specs: (OutputSpec | undefined | false)[], force = 
 
 /** An --plot file: SVG, rewritten when it exists. */
 export function plotOutput(file: string | undefined): OutputSpec | undefined {
-  return file === undefined ? undefined : { flag: '--plot', path: file, kind: 'file', ext: ['.svg'], existing: 'replace' };
+  return file === undefined
+    ? undefined
+    : { flag: '--plot', path: file, kind: 'file', ext: ['.svg'], existing: 'replace' };
 }
 
 /** Checks an --plot file (when given) before the work. */
