@@ -52,10 +52,12 @@ export function checkOutput(spec: OutputSpec, force = false): void {
   }
   if (!pst || !pst.isDirectory())
     throw new UsageError(`${flag}: folder '${path.dirname(spec.path)}' does not exist`);
+  // A real attempt, not access(W_OK): that says yes to root on a read-only mount or special folder.
   try {
-    fs.accessSync(ancestor, fs.constants.W_OK);
-  } catch {
-    throw new UsageError(`${flag}: cannot write in '${ancestor}' (permission denied or read-only)`);
+    fs.rmdirSync(fs.mkdtempSync(path.join(ancestor, '.sonde-write-check-')));
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`${flag}: cannot write in '${ancestor}' (${why}: read-only or no permission)`);
   }
 }
 

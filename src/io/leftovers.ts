@@ -14,41 +14,45 @@ function journalOf(pid: number): string {
   return path.join(os.tmpdir(), `${PREFIX}${pid}`);
 }
 
-const tracked: string[] = [];
+/** Tracked paths and when they were tracked. */
+const tracked = new Map<string, number>();
 let exitHook = false;
 
+/** A path tracked this recently may not be created yet, so it is kept even when absent. */
+const GRACE_MS = 60_000;
+
+/** Rewrites the journal, first dropping paths that are gone (a temp renamed into place, a lock released). */
 function rewrite(): void {
+  const now = Date.now();
+  for (const [p, at] of tracked) if (now - at > GRACE_MS && !fs.existsSync(p)) tracked.delete(p);
   const file = journalOf(process.pid);
-  if (tracked.length === 0) fs.rmSync(file, { force: true });
-  else fs.writeFileSync(file, tracked.join('\n') + '\n');
+  if (tracked.size === 0) fs.rmSync(file, { force: true });
+  else fs.writeFileSync(file, [...tracked.keys()].join('\n') + '\n');
 }
 
 /**
  * Records `p` (made absolute) as removable if this process dies; returns the function that forgets it
- * once `p` has been renamed into place or removed. Call it before creating `p`.
+ * (once `p` has been renamed into place or removed; a path that is gone is also forgotten by itself).
+ * Call it before creating `p`.
  */
 export function trackLeftover(p: string): () => void {
   const abs = path.resolve(p);
-  tracked.push(abs);
+  tracked.set(abs, Date.now());
   if (!exitHook) {
     // A process that ends normally has nothing in flight: its journal goes with it.
     exitHook = true;
     process.once('exit', () => fs.rmSync(journalOf(process.pid), { force: true }));
   }
-  try {
-    fs.appendFileSync(journalOf(process.pid), abs + '\n');
-  } catch {
-    // An unwritable temp folder only costs the cleanup after a kill.
-  }
-  return () => {
-    const i = tracked.indexOf(abs);
-    if (i < 0) return;
-    tracked.splice(i, 1);
+  const save = () => {
     try {
       rewrite();
     } catch {
-      // as above
+      // An unwritable temp folder only costs the cleanup after a kill.
     }
+  };
+  save();
+  return () => {
+    if (tracked.delete(abs)) save();
   };
 }
 
