@@ -41,7 +41,10 @@ export function trackLeftover(p: string): () => void {
   if (!exitHook) {
     // A process that ends normally has nothing in flight: its journal goes with it.
     exitHook = true;
-    process.once('exit', () => fs.rmSync(journalOf(process.pid), { force: true }));
+    process.once('exit', () => {
+      tracked.clear();
+      fs.rmSync(journalOf(process.pid), { force: true });
+    });
   }
   const save = () => {
     try {
