@@ -25,6 +25,7 @@ import { registerSae } from './commands/sae.js';
 import { registerDownload } from './commands/download.js';
 import { registerModels } from './commands/models.js';
 import { packageVersion, reportError } from './common.js';
+import { removeStaleLeftovers } from '../io/leftovers.js';
 
 export function buildProgram(): Command {
   const program = new Command('sonde')
@@ -83,6 +84,8 @@ Start with:
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // What an earlier run killed mid-write left (a single process has no launcher to clean up after it).
+  removeStaleLeftovers();
   const program = buildProgram();
   const args = argv.slice(2);
   if (args.length === 0) {

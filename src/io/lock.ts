@@ -35,11 +35,13 @@ function attempt(lockPath: string, staleMs: number): Lock | number {
       forget();
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = readLockPid(lockPath);
-      if (holder !== null && !isStale(lockPath, holder, staleMs)) return holder;
-      // Dead holder (or a file not yet written): take it over, unless another process got there first.
+      if (holder === null ? !olderThan(lockPath, 2000) : !isStale(lockPath, holder, staleMs))
+        return holder ?? -1;
+      // A dead holder, or an unreadable lock (an old proper-lockfile folder) not touched for a while:
+      // take it over, unless another process gets there first.
       try {
         fs.renameSync(lockPath, `${lockPath}.stale-${process.pid}`);
-        fs.rmSync(`${lockPath}.stale-${process.pid}`, { force: true });
+        fs.rmSync(`${lockPath}.stale-${process.pid}`, { recursive: true, force: true });
       } catch {
         // taken over by someone else; look again
       }
@@ -62,6 +64,14 @@ function attempt(lockPath: string, staleMs: number): Lock | number {
   return readLockPid(lockPath) ?? -1;
 }
 
+function olderThan(p: string, ms: number): boolean {
+  try {
+    return Date.now() - fs.statSync(p).mtimeMs > ms;
+  } catch {
+    return true;
+  }
+}
+
 function isStale(lockPath: string, pid: number, staleMs: number): boolean {
   let text: string;
   let mtime: number;
@@ -80,8 +90,9 @@ function isStale(lockPath: string, pid: number, staleMs: number): boolean {
 export function tryLock(lockPath: string, what: string, o: LockOptions = {}): Lock {
   const got = attempt(lockPath, o.staleMs ?? DEFAULT_STALE_MS);
   if (typeof got === 'number') {
+    const pid = got > 0 ? `pid ${got}; ` : '';
     throw new LockedError(
-      `${what} is in use by another sonde process (pid ${got}; lock ${lockPath}): wait for it to finish or stop it`,
+      `${what} is in use by another sonde process (${pid}lock ${lockPath}): wait for it to finish or stop it`,
     );
   }
   return got;
