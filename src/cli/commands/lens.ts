@@ -20,9 +20,9 @@ import {
   type InputFlags,
 } from '../common.js';
 import { DEFAULT_PROMPT } from './run.js';
-
-/** --plot must name an .svg file in an existing folder (checked before any work). */
 import { checkPlotPath } from '../output.js';
+
+/** Other commands took the --plot check from here; it lives in cli/output.ts now. */
 export { checkPlotPath };
 
 /** A token from --NAME TEXT or --NAME-id N (at most one of them); undefined when neither is given. */

@@ -142,7 +142,6 @@ function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
   );
 }
 
-
 export function heatmapSpec(
   r: PatchingResult,
   rows: string[],

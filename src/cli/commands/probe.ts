@@ -100,7 +100,13 @@ Examples:
       if (labelNames.length !== 2) throw new UsageError('--labels: give two names, e.g. girl,boy');
       checkOutputs(
         [
-          o.out !== undefined && { flag: '--out', path: o.out, kind: 'file', ext: ['.json'], existing: 'force' },
+          o.out !== undefined && {
+            flag: '--out',
+            path: o.out,
+            kind: 'file',
+            ext: ['.json'],
+            existing: 'force',
+          },
           plotOutput(o.plot),
         ],
         g.force,

@@ -48,7 +48,6 @@ const sparsityArg = numberArg(
 const positiveArg = numberArg((n) => n > 0, 'a number > 0');
 const nonNegativeArg = numberArg((n) => n >= 0, 'a number >= 0');
 
-
 /** Per-feature table and the sharing summary of one trained model. */
 function describeInstance(r: SuperpositionInstance): string[] {
   const lines: string[] = [];
