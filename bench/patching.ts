@@ -2,7 +2,7 @@
 // (each layer's patches in one forward pass that starts at that layer) vs one full forward pass per patch.
 import { rerunWithTunedMalloc } from '../src/engine/backend/malloc.js';
 
-const code = rerunWithTunedMalloc();
+const code = await rerunWithTunedMalloc();
 if (code !== null) process.exit(code);
 
 await import('../src/engine/node.js');

@@ -1,6 +1,6 @@
 // `npm run bench:sae`: re-runs with Sonde's malloc settings (PyTorch inherits them too), then benchmarks.
 import { rerunWithTunedMalloc } from '../src/engine/backend/malloc.js';
 
-const code = rerunWithTunedMalloc();
+const code = await rerunWithTunedMalloc();
 if (code !== null) process.exit(code);
 await import('./sae.js');

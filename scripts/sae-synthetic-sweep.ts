@@ -12,7 +12,7 @@ import {
   type SaeTrainOptions,
 } from '../src/index.js';
 
-const code = rerunWithTunedMalloc();
+const code = await rerunWithTunedMalloc();
 if (code !== null) process.exit(code);
 
 const seedsArg = process.argv.indexOf('--seeds');

@@ -20,7 +20,7 @@ import {
 } from '../src/index.js';
 import { writePlot } from '../src/plot/vega.js';
 
-const code = rerunWithTunedMalloc();
+const code = await rerunWithTunedMalloc();
 if (code !== null) process.exit(code);
 
 const quick = process.argv.includes('--quick');

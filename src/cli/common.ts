@@ -25,6 +25,8 @@ export interface GlobalOptions {
   json: boolean;
   quiet: boolean;
   debug: boolean;
+  /** Overwrite an existing --out (cli/output.ts). */
+  force: boolean;
 }
 
 export function globalsOf(cmd: Command): GlobalOptions {
@@ -34,6 +36,7 @@ export function globalsOf(cmd: Command): GlobalOptions {
     json?: boolean;
     quiet?: boolean;
     debug?: boolean;
+    force?: boolean;
   };
   return {
     model: o.model,
@@ -41,6 +44,7 @@ export function globalsOf(cmd: Command): GlobalOptions {
     json: o.json === true,
     quiet: o.quiet === true,
     debug: o.debug === true,
+    force: o.force === true,
   };
 }
 

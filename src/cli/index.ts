@@ -4,9 +4,12 @@
 import { CommanderError } from 'commander';
 import { reportError } from './common.js';
 import { buildProgram, commandNamed } from './program.js';
+import { removeStaleLeftovers } from '../io/leftovers.js';
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // What an earlier run killed mid-write left (a single process has no launcher to clean up after it).
+  removeStaleLeftovers();
   const args = argv.slice(2);
   const program = await buildProgram(commandNamed(args));
   if (args.length === 0) {

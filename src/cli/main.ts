@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The `sonde` binary: re-runs itself once with tensor-friendly malloc settings (see
-// engine/backend/malloc.ts), then loads the CLI.
+// engine/backend/malloc.ts), removing whatever the re-run left in flight if a signal ended it, then
+// loads the CLI.
 import { rerunWithTunedMalloc } from '../engine/backend/malloc.js';
+import { removeLeftoversOf } from '../io/leftovers.js';
 
-const code = rerunWithTunedMalloc();
+const code = await rerunWithTunedMalloc(removeLeftoversOf);
 if (code !== null) process.exit(code);
 await import('./index.js');

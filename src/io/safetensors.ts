@@ -10,9 +10,9 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { constants as bufferConstants } from 'node:buffer';
 import { SafetensorsError } from '../errors.js';
+import { tempSibling } from './leftovers.js';
 
 /** Element types this module can read. */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -905,7 +905,7 @@ export function writeSafetensors(
   const lenField = Buffer.alloc(8);
   lenField.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const tmp = tempSibling(path);
   let fd: number | null = null;
   try {
     try {

@@ -7,6 +7,7 @@ import { Rng } from '../engine/random.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ForwardHook } from '../hooks/hooks.js';
+import { tempSibling } from '../io/leftovers.js';
 
 /** Which positions of a text give its row: the last token, every token (one row each), or their mean. */
 export type Position = 'last' | 'all' | 'mean';
@@ -324,7 +325,7 @@ export function saveProbe(file: string, p: ProbeFile): void {
     weights: Array.from(p.weights),
     metrics: p.metrics ?? {},
   };
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = tempSibling(file);
   fs.writeFileSync(tmp, JSON.stringify(doc) + '\n');
   fs.renameSync(tmp, file);
 }

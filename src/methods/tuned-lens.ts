@@ -18,6 +18,8 @@ import { unembed } from '../models/transformer.js';
 import { AdamW } from '../train/optimizers.js';
 import { tokenizeFile, type TokenDataset } from '../train/dataset.js';
 import { applyFinalNorm } from './decompose.js';
+import { tempSibling, trackLeftover } from '../io/leftovers.js';
+import { replaceDir } from '../models/save.js';
 
 /** A tuned lens that cannot be trained, saved, loaded or used with this model. */
 export class TunedLensError extends SondeError {}
@@ -103,7 +105,19 @@ export function createTunedLens(model: HookedTransformer): TunedLens {
 export function lensDataset(model: HookedTransformer, textFile: string): TokenDataset {
   if (!model.tokenizer) throw new TunedLensError(`model ${model.source} has no tokenizer`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-lens-tokens-'));
-  return tokenizeFile(textFile, model.tokenizer, path.join(dir, 'tokens.bin'));
+  const forget = trackLeftover(dir);
+  try {
+    return tokenizeFile(textFile, model.tokenizer, path.join(dir, 'tokens.bin'));
+  } finally {
+    // The dataset reads through its open descriptor, so the file can go at once (POSIX); where it cannot,
+    // the folder stays tracked and goes after the process.
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      forget();
+    } catch {
+      // kept as a leftover
+    }
+  }
 }
 
 /** Lens logits [L, N, vocab] of residuals [L, N, d] through translators A [L, d, d], b [L, 1, d]. */
@@ -275,22 +289,22 @@ const META = 'tuned-lens.json';
 
 /** Writes DIR/tuned-lens.safetensors (A, b) and DIR/tuned-lens.json (metadata), each atomically. */
 export function saveTunedLens(lens: TunedLens, dir: string): void {
-  fs.mkdirSync(dir, { recursive: true });
-  writeSafetensors(
-    path.join(dir, WEIGHTS),
-    {
-      A: { dtype: 'F32', shape: [...lens.A.shape], data: lens.A.f32() },
-      b: { dtype: 'F32', shape: [...lens.b.shape], data: lens.b.f32() },
-    },
-    { format: 'sonde-tuned-lens' },
-  );
-  const file = path.join(dir, META);
-  const tmp = `${file}.tmp-${process.pid}`;
+  // Written whole into a temp folder that then replaces `dir`: a kill never leaves a half-written lens.
+  const tmp = tempSibling(dir);
+  fs.mkdirSync(tmp, { recursive: true });
   try {
-    fs.writeFileSync(tmp, JSON.stringify(lens.meta, null, 2) + '\n');
-    fs.renameSync(tmp, file);
+    writeSafetensors(
+      path.join(tmp, WEIGHTS),
+      {
+        A: { dtype: 'F32', shape: [...lens.A.shape], data: lens.A.f32() },
+        b: { dtype: 'F32', shape: [...lens.b.shape], data: lens.b.f32() },
+      },
+      { format: 'sonde-tuned-lens' },
+    );
+    fs.writeFileSync(path.join(tmp, META), JSON.stringify(lens.meta, null, 2) + '\n');
+    replaceDir(tmp, path.resolve(dir));
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { ModelConfig } from './config.js';
 import { transpose2d, type Weights } from './weights.js';
+import { tempSibling } from '../io/leftovers.js';
 
 const TOKENIZER_FILES = [
   'tokenizer.json',
@@ -109,7 +110,7 @@ export function saveGpt2(dir: string, cfg: ModelConfig, weights: Weights, tokeni
     throw new ConfigError(`cannot save a model with ${cfg.normalization} normalization (weights processed?)`);
   }
   const target = path.resolve(dir);
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempSibling(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
     fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(gpt2HfConfig(cfg), null, 2) + '\n');

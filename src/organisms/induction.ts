@@ -15,6 +15,8 @@ import { saveGpt2 } from '../models/save.js';
 import type { Weights } from '../models/weights.js';
 import { tokenizeFile } from '../train/dataset.js';
 import { train, type StepInfo, type TrainResult } from '../train/trainer.js';
+import { trackLeftover } from '../io/leftovers.js';
+import type { RunSettings } from '../train/checkpoint.js';
 
 export interface InductionOptions {
   layers?: number;
@@ -38,6 +40,13 @@ export interface InductionOptions {
    * (10M tokens) and 3,000 steps at 0.5 grew no induction head, while at 1 it forms near step 1,500.
    */
   repeatProbability?: number;
+  /** Resume from `<out>.checkpoint` when there is one (default true); false starts over. */
+  resume?: boolean;
+  /**
+   * What identifies the run, recorded in the checkpoint; a resume with other values is refused (default:
+   * the options above, data included).
+   */
+  settings?: RunSettings;
   /** Score heads on repeated random tokens every this many steps (phase-change tracking). */
   scoreEvery?: number;
   onStep?: (s: StepInfo) => void;
@@ -155,6 +164,7 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
   const tokDir = defaultModelDir();
   const tokenizer = loadTokenizer(tokDir);
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-tokens-'));
+  trackLeftover(cacheDir);
   const dataset = tokenizeFile(data, tokenizer, path.join(cacheDir, 'tokens.bin'));
   if (dataset.length < 20 * o.ctx)
     throw new OrganismError(
@@ -193,6 +203,22 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
       evalEvery: Math.max(o.scoreEvery, Math.floor(o.steps / 10)),
       checkpointDir: ckpt,
       checkpointEvery: 500,
+      resume: o.resume,
+      settings: o.settings ?? {
+        data: path.resolve(data),
+        layers: o.layers,
+        dModel: o.dModel,
+        heads: o.heads,
+        ctx: o.ctx,
+        layerNorm: o.layerNorm,
+        steps: o.steps,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        warmupSteps: o.warmupSteps,
+        weightDecay: o.weightDecay,
+        seed: o.seed,
+        repeatProbability: o.repeatProbability,
+      },
       checkpointExtra: () => ({ history }),
       augment: o.repeatProbability > 0 ? (t, rng) => repeatSpans(t, rng, o.repeatProbability) : undefined,
       onStep: (s) => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
+import { tempSibling } from '../io/leftovers.js';
 
 /** The picture formats a plot file can have, chosen by its extension. */
 export const PLOT_EXTENSIONS = ['.svg', '.png'] as const;
@@ -55,7 +56,7 @@ export async function writePlot(file: string, spec: TopLevelSpec): Promise<void>
   const format = plotFormat(file);
   if (!format) throw new Error(`plot file '${file}' must end in ${PLOT_EXTENSIONS.join(' or ')}`);
   const bytes = format === 'svg' ? await renderSvg(spec) : await renderPng(spec);
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = tempSibling(file);
   fs.writeFileSync(tmp, bytes);
   fs.renameSync(tmp, file);
 }

@@ -10,6 +10,7 @@ import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { ActivationDataError, openRowSource, type RowDtype, type RowSource } from './row-source.js';
+import { tempSibling } from '../io/leftovers.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 const FORMAT = 'sonde-activations';
@@ -76,7 +77,7 @@ export interface HarvestOptions {
 const EMPTY_SHA = crypto.createHash('sha256').digest('hex');
 
 function atomicWrite(file: string, bytes: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+  const tmp = tempSibling(file);
   try {
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, file);

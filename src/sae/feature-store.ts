@@ -14,6 +14,7 @@
 import fs from 'node:fs';
 import type { DuckDBAppender, DuckDBConnection, DuckDBInstance, DuckDBType } from '@duckdb/node-api';
 import { SaeError } from './config.js';
+import { tempSibling } from '../io/leftovers.js';
 
 type DuckDB = typeof import('@duckdb/node-api');
 let duckdb: Promise<DuckDB> | null = null;
@@ -415,7 +416,7 @@ export class FeatureStoreWriter {
   static async start(path: string, meta: FeatureStoreMeta): Promise<FeatureStoreWriter> {
     if (!Number.isInteger(meta.dSae) || meta.dSae < 1)
       throw new SaeError(`feature store: d_sae must be a positive integer, got ${meta.dSae}`);
-    const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const tmp = tempSibling(path);
     removeDb(tmp);
     const duck = await loadDuckDB();
     const { INTEGER, FLOAT, VARCHAR } = duck;

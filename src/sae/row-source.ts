@@ -1,6 +1,5 @@
 // Streaming readers for a matrix of activations [rows, dim] on disk (.npy or .safetensors): each read
 // fetches only the byte range of the rows asked for, so a file of any size costs one read's memory.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { SondeError } from '../errors.js';
 import {
@@ -10,6 +9,7 @@ import {
   SafetensorsFile,
   type TensorInfo,
 } from '../io/safetensors.js';
+import { tempSibling } from '../io/leftovers.js';
 
 /** An activation file or store that cannot be read or written: missing, malformed, truncated, mismatched. */
 export class ActivationDataError extends SondeError {}
@@ -319,7 +319,7 @@ export function writeNpy(
   const text = dict + ' '.repeat(padded - dict.length - 1) + '\n';
   for (let i = 0; i < text.length; i++) header[prelude + i] = text.charCodeAt(i);
 
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const tmp = tempSibling(path);
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, 'wx');

@@ -7,7 +7,6 @@
 // apply_b_dec_to_input, normalize_activations, reshape_activations, k, d_out) and the model/hook provenance
 // lives under "metadata" (hook_name, model_name, sae_lens_version, ...). The loader reads both; the saver
 // writes SAELens 6's layout. Keys Sonde does not use are kept in cfg.metadata, so a round trip keeps them.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SondeError } from '../errors.js';
@@ -23,6 +22,7 @@ import {
   type SaeConfig,
 } from './config.js';
 import { SparseAutoencoder, type SaeParams } from './sae.js';
+import { tempSibling } from '../io/leftovers.js';
 
 export const SAELENS_CFG_FILE = 'cfg.json';
 export const SAELENS_WEIGHTS_FILE = 'sae_weights.safetensors';
@@ -558,7 +558,7 @@ export function saveSaeLens(sae: SparseAutoencoder, dir: string, opts: SaveSaeLe
   const target = path.resolve(dir);
   if (fs.existsSync(target) && !fs.statSync(target).isDirectory())
     throw new SaeError(`${target}: exists and is not a folder`);
-  const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const tmp = tempSibling(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
     writeSafetensors(path.join(tmp, SAELENS_WEIGHTS_FILE), tensors, { format: 'pt' });

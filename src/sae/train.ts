@@ -12,10 +12,13 @@ import { TracedFunction } from '../engine/trace.js';
 import { SondeError } from '../errors.js';
 import {
   CheckpointError,
+  CheckpointSettingsError,
   checkpointExists,
+  checkResumeSettings,
   loadCheckpoint,
   saveCheckpoint,
   type CheckpointState,
+  type RunSettings,
 } from '../train/checkpoint.js';
 import { Adam, clipGradNorm } from '../train/optimizers.js';
 import { saeConfig, type SaeArchitecture, type SaeConfig } from './config.js';
@@ -93,6 +96,13 @@ export interface SaeTrainOptions {
   seed?: number;
   checkpointDir?: string;
   checkpointEverySteps?: number;
+  /** Resume from checkpointDir when a checkpoint is there (default true). */
+  resume?: boolean;
+  /**
+   * What identifies the run, recorded in checkpoints; a resume with other values is refused (default:
+   * the training options).
+   */
+  settings?: RunSettings;
   /** Stop after this step (resumable later). */
   stopAfterStep?: number;
   metadata?: Record<string, unknown>;
@@ -127,7 +137,15 @@ export function defaultTrainOptions(
 ): Required<
   Omit<
     SaeTrainOptions,
-    'architecture' | 'width' | 'hookName' | 'onStep' | 'checkpointDir' | 'stopAfterStep' | 'metadata'
+    | 'architecture'
+    | 'width'
+    | 'hookName'
+    | 'onStep'
+    | 'checkpointDir'
+    | 'stopAfterStep'
+    | 'metadata'
+    | 'resume'
+    | 'settings'
   >
 > {
   return {
@@ -232,11 +250,14 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   const weightsForCheckpoint = () => new Map([...params, ['trainer.rows_since_fired', rowsSinceFiredTensor]]);
   const rowsSinceFiredTensor = new Tensor(rowsSinceFired, [o.width]);
   const key = `sae:${cfg.architecture}:${cfg.dIn}x${cfg.dSae}x${cfg.dOut}:${names.join(',')}`;
-  if (o.checkpointDir && checkpointExists(o.checkpointDir)) {
+  const runSettings = o.settings ?? defaultSettings(o);
+  if (o.checkpointDir && (o.resume ?? true) && checkpointExists(o.checkpointDir)) {
     let ck: ReturnType<typeof loadCheckpoint>;
     try {
       ck = loadCheckpoint(o.checkpointDir, weightsForCheckpoint(), key);
+      checkResumeSettings(o.checkpointDir, ck.state.step, ck.state.settings, runSettings);
     } catch (e) {
+      if (e instanceof CheckpointSettingsError) throw e;
       if (!(e instanceof CheckpointError)) throw e;
       throw new SaeTrainError(`${e.message}: delete it to start over (sonde sae train: --no-resume)`);
     }
@@ -420,6 +441,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
           losses: [],
           evals: [],
           extra: extra as unknown as Record<string, unknown>,
+          settings: runSettings,
         };
         saveCheckpoint(o.checkpointDir, weightsForCheckpoint(), opt.state(), state);
       }
@@ -486,6 +508,36 @@ function finalSae(
     p.set('threshold', Tensor.full([cfg.dSae], batchThreshold));
   }
   return new SparseAutoencoder(finalCfg, p);
+}
+
+function defaultSettings(o: Resolved): RunSettings {
+  const topk = o.architecture === 'topk' || o.architecture === 'batchtopk';
+  return {
+    architecture: o.architecture,
+    width: o.width,
+    k: topk ? o.k : null,
+    hookName: o.hookName,
+    hookNameOut: o.hookNameOut ?? null,
+    transcoderSkip: o.transcoderSkip,
+    totalRows: o.totalRows,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    lrWarmupSteps: o.lrWarmupSteps,
+    lrDecayFraction: o.lrDecayFraction,
+    clipNorm: o.clipNorm,
+    coefficient: o.coefficient,
+    coefficientWarmupFraction: o.coefficientWarmupFraction,
+    decoderNorm: o.decoderNorm,
+    bDecInit: o.bDecInit,
+    normalize: o.normalize,
+    deadWindowRows: o.deadWindowRows,
+    auxKCoefficient: o.auxKCoefficient,
+    kAux: o.kAux,
+    resampleEverySteps: o.resampleEverySteps,
+    bandwidth: o.bandwidth,
+    initThreshold: o.initThreshold,
+    seed: o.seed,
+  };
 }
 
 function validate(o: Resolved): void {

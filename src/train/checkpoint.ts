@@ -5,8 +5,17 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/saf
 import { replaceDir } from '../models/save.js';
 import type { Weights } from '../models/weights.js';
 import type { OptimizerState } from './optimizers.js';
+import { tempSibling } from '../io/leftovers.js';
 
 export class CheckpointError extends SondeError {}
+/** A checkpoint made with other settings than the run that would resume it. */
+export class CheckpointSettingsError extends CheckpointError {}
+
+/**
+ * What identifies a run (learning rate, seed, budget, data...), recorded in its checkpoints: resuming
+ * with other values would give a model trained by two recipes, so it is refused.
+ */
+export type RunSettings = Record<string, string | number | boolean | null>;
 
 export interface CheckpointState {
   step: number;
@@ -17,6 +26,8 @@ export interface CheckpointState {
   losses: number[];
   evals: { step: number; loss: number }[];
   extra?: Record<string, unknown>;
+  /** The run's settings (absent in checkpoints from before they were recorded: not compared). */
+  settings?: RunSettings;
 }
 
 /**
@@ -30,7 +41,7 @@ export function saveCheckpoint(
   state: CheckpointState,
 ): void {
   const target = path.resolve(dir);
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempSibling(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
     const w: Record<string, TensorToWrite> = {};
@@ -99,4 +110,26 @@ export function loadCheckpoint(
     of.close();
   }
   return { state, optimizer: { ...state.optimizer, buffers } };
+}
+
+/**
+ * Refuses to resume checkpoint `dir` (at `step`) when it was made with other settings, naming each one
+ * that differs (old → new).
+ */
+export function checkResumeSettings(
+  dir: string,
+  step: number,
+  recorded: RunSettings | undefined,
+  now: RunSettings,
+): void {
+  if (!recorded) return;
+  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
+  const diffs = [...new Set([...Object.keys(recorded), ...Object.keys(now)])]
+    .filter((k) => JSON.stringify(recorded[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${k} ${show(recorded[k])} → ${show(now[k])}`);
+  if (diffs.length === 0) return;
+  throw new CheckpointSettingsError(
+    `checkpoint '${dir}' (step ${step}) was made with other settings: ${diffs.join(', ')}; ` +
+      'rerun with the same settings to resume it, or with --no-resume to start over',
+  );
 }

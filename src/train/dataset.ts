@@ -4,6 +4,7 @@ import { SondeError } from '../errors.js';
 import type { Rng } from '../engine/random.js';
 import { Tensor } from '../engine/tensor.js';
 import type { Tokenizer } from '../io/tokenizer.js';
+import { tempSibling } from '../io/leftovers.js';
 
 /** A corpus or token file that cannot be used. */
 export class DatasetError extends SondeError {}
@@ -59,7 +60,7 @@ export function tokenizeFile(textPath: string, tokenizer: Tokenizer, out: string
 }
 
 function writeAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = tempSibling(file);
   try {
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, file);

@@ -6,7 +6,14 @@ import { nextTokenLoss } from '../hooks/hooked-transformer.js';
 import type { ModelConfig } from '../models/config.js';
 import { forward } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
-import { checkpointExists, loadCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import {
+  checkpointExists,
+  checkResumeSettings,
+  loadCheckpoint,
+  saveCheckpoint,
+  type CheckpointState,
+  type RunSettings,
+} from './checkpoint.js';
 import type { TokenDataset } from './dataset.js';
 import { Adam, AdamW, clipGradNorm, schedules, SGD, type Optimizer, type Schedule } from './optimizers.js';
 
@@ -38,6 +45,11 @@ export interface TrainOptions {
   onStep?: (s: StepInfo) => void;
   /** Extra data stored with each checkpoint, returned on resume. */
   checkpointExtra?: () => Record<string, unknown>;
+  /**
+   * What identifies the run, recorded in checkpoints; a resume with other values is refused
+   * (default: the optimisation options above).
+   */
+  settings?: RunSettings;
 }
 
 export interface StepInfo {
@@ -61,6 +73,24 @@ export class TrainError extends SondeError {}
 
 export function modelKey(cfg: ModelConfig, weights: Weights): string {
   return `${cfg.architecture}:${[...weights].map(([n, t]) => `${n}[${t.shape}]`).join(',')}`;
+}
+
+function defaultSettings(o: TrainOptions): RunSettings {
+  return {
+    steps: o.steps,
+    batchSize: o.batchSize,
+    ctx: o.ctx,
+    lr: o.lr,
+    schedule: o.schedule ?? 'constant',
+    warmupSteps: o.warmupSteps ?? 0,
+    minLr: o.minLr ?? 0,
+    optimizer: o.optimizer ?? 'adamw',
+    weightDecay: o.weightDecay ?? null,
+    betas: o.betas ? o.betas.join(',') : null,
+    momentum: o.momentum ?? null,
+    clipNorm: o.clipNorm ?? null,
+    seed: o.seed ?? 0,
+  };
 }
 
 function validate(o: TrainOptions): void {
@@ -106,8 +136,10 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
   let evals: { step: number; loss: number }[] = [];
   let resumedFrom: number | null = null;
   let extra: Record<string, unknown> | undefined;
+  const settings = o.settings ?? defaultSettings(o);
   if (o.checkpointDir && (o.resume ?? true) && checkpointExists(o.checkpointDir)) {
     const ck = loadCheckpoint(o.checkpointDir, weights, key);
+    checkResumeSettings(o.checkpointDir, ck.state.step, ck.state.settings, settings);
     opt.loadState(ck.optimizer);
     rng.setState(ck.state.rngState);
     step = ck.state.step;
@@ -210,6 +242,7 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
         losses,
         evals,
         extra: o.checkpointExtra?.(),
+        settings,
       };
       saveCheckpoint(o.checkpointDir, weights, opt.state(), state);
     }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPlotPath } from '../../src/cli/plot-path.js';
+import { checkPlotPath } from '../../src/cli/output.js';
 import { histogramSpec } from '../../src/plot/histogram.js';
 import { plotFormat, renderSvg, writePlot, type TopLevelSpec } from '../../src/plot/vega.js';
 

@@ -7,6 +7,7 @@ import { estimators, saeLoss, type LossSettings } from '../../src/sae/losses.js'
 import { geometricMedian } from '../../src/sae/stats.js';
 import { meanMaxCosine, SyntheticFeatures } from '../../src/sae/synthetic.js';
 import { SaeTrainError, trainSae, type SaeTrainOptions, type TrainingData } from '../../src/sae/train.js';
+import { CheckpointSettingsError } from '../../src/train/checkpoint.js';
 import { gradcheck } from '../engine/gradcheck.js';
 
 const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `sonde-sae-${tag}-`));
@@ -243,6 +244,19 @@ describe('trainer', () => {
     const deadCount = (ld: Float32Array) => Array.from(ld.slice(0, killed)).filter((v) => v < -9).length;
     expect(deadCount(dead.logDensity)).toBe(killed);
     expect(deadCount(revived.logDensity)).toBeLessThan(killed / 2);
+  });
+
+  it('refuses to resume with another lr, coefficient, seed or budget, naming each (old → new)', () => {
+    const syn = smallSynthetic();
+    const dir = path.join(tmp('settings'), 'ck');
+    trainSae(syn.trainingData(), base('topk', { checkpointDir: dir, stopAfterStep: 3 }));
+    const again = (over: Partial<SaeTrainOptions>) =>
+      trainSae(syn.trainingData(), base('topk', { checkpointDir: dir, ...over }));
+    expect(() => again({ lr: 0.05, coefficient: 2, seed: 3, totalRows: 256 * 20 })).toThrow(
+      /\(step 3\) was made with other settings: totalRows 3072 → 5120, lr 0\.01 → 0\.05, coefficient 0\.5 → 2, seed 0 → 3; .*--no-resume/,
+    );
+    expect(() => again({ lr: 0.05 })).toThrow(CheckpointSettingsError);
+    expect(again({ lr: 0.05, resume: false }).resumedFrom).toBeNull();
   });
 
   it('stops on NaN with a message naming the step and keeps the last good checkpoint', () => {

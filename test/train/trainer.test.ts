@@ -11,7 +11,7 @@ import { saveGpt2 } from '../../src/models/save.js';
 import { attnOnlyConfig, defaultCorpus, initWeights } from '../../src/organisms/induction.js';
 import { DatasetError, tokenizeFile, TokenDataset } from '../../src/train/dataset.js';
 import { train, TrainError } from '../../src/train/trainer.js';
-import { CheckpointError } from '../../src/train/checkpoint.js';
+import { CheckpointError, CheckpointSettingsError } from '../../src/train/checkpoint.js';
 import { gpt2Config } from '../../src/models/gpt2.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-train-'));
@@ -83,7 +83,7 @@ describe('trainer', () => {
   it('survives a kill during a checkpoint write', () => {
     const cfg = tinyCfg();
     const ckpt = path.join(tmp, 'kill.ckpt');
-    train(cfg, initWeights(cfg, 3), data, { ...opts, steps: 4, checkpointDir: ckpt });
+    train(cfg, initWeights(cfg, 3), data, { ...opts, steps: 6, stopAfter: 4, checkpointDir: ckpt });
     // A save that died half-way: a partial temp folder and the previous checkpoint moved aside.
     fs.mkdirSync(`${ckpt}.tmp-12345-1`);
     fs.writeFileSync(`${ckpt}.tmp-12345-1/model.safetensors`, 'partial');
@@ -92,6 +92,21 @@ describe('trainer', () => {
     const r = train(cfg, w, data, { ...opts, steps: 6, checkpointDir: ckpt });
     expect(r.resumedFrom).toBe(4);
     expect(r.step).toBe(6);
+  });
+
+  it('refuses to resume with other settings, naming each (old → new), and starts over without resume', () => {
+    const cfg = tinyCfg();
+    const ckpt = path.join(tmp, 'settings.ckpt');
+    train(cfg, initWeights(cfg, 6), data, { ...opts, steps: 6, stopAfter: 2, checkpointDir: ckpt });
+    const resume = (over: Partial<typeof opts>) =>
+      train(cfg, initWeights(cfg, 6), data, { ...opts, steps: 6, checkpointDir: ckpt, ...over });
+    expect(() => resume({ lr: opts.lr * 2, seed: 8 })).toThrow(CheckpointSettingsError);
+    expect(() => resume({ lr: opts.lr * 2, seed: 8 })).toThrow(
+      `(step 2) was made with other settings: lr ${opts.lr} → ${opts.lr * 2}, seed 7 → 8;`,
+    );
+    expect(() => resume({ steps: 8 } as Partial<typeof opts>)).toThrow(/steps 6 → 8/);
+    expect(resume({}).resumedFrom).toBe(2);
+    expect(resume({ lr: opts.lr * 2, resume: false } as Partial<typeof opts>).resumedFrom).toBeNull();
   });
 
   it('refuses a checkpoint of another model and bad hyper-parameters', () => {

@@ -27,7 +27,7 @@ import {
   table,
 } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface AblateFlags {
   prompt?: string;

@@ -13,7 +13,7 @@ import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
 import { heatmapSpec, positionLabels } from './patch.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface AttributeFlags {
   clean: string;

@@ -26,7 +26,7 @@ import {
 import { UsageError } from '../../errors.js';
 import { attentionPatternSpec } from '../../plot/attention.js';
 import { writePlot } from '../../plot/vega.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 import { DEFAULT_PROMPT } from './run.js';
 
 export interface ActivationSummary extends TensorStats {

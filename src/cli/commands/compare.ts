@@ -6,7 +6,7 @@ import { defaultCorpus } from '../../organisms/induction.js';
 import { similarityMatrix, type SimilarityMatrix, type SimilarityMethod } from '../../methods/similarity.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 function label(hook: string): string {
   const m = /^blocks\.(\d+)\.hook_(.+)$/.exec(hook);

@@ -20,7 +20,7 @@ import {
 } from '../common.js';
 import { posArg, tokenFlag } from './lens.js';
 import { DEFAULT_PROMPT } from './run.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface DlaOpts extends InputFlags {
   answer?: string;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { headScores, type HeadScores } from '../../methods/heads.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 export function registerHeads(program: Command): void {
   program

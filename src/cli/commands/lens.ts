@@ -21,7 +21,7 @@ import {
   type InputFlags,
 } from '../common.js';
 import { DEFAULT_PROMPT } from './run.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 /** A token from --NAME TEXT or --NAME-id N (at most one of them); undefined when neither is given. */
 export function tokenFlag(

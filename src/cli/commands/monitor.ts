@@ -17,7 +17,7 @@ import {
 } from '../common.js';
 import { numberArg } from './probe.js';
 import { readTexts } from './steer.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface MonitorOpts {
   probe: string;
@@ -58,6 +58,7 @@ Examples:
         throw new UsageError('give --data FILE or --prompt TEXT');
       if (o.generate !== undefined && o.prompt === undefined)
         throw new UsageError('--generate needs --prompt');
+      checkPlotPath(o.plot);
       const model = await loadModel(g);
       const probe = loadProbe(o.probe);
       const spec: MonitorSpec = {

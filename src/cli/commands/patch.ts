@@ -14,7 +14,7 @@ import { divergingHeatmapSpec } from '../../plot/heatmap.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, fmtToken, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface PatchFlags {
   clean: string;

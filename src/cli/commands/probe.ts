@@ -25,7 +25,7 @@ import {
   validateHookNames,
   warn,
 } from '../common.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkOutputs, PLOT_FLAG, plotOutput } from '../output.js';
 
 export function choiceArg<T extends string>(choices: readonly T[]): (v: string) => T {
   return (v) => {
@@ -100,13 +100,25 @@ Examples:
     )
     .action(async (o: ProbeOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
       if (!o.hook && o.layers === undefined) throw new UsageError('give --hook NAME or --layers all');
       if (o.hook && o.layers !== undefined) throw new UsageError('give either --hook or --layers, not both');
       if (o.layers !== undefined && o.layers !== 'all')
         throw new UsageError("--layers: only 'all' is supported");
       const labelNames = o.labels.split(',');
       if (labelNames.length !== 2) throw new UsageError('--labels: give two names, e.g. girl,boy');
+      checkOutputs(
+        [
+          o.out !== undefined && {
+            flag: '--out',
+            path: o.out,
+            kind: 'file',
+            ext: ['.json'],
+            existing: 'force',
+          },
+          plotOutput(o.plot),
+        ],
+        g.force,
+      );
       const { texts, labels } = readLabelledJsonl(o.data);
       checkProbeLabels(labels, `data file '${o.data}'`);
       const model = await loadModel(g);

@@ -20,7 +20,7 @@ import {
 } from '../common.js';
 import { createProgress } from '../progress.js';
 import { numberArg } from './probe.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface EvalOpts {
   sae: string;

@@ -38,7 +38,7 @@ import {
 } from '../common.js';
 import { createProgress } from '../progress.js';
 import { choiceArg } from './probe.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkOutput, checkPlotPath, PLOT_FLAG } from '../output.js';
 
 const DB_FILE = 'features.duckdb';
 const DEFAULT_TOKENS = 100_000;
@@ -164,6 +164,7 @@ async function openOrScan(
     throw new UsageError(`--sae: '${o.sae}' is not a folder`);
   const sae = loadSaeLens(o.sae);
   checkFeature(sae.dSae);
+  checkOutput({ flag: o.db ? '--db' : '--sae', path: dbPath, kind: 'file', existing: 'reuse' });
   const model = await loadModel(g);
   checkSaeFitsModel(model, sae);
   const dataFile = o.data ?? defaultCorpusPath();

@@ -16,6 +16,7 @@ import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
 import { fmt, globalsOf, intArg, loadModel, note, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
 import { choiceArg, numberArg } from './probe.js';
+import { checkOutputs, lockOutput } from '../output.js';
 
 interface TrainOpts {
   hook?: string;
@@ -126,6 +127,21 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   if (o.correlation < 0 || o.correlation >= 1) throw new UsageError('--correlation must be in [0, 1)');
   const outDir = path.resolve(o.out);
   const checkpointDir = o.checkpoint ?? `${outDir}.checkpoint`;
+  const harvesting = !o.synthetic && !o.activations;
+  checkOutputs(
+    [
+      { flag: '--out', path: outDir, kind: 'dir', existing: 'force' },
+      { flag: '--checkpoint', path: checkpointDir, kind: 'dir', existing: 'reuse' },
+      harvesting && {
+        flag: '--store',
+        path: `${o.store ?? `${outDir}.activations`}${o.hookOut ? '-in' : ''}`,
+        kind: 'dir',
+        existing: 'reuse',
+      },
+    ],
+    g.force,
+  );
+  lockOutput('--out', outDir);
   if (!o.resume) fs.rmSync(checkpointDir, { recursive: true, force: true });
   const progress = createProgress(g);
 
@@ -194,6 +210,26 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
       : (o.nTokens ?? DEFAULT_BUDGET);
   const width = o.width ?? 8 * data.dIn;
   const batchSize = o.batchSize ?? defaults.batchSize;
+  const topk = o.arch === 'topk' || o.arch === 'batchtopk';
+  // Recorded in the checkpoint under the flags' names: a resume with other values is refused.
+  const settings = {
+    '--data': String(metadata.dataset_path ?? ''),
+    '--hook': hookName,
+    '--hook-out': hookNameOut,
+    '--skip': o.skip ?? false,
+    '--arch': o.arch,
+    '--top-k': topk ? o.topK : null,
+    '--width': width,
+    '--n-tokens': totalRows,
+    '--batch-size': batchSize,
+    '--lr': o.lr ?? defaults.lr,
+    '--coefficient': o.coefficient ?? defaults.coefficient,
+    '--lr-warmup': o.lrWarmup ?? defaults.lrWarmupSteps,
+    '--b-dec-init': o.bDecInit ?? defaults.bDecInit,
+    '--dead-window': o.deadWindow ?? defaults.deadWindowRows,
+    '--normalize': o.normalize,
+    '--seed': o.seed,
+  };
   progress.start(Math.ceil(totalRows / batchSize), `train ${o.arch}`, ['L0', 'MSE', 'dead']);
   const result: SaeTrainResult = trainSae(data, {
     architecture: o.arch,
@@ -213,6 +249,8 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     seed: o.seed,
     checkpointDir,
     checkpointEverySteps: o.checkpointEvery,
+    resume: o.resume,
+    settings,
     metadata,
     onStep: (s) =>
       progress.update(s.step, {
@@ -222,6 +260,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
       }),
   });
   progress.stop();
+  if (result.resumedFrom !== null) note(g, `resumed from step ${result.resumedFrom}`);
   saveSaeLens(result.sae, outDir, { sparsity: result.logDensity });
   fs.rmSync(checkpointDir, { recursive: true, force: true });
   const seconds = (performance.now() - t0) / 1000;
@@ -261,7 +300,6 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   out(
     `Trained a ${o.arch} ${hookNameOut ? 'transcoder' : 'SAE'} (${data.dIn} -> ${width}) on ${doc.rows} rows in ${seconds.toFixed(1)} s; saved to ${outDir}`,
   );
-  if (result.resumedFrom !== null) out(`(resumed from step ${result.resumedFrom})`);
   const rows = [
     ['L0', fmt(ev.l0, 3)],
     ['explained variance', fmt(ev.explainedVariance, 4)],

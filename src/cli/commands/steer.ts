@@ -21,7 +21,7 @@ import {
   validateHookNames,
 } from '../common.js';
 import { numberArg } from './probe.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 /** One text per line; a JSON line with a "text" field counts as its text. Blank lines are skipped. */
 export function readTexts(file: string): string[] {

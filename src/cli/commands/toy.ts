@@ -15,7 +15,7 @@ import { superpositionPlotSpec, sweepPlotSpec } from '../../organisms/superposit
 import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface ToyFlags {
   features: number;

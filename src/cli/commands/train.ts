@@ -5,7 +5,7 @@ import { trainInduction, type InductionResult, type PhasePoint } from '../../org
 import { writePlot } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, note, out, printJson, table } from '../common.js';
 import { progressEnabled } from '../progress.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkOutputs, lockOutput, PLOT_FLAG, plotOutput } from '../output.js';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -71,10 +71,12 @@ export function registerTrain(program: Command): void {
       1,
     )
     .option(PLOT_FLAG, 'draw the phase change (loss and induction score per step)')
+    .option('--no-resume', 'start over even if <out>.checkpoint exists')
     .addHelpText(
       'after',
       `
-Checkpoints go to <out>.checkpoint every 500 steps; rerunning the same command resumes exactly.
+Checkpoints go to <out>.checkpoint every 500 steps; rerunning the same command resumes exactly (a rerun
+with other settings is refused: add --no-resume to start over). An existing --out needs --force.
 The tokenizer is stories260K's (vocab 512). By default every training window is a self-repeating
 sequence of shuffled corpus tokens with a random period (--repeat 1), so that only in-context copying
 predicts its continuation: the induction head then forms near step 1,500 (about a minute on 2 cores).
@@ -102,11 +104,16 @@ Examples:
           seed: number;
           repeat: number;
           plot?: string;
+          resume: boolean;
         },
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
-        if (o.plot) checkPlotPath(o.plot);
+        checkOutputs(
+          [{ flag: '--out', path: o.out, kind: 'dir', existing: 'force' }, plotOutput(o.plot)],
+          g.force,
+        );
+        lockOutput('--out', o.out);
         const bar = progressEnabled(g)
           ? new cliProgress.SingleBar(
               {
@@ -135,6 +142,21 @@ Examples:
           layerNorm: o.layerNorm,
           seed: o.seed,
           repeatProbability: o.repeat,
+          resume: o.resume,
+          // Recorded in the checkpoint under the flags' names: a resume with other values is refused.
+          settings: {
+            '--data': o.data ?? null,
+            '--n-layers': o.nLayers,
+            '--d-model': o.dModel,
+            '--n-heads': o.nHeads,
+            '--ctx': o.ctx,
+            '--layer-norm': o.layerNorm,
+            '--steps': o.steps,
+            '--batch-size': o.batchSize,
+            '--lr': o.lr,
+            '--seed': o.seed,
+            '--repeat': o.repeat,
+          },
           onStep: (s) =>
             bar?.update(s.step, {
               loss: s.loss.toFixed(3),
@@ -151,6 +173,7 @@ Examples:
           },
         });
         bar?.stop();
+        if (result.train.resumedFrom !== null) note(g, `resumed from step ${result.train.resumedFrom}`);
         const seconds = (performance.now() - t0) / 1000;
         if (o.plot) await writePlot(o.plot, phasePlotSpec(result.history));
         const s = result.scores;

@@ -13,7 +13,7 @@ import {
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { fmt, globalsOf, intArg, loadModel, note, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
-import { checkPlotPath, PLOT_FLAG } from '../plot-path.js';
+import { checkOutput, checkPlotPath, lockOutput, PLOT_FLAG } from '../output.js';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -95,6 +95,8 @@ Examples:
         c: Command,
       ) => {
         const g = globalsOf(c);
+        checkOutput({ flag: '--out', path: o.out, kind: 'dir', existing: 'force' }, g.force);
+        lockOutput('--out', o.out);
         const model = await loadModel(g);
         const dataFile = o.data ?? defaultCorpus();
         const data = lensDataset(model, dataFile);
