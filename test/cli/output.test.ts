@@ -71,7 +71,7 @@ describe('commands check their outputs before the work', () => {
       'train',
       '--hook',
       'blocks.0.hook_resid_post',
-      '--tokens',
+      '--n-tokens',
       '2048',
       '--out',
       f,
@@ -93,7 +93,7 @@ describe('commands check their outputs before the work', () => {
   it('an existing --out needs --force; a second run into the same --out is refused (lock)', async () => {
     const out = path.join(tmp, 'probe-out');
     fs.mkdirSync(out);
-    const args = ['tuned-lens', 'train', '--steps', '1', '--batch', '1', '--ctx', '16', '--out', out];
+    const args = ['tuned-lens', 'train', '--steps', '1', '--batch-size', '1', '--ctx', '16', '--out', out];
     const refused = await sondeWithin(120_000, ...args);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe(`sonde: --out: '${out}' already exists (add --force to overwrite it)\n`);

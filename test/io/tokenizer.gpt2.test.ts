@@ -89,7 +89,7 @@ describe.skipIf(!haveGpt2)('GPT-2 byte-level BPE (vocab.json + merges.txt)', () 
     // a lone continuation byte is not a character: shown as a byte
     const ids = tok.encode('😀');
     expect(ids.map((id) => tok.tokenString(id)).join('')).toMatch(/<0x/);
-    expect(() => tok.tokenString(50257)).toThrow(TokenizerError);
+    expect(tok.tokenString(50257)).toBe('<id 50257>'); // past the vocabulary: a placeholder, never a throw
   });
 });
 
