@@ -440,6 +440,11 @@ export function note(g: GlobalOptions, line: string): void {
   if (!g.quiet && !g.json) process.stderr.write(line + '\n');
 }
 
+/** A warning on stderr, also with --json (where the document carries it too); not with --quiet. */
+export function warn(g: GlobalOptions, line: string): void {
+  if (!g.quiet) process.stderr.write(`warning: ${line}\n`);
+}
+
 export function printJson(doc: unknown): void {
   process.stdout.write(toJson(doc) + '\n');
 }

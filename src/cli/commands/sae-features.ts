@@ -20,6 +20,7 @@ import {
   scanFeatures,
   splitCorpus,
 } from '../../sae/features.js';
+import { modelMismatch } from '../../sae/provenance.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
 import {
@@ -34,6 +35,7 @@ import {
   out,
   printJson,
   table,
+  warn,
   type GlobalOptions,
 } from '../common.js';
 import { createProgress } from '../progress.js';
@@ -166,6 +168,8 @@ async function openOrScan(
   checkFeature(sae.dSae);
   const model = await loadModel(g);
   checkSaeFitsModel(model, sae);
+  const otherModel = modelMismatch(sae.cfg.metadata, model.source);
+  if (otherModel) warn(g, otherModel);
   const dataFile = o.data ?? defaultCorpusPath();
   const texts = readTexts(dataFile);
   const want = {
