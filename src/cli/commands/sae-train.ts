@@ -102,7 +102,11 @@ export function registerSaeTrain(sae: Command): void {
       'geometric_median (default), mean or zeros',
       choiceArg(['geometric_median', 'mean', 'zeros'] as const),
     )
-    .option('--dead-window <rows>', 'a latent silent for this many rows is dead (and revived)', intArg(1))
+    .option(
+      '--dead-window <rows>',
+      'a latent silent for this many rows is dead (and revived); default 131072, topk/batchtopk: budget / 512',
+      intArg(1),
+    )
     .option('--no-normalize', 'do not scale inputs to mean norm sqrt(d_in)')
     .option(
       '--test-fraction <x>',
