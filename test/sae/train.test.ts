@@ -322,8 +322,8 @@ describe('trainer', () => {
     expect(resumed.resumedFrom).toBe(4);
   });
 
-  it("TopK's dead window is 1/512 of the budget, at least a batch", () => {
-    expect(topkDeadWindow(1 << 20, 1024)).toBe(2048);
+  it("TopK's dead window is 1/128 of the budget, at least a batch", () => {
+    expect(topkDeadWindow(1 << 20, 1024)).toBe(8192);
     expect(topkDeadWindow(30000, 1024)).toBe(1024);
   });
 

@@ -104,7 +104,7 @@ export function registerSaeTrain(sae: Command): void {
     )
     .option(
       '--dead-window <rows>',
-      'a latent silent for this many rows is dead (and revived); default 131072, topk/batchtopk: budget / 512',
+      'a latent silent for this many rows is dead (and revived); default 131072, topk/batchtopk: budget / 128',
       intArg(1),
     )
     .option('--no-normalize', 'do not scale inputs to mean norm sqrt(d_in)')
