@@ -401,6 +401,8 @@ export interface StreamOptions {
   bufferRows?: number;
   /** Rows read contiguously from disk per chunk (default 4096; at most bufferRows). */
   chunkRows?: number;
+  /** Stream only the first `rows` rows (default: all), e.g. to keep the rest out of training. */
+  rows?: number;
 }
 
 /** A stream's position; JSON-serializable. */
@@ -671,6 +673,7 @@ class ShuffledStream implements BatchStream {
   private readonly chunksPerGroup: number;
   private readonly nChunks: number;
   private readonly nGroups: number;
+  private readonly rows: number;
   private epochNo = 0;
   private group = 0;
   private offset = 0;
@@ -694,10 +697,11 @@ class ShuffledStream implements BatchStream {
     this.bufferRows = pos(opts.bufferRows ?? 1 << 18, 'bufferRows');
     this.chunkRows = pos(opts.chunkRows ?? 4096, 'chunkRows');
     if (store.rows === 0) throw new ActivationDataError(`${store.path}: the store has no rows to stream`);
+    this.rows = Math.min(pos(opts.rows ?? store.rows, 'rows'), store.rows);
     this.dim = store.dim;
     const chunk = Math.min(this.chunkRows, this.bufferRows);
     this.chunksPerGroup = Math.floor(this.bufferRows / chunk);
-    this.nChunks = Math.ceil(store.rows / chunk);
+    this.nChunks = Math.ceil(this.rows / chunk);
     this.nGroups = Math.ceil(this.nChunks / this.chunksPerGroup);
     if (state) this.restore(state);
   }
@@ -719,7 +723,7 @@ class ShuffledStream implements BatchStream {
       throw new ActivationDataError(`stream: cannot restore this state: ${what}`);
     };
     if (s === null || typeof s !== 'object' || s.version !== 1) bad('not a stream state');
-    if (s.rows !== this.store.rows) bad(`it is for ${s.rows} rows, the store has ${this.store.rows}`);
+    if (s.rows !== this.rows) bad(`it is for ${s.rows} rows, this stream has ${this.rows}`);
     for (const k of ['seed', 'bufferRows', 'chunkRows'] as const) {
       if (s[k] !== this[k]) bad(`${k} was ${s[k]}, now ${this[k]}`);
     }
@@ -734,7 +738,7 @@ class ShuffledStream implements BatchStream {
   state(): StreamState {
     return {
       version: 1,
-      rows: this.store.rows,
+      rows: this.rows,
       seed: this.seed,
       bufferRows: this.bufferRows,
       chunkRows: this.chunkRows,
@@ -755,7 +759,7 @@ class ShuffledStream implements BatchStream {
   private load(): NonNullable<ShuffledStream['loaded']> {
     const l = this.loaded;
     if (l && l.epoch === this.epochNo && l.group === this.group) return l;
-    const rows = this.store.rows;
+    const rows = this.rows;
     const chunk = this.chunk;
     const cap = Math.min(this.chunksPerGroup * chunk, rows);
     this.buffer ??= new Float32Array(cap * this.dim);

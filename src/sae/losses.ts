@@ -1,7 +1,7 @@
 // Training losses of each SAE architecture, written with engine ops so a whole step (forward, loss,
 // backward) traces into one ONNX graph. Hyperparameters that change during training (the sparsity
 // coefficient's warm-up, the dead-latent mask) are tensors, so the traced graph takes them as inputs.
-import { abs, add, exp, gt, lt, mul, relu, sqrt, sub, where } from '../engine/ops/elementwise.js';
+import { abs, add, div, exp, gt, lt, mul, relu, sqrt, sub, where } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/nn.js';
 import { mean, sum, topk } from '../engine/ops/reduce.js';
 import { cast, scatterAdd } from '../engine/ops/shape.js';
@@ -18,8 +18,6 @@ export interface LossInputs {
   coef: Tensor;
   /** 1 for latents dead over the window, else 0 [d_sae]; used by the aux-k loss. */
   dead: Tensor;
-  /** min(n_dead / k_aux, 1) [1]: scales the aux-k loss as Gao et al. */
-  auxScale: Tensor;
 }
 
 export interface LossSettings {
@@ -110,7 +108,10 @@ export function saeLoss(p: Map<string, Tensor>, s: LossSettings, inp: LossInputs
 
 /**
  * Gao et al. 2024's auxiliary loss: the k_aux largest pre-activations among dead latents reconstruct
- * the residual error, so dead latents get gradient toward what the live ones miss.
+ * the residual error, so dead latents get gradient toward what the live ones miss. As theirs, its MSE is
+ * normalised by the residual's variance: the residual shrinks as training goes, and an unnormalised aux
+ * term (or one scaled down by n_dead / k_aux) fades with it and leaves rare features dead. Multiplied by
+ * the target's variance, it sits on the main loss's scale (summed squared error).
  */
 function auxKLoss(pre: Tensor, recons: Tensor, W_dec: Tensor, inp: LossInputs, s: LossSettings): Tensor {
   const residual = sub(inp.y, recons).detach();
@@ -119,7 +120,10 @@ function auxKLoss(pre: Tensor, recons: Tensor, W_dec: Tensor, inp: LossInputs, s
   const auxActs = scatterAdd(Tensor.zeros(pre.shape, pre.dtype), 1, indices, relu(values));
   // No b_dec: the aux latents reconstruct the error the live latents left.
   const recon = matmul(auxActs, W_dec);
-  return mul(mean(sum(square(sub(recon, residual)), -1)), inp.auxScale);
+  const err = mean(sum(square(sub(recon, residual)), -1));
+  const variance = (t: Tensor) => mean(sum(square(sub(t, mean(t, 0, true))), -1));
+  const scale = noGrad(() => div(variance(inp.y), add(variance(residual), 1e-12)));
+  return mul(err, scale);
 }
 
 function square(x: Tensor): Tensor {

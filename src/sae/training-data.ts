@@ -4,21 +4,26 @@
 import type { ActivationStore, StreamState } from './activation-store.js';
 import { SaeTrainError, type TrainingData } from './train.js';
 
-export function storeTrainingData(input: ActivationStore, target?: ActivationStore): TrainingData {
+/** Trains on the first `trainRows` rows (default: all); the rest stay out of training (held out). */
+export function storeTrainingData(
+  input: ActivationStore,
+  target?: ActivationStore,
+  trainRows = input.rows,
+): TrainingData {
   if (target && target.rows !== input.rows) {
     throw new SaeTrainError(
       `transcoder inputs have ${input.rows} rows but targets have ${target.rows}: they must be row-aligned`,
     );
   }
   const stream = (store: ActivationStore) => (batchSize: number, seed: number, state?: unknown) =>
-    store.stream({ batchSize, seed }, state as StreamState | undefined);
+    store.stream({ batchSize, seed, rows: trainRows }, state as StreamState | undefined);
   return {
     dIn: input.dim,
     dOut: target?.dim ?? input.dim,
     input: stream(input),
     target: target ? stream(target) : undefined,
     sample: (n) => {
-      const rows = Math.min(n, input.rows);
+      const rows = Math.min(n, trainRows);
       return { input: input.readAll(rows), target: target?.readAll(rows) };
     },
   };

@@ -270,6 +270,21 @@ describe('ActivationStore', () => {
     store.close();
   });
 
+  it('streams only the first `rows` rows when asked (the rest held out of training)', () => {
+    const store = ActivationStore.open(npy);
+    const s = store.stream({ batchSize: 50, seed: 4, bufferRows: 200, chunkRows: 32, rows: 950 });
+    const idx = indices(Array.from({ length: 57 }, () => s.next())); // three epochs of 950
+    const firstEpoch = [...idx.slice(0, 950)].sort((a, b) => a - b);
+    expect(firstEpoch).toEqual(Array.from({ length: 950 }, (_, i) => i));
+    expect(Math.max(...idx)).toBe(949);
+    expect(s.epoch).toBe(3);
+    // A state saved with one split does not resume with another.
+    expect(() => store.stream({ batchSize: 50, seed: 4, bufferRows: 200, chunkRows: 32 }, s.state())).toThrow(
+      /it is for 950 rows, this stream has 1000/,
+    );
+    store.close();
+  });
+
   it('covers a multi-shard store once per epoch', () => {
     const s = ActivationStore.open(dir('full'));
     const all = s.readAll();

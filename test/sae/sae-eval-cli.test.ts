@@ -5,6 +5,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { saeConfig } from '../../src/sae/config.js';
 import { SparseAutoencoder } from '../../src/sae/sae.js';
+import { defaultCorpusPath, readCorpus } from '../../src/sae/corpus.js';
+import { splitData, SPLIT_KEY } from '../../src/sae/provenance.js';
 import { saveSaeLens } from '../../src/sae/saelens.js';
 import { sonde } from '../helpers/cli.js';
 import { identitySae } from '../helpers/sae.js';
@@ -69,6 +71,36 @@ describe('sonde sae eval', () => {
     expect(r.stdout).toMatch(/CE loss recovered/);
     expect(r.stdout).toMatch(/L0 \(active latents per token\)\s+8\b/);
     expect(r.stdout).toMatch(/log10 feature density/);
+  });
+
+  it('defaults to the documents its training held out, and warns about another model', async () => {
+    const docs = readCorpus(defaultCorpusPath());
+    const id = identitySae('blocks.2.hook_resid_pre');
+    const metadata = {
+      model_name: 'gpt2',
+      dataset_path: defaultCorpusPath(),
+      [SPLIT_KEY]: splitData(docs.length, 0.05, 'documents', docs),
+    };
+    const dir = folder('provenance', new SparseAutoencoder({ ...id.cfg, metadata }, id.params));
+    const r = await sonde('sae', 'eval', '--sae', dir, '--n-tokens', '300', '--ctx', '64', '--json');
+    expect(r.code).toBe(0);
+    const warning = "this SAE's cfg.json names model 'gpt2', but the model loaded is 'stories260K'";
+    expect(r.stderr).toBe(`sonde: warning: ${warning}\n`);
+    const doc = JSON.parse(r.stdout) as { measuredOn: string; heldOut: boolean; warnings: string[] };
+    expect(doc.measuredOn).toBe("documents 2853-3002 of 3002 (held out of the SAE's training)");
+    expect(doc.heldOut).toBe(true);
+    expect(doc.warnings).toEqual([warning]);
+    // Trained on this corpus without a recorded split: the numbers are labelled in-sample.
+    const noSplit = folder(
+      'no-split',
+      new SparseAutoencoder({ ...id.cfg, metadata: { dataset_path: defaultCorpusPath() } }, id.params),
+    );
+    const t = await sonde('sae', 'eval', '--sae', noSplit, '--n-tokens', '300', '--ctx', '64');
+    expect(t.code).toBe(0);
+    expect(t.stdout).toMatch(/of the built-in stories, all documents \(the SAE was trained on this corpus\)/);
+    expect(t.stderr).toMatch(
+      /^sonde: warning: the SAE was trained on .*stories260K-samples\.txt .*in-sample\n$/,
+    );
   });
 
   it('an SAE that does not fit the model fails with one line', async () => {

@@ -18,7 +18,15 @@ interface TrainDoc {
   rows: number;
   mmcs: number | null;
   featuresRecovered: number | null;
-  eval: { l0: number; explainedVariance: number; deadLatents: number };
+  eval: {
+    l0: number;
+    explainedVariance: number;
+    deadLatents: number;
+    rows: number;
+    measuredOn: string;
+    heldOut: boolean;
+    ceLossRecovered: number | null;
+  };
 }
 
 describe('sonde sae train', () => {
@@ -69,9 +77,14 @@ describe('sonde sae train', () => {
     );
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as TrainDoc;
-    expect(doc.steps).toBe(Math.ceil((6 * 8192) / 1024));
+    // The last 5% of rows (410) are held out: six epochs of the other 7782, and the numbers come from those 410.
+    expect(doc.steps).toBe(Math.ceil((6 * 7782) / 1024));
+    expect(doc.eval.measuredOn).toBe('held-out rows 7783-8192 of 8192');
+    expect(doc.eval.heldOut).toBe(true);
+    expect(doc.eval.rows).toBe(410);
     expect(doc.eval.explainedVariance).toBeGreaterThan(0.7);
     const sae = loadSaeLens(out);
+    expect(sae.cfg.metadata.training_split).toEqual({ unit: 'rows', total: 8192, train: 7782 });
     expect(sae.cfg.architecture).toBe('topk');
     expect(sae.cfg.hookName).toBe('blocks.0.hook_resid_post');
     expect(sae.cfg.k).toBe(4);
@@ -100,6 +113,12 @@ describe('sonde sae train', () => {
     const doc = JSON.parse(r.stdout) as TrainDoc;
     expect(doc.dIn).toBe(64);
     expect(doc.eval.explainedVariance).toBeGreaterThan(0.5);
+    // Measured on the last 150 of the 3002 stories, which the harvest never read; with CE loss recovered.
+    expect(doc.eval.measuredOn).toMatch(/^held-out documents 2853-3002 of 3002 \(\d+ tokens\)$/);
+    expect(doc.eval.heldOut).toBe(true);
+    expect(doc.eval.ceLossRecovered).toBeGreaterThan(0.5);
+    const split = loadSaeLens(out).cfg.metadata.training_split as { train: number; total: number };
+    expect([split.train, split.total]).toEqual([2852, 3002]);
     const manifest = JSON.parse(fs.readFileSync(`${out}.activations/manifest.json`, 'utf8')) as {
       rows: number;
       hook: string;

@@ -6,7 +6,13 @@ import { Rng, Tensor, randn } from '../../src/index.js';
 import { estimators, saeLoss, type LossSettings } from '../../src/sae/losses.js';
 import { geometricMedian } from '../../src/sae/stats.js';
 import { meanMaxCosine, SyntheticFeatures } from '../../src/sae/synthetic.js';
-import { SaeTrainError, trainSae, type SaeTrainOptions, type TrainingData } from '../../src/sae/train.js';
+import {
+  SaeTrainError,
+  topkDeadWindow,
+  trainSae,
+  type SaeTrainOptions,
+  type TrainingData,
+} from '../../src/sae/train.js';
 import { CheckpointSettingsError } from '../../src/train/checkpoint.js';
 import { gradcheck } from '../engine/gradcheck.js';
 
@@ -62,7 +68,6 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
           y,
           coef: new Tensor(Float64Array.from([0.7]), [1]),
           dead: dead ?? new Tensor(new Float64Array(s), [s]),
-          auxScale: new Tensor(Float64Array.from([1]), [1]),
         },
       ).loss;
     };
@@ -113,7 +118,6 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
         y: ts.x!,
         coef: new Tensor(Float64Array.from([0]), [1]),
         dead,
-        auxScale: new Tensor(Float64Array.from([1]), [1]),
       });
       parts.loss.backward();
       return Float64Array.from(ts.W_enc!.grad!.data as Float64Array);
@@ -128,6 +132,49 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
         else expect(diff).toBeLessThan(1e-12);
       }
     expect(deadDiff).toBeGreaterThan(1e-3);
+  });
+
+  it('the aux-k loss is normalised by the residual variance (Gao et al.), on the target variance scale', () => {
+    const inp = inputs();
+    const p = new Map(Object.entries(inp).filter(([k]) => k !== 'x'));
+    const dead = Float64Array.from([1, 0, 1, 0, 0, 1, 0]);
+    const parts = saeLoss(p, settings('topk', { auxKCoefficient: 1, applyBDecToInput: false, kAux: 2 }), {
+      x: inp.x,
+      y: inp.x,
+      coef: new Tensor(Float64Array.from([0]), [1]),
+      dead: new Tensor(dead, [s]),
+    });
+    // By hand: top-3 latents reconstruct x; the 2 largest dead pre-activations (relu) fit the residual.
+    const [x, We, be, Wd, bd] = ['x', 'W_enc', 'b_enc', 'W_dec', 'b_dec'].map(
+      (k) => (inp as Record<string, Tensor>)[k]!.data as Float64Array,
+    ) as Float64Array[];
+    const residual: number[][] = [];
+    const auxRecon: number[][] = [];
+    for (let r = 0; r < n; r++) {
+      const pre = Array.from({ length: s }, (_, i) => {
+        let v = be![i]!;
+        for (let j = 0; j < d; j++) v += x![r * d + j]! * We![j * s + i]!;
+        return v;
+      });
+      const order = (ids: number[]) => [...ids].sort((a, b) => pre[b]! - pre[a]!);
+      const top = order(pre.map((_, i) => i)).slice(0, 3);
+      const auxTop = order(pre.flatMap((_, i) => (dead[i] ? [i] : []))).slice(0, 2);
+      const decode = (ids: number[]) =>
+        Array.from({ length: d }, (_, j) =>
+          ids.reduce((a, i) => a + Math.max(0, pre[i]!) * Wd![i * d + j]!, 0),
+        );
+      const rec = decode(top);
+      residual.push(rec.map((v, j) => x![r * d + j]! - (v + bd![j]!)));
+      auxRecon.push(decode(auxTop));
+    }
+    const variance = (rows: number[][]) => {
+      const mean = Array.from({ length: d }, (_, j) => rows.reduce((a, row) => a + row[j]!, 0) / n);
+      return rows.reduce((a, row) => a + row.reduce((b, v, j) => b + (v - mean[j]!) ** 2, 0), 0) / n;
+    };
+    const xs = Array.from({ length: n }, (_, r) => Array.from(x!.subarray(r * d, (r + 1) * d)));
+    const err =
+      auxRecon.reduce((a, row, r) => a + row.reduce((b, v, j) => b + (v - residual[r]![j]!) ** 2, 0), 0) / n;
+    expect(parts.aux.item()).toBeCloseTo((err * variance(xs)) / variance(residual), 10);
   });
 });
 
@@ -287,6 +334,11 @@ describe('trainer', () => {
     // Resuming on clean data goes on from step 4.
     const resumed = trainSae(good, base('topk', { checkpointDir: dir }));
     expect(resumed.resumedFrom).toBe(4);
+  });
+
+  it("TopK's dead window is 1/128 of the budget, at least a batch", () => {
+    expect(topkDeadWindow(1 << 20, 1024)).toBe(8192);
+    expect(topkDeadWindow(30000, 1024)).toBe(1024);
   });
 
   it('recovers the features of a small synthetic problem (MMCS)', () => {

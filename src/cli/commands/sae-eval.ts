@@ -5,6 +5,7 @@ import { histogramSpec } from '../../plot/histogram.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
 import { evaluateSae, type SaeEvaluation } from '../../sae/evaluate.js';
+import { evaluationDocuments, modelMismatch } from '../../sae/provenance.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import {
   fmt,
@@ -17,6 +18,7 @@ import {
   out,
   printJson,
   table,
+  warn,
 } from '../common.js';
 import { createProgress } from '../progress.js';
 import { numberArg } from './probe.js';
@@ -75,7 +77,13 @@ Examples:
       const sae = loadSaeLens(o.sae);
       const model = await loadModel(g);
       const dataFile = o.data ?? defaultCorpusPath();
-      const texts = readCorpus(dataFile);
+      // Data the SAE never saw where its cfg says which (the held-out documents of its training corpus).
+      const docs = evaluationDocuments(sae.cfg.metadata, dataFile, readCorpus(dataFile));
+      const warnings = [modelMismatch(sae.cfg.metadata, model.source), docs.warning].filter(
+        (w): w is string => w !== null,
+      );
+      for (const w of warnings) warn(w);
+      const texts = docs.texts;
       const progress = createProgress(g);
       let started = false;
       let r: SaeEvaluation;
@@ -96,7 +104,8 @@ Examples:
       } finally {
         progress.stop();
       }
-      if (r.tokens < o.nTokens) note(g, `the corpus has only ${r.tokens} tokens: evaluated on all of them`);
+      const source = docs.relation === 'held-out' ? 'the held-out documents have' : 'the corpus has';
+      if (r.tokens < o.nTokens) note(g, `${source} only ${r.tokens} tokens: evaluated on all of them`);
       if (o.plot) await writePlot(o.plot, densitySpec(r, o.sae));
       const c = sae.cfg;
       if (g.json) {
@@ -104,6 +113,9 @@ Examples:
           sae: o.sae,
           model: model.source,
           data: o.data ?? null,
+          measuredOn: docs.label,
+          heldOut: docs.relation === 'held-out',
+          warnings,
           architecture: c.architecture,
           dIn: c.dIn,
           dSae: c.dSae,
@@ -116,7 +128,7 @@ Examples:
       const where = c.hookNameOut ? `${c.hookName} -> ${c.hookNameOut}` : c.hookName;
       out(
         `${c.hookNameOut ? 'Transcoder' : 'SAE'} ${where} (${c.architecture}, d_in ${c.dIn}, d_sae ${c.dSae}) on ` +
-          `${fmtCount(r.tokens)} tokens (${r.sequences} sequences of up to ${r.ctx}) of ${o.data ?? 'the built-in stories'}`,
+          `${fmtCount(r.tokens)} tokens (${r.sequences} sequences of up to ${r.ctx}) of ${o.data ?? 'the built-in stories'}, ${docs.label}`,
       );
       const dead = r.deadLatents.length;
       const rows = [

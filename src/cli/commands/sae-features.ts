@@ -20,6 +20,7 @@ import {
   scanFeatures,
   splitCorpus,
 } from '../../sae/features.js';
+import { modelMismatch } from '../../sae/provenance.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
 import {
@@ -34,6 +35,7 @@ import {
   out,
   printJson,
   table,
+  warn,
   type GlobalOptions,
 } from '../common.js';
 import { createProgress } from '../progress.js';
@@ -167,6 +169,8 @@ async function openOrScan(
   checkOutput({ flag: o.db ? '--db' : '--sae', path: dbPath, kind: 'file', existing: 'reuse' });
   const model = await loadModel(g);
   checkSaeFitsModel(model, sae);
+  const otherModel = modelMismatch(sae.cfg.metadata, model.source);
+  if (otherModel) warn(otherModel);
   const dataFile = o.data ?? defaultCorpusPath();
   const texts = readTexts(dataFile);
   const want = {

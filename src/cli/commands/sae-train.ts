@@ -7,8 +7,16 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { ActivationStore, harvestActivations } from '../../sae/activation-store.js';
 import { SAE_ARCHITECTURES, type SaeArchitecture } from '../../sae/config.js';
-import { evaluateRows } from '../../sae/evaluate.js';
+import { evaluateRows, evaluateSae, type SaeRowMetrics } from '../../sae/evaluate.js';
+import {
+  DEFAULT_HOLDOUT,
+  modelName,
+  splitData,
+  SPLIT_KEY,
+  type TrainingSplit,
+} from '../../sae/provenance.js';
 import { saveSaeLens } from '../../sae/saelens.js';
+import type { SparseAutoencoder } from '../../sae/sae.js';
 import { meanMaxCosine, SyntheticFeatures } from '../../sae/synthetic.js';
 import { defaultTrainOptions, trainSae, type SaeTrainResult, type TrainingData } from '../../sae/train.js';
 import { storeTrainingData } from '../../sae/training-data.js';
@@ -45,6 +53,7 @@ interface TrainOpts {
   bDecInit?: 'geometric_median' | 'mean' | 'zeros';
   deadWindow?: number;
   normalize: boolean;
+  testFraction: number;
   seed: number;
   checkpoint?: string;
   checkpointEvery: number;
@@ -94,8 +103,18 @@ export function registerSaeTrain(sae: Command): void {
       'geometric_median (default), mean or zeros',
       choiceArg(['geometric_median', 'mean', 'zeros'] as const),
     )
-    .option('--dead-window <rows>', 'a latent silent for this many rows is dead (and revived)', intArg(1))
+    .option(
+      '--dead-window <rows>',
+      'a latent silent for this many rows is dead (and revived); default 131072, topk/batchtopk: budget / 128',
+      intArg(1),
+    )
     .option('--no-normalize', 'do not scale inputs to mean norm sqrt(d_in)')
+    .option(
+      '--test-fraction <x>',
+      `fraction kept out of training to measure on: the last documents of --data, the last rows of --activations (default ${DEFAULT_HOLDOUT}; 0 trains on all)`,
+      numberArg,
+      DEFAULT_HOLDOUT,
+    )
     .option('--seed <n>', 'seed', intArg(0), 0)
     .option('--checkpoint <dir>', 'checkpoint folder (default: <out>.checkpoint); a run resumes from it')
     .option('--checkpoint-every <n>', 'steps between checkpoints', intArg(1), 50)
@@ -125,6 +144,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   if (o.skip && o.arch !== 'standard')
     throw new UsageError('SAELens stores skip transcoders as standard only: use --arch standard');
   if (o.correlation < 0 || o.correlation >= 1) throw new UsageError('--correlation must be in [0, 1)');
+  if (!(o.testFraction >= 0 && o.testFraction < 1)) throw new UsageError('--test-fraction must be in [0, 1)');
   const outDir = path.resolve(o.out);
   const checkpointDir = o.checkpoint ?? `${outDir}.checkpoint`;
   const harvesting = !o.synthetic && !o.activations;
@@ -150,6 +170,9 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   const hookNameOut = o.hookOut ?? null;
   let dataRows: number | null = null;
   let synthetic: SyntheticFeatures | null = null;
+  let split: TrainingSplit | null = null;
+  // What the reported numbers are measured on: never-trained-on data unless --test-fraction 0.
+  let heldOut: (sae: SparseAutoencoder) => HeldOutEval;
   const metadata: Record<string, unknown> = {};
   const t0 = performance.now();
   if (o.synthetic) {
@@ -160,19 +183,37 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
       seed: o.seed,
     });
     data = synthetic.trainingData();
+    const syn = synthetic;
+    heldOut = (sae) => {
+      // Training never draws this block; 65536 rows see even the rarest feature (p ≈ 3e-4) ~19 times.
+      const rows = syn.rows(SYNTHETIC_EVAL_ROWS, SYNTHETIC_EVAL_BLOCK).x;
+      return { metrics: evaluateRows(sae, rows, syn.dim), on: 'fresh synthetic rows', heldOut: true };
+    };
     hookName = o.hook ?? 'synthetic';
     metadata.dataset_path = `synthetic:${o.features}x${o.dim}${o.correlation ? `:corr${o.correlation}` : ''}`;
   } else if (o.activations) {
     const input = ActivationStore.open(o.activations);
     const target = o.targets ? ActivationStore.open(o.targets) : undefined;
-    data = storeTrainingData(input, target);
-    dataRows = input.rows;
+    split = splitData(input.rows, o.testFraction, 'rows');
+    const s = split;
+    data = storeTrainingData(input, target, s.train);
+    dataRows = s.train;
+    heldOut = (sae) => {
+      if (s.train === s.total) return inSampleEval(data, sae);
+      const n = Math.min(s.total - s.train, EVAL_ROWS);
+      const metrics = evaluateRows(sae, input.read(s.train, n), data.dIn, {
+        targets: target?.read(s.train, n),
+      });
+      return { metrics, on: `held-out rows ${s.train + 1}-${s.train + n} of ${s.total}`, heldOut: true };
+    };
     hookName = o.hook ?? input.hook ?? 'activations';
     metadata.dataset_path = path.resolve(o.activations);
   } else {
     const model = await loadModel(g);
     const corpus = o.data ?? defaultCorpusPath();
-    const texts = readCorpus(corpus);
+    const docs = readCorpus(corpus);
+    split = splitData(docs.length, o.testFraction, 'documents', docs);
+    const texts = docs.slice(0, split.train);
     const budget = o.nTokens ?? DEFAULT_BUDGET;
     const harvest = (hook: string, suffix: string) => {
       const dir = o.store ? (suffix ? `${o.store}${suffix}` : o.store) : `${outDir}.activations${suffix}`;
@@ -194,8 +235,15 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     const target = hookNameOut ? harvest(hookNameOut, '-out') : undefined;
     data = storeTrainingData(input, target);
     dataRows = input.rows;
+    const s = split;
+    heldOut = (sae) => {
+      if (s.train === s.total) return inSampleEval(data, sae);
+      const ev = evaluateSae(model, sae, docs.slice(s.train), { ctx: o.ctx, maxTokens: EVAL_TOKENS });
+      const on = `held-out documents ${s.train + 1}-${s.total} of ${s.total} (${ev.rows} tokens)`;
+      return { metrics: ev, ceRecovered: ev.ce.recovered, on, heldOut: true };
+    };
     Object.assign(metadata, {
-      model_name: path.basename(model.source),
+      model_name: modelName(model.source),
       model_path: model.source,
       dataset_path: path.resolve(corpus),
       context_size: o.ctx,
@@ -203,6 +251,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     });
   }
 
+  if (split) metadata[SPLIT_KEY] = split;
   const defaults = defaultTrainOptions(o.arch);
   const totalRows =
     o.epochs !== undefined
@@ -265,9 +314,8 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   fs.rmSync(checkpointDir, { recursive: true, force: true });
   const seconds = (performance.now() - t0) / 1000;
 
-  // Held-out check: fresh synthetic rows, or a sample of the data.
-  const held = synthetic ? { input: synthetic.rows(8192, 0xe7a1).x, target: undefined } : data.sample(8192);
-  const ev = evaluateRows(result.sae, held.input, data.dIn, { targets: held.target });
+  const held = heldOut(result.sae);
+  const ev = held.metrics;
   const last = result.history[result.history.length - 1];
   const mmcs = synthetic ? meanMaxCosine(synthetic.directions, result.sae.param('W_dec').f32(), o.dim) : null;
   const doc = {
@@ -281,15 +329,20 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     k: o.arch === 'topk' || o.arch === 'batchtopk' ? o.topK : null,
     steps: result.steps,
     rows: result.steps * batchSize,
+    trainingSplit: split,
     resumedFrom: result.resumedFrom,
     seconds,
+    // The last training batch (in-sample).
     final: last ? { loss: last.loss, mse: last.mse, l0: last.l0, deadFraction: last.deadFraction } : null,
     eval: {
+      measuredOn: held.on,
+      heldOut: held.heldOut,
       rows: ev.rows,
       l0: ev.l0,
       mse: ev.mse,
       explainedVariance: ev.explainedVariance,
       cosineSimilarity: ev.cosineSimilarity,
+      ceLossRecovered: held.ceRecovered ?? null,
       deadLatents: ev.deadLatents.length,
       denseLatents: ev.denseLatents.length,
     },
@@ -300,18 +353,42 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   out(
     `Trained a ${o.arch} ${hookNameOut ? 'transcoder' : 'SAE'} (${data.dIn} -> ${width}) on ${doc.rows} rows in ${seconds.toFixed(1)} s; saved to ${outDir}`,
   );
+  out(`Measured on ${held.on}${held.heldOut ? ', never trained on' : ''}:`);
   const rows = [
     ['L0', fmt(ev.l0, 3)],
     ['explained variance', fmt(ev.explainedVariance, 4)],
     ['MSE (per row)', fmt(ev.mse, 4)],
-    ['dead latents (held-out rows)', `${ev.deadLatents.length} of ${width}`],
   ];
+  if (held.ceRecovered !== undefined) rows.push(['CE loss recovered', fmt(held.ceRecovered, 4)]);
+  rows.push([`dead latents (no firing in ${ev.rows} rows)`, `${ev.deadLatents.length} of ${width}`]);
   if (mmcs)
     rows.push(
       ['MMCS', fmt(mmcs.mmcs, 4)],
       ['features with max cos >= 0.9', `${doc.featuresRecovered} of ${o.features}`],
     );
-  for (const line of table(rows, [false, true])) out(line);
+  for (const line of table(rows, [false, true])) out(`  ${line}`);
+}
+
+/** Rows evaluated at most from held-out activation rows, tokens from held-out documents. */
+const EVAL_ROWS = 65536;
+const EVAL_TOKENS = 16384;
+const SYNTHETIC_EVAL_ROWS = 65536;
+/** A synthetic block training never reaches (training uses blocks 1, 2, ... one per batch). */
+const SYNTHETIC_EVAL_BLOCK = 0xe7a1;
+
+interface HeldOutEval {
+  metrics: SaeRowMetrics;
+  ceRecovered?: number;
+  /** What the numbers were measured on, in words. */
+  on: string;
+  heldOut: boolean;
+}
+
+/** --test-fraction 0: the numbers can only come from the training data, and say so. */
+function inSampleEval(data: TrainingData, sae: SparseAutoencoder): HeldOutEval {
+  const sample = data.sample(8192);
+  const metrics = evaluateRows(sae, sample.input, data.dIn, { targets: sample.target });
+  return { metrics, on: `${metrics.rows} training rows (in-sample: --test-fraction 0)`, heldOut: false };
 }
 
 function fmtPct(x: number): string {
