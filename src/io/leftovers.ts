@@ -27,7 +27,11 @@ function rewrite(): void {
   for (const [p, at] of tracked) if (now - at > GRACE_MS && !fs.existsSync(p)) tracked.delete(p);
   const file = journalOf(process.pid);
   if (tracked.size === 0) fs.rmSync(file, { force: true });
-  else fs.writeFileSync(file, [...tracked.keys()].join('\n') + '\n');
+  else {
+    // Whole or not at all: a kill between truncating and writing the journal would lose every entry.
+    fs.writeFileSync(`${file}.tmp`, [...tracked.keys()].join('\n') + '\n');
+    fs.renameSync(`${file}.tmp`, file);
+  }
 }
 
 /**
@@ -99,6 +103,7 @@ export function removeLeftoversOf(pid: number): void {
   try {
     lines = fs.readFileSync(file, 'utf8').split('\n');
   } catch {
+    fs.rmSync(`${file}.tmp`, { force: true });
     return;
   }
   for (const p of new Set(lines.filter((l) => path.isAbsolute(l)))) {
@@ -107,6 +112,7 @@ export function removeLeftoversOf(pid: number): void {
     fs.rmSync(p, { recursive: true, force: true });
   }
   fs.rmSync(file, { force: true });
+  fs.rmSync(`${file}.tmp`, { force: true });
 }
 
 /** Cleans up after every dead Sonde process whose journal is still in the temp folder. */
@@ -119,7 +125,7 @@ export function removeStaleLeftovers(): void {
   }
   for (const n of names) {
     if (!n.startsWith(PREFIX)) continue;
-    const pid = Number(n.slice(PREFIX.length));
+    const pid = Number(n.slice(PREFIX.length).replace(/\.tmp$/, ''));
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
       try {
         removeLeftoversOf(pid);

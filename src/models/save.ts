@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.js';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { ModelConfig } from './config.js';
 import { transpose2d, type Weights } from './weights.js';
-import { tempSibling } from '../io/leftovers.js';
+import { tempSibling, trackLeftover } from '../io/leftovers.js';
 
 const TOKENIZER_FILES = [
   'tokenizer.json',
@@ -134,5 +134,9 @@ export function replaceDir(from: string, to: string): void {
   const existed = fs.existsSync(to);
   if (existed) fs.renameSync(to, old);
   fs.renameSync(from, to);
-  if (existed) fs.rmSync(old, { recursive: true, force: true });
+  if (!existed) return;
+  // Until `to` is in place, `old` is what a reader falls back to; from here on it is debris.
+  const forget = trackLeftover(old);
+  fs.rmSync(old, { recursive: true, force: true });
+  forget();
 }

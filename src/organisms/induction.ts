@@ -50,6 +50,8 @@ export interface InductionOptions {
   /** Score heads on repeated random tokens every this many steps (phase-change tracking). */
   scoreEvery?: number;
   onStep?: (s: StepInfo) => void;
+  /** Called once, before the first step, when a checkpoint was resumed (with its step). */
+  onResume?: (step: number) => void;
   onScore?: (p: PhasePoint) => void;
 }
 
@@ -220,6 +222,7 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
         repeatProbability: o.repeatProbability,
       },
       checkpointExtra: () => ({ history }),
+      onResume: o.onResume,
       augment: o.repeatProbability > 0 ? (t, rng) => repeatSpans(t, rng, o.repeatProbability) : undefined,
       onStep: (s) => {
         o.onStep?.(s);

@@ -110,6 +110,8 @@ export interface SaeTrainOptions {
   stopAfterStep?: number;
   metadata?: Record<string, unknown>;
   onStep?: (s: SaeStepInfo) => void;
+  /** Called once, before the first step, when a checkpoint was resumed (with its step). */
+  onResume?: (step: number) => void;
 }
 
 export interface SaeStepInfo {
@@ -144,6 +146,7 @@ export function defaultTrainOptions(
     | 'width'
     | 'hookName'
     | 'onStep'
+    | 'onResume'
     | 'checkpointDir'
     | 'stopAfterStep'
     | 'metadata'
@@ -283,6 +286,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
     rng.setState(ck.state.rngState);
     step = ck.state.step;
     resumedFrom = step;
+    o.onResume?.(step);
     const extra = ck.state.extra as unknown as CheckpointExtra;
     inState = extra.inState;
     outState = extra.outState;

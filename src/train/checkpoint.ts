@@ -41,6 +41,7 @@ export function saveCheckpoint(
   state: CheckpointState,
 ): void {
   const target = path.resolve(dir);
+  removeSupersededCheckpoints(target);
   const tmp = tempSibling(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
@@ -58,18 +59,26 @@ export function saveCheckpoint(
   }
 }
 
+/** Previous checkpoints (`dir.old-*`) a kill left beside a whole one: never read again. */
+function removeSupersededCheckpoints(target: string): void {
+  if (!fs.existsSync(path.join(target, 'state.json'))) return;
+  for (const old of oldCheckpoints(target)) fs.rmSync(old, { recursive: true, force: true });
+}
+
+function oldCheckpoints(target: string): string[] {
+  const parent = path.dirname(target);
+  if (!fs.existsSync(parent)) return [];
+  return fs
+    .readdirSync(parent)
+    .filter((f) => f.startsWith(`${path.basename(target)}.old-`))
+    .map((f) => path.join(parent, f));
+}
+
 /** The checkpoint folder to resume from: `dir`, or the previous one if a save was interrupted mid-rename. */
 function findCheckpoint(dir: string): string | null {
   const target = path.resolve(dir);
   if (fs.existsSync(path.join(target, 'state.json'))) return target;
-  const parent = path.dirname(target);
-  if (!fs.existsSync(parent)) return null;
-  const old = fs
-    .readdirSync(parent)
-    .filter((f) => f.startsWith(`${path.basename(target)}.old-`))
-    .map((f) => path.join(parent, f))
-    .filter((f) => fs.existsSync(path.join(f, 'state.json')));
-  return old[0] ?? null;
+  return oldCheckpoints(target).find((f) => fs.existsSync(path.join(f, 'state.json'))) ?? null;
 }
 
 export function checkpointExists(dir: string): boolean {

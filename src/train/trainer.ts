@@ -43,6 +43,8 @@ export interface TrainOptions {
   /** Rewrites each training batch (drawing only from `rng`, so resumes stay exact). */
   augment?: (tokens: Tensor, rng: Rng) => Tensor;
   onStep?: (s: StepInfo) => void;
+  /** Called once, before the first step, when a checkpoint was resumed (with its step). */
+  onResume?: (step: number) => void;
   /** Extra data stored with each checkpoint, returned on resume. */
   checkpointExtra?: () => Record<string, unknown>;
   /**
@@ -147,6 +149,7 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
     evals = ck.state.evals;
     extra = ck.state.extra;
     resumedFrom = step;
+    o.onResume?.(step);
   }
 
   const asMap = (ts: Tensor[]) => new Map(names.map((n, i) => [n, ts[i]!] as const));

@@ -127,6 +127,12 @@ describe('signals', () => {
       const r = await again.done;
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/was made with other settings: --lr 0\.01 → 0\.001; .*--no-resume/);
+      // The same settings resume, and say so before the first step (then this run is stopped too).
+      const resumed = start('main', [...TRAIN, ...TRAIN_FLAGS.filter((f) => f !== '-q'), '--out', out]);
+      await waitFor(() => /resumed from step \d+/.test(resumed.stderr()), 60_000, 'the resume note');
+      expect(Number(/resumed from step (\d+)/.exec(resumed.stderr())![1])).toBe(state.step);
+      resumed.proc.kill('SIGINT');
+      expect((await resumed.done).code).toBe(130);
     },
     180_000,
   );

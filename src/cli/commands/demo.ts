@@ -98,11 +98,12 @@ function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () =
 
   // Next-token predictions and one activation, on the same prompt.
   const hook = `blocks.${Math.min(2, c.nLayers - 1)}.hook_resid_post`;
-  const ids = tok ? model.encode(DEMO_PROMPT) : [start];
+  // A tour, not a measurement: on a model with a shorter context, the prompt's last n_ctx tokens.
+  const ids = (tok ? model.encode(DEMO_PROMPT) : [start]).slice(-c.nCtx);
   const strings = model.tokenStrings(ids);
   const { logits, cache } = model.runWithCache(ids, { names: [hook] });
   const predictions = {
-    prompt: tok ? DEMO_PROMPT : null,
+    prompt: tok ? model.decode(ids) : null,
     tokens: ids,
     top: topPredictions(model, logitsRow(logits, ids.length - 1), 5),
   };

@@ -301,6 +301,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     resume: o.resume,
     settings,
     metadata,
+    onResume: (step) => note(g, `resumed from step ${step}`),
     onStep: (s) =>
       progress.update(s.step, {
         L0: s.l0.toFixed(1),
@@ -309,7 +310,6 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
       }),
   });
   progress.stop();
-  if (result.resumedFrom !== null) note(g, `resumed from step ${result.resumedFrom}`);
   saveSaeLens(result.sae, outDir, { sparsity: result.logDensity });
   fs.rmSync(checkpointDir, { recursive: true, force: true });
   const seconds = (performance.now() - t0) / 1000;

@@ -157,6 +157,7 @@ Examples:
             '--seed': o.seed,
             '--repeat': o.repeat,
           },
+          onResume: (step) => note(g, `resumed from step ${step}`),
           onStep: (s) =>
             bar?.update(s.step, {
               loss: s.loss.toFixed(3),
@@ -173,7 +174,6 @@ Examples:
           },
         });
         bar?.stop();
-        if (result.train.resumedFrom !== null) note(g, `resumed from step ${result.train.resumedFrom}`);
         const seconds = (performance.now() - t0) / 1000;
         if (o.plot) await writePlot(o.plot, phasePlotSpec(result.history));
         const s = result.scores;
