@@ -9,6 +9,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../models/config.js';
 import { headWeights } from '../models/head-weights.js';
 import { checkAttentionMemory, checkContext, type AttentionKeep } from '../models/context.js';
+import { runScoped } from './scoped.js';
 import { hookNames } from '../models/hook-names.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
@@ -240,17 +241,10 @@ export class HookedTransformer {
     );
     const before = this.persistent;
     this.persistent = { fwd: [...before.fwd, ...fwd], bwd: [...before.bwd, ...bwd] };
-    const restore = () => void (this.persistent = before);
-    let result: T;
-    try {
-      result = fn(this);
-    } catch (e) {
-      restore();
-      throw e;
-    }
-    if (result instanceof Promise) return result.finally(restore) as T;
-    restore();
-    return result;
+    return runScoped(
+      () => fn(this),
+      () => void (this.persistent = before),
+    );
   }
 
   /**

@@ -6,6 +6,7 @@
 import { HookError } from '../errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import { layerOf, makeHookPoint, type HookPlan } from '../hooks/hooks.js';
+import { runScoped } from '../hooks/scoped.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ModelConfig } from '../models/config.js';
 import type { HookPoint } from '../models/hook-point.js';
@@ -229,18 +230,11 @@ export function withSAEs<T>(
     model.resetSAEs();
     for (const s of previous) model.addSAE(s.sae, { useErrorTerm: s.useErrorTerm });
   };
-  let result: T;
-  try {
+  return runScoped(() => {
     for (const s of Array.isArray(saes) ? saes : [saes]) {
       if ('sae' in s) model.addSAE(s.sae, { useErrorTerm: s.useErrorTerm });
       else model.addSAE(s);
     }
-    result = fn(model);
-  } catch (e) {
-    restore();
-    throw e;
-  }
-  if (result instanceof Promise) return result.finally(restore) as T;
-  restore();
-  return result;
+    return fn(model);
+  }, restore);
 }
