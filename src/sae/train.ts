@@ -544,7 +544,9 @@ function validate(o: Resolved): void {
   if (!(o.lr > 0) || !Number.isFinite(o.lr))
     throw new SaeTrainError(`learning rate must be positive, got ${o.lr}`);
   if (!(o.kAnnealFraction >= 0 && o.kAnnealFraction <= 1))
-    throw new SaeTrainError(`the k annealing fraction must be in [0, 1], got ${o.kAnnealFraction}`);
+    throw new SaeTrainError(
+      `the k annealing fraction (--k-anneal) must be in [0, 1], got ${o.kAnnealFraction}`,
+    );
   if (!(o.coefficient >= 0))
     throw new SaeTrainError(`sparsity coefficient must be >= 0, got ${o.coefficient}`);
   if ((o.architecture === 'topk' || o.architecture === 'batchtopk') && !(o.k >= 1 && o.k <= o.width))
