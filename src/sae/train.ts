@@ -79,6 +79,11 @@ export interface SaeTrainOptions {
    * BatchTopK 1/128 of the budget (at least a batch), see topkDeadWindow.
    */
   deadWindowRows?: number;
+  /**
+   * topk/batchtopk: k starts at 8k (at most d_in / 2 and the width) and halves to k over this
+   * fraction of the steps (0 disables). See annealedK.
+   */
+  kAnnealFraction?: number;
   /** topk/batchtopk: aux-k loss coefficient (0 disables). */
   auxKCoefficient?: number;
   kAux?: number;
@@ -171,6 +176,7 @@ export function defaultTrainOptions(
     deadWindowRows: 1 << 17,
     auxKCoefficient: 1 / 32,
     kAux: 512,
+    kAnnealFraction: 0.25,
     resampleEverySteps: arch === 'topk' || arch === 'batchtopk' ? 0 : -1,
     bandwidth: 1e-3,
     initThreshold: 1e-3,
@@ -311,14 +317,15 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
     kAux: o.kAux,
     bandwidth: o.bandwidth,
   };
-  // Two compiled steps: with the aux-k loss (some latent is dead) and without (the common case, where it
-  // would add a masked top-k, a scatter and a matmul for nothing).
-  const traced = new Map<boolean, TracedFunction>();
+  // One compiled step per k (see annealedK) with the aux-k loss (some latent is dead) and without (the
+  // common case, where it would add a masked top-k, a scatter and a matmul for nothing).
+  const traced = new Map<string, TracedFunction>();
   // Outputs: loss, mse, l0 (sum of actives), fired [d_sae], min positive act, then one grad per param.
-  const runStep = (inputs: Tensor[], withAux: boolean): Tensor[] => {
-    const ready = traced.get(withAux);
+  const runStep = (inputs: Tensor[], withAux: boolean, kNow: number | null): Tensor[] => {
+    const traceKey = `${withAux}:${kNow}`;
+    const ready = traced.get(traceKey);
     if (ready) return ready.run([...inputs, ...tensors]);
-    const stepSettings = withAux ? settings : { ...settings, auxKCoefficient: 0 };
+    const stepSettings = { ...settings, k: kNow, auxKCoefficient: withAux ? settings.auxKCoefficient : 0 };
     for (const t of tensors) {
       t.requireGrad();
       t.grad = null;
@@ -347,13 +354,14 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       t.grad = null;
       t.requiresGrad = false;
     }
-    traced.set(withAux, fn);
+    traced.set(traceKey, fn);
     // Every step, the first included, runs the compiled graph: eager and compiled kernels round
     // differently, and a resumed run must repeat the straight run bit for bit.
     void outputs;
     return fn.run([...inputs, ...tensors]);
   };
 
+  const kCap = Math.min(o.width, Math.floor(data.dIn / 2));
   const last = Math.min(steps, o.stopAfterStep ?? steps);
   const decayStart = Math.floor(steps * (1 - o.lrDecayFraction));
   const coefWarm = Math.max(1, Math.floor(steps * o.coefficientWarmupFraction));
@@ -371,6 +379,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         nDead++;
       }
       const coef = o.coefficient * Math.min(1, (step + 1) / coefWarm);
+      const kNow = annealedK(cfg.k, kCap, step, steps, o.kAnnealFraction);
       const out = runStep(
         [
           new Tensor(xb, [o.batchSize, data.dIn]),
@@ -380,6 +389,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
           Tensor.from([inScale]),
         ],
         nDead > 0 && settings.auxKCoefficient > 0,
+        kNow,
       );
       const loss = out[0]!.item();
       const mse = out[1]!.item();
@@ -401,8 +411,9 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         else rowsSinceFired[i]! += o.batchSize;
         fires[i]! += fired[i]!;
       }
-      if (o.architecture === 'batchtopk' && Number.isFinite(minPos))
-        batchThreshold = step === 0 ? minPos : 0.99 * batchThreshold + 0.01 * minPos;
+      // The inference threshold is that of k itself: it starts once the annealing is over.
+      if (o.architecture === 'batchtopk' && Number.isFinite(minPos) && kNow === cfg.k)
+        batchThreshold = batchThreshold === 0 ? minPos : 0.99 * batchThreshold + 0.01 * minPos;
       if (o.clipNorm > 0) clipGradNorm(grads, o.clipNorm);
       const W_dec_i = names.indexOf('W_dec');
       if (o.decoderNorm === 'unit') removeParallelGrad(tensors[W_dec_i]!, grads[W_dec_i]!);
@@ -469,6 +480,29 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   const rowsSeen = Math.max(1, step * o.batchSize - (resumedFrom ?? 0) * o.batchSize);
   for (let i = 0; i < o.width; i++) logDensity[i] = Math.log10(fires[i]! / rowsSeen + 1e-10);
   return { sae, steps: step, resumedFrom, history, logDensity };
+}
+
+/**
+ * TopK's k for this step: 8k, 4k, 2k over equal parts of the first `fraction` of the steps, then k;
+ * never above `cap` (see trainSae: half of d_in, at most the width). With k latents per row only the
+ * winners get gradient, so a latent that has not yet found a rare feature gets none (the aux-k loss
+ * only reaches latents already dead); a larger k early lets every latent learn, as a ReLU SAE's do.
+ * Synthetic benchmark (512 features in 256 dimensions, true L0 5, k 5, 2^20 rows): MMCS 0.941 -> 0.977,
+ * 34 -> 12 silent latents at fraction 0.25 (0.125: 0.966, 0.5: 0.969, 0.75: 0.964; from 16k: 0.971).
+ * The cap: a k near d_in reconstructs any row densely, so latents learn no features and die when k
+ * drops (stories260K, d_in 64, k 32 from 256: 1307 of 2048 silent vs 759 without annealing).
+ */
+export function annealedK(
+  k: number | null,
+  cap: number,
+  step: number,
+  steps: number,
+  fraction: number,
+): number | null {
+  if (k === null || !(fraction > 0)) return k;
+  const levels = 3;
+  const level = Math.floor((step / Math.max(1, steps * fraction)) * levels);
+  return level >= levels ? k : Math.max(k, Math.min(cap, k * 2 ** (levels - level)));
 }
 
 interface CheckpointExtra {
@@ -565,6 +599,10 @@ function validate(o: Resolved): void {
   posInt(o.kAux, 'k_aux');
   if (!(o.lr > 0) || !Number.isFinite(o.lr))
     throw new SaeTrainError(`learning rate must be positive, got ${o.lr}`);
+  if (!(o.kAnnealFraction >= 0 && o.kAnnealFraction <= 1))
+    throw new SaeTrainError(
+      `the k annealing fraction (--k-anneal) must be in [0, 1], got ${o.kAnnealFraction}`,
+    );
   if (!(o.coefficient >= 0))
     throw new SaeTrainError(`sparsity coefficient must be >= 0, got ${o.coefficient}`);
   if ((o.architecture === 'topk' || o.architecture === 'batchtopk') && !(o.k >= 1 && o.k <= o.width))

@@ -165,6 +165,21 @@ describe('sonde sae train', () => {
     const arch = await sonde('sae', 'train', '--synthetic', '--arch', 'relu6', '--out', path.join(tmp, 'x'));
     expect(arch.code).toBe(1);
     expect(arch.stderr).toMatch(/--arch.*Expected one of standard, topk, batchtopk, jumprelu, gated/);
+    const anneal = await sonde(
+      'sae',
+      'train',
+      '--synthetic',
+      '--arch',
+      'topk',
+      '--k-anneal',
+      '2',
+      '--out',
+      path.join(tmp, 'x'),
+    );
+    expect(anneal.code).toBe(1);
+    expect(anneal.stderr).toMatch(
+      /^sonde: the k annealing fraction \(--k-anneal\) must be in \[0, 1\], got 2/,
+    );
     const rows = new Float32Array(2048 * 8).map((_, i) => Math.sin(i));
     rows[300 * 8 + 2] = NaN;
     const file = path.join(tmp, 'nan.npy');

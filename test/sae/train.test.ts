@@ -7,6 +7,7 @@ import { estimators, saeLoss, type LossSettings } from '../../src/sae/losses.js'
 import { geometricMedian } from '../../src/sae/stats.js';
 import { meanMaxCosine, SyntheticFeatures } from '../../src/sae/synthetic.js';
 import {
+  annealedK,
   SaeTrainError,
   topkDeadWindow,
   trainSae,
@@ -339,6 +340,16 @@ describe('trainer', () => {
   it("TopK's dead window is 1/128 of the budget, at least a batch", () => {
     expect(topkDeadWindow(1 << 20, 1024)).toBe(8192);
     expect(topkDeadWindow(30000, 1024)).toBe(1024);
+  });
+
+  it("TopK's k anneals 8k, 4k, 2k, k over the first fraction of the steps, capped (d_in / 2)", () => {
+    const ks = [0, 85, 86, 170, 171, 255, 256, 1023].map((s) => annealedK(5, 128, s, 1024, 0.25));
+    expect(ks).toEqual([40, 40, 20, 20, 10, 10, 5, 5]);
+    // stories260K (d_in 64), k 32: the cap is k itself, so no annealing.
+    expect(annealedK(32, 32, 0, 1024, 0.25)).toBe(32);
+    expect(annealedK(5, 16, 0, 1024, 0.25)).toBe(16);
+    expect(annealedK(5, 128, 0, 1024, 0)).toBe(5);
+    expect(annealedK(null, 128, 0, 1024, 0.25)).toBe(null);
   });
 
   it('recovers the features of a small synthetic problem (MMCS)', () => {

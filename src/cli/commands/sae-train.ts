@@ -52,6 +52,7 @@ interface TrainOpts {
   lrWarmup?: number;
   bDecInit?: 'geometric_median' | 'mean' | 'zeros';
   deadWindow?: number;
+  kAnneal?: number;
   normalize: boolean;
   testFraction: number;
   seed: number;
@@ -107,6 +108,11 @@ export function registerSaeTrain(sae: Command): void {
       '--dead-window <rows>',
       'a latent silent for this many rows is dead (and revived); default 131072, topk/batchtopk: budget / 128',
       intArg(1),
+    )
+    .option(
+      '--k-anneal <x>',
+      'topk/batchtopk: fraction of the steps over which k falls from 8k (at most d_in / 2) to k (default 0.25; 0 disables)',
+      numberArg,
     )
     .option('--no-normalize', 'do not scale inputs to mean norm sqrt(d_in)')
     .option(
@@ -294,6 +300,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     lrWarmupSteps: o.lrWarmup,
     bDecInit: o.bDecInit,
     deadWindowRows: o.deadWindow,
+    kAnnealFraction: o.kAnneal,
     normalize: o.normalize,
     seed: o.seed,
     checkpointDir,
