@@ -282,6 +282,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     '--lr-warmup': o.lrWarmup ?? defaults.lrWarmupSteps,
     '--b-dec-init': o.bDecInit ?? defaults.bDecInit,
     '--dead-window': o.deadWindow ?? defaults.deadWindowRows,
+    '--k-anneal': topk ? (o.kAnneal ?? defaults.kAnnealFraction) : null,
     '--normalize': o.normalize,
     '--seed': o.seed,
   };
