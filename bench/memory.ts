@@ -15,7 +15,7 @@ const t0 = performance.now();
 const { cache } = model.runWithCache(tokens);
 const ms = performance.now() - t0;
 let bytes = 0;
-for (const [, t] of cache) bytes += t.data.byteLength;
+for (const [, t] of cache) bytes += t.dataSync().byteLength;
 console.log(
   JSON.stringify({
     tokens: P,

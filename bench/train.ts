@@ -136,7 +136,7 @@ try {
   // the same sizes; the rest of the step is the ORT train-step graph (plus small glue).
   console.error('Sonde: standalone AdamW.step / clipGradNorm / batch sampling...');
   const rng = new Rng(1);
-  const params = [...weights.values()].map((t) => new Tensor(Float32Array.from(t.f32()), t.shape));
+  const params = [...weights.values()].map((t) => new Tensor(Float32Array.from(t.f32Sync()), t.shape));
   // Gradients with global norm 0.5: below the clip threshold, as in most timed steps here (clipGradNorm
   // then only computes the norm; above the threshold it adds a second, scaling pass).
   const std = 0.5 / Math.sqrt(nParams);

@@ -239,7 +239,7 @@ function measure(dir: string): void {
   const est = estimate as MemoryEstimate | null;
   if (est === null) throw new Error('onEstimate was not called');
   let held = 0;
-  for (const t of model.weights.values()) held += t.f32().byteLength;
+  for (const t of model.weights.values()) held += t.f32Sync().byteLength;
   console.log(
     `  loaded in ${loadS.toFixed(1)} s (${formatBytes(est.checkpointBytes / loadS)}/s of checkpoint)`,
   );
@@ -267,7 +267,7 @@ function measure(dir: string): void {
     const info = ck.info(hfName);
     const [rows, cols] = info.shape as [number, number];
     const fd = fs.openSync(info.file, 'r');
-    const w = model.weights.get(sondeName)!.f32();
+    const w = model.weights.get(sondeName)!.f32Sync();
     let bad = 0;
     const bytes = Buffer.alloc(2);
     const bits = new Uint32Array(1);
@@ -292,7 +292,7 @@ function measure(dir: string): void {
   console.log(`  bf16 bits check: 600 sampled weights, ${bad === 0 ? 'all exact' : `${bad} WRONG`}`);
 
   const t1 = performance.now();
-  const logits = model.run([[1, 15043, 29892, 3186]]).f32();
+  const logits = model.run([[1, 15043, 29892, 3186]]).f32Sync();
   const fwdS = (performance.now() - t1) / 1000;
   let finite = true;
   for (const x of logits) if (!Number.isFinite(x)) finite = false;

@@ -86,7 +86,7 @@ const peakAfter: Record<string, number> = {};
 const step = (name: string, fn: () => Tensor) => {
   const t0 = performance.now();
   const out = fn();
-  if (!out.f32().every(Number.isFinite)) throw new Error(`${name}: logits not finite`);
+  if (!out.f32Sync().every(Number.isFinite)) throw new Error(`${name}: logits not finite`);
   seconds[name] = Math.round(performance.now() - t0) / 1000;
   peakAfter[name] = Math.round(vmHwm() / 1e6);
 };

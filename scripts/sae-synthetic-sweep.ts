@@ -41,7 +41,7 @@ for (const seed of seeds) {
       seed,
       ...r,
     });
-    const { mmcs, perFeature } = meanMaxCosine(syn.directions, res.sae.param('W_dec').f32(), 256);
+    const { mmcs, perFeature } = meanMaxCosine(syn.directions, res.sae.param('W_dec').f32Sync(), 256);
     const ev = evaluateRows(res.sae, syn.rows(16384, 0xe7a1).x, 256);
     const row = {
       seed,

@@ -438,7 +438,7 @@ export function topPredictions(model: HookedTransformer, row: ArrayLike<number>,
 /** Row `pos` of logits [1, pos, vocab]. */
 export function logitsRow(logits: Tensor, pos: number): Float32Array {
   const V = logits.shape[logits.rank - 1]!;
-  return logits.f32().subarray(pos * V, (pos + 1) * V);
+  return logits.f32Sync().subarray(pos * V, (pos + 1) * V);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -458,7 +458,7 @@ export interface TensorStats {
 
 /** Mean, std (population), min, max and max |x| over the finite entries, in float64. */
 export function tensorStats(t: Tensor): TensorStats {
-  const d = t.data as ArrayLike<number | bigint>;
+  const d = t.dataSync() as ArrayLike<number | bigint>;
   let n = 0;
   let sum = 0;
   let min = Infinity;
@@ -501,7 +501,7 @@ export function positionAxis(hook: string, t: Tensor): number {
 
 /** L2 norm of everything at each index of `axis` (finite entries only), summed over the batch. */
 export function normsAlong(t: Tensor, axis: number): number[] {
-  const d = t.data as ArrayLike<number | bigint>;
+  const d = t.dataSync() as ArrayLike<number | bigint>;
   const n = t.shape[axis] ?? 1;
   let inner = 1;
   for (let i = axis + 1; i < t.rank; i++) inner *= t.shape[i]!;

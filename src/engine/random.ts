@@ -33,7 +33,7 @@ export class Rng {
 
 export function randn(shape: number[], rng: Rng, std = 1): Tensor {
   const t = Tensor.zeros(shape);
-  const d = t.f32();
+  const d = t.f32Sync();
   for (let i = 0; i < d.length; i++) d[i] = rng.normal() * std;
   return t;
 }

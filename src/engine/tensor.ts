@@ -110,42 +110,70 @@ export class Tensor {
   }
 
   get size(): number {
-    return this._data.length;
+    return sizeOf(this.shape);
   }
   get rank(): number {
     return this.shape.length;
   }
 
-  /** The tensor's values (shared, do not mutate unless you own the tensor). */
-  get data(): TypedData {
+  /**
+   * The tensor's values on the host (shared: do not mutate unless you own the tensor). Works on every
+   * backend: the values may still be computing, or live on a device, so this waits for them.
+   */
+  async data(): Promise<TypedData> {
+    return this.dataSync();
+  }
+
+  /**
+   * The values now, where the backend can hand them over synchronously (the CPU backend). Library
+   * code and examples use `await t.data()`, which works everywhere.
+   */
+  dataSync(): TypedData {
     return this._data;
   }
 
   /** Values as float32 (throws for other dtypes). */
-  f32(): Float32Array {
-    if (!(this._data instanceof Float32Array))
-      throw new ShapeError(`expected a float32 tensor, got ${this.dtype}`);
-    return this._data;
+  async f32(): Promise<Float32Array> {
+    return this.f32Sync();
   }
 
-  toArray(): number[] {
-    return Array.from(this._data as ArrayLike<number | bigint>, Number);
+  f32Sync(): Float32Array {
+    const data = this.dataSync();
+    if (!(data instanceof Float32Array)) throw new ShapeError(`expected a float32 tensor, got ${this.dtype}`);
+    return data;
+  }
+
+  /** Values as a flat array of numbers. */
+  async toArray(): Promise<number[]> {
+    return Array.from((await this.data()) as ArrayLike<number | bigint>, Number);
+  }
+
+  toArraySync(): number[] {
+    return Array.from(this.dataSync() as ArrayLike<number | bigint>, Number);
   }
 
   /** Nested JS arrays, shaped like the tensor. */
-  toNested(): unknown {
-    const flat = this.toArray();
-    const build = (dim: number, offset: number): unknown => {
-      if (dim === this.shape.length) return flat[offset];
-      const stride = sizeOf(this.shape.slice(dim + 1));
-      return Array.from({ length: this.shape[dim]! }, (_, i) => build(dim + 1, offset + i * stride));
-    };
-    return build(0, 0);
+  async toNested(): Promise<unknown> {
+    return nest(await this.toArray(), this.shape);
   }
 
-  item(): number {
+  toNestedSync(): unknown {
+    return nest(this.toArraySync(), this.shape);
+  }
+
+  /** The value of a one-element tensor. */
+  async item(): Promise<number> {
+    this.checkItem();
+    return Number((await this.data())[0]);
+  }
+
+  itemSync(): number {
+    this.checkItem();
+    return Number(this.dataSync()[0]);
+  }
+
+  private checkItem(): void {
     if (this.size !== 1) throw new ShapeError(`item() needs a one-element tensor, got shape [${this.shape}]`);
-    return Number(this._data[0]);
   }
 
   raw(): RawTensor {
@@ -196,6 +224,15 @@ export class Tensor {
   toString(): string {
     return `Tensor(${this.dtype}, [${this.shape}])`;
   }
+}
+
+function nest(flat: number[], shape: readonly number[]): unknown {
+  const build = (dim: number, offset: number): unknown => {
+    if (dim === shape.length) return flat[offset];
+    const stride = sizeOf(shape.slice(dim + 1));
+    return Array.from({ length: shape[dim]! }, (_, i) => build(dim + 1, offset + i * stride));
+  };
+  return build(0, 0);
 }
 
 function topoOrder(root: Tensor): Tensor[] {

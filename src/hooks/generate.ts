@@ -85,7 +85,7 @@ export function generate(
         [1, next.length],
       );
       const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache, useAttnResult });
-      const last = slice(logits, 1, -1).f32(); // [vocab]
+      const last = slice(logits, 1, -1).f32Sync(); // [vocab]
       const id = sample(last, temperature, opts.topK, opts.topP, rng);
       generated.push(id);
       ids.push(id);
@@ -168,7 +168,7 @@ export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions
           BigInt64Array.from(next, (v) => BigInt(v)),
           [B, 1],
         );
-        const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache }).f32(); // [B, 1, vocab]
+        const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache }).f32Sync(); // [B, 1, vocab]
         const V = cfg.vocabSize;
         next = next.map((_, b) => {
           const id = sample(logits.subarray(b * V, (b + 1) * V), temperature, undefined, undefined, rng);

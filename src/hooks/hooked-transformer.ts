@@ -305,7 +305,7 @@ export class HookedTransformer {
           `[batch, pos]; got ${input === null ? 'null' : typeof input}`,
       );
     if (input instanceof Tensor) {
-      const t = input.rank === 1 ? new Tensor(input.data, [1, input.shape[0]!]) : input;
+      const t = input.rank === 1 ? new Tensor(input.dataSync(), [1, input.shape[0]!]) : input;
       if (t.dtype !== 'int64' && t.dtype !== 'int32')
         throw new ShapeError(`token tensor must be int32/int64, got ${t.dtype}`);
       return { tokens: toInt64(t), attentionMask: opts.attentionMask ?? null };
@@ -504,7 +504,7 @@ export class HookedTransformer {
       if (out) {
         const n = names.length;
         return {
-          loss: out[0]!.item(),
+          loss: out[0]!.itemSync(),
           logits: out[1]!,
           grads: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + i]!] as const)), this),
           cache: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + n + i]!] as const)), this),
@@ -513,7 +513,7 @@ export class HookedTransformer {
     }
     const r = this.eagerGradients(tokens, attentionMask, names, opts.loss, opts.useAttnResult);
     return {
-      loss: r.loss.item(),
+      loss: r.loss.itemSync(),
       logits: r.logits,
       grads: new ActivationCache(r.grads, this),
       cache: new ActivationCache(r.acts, this),
@@ -558,7 +558,7 @@ export class HookedTransformer {
   loss(input: ModelInput, opts: InputOptions = {}): number {
     const { tokens } = this.toTokens(input, opts);
     if (tokens.shape[1]! < 2) throw new ShapeError('loss needs at least two tokens');
-    return nextTokenLoss(this.run(tokens, opts), tokens).item();
+    return nextTokenLoss(this.run(tokens, opts), tokens).itemSync();
   }
 
   /** Hook-free forward with cache outputs, compiled; null when the eager path should run. */
@@ -669,7 +669,7 @@ export function nextTokenLoss(logits: Tensor, tokens: Tensor): Tensor {
 function toInt64(t: Tensor): Tensor {
   if (t.dtype === 'int64') return t;
   return new Tensor(
-    BigInt64Array.from(t.data as Int32Array, (v) => BigInt(v)),
+    BigInt64Array.from(t.dataSync() as Int32Array, (v) => BigInt(v)),
     t.shape,
   );
 }

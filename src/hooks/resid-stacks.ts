@@ -152,7 +152,7 @@ export function logitAttrs(
   const d = model.cfg.dModel;
   const d0 = residStack.shape[residStack.rank - 1];
   if (d0 !== d) throw new HookError(`logitAttrs: the stack's last axis is ${d0}, expected d_model ${d}`);
-  const lnW = model.cfg.normalization === 'none' ? undefined : model.weights.get('ln_final.w')?.f32();
+  const lnW = model.cfg.normalization === 'none' ? undefined : model.weights.get('ln_final.w')?.f32Sync();
   const dir = Float32Array.from(unembedDirection(model, a, w), (x, i) => x * (lnW ? lnW[i]! : 1));
   const lead = residStack.shape.slice(0, -1);
   const flat = reshape(residStack, [lead.reduce((x, y) => x * y, 1), d]);
@@ -166,7 +166,7 @@ export function unembedDirection(
   wrong: number | null,
 ): Float64Array {
   const { dModel: d, vocabSize: V } = model.cfg;
-  const WU = model.weights.get('unembed.W_U')!.f32(); // [d_model, vocab]
+  const WU = model.weights.get('unembed.W_U')!.f32Sync(); // [d_model, vocab]
   const dir = new Float64Array(d);
   for (let i = 0; i < d; i++) dir[i] = WU[i * V + answer]! - (wrong === null ? 0 : WU[i * V + wrong]!);
   return dir;

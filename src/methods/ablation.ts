@@ -80,7 +80,7 @@ function resolveTarget(
 
 /** Per-prediction next-token loss [batch][pos-1] from logits [batch, pos, vocab]. */
 function lossGrid(logits: Tensor, ids: number[], B: number, P: number, V: number): number[][] {
-  const lg = logits.f32();
+  const lg = logits.f32Sync();
   return Array.from({ length: B }, (_, b) =>
     Array.from({ length: P - 1 }, (_, i) => {
       const row = lg.subarray((b * P + i) * V, (b * P + i + 1) * V);
@@ -105,7 +105,7 @@ export function ablate(model: HookedTransformer, input: ModelInput, opts: Ablati
   const { tokens } = model.toTokens(input);
   const [B, P] = tokens.shape as [number, number];
   if (P < 2) throw new ShapeError('ablation needs inputs of at least two tokens (the loss is next-token)');
-  const ids = Array.from(tokens.data as BigInt64Array, Number);
+  const ids = Array.from(tokens.dataSync() as BigInt64Array, Number);
   const V = model.cfg.vocabSize;
 
   // The replacement value per batch row: a function (b, i) of the flat index i inside one row.
@@ -116,7 +116,7 @@ export function ablate(model: HookedTransformer, input: ModelInput, opts: Ablati
     const [n, Pd] = act.shape as [number, number];
     const R = act.size / n;
     const W = R / Pd; // width per position
-    const d = act.f32();
+    const d = act.f32Sync();
     const perPos = Pd === P;
     const m = new Float64Array(perPos ? R : W);
     for (let b = 0; b < n; b++) for (let i = 0; i < R; i++) m[perPos ? i : i % W]! += d[b * R + i]!;
@@ -130,7 +130,7 @@ export function ablate(model: HookedTransformer, input: ModelInput, opts: Ablati
     if (!from && n < 2)
       throw new UsageError('resampling from the input itself needs a batch of at least 2 rows');
     const R = act.size / n;
-    const d = act.f32();
+    const d = act.f32Sync();
     replacement = (b, i) => d[((from ? b : b + 1) % n) * R + i]!;
   }
 
@@ -140,7 +140,7 @@ export function ablate(model: HookedTransformer, input: ModelInput, opts: Ablati
       {
         name: hook,
         fn: (x) => {
-          const data = x.f32().slice();
+          const data = x.f32Sync().slice();
           const R = data.length / B;
           const W = R / P;
           for (let b = 0; b < B; b++) {

@@ -197,7 +197,7 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
   const base = model.gradients([baseIds], { names: [...gradNames, ...qkNames], loss: (lg) => lossFn(lg) });
   const src = model.runWithCache([srcIds], { names: [...hookNames, ...qkNames] });
   const baseMetric = base.loss;
-  const srcMetric = lossFn(src.logits).item();
+  const srcMetric = lossFn(src.logits).itemSync();
   const cleanMetric = direction === 'denoise' ? srcMetric : baseMetric;
   const corruptMetric = direction === 'denoise' ? baseMetric : srcMetric;
   const denom = cleanMetric - corruptMetric;
@@ -236,9 +236,9 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
   }
   const linearEstimate = (grads: ActivationCache, l: number, v: Variant): number => {
     const name = hookNames[l]!;
-    const g = grads.get(name).f32();
-    const a = base.cache.get(name).f32();
-    const s = src.cache.get(name).f32();
+    const g = grads.get(name).f32Sync();
+    const a = base.cache.get(name).f32Sync();
+    const s = src.cache.get(name).f32Sync();
     let e = 0;
     for (const [o, n] of ranges(v)) for (let i = o; i < o + n; i++) e += g[i]! * (s[i]! - a[i]!);
     return e;
@@ -257,11 +257,11 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
     lin[v.layer]![v.component]![perPosition ? v.position : 0] = e;
     est[v.layer]![v.component]![perPosition ? v.position : 0] = qkFixed
       ? qkEstimate(v, P, H, KV, dh, cfg.attnScale, target as 'q' | 'k', {
-          qBase: base.cache.get(qkNames[2 * v.layer]!).f32(),
-          kBase: base.cache.get(qkNames[2 * v.layer + 1]!).f32(),
-          qSrc: src.cache.get(qkNames[2 * v.layer]!).f32(),
-          kSrc: src.cache.get(qkNames[2 * v.layer + 1]!).f32(),
-          gPattern: base.grads.get(patternNames[v.layer]!).f32(),
+          qBase: base.cache.get(qkNames[2 * v.layer]!).f32Sync(),
+          kBase: base.cache.get(qkNames[2 * v.layer + 1]!).f32Sync(),
+          qSrc: src.cache.get(qkNames[2 * v.layer]!).f32Sync(),
+          kSrc: src.cache.get(qkNames[2 * v.layer + 1]!).f32Sync(),
+          gPattern: base.grads.get(patternNames[v.layer]!).f32Sync(),
         })
       : e;
   }

@@ -77,7 +77,7 @@ function row(t: Tensor, b: number, pos: number, offset = 0, width?: number): Flo
   const inner = t.size / (t.shape[0]! * P);
   const w = width ?? inner;
   const start = ((t.shape[0] === 1 ? 0 : b) * P + pos) * inner + offset;
-  return Float64Array.from(t.f32().subarray(start, start + w));
+  return Float64Array.from(t.f32Sync().subarray(start, start + w));
 }
 
 /**
@@ -94,7 +94,7 @@ function postNormOf(
 ): (v: Float64Array) => Float64Array {
   if (!model.cfg.postNorms) return (v) => v;
   const scale = row(cache.get(`blocks.${l}.ln1_post.hook_scale`), b, pos)[0]!;
-  const w = model.weights.get(`blocks.${l}.ln1_post.w`)?.f32();
+  const w = model.weights.get(`blocks.${l}.ln1_post.w`)?.f32Sync();
   return (v) => v.map((x, i) => (x / scale) * (w ? w[i]! : 1));
 }
 
@@ -132,7 +132,7 @@ export function componentsAt(
     }
     const bO = model.weights.get(`blocks.${l}.attn.b_O`);
     if (bO) {
-      const v = post(Float64Array.from(bO.f32()));
+      const v = post(Float64Array.from(bO.f32Sync()));
       out.push({ name: `L${l}.attn.b_O`, kind: 'attn_bias', layer: l, head: null, vector: v });
     }
     if (!attnOnly) {
@@ -166,7 +166,7 @@ export function residualDecomposition(
     for (const c of components) s += c.vector[i]!;
     maxError = Math.max(maxError, Math.abs(s - residual[i]!));
   }
-  const ids = tokens.toArray().slice(b * P, (b + 1) * P);
+  const ids = tokens.toArraySync().slice(b * P, (b + 1) * P);
   return { tokens: ids, pos, batch: b, components, residual, maxError };
 }
 

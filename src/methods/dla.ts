@@ -81,15 +81,15 @@ export function directLogitAttributionMany(
   const { tokens, logits, cache } = runForDecomposition(model, input, opts);
   const [B, P] = tokens.shape as [number, number];
   const { dModel: d, vocabSize: V, normalization, normEps } = model.cfg;
-  const bU = model.weights.get('unembed.b_U')?.f32();
-  const lnW = model.weights.get('ln_final.w')?.f32();
-  const lnB = model.weights.get('ln_final.b')?.f32();
+  const bU = model.weights.get('unembed.b_U')?.f32Sync();
+  const lnW = model.weights.get('ln_final.w')?.f32Sync();
+  const lnB = model.weights.get('ln_final.b')?.f32Sync();
   const center = normalization === 'LN' || normalization === 'LNPre';
   const normed = normalization !== 'none';
   // DLA is linear in the residual: it explains the logits before Gemma 2's final soft-cap.
   const cap = model.cfg.finalSoftcap;
-  const lg = cap ? logits.f32().map((x) => cap * Math.atanh(x / cap)) : logits.f32();
-  const ids = tokens.toArray();
+  const lg = cap ? logits.f32Sync().map((x) => cap * Math.atanh(x / cap)) : logits.f32Sync();
+  const ids = tokens.toArraySync();
   const results: DlaResult[] = [];
   for (const [k, t] of targets.entries()) {
     const b = t.batch ?? 0;

@@ -62,7 +62,7 @@ export function headScores(model: HookedTransformer, opts: HeadScoreOptions = {}
   const ind: number[][] = [];
   const dup: number[][] = [];
   for (let l = 0; l < L; l++) {
-    const p = cache.get(names[l]!).f32(); // [batch, head, q, k]
+    const p = cache.get(names[l]!).f32Sync(); // [batch, head, q, k]
     prev.push([]);
     ind.push([]);
     dup.push([]);
@@ -86,8 +86,8 @@ export function headScores(model: HookedTransformer, opts: HeadScoreOptions = {}
   }
   // Per-position losses: predicting token i+1 from position i.
   const V = model.cfg.vocabSize;
-  const lg = logits.f32();
-  const ids = tokens.toArray();
+  const lg = logits.f32Sync();
+  const ids = tokens.toArraySync();
   let first = 0;
   let second = 0;
   for (let b = 0; b < batch; b++) {

@@ -82,8 +82,8 @@ export function logitLens(
     );
     logits = concat(perLayer, 0);
   }
-  const lg = logits.f32();
-  const ids = tokens.toArray();
+  const lg = logits.f32Sync();
+  const ids = tokens.toArraySync();
   const top: LensToken[][][] = [];
   const targets: LensTarget[][] | null = targetId === null ? null : [];
   for (let l = 0; l < layers.length; l++) {

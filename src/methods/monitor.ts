@@ -153,7 +153,7 @@ export function monitorHook(
       if (x.rank !== 3 || x.shape[0] !== 1)
         throw new ShapeError(`monitorHook needs [1, pos, d], got [${x.shape}]`);
       const d = x.shape[2]!;
-      const data = x.f32();
+      const data = x.f32Sync();
       for (let p = 0; p < x.shape[1]!; p++) {
         const s = next(data, p * d);
         onScore(s, s > threshold);

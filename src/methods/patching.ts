@@ -212,7 +212,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
       hook: model.hookPoint({ cache: (n) => wanted.has(n), store }),
       useAttnResult: hookMode && opts.hook!.endsWith('attn.hook_result'),
     }),
-  ).f32();
+  ).f32Sync();
   const cleanMetric = metricOf(baseLogits, 0);
   const corruptMetric = metricOf(baseLogits, 1);
   const denom = cleanMetric - corruptMetric;
@@ -228,7 +228,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const row = (name: string, b: number): Float32Array => {
     const t = store.get(name)!;
     const R = t.size / 2;
-    return t.f32().subarray(b * R, (b + 1) * R);
+    return t.f32Sync().subarray(b * R, (b + 1) * R);
   };
 
   // Components and the index ranges [start, length) of one variant in one batch row of the activation.
@@ -297,11 +297,11 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
       const name = hookNames[v.layer]!;
       const src = row(name, srcRow);
       const fn = (x: Tensor): Tensor => {
-        const data = x.f32().slice();
+        const data = x.f32Sync().slice();
         applyPatch(data, 0, data.length, v, src);
         return new Tensor(data, x.shape);
       };
-      const lg = model.runWithHooks(tokens, { fwd: [{ name, fn }], useAttnResult }).f32();
+      const lg = model.runWithHooks(tokens, { fwd: [{ name, fn }], useAttnResult }).f32Sync();
       record(v, metricOf(lg, 0));
       passes++;
       opts.onProgress?.(++done, total);
@@ -331,7 +331,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
         let hook: HookPoint | undefined;
         if (!direct) {
           const fn = (x: Tensor): Tensor => {
-            const data = x.f32().slice();
+            const data = x.f32Sync().slice();
             const R = data.length / n;
             chunk.forEach((v, b) => applyPatch(data, b, R, v, src));
             return new Tensor(data, x.shape);
@@ -345,7 +345,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
             useAttnResult,
             ...(start === null ? {} : { startAtLayer: start, residual }),
           }),
-        ).f32();
+        ).f32Sync();
         chunk.forEach((v, b) => record(v, metricOf(lg, b)));
         passes++;
         done += n;

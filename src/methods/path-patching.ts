@@ -199,7 +199,7 @@ function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
     forward(cfg, weights, int64([cleanIds, corruptIds]), {
       hook: model.hookPoint({ cache: wanted, store }),
     }),
-  ).f32();
+  ).f32Sync();
   const cleanMetric = metricOf(lg, 0);
   const corruptMetric = metricOf(lg, 1);
   const denom = cleanMetric - corruptMetric;
@@ -240,7 +240,7 @@ function runPaths(
   const P = cleanIds.length;
   const tokens = int64(Array.from({ length: n }, () => cleanIds));
   const half = (name: string, row: number): Float32Array => {
-    const d = store.get(name)!.f32();
+    const d = store.get(name)!.f32Sync();
     const R = d.length / 2;
     return d.subarray(row * R, (row + 1) * R);
   };
@@ -285,7 +285,7 @@ function runPaths(
     forward(cfg, weights, tokens, {
       hook: model.hookPoint({ fwd: fwd2, cache: (nm) => recvNames.has(nm), store: step2Store }),
     }),
-  ).f32();
+  ).f32Sync();
   if (receivers === 'logits') {
     return { metrics: Array.from({ length: n }, (_, b) => metricOf(lg2, b)), passes: 1 };
   }
@@ -303,8 +303,8 @@ function runPaths(
   const fwd3: ForwardHook[] = [...byHook].map(([name, comps]) => ({
     name,
     fn: (x) => {
-      const data = x.f32().slice();
-      const src = step2Store.get(name)!.f32();
+      const data = x.f32Sync().slice();
+      const src = step2Store.get(name)!.f32Sync();
       for (let b = 0; b < n; b++)
         for (let p = 0; p < P; p++)
           for (const c of comps) {
@@ -318,7 +318,7 @@ function runPaths(
     forward(cfg, weights, tokens, {
       hook: model.hookPoint({ fwd: fwd3 }),
     }),
-  ).f32();
+  ).f32Sync();
   return { metrics: Array.from({ length: n }, (_, b) => metricOf(lg3, b)), passes: 2 };
 }
 

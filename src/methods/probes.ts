@@ -56,7 +56,7 @@ export function collectActivations(
     const P = a.shape[1]!;
     const d = a.shape[2]!;
     dim = d;
-    const x = a.f32();
+    const x = a.f32Sync();
     if (position === 'last') {
       rows.push(x.slice((P - 1) * d, P * d));
       textIndex.push(t);

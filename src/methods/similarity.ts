@@ -17,7 +17,7 @@ function dense(x: Matrix, what: string): Dense {
   if (x instanceof Tensor) {
     if (x.rank < 2) throw new ShapeError(`${what} must have rank >= 2, got [${x.shape}]`);
     const d = x.shape[x.rank - 1]!;
-    return { n: x.size / d, d, data: Float64Array.from(x.f32()) };
+    return { n: x.size / d, d, data: Float64Array.from(x.f32Sync()) };
   }
   const n = x.length;
   const d = x[0]?.length ?? 0;
@@ -262,7 +262,7 @@ function collect(model: HookedTransformer, texts: number[][], hooks: string[], s
     hooks.forEach((h, i) => {
       const t = cache.get(h);
       const d = t.shape[t.rank - 1]!;
-      parts[i]!.push(t.f32().slice(skip * d));
+      parts[i]!.push(t.f32Sync().slice(skip * d));
     });
   }
   return hooks.map((h, i) => {
@@ -296,7 +296,7 @@ export function similarityMatrix(
   if (texts.length === 0) throw new ShapeError('similarityMatrix needs at least one text');
   const ctx = Math.min(modelA.cfg.nCtx, modelB.cfg.nCtx);
   const ids = texts.map((t) =>
-    (typeof t === 'string' ? modelA.toTokens(t).tokens.toArray() : t).slice(0, ctx),
+    (typeof t === 'string' ? modelA.toTokens(t).tokens.toArraySync() : t).slice(0, ctx),
   );
   const skip = opts.skipFirst === false ? 0 : 1;
   const rows = opts.hooksA ?? residualHooks(modelA);

@@ -70,7 +70,7 @@ export function steeringHook(
       if (d !== vector.length)
         throw new ShapeError(`steering vector has dim ${vector.length}, activation ${d}`);
       const P = x.rank >= 2 ? x.shape[x.rank - 2]! : 1;
-      const src = x.f32();
+      const src = x.f32Sync();
       const out = new Float32Array(src);
       const rows = src.length / d;
       for (let r = 0; r < rows; r++) {
@@ -92,7 +92,7 @@ export function directionalAblationHook(hook: HookSelector, direction: ArrayLike
     fn: (x) => {
       const d = x.shape[x.rank - 1]!;
       if (d !== u.length) throw new ShapeError(`direction has dim ${u.length}, activation ${d}`);
-      const out = new Float32Array(x.f32());
+      const out = new Float32Array(x.f32Sync());
       for (let r = 0; r < out.length / d; r++) {
         let dot = 0;
         for (let j = 0; j < d; j++) dot += out[r * d + j]! * u[j]!;
@@ -125,7 +125,7 @@ export function nextTokenLogProbs(
 ): Float64Array {
   const logits = hooks.length ? model.runWithHooks(prompt, { fwd: hooks }) : model.run(prompt);
   const V = logits.shape[logits.rank - 1]!;
-  const all = logits.f32();
+  const all = logits.f32Sync();
   const row = all.subarray(all.length - V);
   let m = -Infinity;
   for (const v of row) m = Math.max(m, v);

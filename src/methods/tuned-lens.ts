@@ -209,7 +209,7 @@ export function trainTunedLens(
       compiled = traced.fn;
       out = traced.outputs;
     }
-    const perLayer = out[0]!.toArray();
+    const perLayer = out[0]!.toArraySync();
     const loss = perLayer.reduce((s, x) => s + x, 0);
     if (!Number.isFinite(loss)) throw new TunedLensError(`loss is ${loss} at step ${step + 1}: lower --lr`);
     opt.step([out[1]!, out[2]!]);
@@ -252,10 +252,10 @@ export function lensKL(
     }
     const { resid, logp } = activations(model, new Tensor(ids, [rows, ctx]), layers);
     noGrad(() => {
-      const lg = klPerLayer(model, resid, logp, zeroA, zeroB).perLayer.toArray();
+      const lg = klPerLayer(model, resid, logp, zeroA, zeroB).perLayer.toArraySync();
       lg.forEach((x, l) => (logit[l]! += x * rows));
       if (lens && tuned) {
-        const tn = klPerLayer(model, resid, logp, lens.A, lens.b).perLayer.toArray();
+        const tn = klPerLayer(model, resid, logp, lens.A, lens.b).perLayer.toArraySync();
         tn.forEach((x, l) => (tuned[l]! += x * rows));
       }
     });
@@ -279,8 +279,8 @@ export function tunedLensLogits(
   const d = model.cfg.dModel;
   if (!Number.isInteger(layer) || layer < 0 || layer >= lens.layers.length)
     throw new TunedLensError(`layer ${layer} is not in [0, ${lens.layers.length})`);
-  const A = new Tensor(lens.A.f32().slice(layer * d * d, (layer + 1) * d * d), [d, d]);
-  const b = new Tensor(lens.b.f32().slice(layer * d, (layer + 1) * d), [d]);
+  const A = new Tensor(lens.A.f32Sync().slice(layer * d * d, (layer + 1) * d * d), [d, d]);
+  const b = new Tensor(lens.b.f32Sync().slice(layer * d, (layer + 1) * d), [d]);
   return noGrad(() => lensLogits(model, resid, A, b));
 }
 
@@ -296,8 +296,8 @@ export function saveTunedLens(lens: TunedLens, dir: string): void {
     writeSafetensors(
       path.join(tmp, WEIGHTS),
       {
-        A: { dtype: 'F32', shape: [...lens.A.shape], data: lens.A.f32() },
-        b: { dtype: 'F32', shape: [...lens.b.shape], data: lens.b.f32() },
+        A: { dtype: 'F32', shape: [...lens.A.shape], data: lens.A.f32Sync() },
+        b: { dtype: 'F32', shape: [...lens.b.shape], data: lens.b.f32Sync() },
       },
       { format: 'sonde-tuned-lens' },
     );

@@ -17,7 +17,7 @@ export function headWeights(cfg: ModelConfig, weights: Weights, which: HeadWeigh
   const group = H / heads;
   const out = new Float32Array(L * H * d * dh);
   for (let l = 0; l < L; l++) {
-    const w = weights.get(`blocks.${l}.attn.${which}`)!.f32();
+    const w = weights.get(`blocks.${l}.attn.${which}`)!.f32Sync();
     for (let h = 0; h < H; h++) {
       const src = Math.floor(h / group);
       const base = (l * H + h) * d * dh;

@@ -22,7 +22,7 @@ export function initGpt2Weights(cfg: ModelConfig, o: InitOptions = {}): Weights 
   const std = o.std ?? 0.8 / Math.sqrt(cfg.dModel);
   const randn = (shape: number[], s = std) => {
     const t = Tensor.zeros(shape);
-    const d = t.f32();
+    const d = t.f32Sync();
     for (let i = 0; i < d.length; i++) d[i] = rng.normal() * s;
     return t;
   };
@@ -56,7 +56,7 @@ export function initGpt2Weights(cfg: ModelConfig, o: InitOptions = {}): Weights 
   norm('ln_final');
   if (o.tied) {
     const U = new Float32Array(D * V);
-    const e = E.f32();
+    const e = E.f32Sync();
     for (let v = 0; v < V; v++) for (let d = 0; d < D; d++) U[d * V + v] = e[v * D + d]!;
     w.set('unembed.W_U', new Tensor(U, [D, V]));
   } else {

@@ -20,12 +20,12 @@ type Mat = { data: Float32Array; rows: number; cols: number };
 function mat(w: Weights, name: string): Mat {
   const t = w.get(name);
   if (!t) throw new ConfigError(`processWeights: weight '${name}' is missing`);
-  return { data: Float32Array.from(t.f32()), rows: t.shape[0]!, cols: t.shape[1] ?? 1 };
+  return { data: Float32Array.from(t.f32Sync()), rows: t.shape[0]!, cols: t.shape[1] ?? 1 };
 }
 
 function vec(w: Weights, name: string, n: number): Float32Array {
   const t = w.get(name);
-  return t ? Float32Array.from(t.f32()) : new Float32Array(n);
+  return t ? Float32Array.from(t.f32Sync()) : new Float32Array(n);
 }
 
 /** W' = diag(scale) W and b' = b + shift @ W for a reader of a norm with weight `scale`, bias `shift`. */
@@ -62,7 +62,7 @@ function foldInto(
 function centerRows(w: Weights, name: string): void {
   const t = w.get(name);
   if (!t) return;
-  const d = Float32Array.from(t.f32());
+  const d = Float32Array.from(t.f32Sync());
   const cols = t.shape[t.rank - 1]!;
   for (let r = 0; r < d.length / cols; r++) {
     let mean = 0;
@@ -117,9 +117,9 @@ export function processWeights(
         const name = `blocks.${l}.${n}`;
         const t = w.get(name);
         if (t && t.rank === 1) {
-          w.set(name, new Tensor(t.f32(), [1, t.size]));
+          w.set(name, new Tensor(t.f32Sync(), [1, t.size]));
           centerRows(w, name);
-          w.set(name, new Tensor(w.get(name)!.f32(), [t.size]));
+          w.set(name, new Tensor(w.get(name)!.f32Sync(), [t.size]));
         } else centerRows(w, name);
       }
     }
@@ -146,7 +146,7 @@ export function processWeights(
     for (let l = 0; l < cfg.nLayers; l++) {
       const a = `blocks.${l}.attn`;
       if (!w.has(`${a}.b_V`)) continue;
-      const bV = w.get(`${a}.b_V`)!.f32();
+      const bV = w.get(`${a}.b_V`)!.f32Sync();
       const WO = mat(w, `${a}.W_O`); // [n_heads*d_head, d_model]
       const bO = vec(w, `${a}.b_O`, D);
       // Query head h reads kv head floor(h / g); each head's output mixes values with weights summing to 1.

@@ -50,7 +50,7 @@ export function gpt2HfTensors(cfg: ModelConfig, w: Weights): Record<string, Tens
   };
   const put = (hf: string, n: string) => {
     const t = get(n);
-    out[hf] = { dtype: 'F32', shape: t.shape, data: t.f32() };
+    out[hf] = { dtype: 'F32', shape: t.shape, data: t.f32Sync() };
   };
   put('transformer.wte.weight', 'embed.W_E');
   put('transformer.wpe.weight', 'pos_embed.W_pos');
@@ -65,10 +65,10 @@ export function gpt2HfTensors(cfg: ModelConfig, w: Weights): Record<string, Tens
     const qkv = new Float32Array(D * 3 * D);
     const qkvB = new Float32Array(3 * D);
     ['Q', 'K', 'V'].forEach((n, i) => {
-      const W = get(`${b}.attn.W_${n}`).f32();
+      const W = get(`${b}.attn.W_${n}`).f32Sync();
       for (let r = 0; r < D; r++) qkv.set(W.subarray(r * D, (r + 1) * D), r * 3 * D + i * D);
       const bias = w.get(`${b}.attn.b_${n}`);
-      if (bias) qkvB.set(bias.f32(), i * D);
+      if (bias) qkvB.set(bias.f32Sync(), i * D);
     });
     out[`${h}.attn.c_attn.weight`] = { dtype: 'F32', shape: [D, 3 * D], data: qkv };
     out[`${h}.attn.c_attn.bias`] = { dtype: 'F32', shape: [3 * D], data: qkvB };
@@ -76,7 +76,7 @@ export function gpt2HfTensors(cfg: ModelConfig, w: Weights): Record<string, Tens
     out[`${h}.attn.c_proj.bias`] = {
       dtype: 'F32',
       shape: [D],
-      data: w.get(`${b}.attn.b_O`)?.f32() ?? new Float32Array(D),
+      data: w.get(`${b}.attn.b_O`)?.f32Sync() ?? new Float32Array(D),
     };
     if (cfg.attnOnly) continue;
     if (ln) {
@@ -92,9 +92,13 @@ export function gpt2HfTensors(cfg: ModelConfig, w: Weights): Record<string, Tens
     put('transformer.ln_f.weight', 'ln_final.w');
     put('transformer.ln_f.bias', 'ln_final.b');
   }
-  out['lm_head.weight'] = { dtype: 'F32', shape: [V, D], data: transpose2d(get('unembed.W_U').f32(), D, V) };
+  out['lm_head.weight'] = {
+    dtype: 'F32',
+    shape: [V, D],
+    data: transpose2d(get('unembed.W_U').f32Sync(), D, V),
+  };
   // GPT-2 has no unembedding bias; a trained one is kept as lm_head.bias (Sonde reads it back).
-  const bU = w.get('unembed.b_U')?.f32();
+  const bU = w.get('unembed.b_U')?.f32Sync();
   if (bU && bU.some((x) => x !== 0)) out['lm_head.bias'] = { dtype: 'F32', shape: [V], data: bU };
   return out;
 }

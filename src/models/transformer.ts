@@ -260,7 +260,7 @@ function rotaryTables(cfg: ModelConfig, positions: Tensor): RopeTables {
   const inv = ropeInvFreq(cfg);
   const r = cfg.rotaryDim;
   const [Bp, P] = positions.shape as [number, number];
-  const pos = positions.data as BigInt64Array;
+  const pos = positions.dataSync() as BigInt64Array;
   const cos = new Float32Array(Bp * P * r);
   const sin = new Float32Array(Bp * P * r);
   for (let i = 0; i < Bp * P; i++) {
@@ -281,7 +281,7 @@ function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor 
       BigInt64Array.from({ length: P }, (_, i) => BigInt(past + i)),
       [1, P],
     );
-  const m = mask.toArray();
+  const m = mask.toArraySync();
   const total = mask.shape[1]!;
   const out = new BigInt64Array(B * P);
   for (let b = 0; b < B; b++) {
@@ -303,7 +303,7 @@ function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor 
 function attentionMask(B: number, P: number, past: number, mask?: Tensor, window?: number): Tensor {
   const K = past + P;
   const Bm = mask ? B : 1;
-  const m = mask?.toArray();
+  const m = mask?.toArraySync();
   if (mask && (mask.shape[0] !== B || mask.shape[1] !== K)) {
     throw new ShapeError(
       `attention mask is [${mask.shape}], expected [${B}, ${K}] (batch, past + new tokens)`,

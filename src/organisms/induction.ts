@@ -83,7 +83,7 @@ export class OrganismError extends SondeError {}
  */
 export function repeatSpans(tokens: Tensor, rng: Rng, p: number): Tensor {
   const [B, P] = tokens.shape as [number, number];
-  const data = BigInt64Array.from(tokens.data as BigInt64Array);
+  const data = BigInt64Array.from(tokens.dataSync() as BigInt64Array);
   const maxL = Math.floor(P / 2);
   const minL = Math.min(8, maxL);
   for (let b = 0; b < B; b++) {

@@ -291,14 +291,14 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
   const initRng = new Rng(seed);
   const W = Tensor.zeros([I, m, n]);
   const std = Math.sqrt(2 / (m + n));
-  const wd = W.f32();
+  const wd = W.f32Sync();
   for (let i = 0; i < wd.length; i++) wd[i] = initRng.normal() * std;
   const b = Tensor.zeros([I, n]);
   const importance = inst.map((s) => Array.from({ length: n }, (_, i) => s.importanceDecay ** i));
   const imp = Tensor.from(Float32Array.from(importance.flat()), [I, 1, n]);
   const probs = inst.map((s) => 1 - s.sparsity);
   const x = Tensor.zeros([I, B, n]);
-  const xd = x.f32();
+  const xd = x.f32Sync();
   const dataRng = new Rng((seed ^ 0x5bd1e995) >>> 0);
 
   // One compiled graph: per-instance losses and the gradients of their sum.
@@ -342,7 +342,7 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
         sampleBatch(xd.subarray(first * per, (first + 1) * per), [probs[first]!], per, evalRng);
         for (let r = 1; r < restarts; r++) xd.copyWithin((first + r) * per, first * per, (first + 1) * per);
       }
-      const l = fn.run([W, b, x, imp])[0]!.f32();
+      const l = fn.run([W, b, x, imp])[0]!.f32Sync();
       for (let k = 0; k < I; k++) loss[k] += l[k]! / evalBatches;
     }
 
@@ -350,7 +350,7 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
       const Wk = Array.from({ length: m }, (_, r) =>
         Array.from(wd.subarray((k * m + r) * n, (k * m + r + 1) * n)),
       );
-      const bk = Array.from(b.f32().subarray(k * n, (k + 1) * n));
+      const bk = Array.from(b.f32Sync().subarray(k * n, (k + 1) * n));
       return {
         index: k,
         ...s,

@@ -92,7 +92,7 @@ function modelFingerprint(model: HookedTransformer): string {
   const h = crypto.createHash('sha256').update(JSON.stringify(model.cfg));
   for (const name of [...model.weights.keys()].sort()) {
     const t = model.weights.get(name)!;
-    const d = t.data;
+    const d = t.dataSync();
     h.update(`${name}:${t.dtype}:${t.shape.join(',')};`);
     h.update(new Uint8Array(d.buffer, d.byteOffset, Math.min(d.byteLength, 256)));
   }
@@ -348,7 +348,7 @@ export function harvestActivations(model: HookedTransformer, opts: HarvestOption
     if (d === 0) d = m.d = width;
     if (width !== d) throw new ActivationDataError(`${outDir}: ${hook} has width ${width}, the store ${d}`);
     buf ??= new Float32Array(shardRows * d);
-    const data = act.f32();
+    const data = act.f32Sync();
     for (let b = 0; b < batch.length; b++) {
       const c = batch[b]!;
       const kept: number[] = [];

@@ -225,7 +225,7 @@ export function evaluateRows(
       const m = Math.min(batch, n - s);
       const x = new Tensor(rows.slice(s * dim, (s + m) * dim), [m, dim]);
       const { acts, recons } = sae.forwardRows(x);
-      stats.add(targets.subarray(s * c.dOut, (s + m) * c.dOut), recons.f32(), acts.f32());
+      stats.add(targets.subarray(s * c.dOut, (s + m) * c.dOut), recons.f32Sync(), acts.f32Sync());
     }
   });
   return stats.finish(opts);
@@ -281,14 +281,14 @@ export function evaluateSae(
         // Keeps excluded positions of `replacement` at their value in `orig` (same [B, P, ...] layout).
         const restore = (replacement: Tensor, orig: Tensor): Tensor => {
           if (!anyExcluded) return replacement;
-          const y = replacement.f32().slice();
-          const o = orig.f32();
+          const y = replacement.f32Sync().slice();
+          const o = orig.f32Sync();
           const w = y.length / (B * P);
           for (let bp = 0; bp < B * P; bp++)
             if (excluded(bp)) y.set(o.subarray(bp * w, (bp + 1) * w), bp * w);
           return new Tensor(y, replacement.shape);
         };
-        const loss = (lg: Tensor) => nextTokenLoss(lg, tokens).item();
+        const loss = (lg: Tensor) => nextTokenLoss(lg, tokens).itemSync();
 
         // Clean, and zero-ablated at the replaced hook.
         const clean = model.run(tokens);
@@ -318,9 +318,9 @@ export function evaluateSae(
         const target = isTranscoder(c) ? (orig! as Tensor) : (input! as Tensor);
         const rowsPerPos = a.size / c.dSae / (B * P);
         stats.add(
-          reshape(target, [a.size / c.dSae, c.dOut]).f32(),
-          (recons! as Tensor).f32(),
-          a.f32(),
+          reshape(target, [a.size / c.dSae, c.dOut]).f32Sync(),
+          (recons! as Tensor).f32Sync(),
+          a.f32Sync(),
           (r) => !excluded(Math.floor(r / rowsPerPos)),
         );
         done += B * P;

@@ -47,7 +47,7 @@ export function saeFingerprint(sae: SparseAutoencoder): string {
   const h = crypto.createHash('sha256').update(JSON.stringify({ ...sae.cfg, metadata: undefined }));
   for (const name of [...sae.params.keys()].sort()) {
     const t = sae.params.get(name)!;
-    const d = t.f32();
+    const d = t.f32Sync();
     h.update(`${name}:${t.shape.join(',')};`);
     h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
@@ -240,7 +240,7 @@ export async function scanFeatures(
         const x = sae.toRows(capture(model, sae.cfg.hookName, batch, ctx), sae.cfg.dIn, sae.cfg.hookName);
         const rows = gather(x, 0, new Tensor(BigInt64Array.from(rowIds), [rowIds.length]));
         return sae.forwardRows(rows).acts;
-      }).f32(); // [counted rows, d_sae]
+      }).f32Sync(); // [counted rows, d_sae]
       for (let r = 0; r < where.length; r++) {
         const { seq: s, pos: p } = where[r]!;
         const base = r * dSae;
@@ -312,7 +312,7 @@ export function featureLogits(
   const V = WU.shape[1]!;
   const row = sae
     .param('W_dec')
-    .f32()
+    .f32Sync()
     .slice(feature * dOut, (feature + 1) * dOut);
   const norm = model.cfg.normalization;
   const center = norm === 'LN' || norm === 'LNPre';
@@ -322,7 +322,7 @@ export function featureLogits(
     if (center) d = sub(d, mean(d, -1, true));
     if (lnW) d = mul(d, lnW);
     return matmul(d, WU);
-  }).f32();
+  }).f32Sync();
   const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => effects[b]! - effects[a]! || a - b);
   const kk = Math.min(k, V);
   const pick = (ids: number[]): LogitEffect[] => {

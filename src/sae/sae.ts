@@ -70,8 +70,8 @@ export class SparseAutoencoder {
     const shapes = paramShapes(cfg, opts.skip ?? false);
     const params: SaeParams = new Map();
     for (const [n, s] of Object.entries(shapes)) params.set(n, Tensor.zeros(s));
-    const dec = params.get('W_dec')!.f32();
-    const enc = params.get('W_enc')!.f32();
+    const dec = params.get('W_dec')!.f32Sync();
+    const enc = params.get('W_enc')!.f32Sync();
     const norm = opts.decoderNorm ?? 0.1;
     for (let i = 0; i < cfg.dSae; i++) {
       const row = dec.subarray(i * cfg.dOut, (i + 1) * cfg.dOut);
@@ -86,7 +86,7 @@ export class SparseAutoencoder {
     if (cfg.architecture === 'jumprelu')
       params
         .get('threshold')!
-        .f32()
+        .f32Sync()
         .fill(opts.threshold ?? 0.001);
     return new SparseAutoencoder(cfg, params);
   }

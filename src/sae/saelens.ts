@@ -486,9 +486,10 @@ function toSaeLens(sae: SparseAutoencoder): { cfg: Json; tensors: Record<string,
   if (transcoder && c.applyBDecToInput)
     throw new SaeError('SAELens transcoders do not support apply_b_dec_to_input; set applyBDecToInput false');
 
-  const f32 = (name: string) => sae.param(name).f32();
+  const f32 = (name: string) => sae.param(name).f32Sync();
   const tensors: Record<string, TensorToWrite> = {};
-  for (const [name, t] of sae.params) tensors[name] = { dtype: 'F32', shape: [...t.shape], data: t.f32() };
+  for (const [name, t] of sae.params)
+    tensors[name] = { dtype: 'F32', shape: [...t.shape], data: t.f32Sync() };
   if (skip)
     tensors.W_skip = { dtype: 'F32', shape: [c.dOut, c.dIn], data: transpose(f32('W_skip'), c.dIn, c.dOut) };
 

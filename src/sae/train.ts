@@ -242,7 +242,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
     params.set(
       'log_threshold',
       new Tensor(
-        t.f32().map((v) => Math.log(v)),
+        t.f32Sync().map((v) => Math.log(v)),
         t.shape,
       ),
     );
@@ -250,7 +250,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   if (o.bDecInit !== 'zeros') {
     const scaled = targetRows.map((v) => v * inScale);
     const center = o.bDecInit === 'mean' ? columnMean(scaled, data.dOut) : geometricMedian(scaled, data.dOut);
-    params.get('b_dec')!.f32().set(center);
+    params.get('b_dec')!.f32Sync().set(center);
   }
   for (const [n, t] of o.initialParams ?? []) {
     const p = params.get(n);
@@ -258,7 +258,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       throw new SaeTrainError(
         `initial parameter '${n}' [${t.shape}] does not match the SAE's ${p ? `[${p.shape}]` : 'parameters'}`,
       );
-    p.f32().set(t.f32());
+    p.f32Sync().set(t.f32Sync());
   }
   if (o.decoderNorm === 'unit') normalizeRows(params.get('W_dec')!);
 
@@ -391,8 +391,8 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         nDead > 0 && settings.auxKCoefficient > 0,
         kNow,
       );
-      const loss = out[0]!.item();
-      const mse = out[1]!.item();
+      const loss = out[0]!.itemSync();
+      const mse = out[1]!.itemSync();
       if (!Number.isFinite(loss) || !Number.isFinite(mse)) {
         const kept =
           o.checkpointDir && checkpointExists(o.checkpointDir)
@@ -402,9 +402,9 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
           `loss became ${loss} at step ${step + 1}${kept}: lower the learning rate or check the activations for NaN/Inf`,
         );
       }
-      const l0 = out[2]!.item() / o.batchSize;
-      const fired = out[3]!.f32();
-      const minPos = out[4]!.item();
+      const l0 = out[2]!.itemSync() / o.batchSize;
+      const fired = out[3]!.f32Sync();
+      const minPos = out[4]!.itemSync();
       const grads = out.slice(5);
       for (let i = 0; i < o.width; i++) {
         if (fired[i]! > 0) rowsSinceFired[i] = 0;
@@ -538,11 +538,11 @@ function finalSae(
       p.set(
         'threshold',
         new Tensor(
-          t.f32().map((v) => Math.exp(v)),
+          t.f32Sync().map((v) => Math.exp(v)),
           t.shape,
         ),
       );
-    else p.set(n, new Tensor(Float32Array.from(t.f32()), t.shape));
+    else p.set(n, new Tensor(Float32Array.from(t.f32Sync()), t.shape));
   }
   let finalCfg: SaeConfig = { ...cfg, scalingFactor: o.normalize ? inScale : null };
   if (cfg.architecture === 'batchtopk') {
@@ -637,7 +637,7 @@ function columnMean(rows: Float32Array, d: number): Float32Array {
 /** Rows of a [rows, cols] parameter rescaled to unit L2 norm (in place). */
 export function normalizeRows(t: Tensor): void {
   const [rows, cols] = t.shape as [number, number];
-  const w = t.f32();
+  const w = t.f32Sync();
   for (let r = 0; r < rows; r++) {
     let ss = 0;
     for (let j = 0; j < cols; j++) ss += w[r * cols + j]! ** 2;
@@ -649,8 +649,8 @@ export function normalizeRows(t: Tensor): void {
 /** Removes from each decoder row's gradient its component along the row (it would only change the norm). */
 export function removeParallelGrad(w: Tensor, g: Tensor): void {
   const [rows, cols] = w.shape as [number, number];
-  const wd = w.f32();
-  const gd = g.f32();
+  const wd = w.f32Sync();
+  const gd = g.f32Sync();
   for (let r = 0; r < rows; r++) {
     let dot = 0;
     let ss = 0;
@@ -696,7 +696,7 @@ function resampleDead(
   const recons = noGrad(() =>
     inferenceView(cfg, params)
       .forwardRows(new Tensor(x, [n, dIn]))
-      .recons.f32(),
+      .recons.f32Sync(),
   );
   const err = new Float64Array(n);
   let total = 0;
@@ -706,9 +706,9 @@ function resampleDead(
     total += err[r] = ss * ss; // probability ∝ squared loss
   }
   if (!(total > 0)) return;
-  const W_enc = params.get('W_enc')!.f32();
-  const W_dec = params.get('W_dec')!.f32();
-  const bias = params.get(cfg.architecture === 'gated' ? 'b_gate' : 'b_enc')!.f32();
+  const W_enc = params.get('W_enc')!.f32Sync();
+  const W_dec = params.get('W_dec')!.f32Sync();
+  const bias = params.get(cfg.architecture === 'gated' ? 'b_gate' : 'b_enc')!.f32Sync();
   const isDead = new Uint8Array(dSae);
   for (const i of dead) isDead[i] = 1;
   let liveNorm = 0;
@@ -759,7 +759,7 @@ function inferenceView(cfg: SaeConfig, params: Map<string, Tensor>): SparseAutoe
     p.set(
       'threshold',
       new Tensor(
-        lt.f32().map((v) => Math.exp(v)),
+        lt.f32Sync().map((v) => Math.exp(v)),
         lt.shape,
       ),
     );

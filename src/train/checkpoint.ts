@@ -46,7 +46,7 @@ export function saveCheckpoint(
   fs.mkdirSync(tmp, { recursive: true });
   try {
     const w: Record<string, TensorToWrite> = {};
-    for (const [n, t] of weights) w[n] = { dtype: 'F32', shape: t.shape, data: t.f32() };
+    for (const [n, t] of weights) w[n] = { dtype: 'F32', shape: t.shape, data: t.f32Sync() };
     writeSafetensors(path.join(tmp, 'model.safetensors'), w);
     const o: Record<string, TensorToWrite> = {};
     for (const [n, b] of Object.entries(opt.buffers)) o[n] = { dtype: 'F32', shape: [b.length], data: b };
@@ -106,7 +106,7 @@ export function loadCheckpoint(
       const data = wf.readFloat32(n);
       if (data.length !== t.size)
         throw new CheckpointError(`checkpoint weight '${n}' has ${data.length} values, model has ${t.size}`);
-      t.f32().set(data);
+      t.f32Sync().set(data);
     }
   } finally {
     wf.close();

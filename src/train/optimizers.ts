@@ -30,7 +30,7 @@ function gradsOf(params: Tensor[], grads?: (Tensor | null)[]): (Float32Array | n
     if (!g) return null;
     if (g.size !== p.size)
       throw new ShapeError(`gradient ${i} has ${g.size} elements, parameter has ${p.size}`);
-    return g.f32();
+    return g.f32Sync();
   });
 }
 
@@ -42,7 +42,7 @@ abstract class BaseOptimizer implements Optimizer {
     public lr: number,
     protected readonly kind: string,
   ) {
-    for (const p of params) p.f32(); // float32 only
+    for (const p of params) p.f32Sync(); // float32 only
     if (!(lr >= 0)) throw new ShapeError(`learning rate must be >= 0, got ${lr}`);
   }
   /** Steps taken by parameter i (as torch, a parameter without a gradient does not advance). */
@@ -111,7 +111,7 @@ export class SGD extends BaseOptimizer {
       if (!g) return;
       const first = this.paramStep(i) === 0;
       this.advance(i);
-      const w = p.f32();
+      const w = p.f32Sync();
       const b = momentum ? this.buf('momentum', i) : null;
       for (let j = 0; j < w.length; j++) {
         let d = g[j]! + weightDecay * w[j]!;
@@ -154,7 +154,7 @@ export class Adam extends BaseOptimizer {
       const t = this.paramStep(i);
       const stepSize = this.lr / (1 - Math.pow(b1, t));
       const sqrtBc2 = Math.sqrt(1 - Math.pow(b2, t));
-      adamUpdate(p.f32(), g, this.buf('m', i), this.buf('v', i), {
+      adamUpdate(p.f32Sync(), g, this.buf('m', i), this.buf('v', i), {
         b1,
         b2,
         eps,
@@ -203,7 +203,7 @@ export function clipGradNorm(grads: (Tensor | null)[], maxNorm: number): number 
   let total = 0;
   for (const g of grads) {
     if (!g) continue;
-    const d = g.f32();
+    const d = g.f32Sync();
     for (let j = 0; j < d.length; j++) total += d[j]! * d[j]!;
   }
   const norm = Math.sqrt(total);
@@ -211,7 +211,7 @@ export function clipGradNorm(grads: (Tensor | null)[], maxNorm: number): number 
   if (coef < 1) {
     for (const g of grads) {
       if (!g) continue;
-      const d = g.f32();
+      const d = g.f32Sync();
       for (let j = 0; j < d.length; j++) d[j] = d[j]! * coef;
     }
   }

@@ -158,7 +158,7 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
   const runStep = (tokens: Tensor): { loss: number; grads: Tensor[] } => {
     if (trainStep) {
       const out = trainStep.run([tokens, ...params]);
-      return { loss: out[0]!.item(), grads: out.slice(1) };
+      return { loss: out[0]!.itemSync(), grads: out.slice(1) };
     }
     for (const p of params) {
       p.requireGrad();
@@ -178,7 +178,7 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
       p.requiresGrad = false;
     }
     trainStep = fn;
-    return { loss: outputs[0]!.item(), grads: outputs.slice(1) };
+    return { loss: outputs[0]!.itemSync(), grads: outputs.slice(1) };
   };
   let evalFn: TracedFunction | null = null;
   const evalLoss = (): number => {
@@ -198,8 +198,8 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
           ),
         );
         evalFn = traced.fn;
-        total += traced.outputs[0]!.item();
-      } else total += evalFn.run([tokens, ...params])[0]!.item();
+        total += traced.outputs[0]!.itemSync();
+      } else total += evalFn.run([tokens, ...params])[0]!.itemSync();
     }
     return total / n;
   };

@@ -27,37 +27,37 @@ describe('autograd semantics', () => {
   it('accumulates gradients when a tensor is used twice: y = x*x + x', () => {
     const x = vec(1, -2, 3);
     sum(add(mul(x, x), x)).backward();
-    expect(x.grad!.toArray()).toEqual([3, -3, 7]);
+    expect(x.grad!.toArraySync()).toEqual([3, -3, 7]);
   });
 
   it('accumulates across branches of a diamond: y = exp(x) * tanh(x)', () => {
     const x = vec(0.3, -0.7);
     sum(mul(exp(x), tanh(x))).backward();
     const ref = [0.3, -0.7].map((v) => Math.exp(v) * (Math.tanh(v) + 1 - Math.tanh(v) ** 2));
-    expectClose(x.grad!.toArray(), ref);
+    expectClose(x.grad!.toArraySync(), ref);
   });
 
   it('.grad on a leaf accumulates across two backward calls', () => {
     const x = vec(1, 2);
     sum(mul(x, 3)).backward();
-    expect(x.grad!.toArray()).toEqual([3, 3]);
+    expect(x.grad!.toArraySync()).toEqual([3, 3]);
     sum(mul(x, x)).backward();
-    expect(x.grad!.toArray()).toEqual([5, 7]);
+    expect(x.grad!.toArraySync()).toEqual([5, 7]);
   });
 
   it('backward on a scalar seeds with 1; an explicit gradient is a vector-Jacobian product', () => {
     const x = vec(1, 2, 3);
     mul(x, 2).backward(Tensor.from([1, 10, 100]));
-    expect(x.grad!.toArray()).toEqual([2, 20, 200]);
+    expect(x.grad!.toArraySync()).toEqual([2, 20, 200]);
     const s = Tensor.scalar(4).requireGrad();
     mul(s, s).backward();
-    expect(s.grad!.item()).toBe(8);
+    expect(s.grad!.itemSync()).toBe(8);
   });
 
   it('a leaf that is the root gets a gradient of ones', () => {
     const x = Tensor.scalar(2).requireGrad();
     x.backward();
-    expect(x.grad!.item()).toBe(1);
+    expect(x.grad!.itemSync()).toBe(1);
   });
 
   it('retainGrad keeps the gradient of an intermediate; others get none', () => {
@@ -66,9 +66,9 @@ describe('autograd semantics', () => {
     const k = add(h, 1);
     sum(mul(h, k)).backward();
     // d/dh sum(h * (h + 1)) = 2h + 1 with h = 3x
-    expect(h.grad!.toArray()).toEqual([7, 13]);
+    expect(h.grad!.toArraySync()).toEqual([7, 13]);
     expect(k.grad).toBeNull();
-    expect(x.grad!.toArray()).toEqual([21, 39]);
+    expect(x.grad!.toArraySync()).toEqual([21, 39]);
   });
 
   it('registerHook sees the gradient and can replace it', () => {
@@ -76,19 +76,19 @@ describe('autograd semantics', () => {
     const h = mul(x, 3);
     const seen: number[][] = [];
     h.registerHook((g) => {
-      seen.push(g.toArray());
+      seen.push(g.toArraySync());
     });
     h.registerHook((g) => mul(g, 0));
     sum(mul(h, h)).backward();
     expect(seen).toEqual([[6, 12]]);
-    expect(x.grad!.toArray()).toEqual([0, 0]);
+    expect(x.grad!.toArraySync()).toEqual([0, 0]);
   });
 
   it('a hook on a leaf changes what is stored in .grad', () => {
     const x = vec(1, 2);
     x.registerHook((g) => mul(g, 10));
     sum(mul(x, x)).backward();
-    expect(x.grad!.toArray()).toEqual([20, 40]);
+    expect(x.grad!.toArraySync()).toEqual([20, 40]);
   });
 
   it('a hook on a tensor used twice runs once, on the summed gradient', () => {
@@ -96,7 +96,7 @@ describe('autograd semantics', () => {
     const h = mul(x, 1.5);
     const calls: number[][] = [];
     h.registerHook((g) => {
-      calls.push(g.toArray());
+      calls.push(g.toArraySync());
     });
     sum(add(h, mul(h, 2))).backward();
     expect(calls).toEqual([[3, 3]]);
@@ -126,9 +126,9 @@ describe('autograd semantics', () => {
     const x = vec(1, 2, 3);
     const d = x.detach();
     expect(d.requiresGrad).toBe(false);
-    expect(d.toArray()).toEqual([1, 2, 3]);
+    expect(d.toArraySync()).toEqual([1, 2, 3]);
     sum(mul(x, d)).backward();
-    expect(x.grad!.toArray()).toEqual([1, 2, 3]);
+    expect(x.grad!.toArraySync()).toEqual([1, 2, 3]);
   });
 
   it('only inputs that require grad receive gradients', () => {
@@ -141,7 +141,7 @@ describe('autograd semantics', () => {
       [1, 1],
     ]);
     sum(matmul(a, b)).backward();
-    expect(a.grad!.toNested()).toEqual([
+    expect(a.grad!.toNestedSync()).toEqual([
       [1, 2],
       [1, 2],
     ]);
@@ -154,7 +154,7 @@ describe('autograd semantics', () => {
     expect(y.dtype).toBe('float64');
     sum(mul(y, y)).backward();
     expect(x.grad!.dtype).toBe('float32');
-    expect(x.grad!.toArray()).toEqual([1, 3]);
+    expect(x.grad!.toArraySync()).toEqual([1, 3]);
   });
 
   it('integer results do not require grad', () => {
@@ -167,13 +167,13 @@ describe('autograd semantics', () => {
     let y = x;
     for (let i = 0; i < 3000; i++) y = add(y, 0.001);
     y.backward();
-    expect(x.grad!.item()).toBe(1);
+    expect(x.grad!.itemSync()).toBe(1);
   });
 
   it('neg gradient is -1', () => {
     const x = vec(1, 2);
     sum(neg(x)).backward();
-    expect(x.grad!.toArray()).toEqual([-1, -1]);
+    expect(x.grad!.toArraySync()).toEqual([-1, -1]);
   });
 
   // Regression (fixed in src/engine/tensor.ts backward): an explicit gradient is not checked against the tensor's shape.

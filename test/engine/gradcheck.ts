@@ -40,8 +40,8 @@ export function isMissingKernelError(e: unknown): boolean {
 function toDtype(t: Tensor, dtype: 'float32' | 'float64'): Tensor {
   const data =
     dtype === 'float64'
-      ? Float64Array.from(t.data as Float32Array)
-      : Float32Array.from(t.data as Float64Array);
+      ? Float64Array.from(t.dataSync() as Float32Array)
+      : Float32Array.from(t.dataSync() as Float64Array);
   return new Tensor(data, t.shape);
 }
 
@@ -55,8 +55,8 @@ function weighting(shape: number[], dtype: 'float32' | 'float64', seed: number):
 }
 
 function dot(out: Tensor, r: Tensor): number {
-  const a = out.data as Float32Array | Float64Array;
-  const b = r.data as Float32Array | Float64Array;
+  const a = out.dataSync() as Float32Array | Float64Array;
+  const b = r.dataSync() as Float32Array | Float64Array;
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return s;
@@ -100,8 +100,8 @@ function runIn(
         `gradcheck(${name}): grad of input ${i} is ${g.dtype} [${g.shape}], expected ${dtype} [${leaf.shape}]`,
       );
     }
-    const analytic = g ? (g.data as Float32Array | Float64Array) : new Float64Array(leaf.size);
-    const x0 = base[i]!.data as Float32Array | Float64Array;
+    const analytic = g ? (g.dataSync() as Float32Array | Float64Array) : new Float64Array(leaf.size);
+    const x0 = base[i]!.dataSync() as Float32Array | Float64Array;
     for (let j = 0; j < x0.length; j++) {
       // float32 steps scale with |x| so the perturbation is representable; float64 steps stay absolute.
       const h = f64 ? step : step * Math.max(1, Math.abs(x0[j]!));
@@ -187,7 +187,7 @@ export function uniformT(shape: number[], rng: Rng, lo: number, hi: number): Ten
 /** Seeded tensor whose entries have |x| in [lo, hi) with random signs (for kinks at 0: relu, abs). */
 export function awayFromZeroT(shape: number[], rng: Rng, lo = 0.2, hi = 1.5): Tensor {
   const t = uniformT(shape, rng, lo, hi);
-  const d = t.data as Float32Array;
+  const d = t.dataSync() as Float32Array;
   for (let i = 0; i < d.length; i++) if (rng.next() < 0.5) d[i] = -d[i]!;
   return t;
 }

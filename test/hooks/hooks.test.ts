@@ -39,13 +39,13 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     for (let l = 0; l < L; l++) {
       const b = `blocks.${l}`;
       const mid = add(cache.get(`${b}.hook_resid_pre`), cache.get(`${b}.hook_attn_out`));
-      expect(maxAbsDiff(mid.f32(), cache.get(`${b}.hook_resid_mid`).f32())).toBeLessThan(1e-5);
+      expect(maxAbsDiff(mid.f32Sync(), cache.get(`${b}.hook_resid_mid`).f32Sync())).toBeLessThan(1e-5);
       const post = add(cache.get(`${b}.hook_resid_mid`), cache.get(`${b}.hook_mlp_out`));
-      expect(maxAbsDiff(post.f32(), cache.get(`${b}.hook_resid_post`).f32())).toBeLessThan(1e-5);
+      expect(maxAbsDiff(post.f32Sync(), cache.get(`${b}.hook_resid_post`).f32Sync())).toBeLessThan(1e-5);
     }
     const pattern = cache.get('blocks.0.attn.hook_pattern');
     const [, H, P] = pattern.shape as [number, number, number];
-    const p = pattern.f32();
+    const p = pattern.f32Sync();
     for (let h = 0; h < H; h++) {
       for (let q = 0; q < P; q++) {
         const row = p.subarray((h * P + q) * P, (h * P + q + 1) * P);
@@ -55,7 +55,7 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     }
     // pattern = softmax(attn_scores)
     const again = softmax(cache.get('blocks.0.attn.hook_attn_scores'));
-    expect(maxAbsDiff(again.f32(), p)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(again.f32Sync(), p)).toBeLessThan(1e-6);
   });
 
   it('per-head results sum to the attention output', () => {
@@ -68,20 +68,20 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     let total = sum(result, 2);
     const bO = model.weights.get('blocks.0.attn.b_O');
     if (bO) total = add(total, bO);
-    expect(maxAbsDiff(total.f32(), cache.get('blocks.0.hook_attn_out').f32())).toBeLessThan(1e-5);
+    expect(maxAbsDiff(total.f32Sync(), cache.get('blocks.0.hook_attn_out').f32Sync())).toBeLessThan(1e-5);
   });
 
   it('a forward hook can replace an activation', () => {
     const clean = model.run(IDS);
     const same = model.runWithHooks(IDS, { fwd: [{ name: 'blocks.0.hook_resid_mid', fn: (x) => x }] });
-    expect(maxAbsDiff(same.f32(), clean.f32())).toBe(0);
+    expect(maxAbsDiff(same.f32Sync(), clean.f32Sync())).toBe(0);
     // Zeroing the last residual stream leaves ln_final's bias through the unembedding (+ b_U).
     const zeroed = model.runWithHooks(IDS, {
       fwd: [{ name: `blocks.${L - 1}.hook_resid_post`, fn: (x) => mul(x, 0) }],
     });
-    const bU = model.weights.get('unembed.b_U')?.f32();
-    const lnB = model.weights.get('ln_final.b')?.f32();
-    const U = model.weights.get('unembed.W_U')!.f32();
+    const bU = model.weights.get('unembed.b_U')?.f32Sync();
+    const lnB = model.weights.get('ln_final.b')?.f32Sync();
+    const U = model.weights.get('unembed.W_U')!.f32Sync();
     const V = model.cfg.vocabSize;
     const D = model.cfg.dModel;
     const row = new Float32Array(V);
@@ -92,7 +92,7 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     }
     const want = new Float32Array(zeroed.size);
     for (let i = 0; i < want.length; i++) want[i] = row[i % V]!;
-    expect(maxAbsDiff(zeroed.f32(), want)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(zeroed.f32Sync(), want)).toBeLessThan(1e-5);
     // A filter selects many hook points; each call sees its own name and layer.
     const seen: string[] = [];
     model.runWithHooks(IDS, {
@@ -121,7 +121,7 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     const hook = 'blocks.0.hook_resid_mid';
     const { loss, grads } = model.gradients(IDS, { names: [hook] });
     expect(loss).toBeCloseTo(model.loss(IDS), 5);
-    const g = grads.get(hook).f32();
+    const g = grads.get(hook).f32Sync();
     const D = model.cfg.dModel;
     const eps = 1e-2;
     for (const [pos, dim] of [
@@ -130,7 +130,7 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
       [0, D - 1],
     ] as const) {
       const bump = (s: number) => (x: Tensor) => {
-        const d = Float32Array.from(x.f32());
+        const d = Float32Array.from(x.f32Sync());
         d[pos * D + dim]! += s;
         return new Tensor(d, x.shape);
       };
@@ -160,7 +160,7 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     const { generated } = model.generate(prompt, { maxTokens: 6, temperature: 0, stopAtEos: false });
     const ids = [...prompt];
     for (let i = 0; i < 6; i++) {
-      const logits = model.run([ids]).f32();
+      const logits = model.run([ids]).f32Sync();
       const V = model.cfg.vocabSize;
       const last = logits.subarray((ids.length - 1) * V);
       ids.push(last.indexOf(Math.max(...last)));
@@ -171,7 +171,7 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
 
 function nextLoss(logits: Tensor, ids: number[]): number {
   const V = logits.shape[2]!;
-  const d = logits.f32();
+  const d = logits.f32Sync();
   let total = 0;
   for (let i = 0; i < ids.length - 1; i++) {
     const row = d.subarray(i * V, (i + 1) * V);
@@ -191,7 +191,7 @@ describe('starting the forward pass at a layer', () => {
       const { logits, cache } = model.runWithCache(tokens);
       const resid = cache.get('blocks.1.hook_resid_pre');
       const again = forward(model.cfg, model.weights, tokens, { startAtLayer: 1, residual: resid });
-      expect(maxAbsDiff(again.f32(), logits.f32())).toBeLessThan(1e-5);
+      expect(maxAbsDiff(again.f32Sync(), logits.f32Sync())).toBeLessThan(1e-5);
       expect(() => forward(model.cfg, model.weights, tokens, { startAtLayer: 1 })).toThrow(
         /needs a residual/,
       );

@@ -39,7 +39,7 @@ describe('clear errors (or support) for the usual slips', () => {
     const same = gpt2.runWithHooks(IDS, {
       fwd: [{ name: 'blocks.0.hook_resid_pre', fn: () => null as never }],
     });
-    expect(maxAbsDiff(same.f32(), gpt2.run(IDS).f32())).toBe(0);
+    expect(maxAbsDiff(same.f32Sync(), gpt2.run(IDS).f32Sync())).toBe(0);
   });
 
   it('attn.hook_result works without asking for useAttnResult', () => {
@@ -48,9 +48,9 @@ describe('clear errors (or support) for the usual slips', () => {
     });
     const result = cache.get('blocks.0.attn.hook_result');
     expect(result.shape).toEqual([1, P, gpt2.cfg.nHeads, gpt2.cfg.dModel]);
-    const bO = gpt2.weights.get('blocks.0.attn.b_O')!.f32();
-    const heads = sum(result, 2).f32();
-    const want = cache.get('blocks.0.hook_attn_out').f32();
+    const bO = gpt2.weights.get('blocks.0.attn.b_O')!.f32Sync();
+    const heads = sum(result, 2).f32Sync();
+    const want = cache.get('blocks.0.hook_attn_out').f32Sync();
     expect(
       maxAbsDiff(
         heads.map((x, i) => x + bO[i % bO.length]!),
@@ -119,8 +119,8 @@ describe('clear errors (or support) for the usual slips', () => {
     const zero: ForwardHookFn = (x) => mul(x, 0);
     const tuple = gpt2.runWithHooks(IDS, { fwd: [['blocks.1.hook_mlp_out', zero]] });
     const object = gpt2.runWithHooks(IDS, { fwd: [{ name: 'blocks.1.hook_mlp_out', fn: zero }] });
-    expect(maxAbsDiff(tuple.f32(), object.f32())).toBe(0);
-    expect(maxAbsDiff(tuple.f32(), gpt2.run(IDS).f32())).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(tuple.f32Sync(), object.f32Sync())).toBe(0);
+    expect(maxAbsDiff(tuple.f32Sync(), gpt2.run(IDS).f32Sync())).toBeGreaterThan(1e-3);
     expect(() => gpt2.runWithHooks(IDS, { fwd: [{ nam: 'x' } as never] })).toThrow(
       new HookError(
         'fwd hook 0 must be { name, fn } or [name, fn] with a hook name (or name filter) and a function, ' +
@@ -134,37 +134,37 @@ describe('persistent hooks: addHook, resetHooks, withHooks', () => {
   // compile 'always' would trace a graph: added hooks must bypass it.
   const model = HookedTransformer.load(path.join(FIXTURES, 'gpt2-tiny'), { compile: 'always' });
   const zero: ForwardHookFn = (x) => mul(x, 0);
-  const clean = model.run(IDS).f32();
-  const ablated = model.runWithHooks(IDS, { fwd: [['blocks.0.hook_attn_out', zero]] }).f32();
+  const clean = model.run(IDS).f32Sync();
+  const ablated = model.runWithHooks(IDS, { fwd: [['blocks.0.hook_attn_out', zero]] }).f32Sync();
 
   it('addHook applies to every pass until resetHooks', () => {
     expect(maxAbsDiff(clean, ablated)).toBeGreaterThan(1e-3);
     model.addHook('blocks.0.hook_attn_out', zero);
     try {
-      expect(model.run(IDS).f32()).toEqual(ablated);
+      expect(model.run(IDS).f32Sync()).toEqual(ablated);
       const { logits, cache } = model.runWithCache(IDS, { names: ['blocks.0.hook_attn_out'] });
-      expect(logits.f32()).toEqual(ablated);
-      expect(Math.max(...cache.get('blocks.0.hook_attn_out').f32().map(Math.abs))).toBe(0);
+      expect(logits.f32Sync()).toEqual(ablated);
+      expect(Math.max(...cache.get('blocks.0.hook_attn_out').f32Sync().map(Math.abs))).toBe(0);
       expect(model.generate(IDS[0]!, { maxTokens: 1, temperature: 0 }).generated).toEqual(
         argmaxLast(ablated, model.cfg.vocabSize),
       );
     } finally {
       model.resetHooks();
     }
-    expect(model.run(IDS).f32()).toEqual(clean);
+    expect(model.run(IDS).f32Sync()).toEqual(clean);
     expect(() => model.addHook('blocks.0.hook_nope', zero)).toThrow(HookError);
   });
 
   it('withHooks adds them for one call, and removes them after a throw', () => {
-    const inside = model.withHooks({ fwd: [['blocks.0.hook_attn_out', zero]] }, (m) => m.run(IDS).f32());
+    const inside = model.withHooks({ fwd: [['blocks.0.hook_attn_out', zero]] }, (m) => m.run(IDS).f32Sync());
     expect(inside).toEqual(ablated);
-    expect(model.run(IDS).f32()).toEqual(clean);
+    expect(model.run(IDS).f32Sync()).toEqual(clean);
     expect(() =>
       model.withHooks({ fwd: [['blocks.0.hook_attn_out', zero]] }, () => {
         throw new Error('boom');
       }),
     ).toThrow('boom');
-    expect(model.run(IDS).f32()).toEqual(clean);
+    expect(model.run(IDS).f32Sync()).toEqual(clean);
   });
 
   it('a persistent backward hook sees the gradient of gradients()', () => {
@@ -194,7 +194,7 @@ describe('per-head weights: W_Q, W_K, W_V [layers, heads, d_model, d_head], W_O 
   /** x [d] @ W[l, h] ([rows, cols]) as a plain array. */
   function vecMat(x: Float32Array, W: Tensor, l: number, h: number): number[] {
     const [, , rows, cols] = W.shape as number[];
-    const w = W.f32().subarray((l * H + h) * rows! * cols!, (l * H + h + 1) * rows! * cols!);
+    const w = W.f32Sync().subarray((l * H + h) * rows! * cols!, (l * H + h + 1) * rows! * cols!);
     return Array.from({ length: cols! }, (_, j) => x.reduce((s, xi, i) => s + xi * w[i * cols! + j]!, 0));
   }
 
@@ -212,21 +212,21 @@ describe('per-head weights: W_Q, W_K, W_V [layers, heads, d_model, d_head], W_O 
     // hook_normalized is after the norm's weight: the input of the Q/K/V projections.
     const normalized = cache
       .get(`blocks.${l}.ln1.hook_normalized`)
-      .f32()
+      .f32Sync()
       .subarray(p * d, (p + 1) * d);
     for (const [W, hook, heads] of [
       [llama.W_Q, 'hook_q', H],
       [llama.W_K, 'hook_k', KV],
       [llama.W_V, 'hook_v', KV],
     ] as const) {
-      const act = cache.get(`blocks.${l}.attn.${hook}`).f32();
+      const act = cache.get(`blocks.${l}.attn.${hook}`).f32Sync();
       for (let h = 0; h < H; h++) {
         const src = Math.floor((h * heads) / H);
         const want = act.subarray((p * heads + src) * dh, (p * heads + src + 1) * dh);
         expect(maxAbsDiff(vecMat(normalized, W, l, h), want), `${hook} head ${h}`).toBeLessThan(1e-4);
       }
     }
-    const z = cache.get(`blocks.${l}.attn.hook_z`).f32();
+    const z = cache.get(`blocks.${l}.attn.hook_z`).f32Sync();
     const out = new Float64Array(d);
     for (let h = 0; h < H; h++) {
       const o = vecMat(z.subarray((p * H + h) * dh, (p * H + h + 1) * dh), llama.W_O, l, h);
@@ -234,7 +234,7 @@ describe('per-head weights: W_Q, W_K, W_V [layers, heads, d_model, d_head], W_O 
     }
     const attnOut = cache
       .get(`blocks.${l}.hook_attn_out`)
-      .f32()
+      .f32Sync()
       .subarray(p * d, (p + 1) * d);
     expect(maxAbsDiff(out, attnOut)).toBeLessThan(1e-4);
   });
@@ -257,16 +257,16 @@ describe('toSingleToken', () => {
 describe('cache helpers: accumulatedResid, decomposeResid, stackHeadResults, applyLnToStack, logitAttrs', () => {
   const { nLayers: L, nHeads: H, dModel: d } = gpt2.cfg;
   const { cache } = gpt2.runWithCache(IDS, { useAttnResult: true });
-  const resid = (l: number) => cache.get(`blocks.${l}.hook_resid_pre`).f32();
-  const final = cache.get(`blocks.${L - 1}.hook_resid_post`).f32();
+  const resid = (l: number) => cache.get(`blocks.${l}.hook_resid_pre`).f32Sync();
+  const final = cache.get(`blocks.${L - 1}.hook_resid_post`).f32Sync();
   /** The sum over the leading component axis. */
-  const total = (t: Tensor) => sum(t, 0).f32();
+  const total = (t: Tensor) => sum(t, 0).f32Sync();
 
   it('accumulatedResid stacks resid_pre per layer and the final resid_post', () => {
     const { stack, labels } = cache.accumulatedResid();
     expect(labels).toEqual(['0_pre', '1_pre', 'final_post']);
     expect(stack.shape).toEqual([L + 1, 1, P, d]);
-    const f = stack.f32();
+    const f = stack.f32Sync();
     const n = P * d;
     expect(f.subarray(0, n)).toEqual(resid(0));
     expect(f.subarray(n, 2 * n)).toEqual(resid(1));
@@ -285,21 +285,21 @@ describe('cache helpers: accumulatedResid, decomposeResid, stackHeadResults, app
     const { stack, labels } = cache.stackHeadResults();
     expect(stack.shape).toEqual([L * H, 1, P, d]);
     expect(labels.slice(0, H + 1)).toEqual([...Array.from({ length: H }, (_, h) => `L0H${h}`), 'L1H0']);
-    const f = stack.f32();
+    const f = stack.f32Sync();
     const n = P * d;
-    const bO = gpt2.weights.get('blocks.1.attn.b_O')!.f32();
+    const bO = gpt2.weights.get('blocks.1.attn.b_O')!.f32Sync();
     const layer1 = new Float64Array(n).map((_, i) => bO[i % d]!);
     for (let h = 0; h < H; h++) f.subarray((H + h) * n, (H + h + 1) * n).forEach((v, i) => (layer1[i]! += v));
-    expect(maxAbsDiff(layer1, cache.get('blocks.1.hook_attn_out').f32())).toBeLessThan(1e-5);
+    expect(maxAbsDiff(layer1, cache.get('blocks.1.hook_attn_out').f32Sync())).toBeLessThan(1e-5);
     expect(() => gpt2.runWithCache(IDS).cache.stackHeadResults()).toThrow(/useAttnResult: true/);
   });
 
   it('applyLnToStack keeps the parts additive: with ln_final.w and .b they give ln_final.hook_normalized', () => {
     const normed = total(cache.applyLnToStack(cache.decomposeResid().stack));
-    const w = gpt2.weights.get('ln_final.w')!.f32();
-    const b = gpt2.weights.get('ln_final.b')!.f32();
+    const w = gpt2.weights.get('ln_final.w')!.f32Sync();
+    const b = gpt2.weights.get('ln_final.b')!.f32Sync();
     const affine = normed.map((x, i) => x * w[i % d]! + b[i % d]!);
-    expect(maxAbsDiff(affine, cache.get('ln_final.hook_normalized').f32())).toBeLessThan(1e-4);
+    expect(maxAbsDiff(affine, cache.get('ln_final.hook_normalized').f32Sync())).toBeLessThan(1e-4);
   });
 
   it("logitAttrs gives each head's direct logit attribution, as directLogitAttribution does", () => {
@@ -308,7 +308,7 @@ describe('cache helpers: accumulatedResid, decomposeResid, stackHeadResults, app
     expect(attrs.shape).toEqual([L * H, 1, P]);
     const dla = directLogitAttribution(gpt2, IDS, { answer, wrong, pos });
     const heads = dla.components.filter((c) => c.kind === 'head');
-    const got = Array.from({ length: L * H }, (_, k) => attrs.f32()[k * P + pos]!);
+    const got = Array.from({ length: L * H }, (_, k) => attrs.f32Sync()[k * P + pos]!);
     expect(
       maxAbsDiff(
         got,

@@ -47,7 +47,7 @@ describe('ablation on the induction organism', () => {
   it('exact cases: zero-ablating a whole hook, and resampling from the same input change nothing', () => {
     const r = ablate(induction, x, { kind: 'resample', target: 'blocks.0.hook_attn_out', resampleFrom: x });
     expect(r.ablatedLoss).toBeCloseTo(r.loss, 5);
-    const m = ablate(induction, [x.toArray().slice(0, 41) as number[]], {
+    const m = ablate(induction, [x.toArraySync().slice(0, 41) as number[]], {
       kind: 'mean',
       target: 'head',
       layer: 1,

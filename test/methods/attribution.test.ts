@@ -49,7 +49,7 @@ describe('attribution patching', () => {
     const clean = stories
       .runWithCache(NAME.clean, { names: [name] })
       .cache.get(name)
-      .f32();
+      .f32Sync();
     const ans = 317;
     const wr = a.wrong!.id;
     const metric = (eps: number) => {
@@ -59,7 +59,7 @@ describe('attribution patching', () => {
             {
               name,
               fn: (x) => {
-                const d = x.f32().slice();
+                const d = x.f32Sync().slice();
                 const D = stories.cfg.dModel;
                 for (let i = NAME_POS * D; i < (NAME_POS + 1) * D; i++)
                   d[i] = d[i]! + eps * (clean[i]! - d[i]!);
@@ -68,7 +68,7 @@ describe('attribution patching', () => {
             },
           ],
         })
-        .f32();
+        .f32Sync();
       const o = (a.cleanTokens.length - 1) * stories.cfg.vocabSize;
       return lg[o + ans]! - lg[o + wr]!;
     };
@@ -108,7 +108,7 @@ describe('attribution patching', () => {
         const r = activationPatching(induction, {
           clean,
           corrupt,
-          metric: (lg) => metric(lg).item(),
+          metric: (lg) => metric(lg).itemSync(),
           target: 'z',
           direction,
         });
@@ -135,7 +135,7 @@ describe('attribution patching', () => {
         const r = activationPatching(induction, {
           clean,
           corrupt,
-          metric: (lg) => metric(lg).item(),
+          metric: (lg) => metric(lg).itemSync(),
           target,
           direction: 'noise',
         });

@@ -23,7 +23,7 @@ const induction = HookedTransformer.load(path.join(FIXTURES, 'induction-2l'));
 function logitDiff(model: HookedTransformer, input: string | number[], pos: number, a: number, w?: number) {
   const logits = model.run(input);
   const V = model.cfg.vocabSize;
-  const row = logits.f32().subarray(pos * V, (pos + 1) * V);
+  const row = logits.f32Sync().subarray(pos * V, (pos + 1) * V);
   return row[a]! - (w === undefined ? 0 : row[w]!);
 }
 
@@ -45,7 +45,7 @@ describe('residualDecomposition', () => {
       const d = model.cfg.dModel;
       const resid = cache
         .get(`blocks.${L - 1}.hook_resid_post`)
-        .f32()
+        .f32Sync()
         .subarray(r.pos * d, (r.pos + 1) * d);
       for (let i = 0; i < d; i++) {
         const s = r.components.reduce((acc, c) => acc + c.vector[i]!, 0);
@@ -106,7 +106,7 @@ describe('directLogitAttribution', () => {
     const T = 30;
     const B = 4;
     const tokens = repeatedTokens(induction, T, B, 1); // [BOS, r, r]
-    const ids = tokens.toArray();
+    const ids = tokens.toArraySync();
     const P = 2 * T + 1;
     const targets = [];
     // Second-repeat positions predicting the next token of the repeat.

@@ -19,21 +19,21 @@ describe('logit lens through a tuned lens', () => {
     const lens = createTunedLens(model);
     const plain = logitLens(model, prompt, { target: ' Lily' });
     const same = logitLens(model, prompt, { target: ' Lily', tunedLens: lens });
-    const a = plain.logits.f32();
-    const b = same.logits.f32();
+    const a = plain.logits.f32Sync();
+    const b = same.logits.f32Sync();
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
     expect(maxDiff).toBeLessThan(1e-4);
     // Perturb layer 2's bias: only that layer's lens logits move, and they equal tunedLensLogits.
-    lens.b.f32().fill(0.5, 2 * model.cfg.dModel, 3 * model.cfg.dModel);
+    lens.b.f32Sync().fill(0.5, 2 * model.cfg.dModel, 3 * model.cfg.dModel);
     const moved = logitLens(model, prompt, { tunedLens: lens });
     const P = plain.tokens.length;
     const V = model.cfg.vocabSize;
-    const layer = (r: typeof plain, l: number) => r.logits.f32().subarray(l * P * V, (l + 1) * P * V);
+    const layer = (r: typeof plain, l: number) => r.logits.f32Sync().subarray(l * P * V, (l + 1) * P * V);
     expect(Array.from(layer(moved, 0))).toEqual(Array.from(layer(same, 0)));
     expect(Array.from(layer(moved, model.cfg.nLayers))).toEqual(Array.from(layer(plain, model.cfg.nLayers)));
     const { cache } = model.runWithCache(prompt, { names: ['blocks.2.hook_resid_pre'] });
-    const direct = tunedLensLogits(model, lens, 2, cache.get('blocks.2.hook_resid_pre')).f32();
+    const direct = tunedLensLogits(model, lens, 2, cache.get('blocks.2.hook_resid_pre')).f32Sync();
     const got = layer(moved, 2);
     let d2 = 0;
     for (let i = 0; i < got.length; i++) d2 = Math.max(d2, Math.abs(got[i]! - direct[i]!));

@@ -31,11 +31,11 @@ function lensLayer(logits: Float32Array, layer: number, size: number): Float32Ar
 describe('logitLens', () => {
   it("stories260K (RMSNorm): the final layer is the model's own logits", () => {
     const r = logitLens(stories, PROMPT, { target: ' was', topK: 3 });
-    const logits = stories.run(PROMPT).f32();
+    const logits = stories.run(PROMPT).f32Sync();
     expect(r.layers).toHaveLength(stories.cfg.nLayers + 1);
     expect(r.layers.at(-1)).toBe('blocks.4.hook_resid_post');
     expect(r.logits.shape).toEqual([6, r.tokens.length, 512]);
-    expect(maxAbsDiff(lensLayer(r.logits.f32(), 5, logits.length), logits)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(lensLayer(r.logits.f32Sync(), 5, logits.length), logits)).toBeLessThan(1e-5);
     // Top-k sorted, probabilities in (0, 1]; the target's rank agrees with the top list.
     for (let l = 0; l < r.layers.length; l++) {
       for (let p = 0; p < r.tokens.length; p++) {
@@ -56,22 +56,22 @@ describe('logitLens', () => {
   it('gpt2-tiny (LayerNorm): final layer = logits; middle layers = ln_final with their own scale', () => {
     const r = logitLens(gpt2, IDS, { topK: 2 });
     expect(r.targets).toBeNull();
-    const logits = gpt2.run(IDS).f32();
+    const logits = gpt2.run(IDS).f32Sync();
     const V = gpt2.cfg.vocabSize;
     const d = gpt2.cfg.dModel;
-    expect(maxAbsDiff(lensLayer(r.logits.f32(), 2, logits.length), logits)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(lensLayer(r.logits.f32Sync(), 2, logits.length), logits)).toBeLessThan(1e-5);
     // Float64 reference for layer 1 (blocks.1.hook_resid_pre), position 4.
     const { cache } = gpt2.runWithCache(IDS, { names: ['blocks.1.hook_resid_pre'] });
     const x = cache
       .get('blocks.1.hook_resid_pre')
-      .f32()
+      .f32Sync()
       .subarray(4 * d, 5 * d);
     const mu = x.reduce((s, v) => s + v, 0) / d;
     const scale = Math.sqrt(x.reduce((s, v) => s + (v - mu) ** 2, 0) / d + gpt2.cfg.normEps);
-    const w = gpt2.weights.get('ln_final.w')!.f32();
-    const b = gpt2.weights.get('ln_final.b')!.f32();
-    const WU = gpt2.weights.get('unembed.W_U')!.f32();
-    const got = lensLayer(r.logits.f32(), 1, logits.length).subarray(4 * V, 5 * V);
+    const w = gpt2.weights.get('ln_final.w')!.f32Sync();
+    const b = gpt2.weights.get('ln_final.b')!.f32Sync();
+    const WU = gpt2.weights.get('unembed.W_U')!.f32Sync();
+    const got = lensLayer(r.logits.f32Sync(), 1, logits.length).subarray(4 * V, 5 * V);
     for (const v of [0, 7, 42, V - 1]) {
       let ref = 0;
       for (let i = 0; i < d; i++) ref += (((x[i]! - mu) / scale) * w[i]! + b[i]!) * WU[i * V + v]!;
@@ -83,8 +83,8 @@ describe('logitLens', () => {
     const folded = HookedTransformer.load(path.join(FIXTURES, 'gpt2-tiny'), { processWeights: true });
     expect(folded.cfg.normalization).toBe('LNPre');
     const r = logitLens(folded, IDS, { target: 7 });
-    const logits = folded.run(IDS).f32();
-    expect(maxAbsDiff(lensLayer(r.logits.f32(), 2, logits.length), logits)).toBeLessThan(1e-5);
+    const logits = folded.run(IDS).f32Sync();
+    expect(maxAbsDiff(lensLayer(r.logits.f32Sync(), 2, logits.length), logits)).toBeLessThan(1e-5);
   });
 
   it('targets must be one token: clear errors', () => {

@@ -45,7 +45,7 @@ function repeatedPair(seed: number, T: number): { clean: number[]; corrupt: numb
 /** Mean log-probability of the clean sequence's next token over the second repeat: in-context copying. */
 function copyingMetric(clean: number[], T: number, V: number): (logits: Tensor) => number {
   return (logits) => {
-    const d = logits.f32();
+    const d = logits.f32Sync();
     let total = 0;
     for (let i = T + 1; i < 2 * T; i++) {
       const row = d.subarray(i * V, (i + 1) * V);

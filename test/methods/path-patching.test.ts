@@ -31,7 +31,7 @@ function pair(seed: number): { clean: number[]; corrupt: number[] } {
 /** Mean log-probability of the clean sequence's next token over the second repeat. */
 function copyingMetric(clean: number[]): (logits: Tensor) => number {
   return (logits) => {
-    const d = logits.f32();
+    const d = logits.f32Sync();
     let total = 0;
     for (let i = T + 1; i < 2 * T; i++) {
       const row = d.subarray(i * V, (i + 1) * V);

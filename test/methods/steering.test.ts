@@ -82,7 +82,7 @@ describe('directional ablation', () => {
         {
           name: HOOK,
           fn: (x) => {
-            const a = x.f32();
+            const a = x.f32Sync();
             for (let r = 0; r < a.length / 64; r++) {
               let dot = 0;
               for (let j = 0; j < 64; j++) dot += a[r * 64 + j]! * dm.direction[j]!;

@@ -29,10 +29,10 @@ describe('tuned lens on stories260K', () => {
     const prompt = 'Once upon a time, there was a little girl named Lily.';
     const r = logitLens(model, prompt, { topK: 1 });
     const { cache } = model.runWithCache(prompt, { names: ['blocks.2.hook_resid_pre'] });
-    const got = tunedLensLogits(model, lens, 2, cache.get('blocks.2.hook_resid_pre')).f32();
+    const got = tunedLensLogits(model, lens, 2, cache.get('blocks.2.hook_resid_pre')).f32Sync();
     const P = r.tokens.length;
     const V = model.cfg.vocabSize;
-    const want = r.logits.f32().subarray(2 * P * V, 3 * P * V);
+    const want = r.logits.f32Sync().subarray(2 * P * V, 3 * P * V);
     let maxDiff = 0;
     for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
     expect(maxDiff).toBeLessThan(1e-4);
@@ -58,8 +58,8 @@ describe('tuned lens on stories260K', () => {
     const back = loadTunedLens(dir, model);
     expect(back.meta.steps).toBe(300);
     expect(back.meta.architecture).toEqual({ nLayers: 5, dModel: 64, vocabSize: 512, normalization: 'RMS' });
-    expect(Array.from(back.A.f32())).toEqual(Array.from(lens.A.f32()));
-    expect(Array.from(back.b.f32())).toEqual(Array.from(lens.b.f32()));
+    expect(Array.from(back.A.f32Sync())).toEqual(Array.from(lens.A.f32Sync()));
+    expect(Array.from(back.b.f32Sync())).toEqual(Array.from(lens.b.f32Sync()));
     const k2 = lensKL(model, data, back, { maxWindows: 16 });
     k2.tuned!.forEach((x, l) => expect(x).toBeCloseTo(k.tuned![l]!, 5));
   });

@@ -109,16 +109,16 @@ describe('sharded BF16 checkpoints', () => {
 
     const bf = HookedTransformer.load(bf16Dir, { compile: 'never' });
     const f32 = HookedTransformer.load(f32Dir, { compile: 'never' });
-    expect(bf.weights.get('embed.W_E')!.f32()).toEqual(rounded.get('model.embed_tokens.weight')!.data);
+    expect(bf.weights.get('embed.W_E')!.f32Sync()).toEqual(rounded.get('model.embed_tokens.weight')!.data);
     // W_Q is q_proj transposed: [in, out] from [out, in].
     const q = rounded.get('model.layers.1.self_attn.q_proj.weight')!.data;
-    const wq = bf.weights.get('blocks.1.attn.W_Q')!.f32();
+    const wq = bf.weights.get('blocks.1.attn.W_Q')!.f32Sync();
     for (let r = 0; r < 48; r++) for (let c = 0; c < 48; c++) expect(wq[c * 48 + r]).toBe(q[r * 48 + c]);
     expect([...bf.weights.keys()].sort()).toEqual([...f32.weights.keys()].sort());
-    for (const [name, t] of bf.weights) expect(t.f32(), name).toEqual(f32.weights.get(name)!.f32());
+    for (const [name, t] of bf.weights) expect(t.f32Sync(), name).toEqual(f32.weights.get(name)!.f32Sync());
 
     const ids = [[1, 5, 9, 17, 33, 65, 2, 40]];
-    expect(bf.run(ids).f32()).toEqual(f32.run(ids).f32());
+    expect(bf.run(ids).f32Sync()).toEqual(f32.run(ids).f32Sync());
   });
 
   it('converts tensors larger than one conversion chunk exactly (BF16 and F16)', () => {
@@ -169,11 +169,11 @@ describe('the memory estimate', () => {
     expect(est?.parameters).toBe(params);
     expect(est?.weightsBytes).toBe(params * 4 + 512 * 64 * 4);
     const held = (w: HookedTransformer) =>
-      [...w.weights.values()].reduce((s, t) => s + t.f32().byteLength, 0);
+      [...w.weights.values()].reduce((s, t) => s + t.f32Sync().byteLength, 0);
     expect(held(m)).toBe(est?.weightsBytes);
     for (const d of [bf16Dir, path.join(FIXTURES, 'gpt2-tiny')]) {
       const loaded = loadModelDir(d);
-      const total = [...loaded.weights.values()].reduce((s, t) => s + t.f32().byteLength, 0);
+      const total = [...loaded.weights.values()].reduce((s, t) => s + t.f32Sync().byteLength, 0);
       expect(total, d).toBe(loaded.memory.weightsBytes);
     }
   });

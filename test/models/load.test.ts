@@ -53,12 +53,12 @@ function variant(
 describe('loading Hugging Face folders', () => {
   it('reads F16 and BF16 checkpoints into float32', () => {
     const ids = [[1, 2, 3, 4, 5, 6, 7, 8]];
-    const ref = HookedTransformer.load(path.join(FIXTURES, 'gpt2-tiny')).run(ids).f32();
+    const ref = HookedTransformer.load(path.join(FIXTURES, 'gpt2-tiny')).run(ids).f32Sync();
     for (const [dtype, tol] of [
       ['F16', 2e-2],
       ['BF16', 1.5e-1],
     ] as const) {
-      const got = HookedTransformer.load(variant('gpt2-tiny', { dtype })).run(ids).f32();
+      const got = HookedTransformer.load(variant('gpt2-tiny', { dtype })).run(ids).f32Sync();
       let maxDiff = 0;
       let scale = 0;
       for (let i = 0; i < ref.length; i++) {

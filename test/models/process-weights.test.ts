@@ -26,11 +26,11 @@ describe.each([
   const dir = path.join(FIXTURES, name);
   const raw = HookedTransformer.load(dir, { compile: 'never' });
   const processed = HookedTransformer.load(dir, { compile: 'never', processWeights: true });
-  const rawLp = logSoftmax(raw.run(TOKENS)).f32();
+  const rawLp = logSoftmax(raw.run(TOKENS)).f32Sync();
 
   it('leaves log-probs unchanged with every step on', () => {
     expect(processed.cfg.normalization).toBe(norm);
-    expect(maxAbsDiff(logSoftmax(processed.run(TOKENS)).f32(), rawLp)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(logSoftmax(processed.run(TOKENS)).f32Sync(), rawLp)).toBeLessThan(1e-4);
   });
 
   it.each([
@@ -40,7 +40,7 @@ describe.each([
     [{ foldLn: true, centerWritingWeights: true, centerUnembed: false, foldValueBiases: false }],
   ])('leaves log-probs unchanged with %o', (opts) => {
     const m = HookedTransformer.load(dir, { compile: 'never', processWeights: opts });
-    expect(maxAbsDiff(logSoftmax(m.run(TOKENS)).f32(), rawLp)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(logSoftmax(m.run(TOKENS)).f32Sync(), rawLp)).toBeLessThan(1e-4);
   });
 
   it('does what each step says', () => {
@@ -56,21 +56,23 @@ describe.each([
         compile: 'never',
         processWeights: { centerUnembed: false },
       });
-      expect(maxAbsDiff(U.f32(), foldOnly.weights.get('unembed.W_U')!.f32())).toBe(0);
+      expect(maxAbsDiff(U.f32Sync(), foldOnly.weights.get('unembed.W_U')!.f32Sync())).toBe(0);
       return;
     }
     for (let r = 0; r < D; r++) {
-      const row = U.f32().subarray(r * V, (r + 1) * V);
+      const row = U.f32Sync().subarray(r * V, (r + 1) * V);
       expect(Math.abs(row.reduce((a, b) => a + b, 0) / V)).toBeLessThan(1e-5);
     }
     if (name === 'gpt2-tiny') {
       const E = w.get('embed.W_E')!;
       const d = E.shape[1]!;
-      const row0 = E.f32().subarray(0, d);
+      const row0 = E.f32Sync().subarray(0, d);
       expect(Math.abs(row0.reduce((a, b) => a + b, 0) / d)).toBeLessThan(1e-5);
-      expect(Math.max(...w.get('blocks.1.attn.b_V')!.f32().map(Math.abs))).toBe(0);
+      expect(Math.max(...w.get('blocks.1.attn.b_V')!.f32Sync().map(Math.abs))).toBe(0);
       // Raw: b_V is non-zero, so folding actually moved something.
-      expect(Math.max(...raw.weights.get('blocks.1.attn.b_V')!.f32().map(Math.abs))).toBeGreaterThan(0.01);
+      expect(Math.max(...raw.weights.get('blocks.1.attn.b_V')!.f32Sync().map(Math.abs))).toBeGreaterThan(
+        0.01,
+      );
     }
   });
 });

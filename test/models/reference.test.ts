@@ -59,7 +59,7 @@ describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) 
     ref.tokens.forEach((ids, s) => {
       const logits = model.run([ids]);
       expect(logits.shape).toEqual([1, ids.length, model.cfg.vocabSize]);
-      expect(relErr(logits.f32(), flatten(ref.logits[s]))).toBeLessThan(1e-4);
+      expect(relErr(logits.f32Sync(), flatten(ref.logits[s]))).toBeLessThan(1e-4);
       expect(model.loss([ids])).toBeCloseTo(ref.loss[s]!, 4);
     });
   });
@@ -73,7 +73,7 @@ describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) 
       'int64',
     );
     const padded = ids.map((r) => [...r, ...new Array<number>(P - r.length).fill(0)]);
-    const logits = model.run(padded, { attentionMask: mask }).f32();
+    const logits = model.run(padded, { attentionMask: mask }).f32Sync();
     const V = model.cfg.vocabSize;
     ids.forEach((r, b) => {
       const rows = logits.subarray(b * P * V, (b * P + r.length) * V);
@@ -84,11 +84,11 @@ describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) 
   it('the compiled (single ONNX graph) forward matches eager', () => {
     const compiled = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'always' });
     const ids = ref.tokens[0]!;
-    expect(relErr(compiled.run([ids]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
+    expect(relErr(compiled.run([ids]).f32Sync(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
     const { cache } = compiled.runWithCache([ids], { names: ['blocks.1.hook_resid_post'] });
     expect(
       relErr(
-        cache.get('blocks.1.hook_resid_post').f32(),
+        cache.get('blocks.1.hook_resid_post').f32Sync(),
         flatten(ref.activations['blocks.1.hook_resid_post']),
       ),
     ).toBeLessThan(1e-4);
@@ -104,7 +104,7 @@ describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) 
     const kv = emptyKVCache(model.cfg);
     const t = (xs: number[]) => Tensor.from([xs], undefined, 'int64');
     forward(model.cfg, model.weights, t(ids.slice(0, -3)), { kvCache: kv });
-    const last = forward(model.cfg, model.weights, t(ids.slice(-3)), { kvCache: kv }).f32();
+    const last = forward(model.cfg, model.weights, t(ids.slice(-3)), { kvCache: kv }).f32Sync();
     const V = model.cfg.vocabSize;
     const want = flatten(ref.logits[0]).slice((ids.length - 3) * V);
     expect(relErr(last, want)).toBeLessThan(1e-4);
@@ -115,7 +115,7 @@ describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) 
     for (const [hook, want] of Object.entries(ref.activations)) {
       const tlName = hook === 'ln_final_out' ? 'ln_final.hook_normalized' : hook;
       if (!cache.has(tlName)) continue;
-      expect(relErr(cache.get(tlName).f32(), flatten(want)), hook).toBeLessThan(1e-4);
+      expect(relErr(cache.get(tlName).f32Sync(), flatten(want)), hook).toBeLessThan(1e-4);
     }
     const expected = Object.keys(ref.activations).filter((k) => k !== 'ln_final_pre_affine').length;
     expect(
@@ -180,7 +180,7 @@ describe("transformers v5's rope_parameters", () => {
   ])('%s gives the reference logits from the v5 layout', (name, edit) => {
     const ref = load(name);
     const model = HookedTransformer.load(withConfig(name, edit), { compile: 'never' });
-    expect(relErr(model.run([ref.tokens[0]!]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
+    expect(relErr(model.run([ref.tokens[0]!]).f32Sync(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
   });
 });
 
@@ -194,7 +194,7 @@ describe('methods read logits as the model makes them', () => {
       const lens = logitLens(model, [ids]);
       const L = lens.layers.length;
       const V = model.cfg.vocabSize;
-      const last = lens.logits.f32().subarray((L - 1) * ids.length * V, L * ids.length * V);
+      const last = lens.logits.f32Sync().subarray((L - 1) * ids.length * V, L * ids.length * V);
       expect(relErr(last, flatten(ref.logits[1]))).toBeLessThan(1e-4);
     },
   );
@@ -208,7 +208,7 @@ describe.each(['pythia-padded-tiny', 'qwen3-padded-tiny'])(
       const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
       expect(model.tokenizer!.vocabSize).toBe(75);
       expect(model.cfg.vocabSize).toBe(96);
-      expect(relErr(model.run([ref.tokens[0]!]).f32(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
+      expect(relErr(model.run([ref.tokens[0]!]).f32Sync(), flatten(ref.logits[0]))).toBeLessThan(1e-4);
       expect(model.tokenStrings([74, 75, 95])).toEqual([
         model.tokenizer!.tokenString(74),
         '<id 75>',

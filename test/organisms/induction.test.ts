@@ -51,7 +51,7 @@ describe('induction organism', () => {
       BigInt64Array.from({ length: B * P }, (_, i) => BigInt(100 + (i % 300))),
       [B, P],
     );
-    const out = repeatSpans(t, new Rng(1), 1).toArray();
+    const out = repeatSpans(t, new Rng(1), 1).toArraySync();
     const periods = new Set<number>();
     for (let b = 0; b < B; b++) {
       const row = out.slice(b * P, (b + 1) * P);

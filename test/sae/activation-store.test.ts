@@ -53,7 +53,7 @@ function referenceRows(contexts: number[][], hook = HOOK): { rows: Float32Array[
     const batch = contexts.slice(b, b + BATCH);
     const act = model.runWithCache(batch, { names: [hook] }).cache.get(hook);
     d = act.shape.slice(2).reduce((x, y) => x * y, 1);
-    const data = act.f32();
+    const data = act.f32Sync();
     batch.forEach((c, i) =>
       c.forEach((tok, p) => {
         if (tok !== BOS) rows.push(data.slice((i * CTX + p) * d, (i * CTX + p + 1) * d));
@@ -125,7 +125,7 @@ describe('harvestActivations', () => {
     const firstTwo = model
       .runWithCache(contexts.slice(0, BATCH), { names: [HOOK] })
       .cache.get(HOOK)
-      .f32();
+      .f32Sync();
     expect(withBos.rows).toBe(2 * CTX);
     expect(storeRows(dir('bos'))).toEqual(firstTwo.slice(0, 2 * CTX * 64));
 

@@ -79,7 +79,7 @@ describe('evaluateSae', () => {
       const x = model
         .runWithCache([q], { names: [H] })
         .cache.get(H)
-        .f32();
+        .f32Sync();
       q.forEach((id, p) => id !== 1 && rows.push(...x.subarray(p * D, (p + 1) * D)));
     }
     const m = evaluateRows(s, Float32Array.from(rows), D);
@@ -113,10 +113,10 @@ describe('evaluateSae', () => {
     const { cache } = model.runWithCache([ids], { names: [In, Out] });
     const keep = (a: Float32Array) =>
       Float32Array.from(ids.flatMap((id, p) => (id === 1 ? [] : [...a.subarray(p * D, (p + 1) * D)])));
-    const m = evaluateRows(tc, keep(cache.get(In).f32()), D, { targets: keep(cache.get(Out).f32()) });
+    const m = evaluateRows(tc, keep(cache.get(In).f32Sync()), D, { targets: keep(cache.get(Out).f32Sync()) });
     expect(one.mse).toBeCloseTo(m.mse, 5);
     expect(one.l0).toBeCloseTo(m.l0, 6);
-    expect(() => evaluateRows(tc, keep(cache.get(In).f32()), D)).toThrow(/targets/);
+    expect(() => evaluateRows(tc, keep(cache.get(In).f32Sync()), D)).toThrow(/targets/);
   });
 
   it('refuses an SAE that does not fit the model', () => {
@@ -165,7 +165,7 @@ describe('evaluateRows', () => {
         seed: 1,
       },
     );
-    s.param('b_enc').f32().set([-100, -100, -100], 0);
+    s.param('b_enc').f32Sync().set([-100, -100, -100], 0);
     const rows = Float32Array.from({ length: 4 * 50 }, (_, i) => Math.sin(i * 1.7));
     const m = evaluateRows(s, rows, 4, { bins: 7 });
     expect(m.deadLatents.slice(0, 3)).toEqual([0, 1, 2]);

@@ -36,9 +36,9 @@ function knownSae(): { sae: SparseAutoencoder; little: number; loudest: number }
     saeConfig({ architecture: 'standard', dIn: D, dSae: 16, hookName: 'blocks.0.hook_resid_pre' }),
     { seed: 3 },
   );
-  const WE = model.weights.get('embed.W_E')!.f32();
-  const WU = model.weights.get('unembed.W_U')!.f32();
-  const lnW = model.weights.get('ln_final.w')!.f32();
+  const WE = model.weights.get('embed.W_E')!.f32Sync();
+  const WU = model.weights.get('unembed.W_U')!.f32Sync();
+  const lnW = model.weights.get('ln_final.w')!.f32Sync();
   const little = LITTLE[0]!;
   const e = WE.slice(little * D, (little + 1) * D);
   const n = Math.hypot(...e);
@@ -50,8 +50,8 @@ function knownSae(): { sae: SparseAutoencoder; little: number; loudest: number }
   let other = -Infinity;
   for (let t = 0; t < V; t++) if (t !== little) other = Math.max(other, proj(t));
   expect(proj(little)).toBeGreaterThan(other);
-  const enc = sae.param('W_enc').f32();
-  const bEnc = sae.param('b_enc').f32();
+  const enc = sae.param('W_enc').f32Sync();
+  const bEnc = sae.param('b_enc').f32Sync();
   for (let j = 0; j < D; j++) enc[j * 16 + 0] = e[j]! / n;
   bEnc[0] = -(proj(little) + other) / 2;
   for (let j = 0; j < D; j++) enc[j * 16 + 2] = 0;
@@ -63,7 +63,7 @@ function knownSae(): { sae: SparseAutoencoder; little: number; loudest: number }
     for (let j = 0; j < D; j++) s += WU[j * V + t]! ** 2;
     if (s > best) [best, loudest] = [s, t];
   }
-  const dec = sae.param('W_dec').f32();
+  const dec = sae.param('W_dec').f32Sync();
   for (let j = 0; j < D; j++) dec[1 * D + j] = WU[j * V + loudest]! / lnW[j]!;
   return { sae, little, loudest };
 }
@@ -142,7 +142,7 @@ describe('scanFeatures', () => {
     const x = model
       .runWithCache([ids], { names: ['blocks.0.hook_resid_pre'] })
       .cache.get('blocks.0.hook_resid_pre');
-    const acts = sae.encode(sae.toRows(x, D, 'x')).f32();
+    const acts = sae.encode(sae.toRows(x, D, 'x')).f32Sync();
     const stored = await store.sql(
       'SELECT feature, value FROM acts WHERE seq = 1 AND pos = 5 ORDER BY feature',
     );
@@ -173,15 +173,15 @@ describe('featureLogits', () => {
     expect(r.top[0]!.id).toBe(loudest);
     expect(r.top.length).toBe(5);
     expect(r.bottom.length).toBe(5);
-    const WU = model.weights.get('unembed.W_U')!.f32();
+    const WU = model.weights.get('unembed.W_U')!.f32Sync();
     let self = 0;
     for (let j = 0; j < D; j++) self += WU[j * V + loudest]! ** 2;
     expect(r.top[0]!.value).toBeCloseTo(self, 3);
     expect(r.bottom[0]!.value).toBeLessThanOrEqual(r.bottom[4]!.value);
     expect(r.method).toMatch(/ln_final\.w/);
     const neg = SparseAutoencoder.init(sae.cfg, { seed: 3 });
-    const dec = neg.param('W_dec').f32();
-    const src = sae.param('W_dec').f32();
+    const dec = neg.param('W_dec').f32Sync();
+    const src = sae.param('W_dec').f32Sync();
     for (let j = 0; j < D; j++) dec[1 * D + j] = -src[1 * D + j]!;
     expect(featureLogits(model, neg, 1, 3)!.bottom[0]!.id).toBe(loudest);
     expect(() => featureLogits(model, sae, 16)).toThrow(SaeError);

@@ -81,8 +81,8 @@ function expectSameSae(a: SparseAutoencoder, b: SparseAutoencoder): void {
     const u = b.param(name);
     expect(u.shape, name).toEqual(t.shape);
     expect(
-      Buffer.from(u.f32().buffer, u.f32().byteOffset, u.f32().byteLength).equals(
-        Buffer.from(t.f32().buffer, t.f32().byteOffset, t.f32().byteLength),
+      Buffer.from(u.f32Sync().buffer, u.f32Sync().byteOffset, u.f32Sync().byteLength).equals(
+        Buffer.from(t.f32Sync().buffer, t.f32Sync().byteOffset, t.f32Sync().byteLength),
       ),
       name,
     ).toBe(true);
@@ -110,9 +110,9 @@ describe.each(NAMES)('SAELens fixture %s', (name) => {
     expect(out.pre.shape).toEqual([6, 32]);
     expect(out.acts.shape).toEqual([6, 32]);
     expect(out.recons.shape).toEqual([6, name === 'transcoder' ? 12 : 16]);
-    expect(worst(out.pre.f32(), r.pre.flat())).toBeLessThan(1);
-    expect(worst(out.acts.f32(), r.acts.flat())).toBeLessThan(1);
-    expect(worst(out.recons.f32(), r.recons.flat())).toBeLessThan(1);
+    expect(worst(out.pre.f32Sync(), r.pre.flat())).toBeLessThan(1);
+    expect(worst(out.acts.f32Sync(), r.acts.flat())).toBeLessThan(1);
+    expect(worst(out.recons.f32Sync(), r.recons.flat())).toBeLessThan(1);
     // the fixture is not trivial: some latents fire, most do not
     const acts = r.acts.flat();
     const active = acts.filter((v) => v !== 0).length;
@@ -128,7 +128,7 @@ describe.each(NAMES)('SAELens fixture %s', (name) => {
     for (const t of readAll(path.join(out, 'sae_weights.safetensors')).values()) expect(t.dtype).toBe('F32');
     const back = loadSaeLens(out);
     expectSameSae(sae, back);
-    expect(worst(back.forwardRows(rows(r.input)).recons.f32(), r.recons.flat())).toBeLessThan(1);
+    expect(worst(back.forwardRows(rows(r.input)).recons.f32Sync(), r.recons.flat())).toBeLessThan(1);
     // and again: a second round trip writes the same files byte for byte
     const out2 = tmpPath(`rt2-${name}`);
     saveSaeLens(back, out2);
@@ -177,7 +177,7 @@ describe('loadSaeLens reads each layout', () => {
     expect(readAll(path.join(FIXTURES, 'jumprelu', 'sae_weights.safetensors')).get('threshold')!.dtype).toBe(
       'BF16',
     );
-    const thr = jr.param('threshold').f32();
+    const thr = jr.param('threshold').f32Sync();
     expect(Math.min(...thr)).toBeGreaterThan(0.04);
 
     const tc = loadSaeLens(path.join(FIXTURES, 'transcoder'));
@@ -203,7 +203,7 @@ describe('loadSaeLens reads each layout', () => {
     const sae = loadSaeLens(path.join(FIXTURES, 'topk'));
     expect(sae.cfg).toMatchObject({ architecture: 'topk', k: 4, applyBDecToInput: false });
     expect(sae.cfg.metadata).not.toHaveProperty('rescale_acts_by_decoder_norm');
-    const wDec = sae.param('W_dec').f32();
+    const wDec = sae.param('W_dec').f32Sync();
     for (let i = 0; i < 32; i++) {
       let ss = 0;
       for (let j = 0; j < 16; j++) ss += wDec[i * 16 + j]! ** 2;
@@ -251,8 +251,8 @@ describe('loadSaeLens reads each layout', () => {
     });
     const r = ref('standard-legacy');
     const out = loadSaeLens(d).forwardRows(rows(r.input));
-    expect(worst(out.acts.f32(), r.acts.flat())).toBeLessThan(1);
-    expect(worst(out.recons.f32(), r.recons.flat())).toBeLessThan(1);
+    expect(worst(out.acts.f32Sync(), r.acts.flat())).toBeLessThan(1);
+    expect(worst(out.recons.f32Sync(), r.recons.flat())).toBeLessThan(1);
 
     // a non-trivial scaling_factor without the flag is refused, as SAELens does
     cfg.finetuning_scaling_factor = false;
@@ -380,11 +380,11 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
       const sae = SparseAutoencoder.init(cfg, { seed: 3, decoderNorm: 1, threshold: 0.05 });
       sae
         .param('b_dec')
-        .f32()
+        .f32Sync()
         .set(Array.from({ length: 8 }, (_, i) => 0.1 * (i - 4)));
       sae
         .param('b_enc')
-        .f32()
+        .f32Sync()
         .set(Array.from({ length: 16 }, (_, i) => 0.05 * ((i % 7) - 3)));
       const x = Tensor.from(
         Float32Array.from({ length: 5 * 8 }, (_, i) => Math.sin(1.3 * i + 0.2)),
@@ -397,11 +397,11 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
       const back = loadSaeLens(out);
       expect(back.cfg.normalizeActivations).toBe('none');
       expect(back.cfg.scalingFactor).toBeNull();
-      expect(back.param('W_enc').f32()[3]).toBeCloseTo(sae.param('W_enc').f32()[3]! * s, 6);
+      expect(back.param('W_enc').f32Sync()[3]).toBeCloseTo(sae.param('W_enc').f32Sync()[3]! * s, 6);
       const got = back.forwardRows(x);
-      expect(worst(got.acts.f32(), Array.from(want.acts.f32()))).toBeLessThan(1);
-      expect(worst(got.recons.f32(), Array.from(want.recons.f32()))).toBeLessThan(1);
-      expect(want.acts.f32().some((v) => v > 0)).toBe(true);
+      expect(worst(got.acts.f32Sync(), Array.from(want.acts.f32Sync()))).toBeLessThan(1);
+      expect(worst(got.recons.f32Sync(), Array.from(want.recons.f32Sync()))).toBeLessThan(1);
+      expect(want.acts.f32Sync().some((v) => v > 0)).toBe(true);
     },
   );
 });
@@ -419,20 +419,20 @@ describe('BatchTopK', () => {
     const sae = SparseAutoencoder.init(cfg, { seed: 2, decoderNorm: 1 });
     sae
       .param('b_enc')
-      .f32()
+      .f32Sync()
       .set(Array.from({ length: 16 }, (_, i) => 0.03 * (i - 8)));
     const jr = batchTopkToJumpRelu(sae, 0.05);
     expect(jr.cfg.architecture).toBe('jumprelu');
     expect(jr.cfg.k).toBeNull();
-    expect(Array.from(jr.param('threshold').f32())).toEqual(new Array(16).fill(Math.fround(0.05)));
+    expect(Array.from(jr.param('threshold').f32Sync())).toEqual(new Array(16).fill(Math.fround(0.05)));
     expect(jr.param('W_enc')).toBe(sae.param('W_enc'));
     const x = Tensor.from(
       Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(0.7 * i)),
       [4, 8],
     );
     const { pre, acts } = jr.forwardRows(x);
-    const p = pre.f32();
-    const a = acts.f32();
+    const p = pre.f32Sync();
+    const a = acts.f32Sync();
     for (let i = 0; i < p.length; i++) expect(a[i]).toBe(p[i]! > Math.fround(0.05) ? p[i] : 0);
     expect(a.some((v) => v > 0) && a.some((v, i) => v === 0 && p[i]! > 0)).toBe(true);
     expectSaeError(() => batchTopkToJumpRelu(jr, 0.1), /takes a batchtopk SAE/);
@@ -446,7 +446,7 @@ describe('BatchTopK', () => {
     expect(readCfg(out).architecture).toBe('jumprelu');
     const back = loadSaeLens(out);
     expect(back.cfg.architecture).toBe('jumprelu');
-    expect(back.param('threshold').f32()[7]).toBe(0.25);
+    expect(back.param('threshold').f32Sync()[7]).toBe(0.25);
   });
 
   it('a SAELens BatchTopK training checkpoint loads as batchtopk and saves with its topk_threshold', () => {
@@ -469,7 +469,7 @@ describe('BatchTopK', () => {
     expect(
       back
         .param('threshold')
-        .f32()
+        .f32Sync()
         .every((v) => v === 0.375),
     ).toBe(true);
   });

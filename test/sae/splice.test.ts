@@ -53,11 +53,11 @@ function manualHook(sae: SparseAutoencoder): ForwardHook {
 describe('splicing an SAE', () => {
   it('an identity SAE leaves the logits unchanged; its points are listed after its hook', () => {
     const H = 'blocks.2.hook_resid_pre';
-    const clean = model.run([IDS]).f32();
+    const clean = model.run([IDS]).f32Sync();
     const before = model.hookNames();
     model.addSAE(identitySae(H));
     try {
-      expect(maxAbsDiff(model.run([IDS]).f32(), clean)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBeLessThan(1e-5);
       const names = model.hookNames();
       const i = names.indexOf(H);
       expect(names.slice(i, i + 6)).toEqual([
@@ -79,17 +79,19 @@ describe('splicing an SAE', () => {
 
   it('a random SAE changes the logits exactly as applying it by hand', () => {
     const sae = randomSae('blocks.1.hook_resid_post', 1);
-    const clean = model.run([IDS]).f32();
-    const manual = model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32();
+    const clean = model.run([IDS]).f32Sync();
+    const manual = model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32Sync();
     withSAEs(model, sae, () => {
-      const spliced = model.run([IDS]).f32();
+      const spliced = model.run([IDS]).f32Sync();
       expect(maxAbsDiff(spliced, clean)).toBeGreaterThan(0.1);
       expect(maxAbsDiff(spliced, manual)).toBeLessThan(1e-5);
       // Every entry point sees it: cache, hooks, loss.
-      expect(maxAbsDiff(model.runWithCache([IDS], { names: [] }).logits.f32(), manual)).toBeLessThan(1e-5);
-      expect(maxAbsDiff(model.runWithHooks([IDS]).f32(), manual)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(model.runWithCache([IDS], { names: [] }).logits.f32Sync(), manual)).toBeLessThan(
+        1e-5,
+      );
+      expect(maxAbsDiff(model.runWithHooks([IDS]).f32Sync(), manual)).toBeLessThan(1e-5);
     });
-    expect(maxAbsDiff(model.run([IDS]).f32(), clean)).toBe(0);
+    expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBe(0);
   });
 
   it('user hooks at the hook see the SAE input; the cache holds [batch, pos, d_sae]', () => {
@@ -113,24 +115,26 @@ describe('splicing an SAE', () => {
       expect(cache.get(`${H}.hook_sae_input`).shape).toEqual([2, P, D]);
       expect(cache.get(`${H}.hook_sae_output`).shape).toEqual([2, P, D]);
       // The model's activation at H is the SAE's input; the output is the reconstruction.
-      expect(maxAbsDiff(cache.get(H).f32(), cache.get(`${H}.hook_sae_input`).f32())).toBe(0);
+      expect(maxAbsDiff(cache.get(H).f32Sync(), cache.get(`${H}.hook_sae_input`).f32Sync())).toBe(0);
       expect(
-        maxAbsDiff(cache.get(`${H}.hook_sae_recons`).f32(), cache.get(`${H}.hook_sae_output`).f32()),
+        maxAbsDiff(cache.get(`${H}.hook_sae_recons`).f32Sync(), cache.get(`${H}.hook_sae_output`).f32Sync()),
       ).toBe(0);
       const rows = sae.forwardRows(reshape(cache.get(H), [2 * P, D]));
-      expect(maxAbsDiff(cache.get(`${H}.hook_sae_acts_post`).f32(), rows.acts.f32())).toBeLessThan(1e-6);
+      expect(maxAbsDiff(cache.get(`${H}.hook_sae_acts_post`).f32Sync(), rows.acts.f32Sync())).toBeLessThan(
+        1e-6,
+      );
       // A forward hook at H edits the SAE's input.
       const seen: number[] = [];
       model.runWithHooks([IDS], {
         fwd: [
           { name: H, fn: (x) => mul(x, 2) },
-          { name: `${H}.hook_sae_input`, fn: (x) => void seen.push(...x.f32().subarray(0, 3)) },
+          { name: `${H}.hook_sae_input`, fn: (x) => void seen.push(...x.f32Sync().subarray(0, 3)) },
         ],
       });
       const plain = model
         .runWithCache([IDS], { names: [H] })
         .cache.get(H)
-        .f32();
+        .f32Sync();
       expect(seen).toEqual(Array.from(plain.subarray(0, 3), (v) => v * 2));
     });
   });
@@ -138,35 +142,35 @@ describe('splicing an SAE', () => {
   it('with the error term the logits are unchanged, but zeroing a latent removes its decoder write', () => {
     const H = 'blocks.2.hook_resid_post';
     const sae = randomSae(H, 3);
-    const clean = model.run([IDS]).f32();
+    const clean = model.run([IDS]).f32Sync();
     const acts = withSAEs(model, sae, () =>
       model.runWithCache([IDS], { names: [`${H}.hook_sae_acts_post`] }).cache.get(`${H}.hook_sae_acts_post`),
     );
     // The latent with the largest total activation.
     const dSae = sae.dSae;
-    const a = acts.f32();
+    const a = acts.f32Sync();
     const tot = new Float64Array(dSae);
     for (let i = 0; i < a.length; i++) tot[i % dSae]! += a[i]!;
     const j = tot.indexOf(Math.max(...tot));
     expect(tot[j]).toBeGreaterThan(0);
     const zeroJ = (x: Tensor) => {
-      const d = x.f32().slice();
+      const d = x.f32Sync().slice();
       for (let r = 0; r < d.length / dSae; r++) d[r * dSae + j] = 0;
       return new Tensor(d, x.shape);
     };
     const withErr = { sae, useErrorTerm: true };
     withSAEs(model, withErr, () => {
       expect(model.hookNames()).toContain(`${H}.hook_sae_error`);
-      expect(maxAbsDiff(model.run([IDS]).f32(), clean)).toBe(0);
+      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBe(0);
       const edited = model
         .runWithHooks([IDS], { fwd: [{ name: `${H}.hook_sae_acts_post`, fn: zeroJ }] })
-        .f32();
+        .f32Sync();
       expect(maxAbsDiff(edited, clean)).toBeGreaterThan(1e-3);
     });
     // The expected logits, by a hook on the model without the SAE.
     const wdec = sae
       .param('W_dec')
-      .f32()
+      .f32Sync()
       .subarray(j * D, (j + 1) * D);
     const expected = model
       .runWithHooks([IDS], {
@@ -174,7 +178,7 @@ describe('splicing an SAE', () => {
           {
             name: H,
             fn: (x) => {
-              const d = x.f32().slice();
+              const d = x.f32Sync().slice();
               for (let r = 0; r < d.length / D; r++)
                 for (let k = 0; k < D; k++) d[r * D + k]! -= a[r * dSae + j]! * wdec[k]!;
               return new Tensor(d, x.shape);
@@ -182,9 +186,9 @@ describe('splicing an SAE', () => {
           },
         ],
       })
-      .f32();
+      .f32Sync();
     const edited = withSAEs(model, withErr, () =>
-      model.runWithHooks([IDS], { fwd: [{ name: `${H}.hook_sae_acts_post`, fn: zeroJ }] }).f32(),
+      model.runWithHooks([IDS], { fwd: [{ name: `${H}.hook_sae_acts_post`, fn: zeroJ }] }).f32Sync(),
     );
     expect(maxAbsDiff(edited, expected)).toBeLessThan(1e-5);
   });
@@ -197,7 +201,7 @@ describe('splicing an SAE', () => {
       const { grads, loss } = model.gradients([IDS], { names: [name] });
       const g = grads.get(name);
       expect(g.shape).toEqual([1, IDS.length, 96]);
-      const gd = g.f32();
+      const gd = g.f32Sync();
       // The entries with the largest gradients of two different latents.
       const byMagnitude = Array.from(gd.keys()).sort((x, y) => Math.abs(gd[y]!) - Math.abs(gd[x]!));
       const first = byMagnitude[0]!;
@@ -210,7 +214,7 @@ describe('splicing an SAE', () => {
               {
                 name,
                 fn: (x) => {
-                  const d = x.f32().slice();
+                  const d = x.f32Sync().slice();
                   d[idx]! += eps;
                   return new Tensor(d, x.shape);
                 },
@@ -220,7 +224,7 @@ describe('splicing an SAE', () => {
         const eps = 1e-2;
         const lossOf = (t: Tensor) => {
           const V = model.cfg.vocabSize;
-          const lg = t.f32();
+          const lg = t.f32Sync();
           let s = 0;
           for (let p = 0; p < IDS.length - 1; p++) {
             const row = lg.subarray(p * V, (p + 1) * V);
@@ -245,17 +249,17 @@ describe('splicing an SAE', () => {
   it('a hook_z SAE reads the flattened heads; a per-head width fits too', () => {
     const H = 'blocks.1.attn.hook_z';
     const sae = randomSae(H, 5);
-    const manual = model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32();
+    const manual = model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32Sync();
     withSAEs(model, sae, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32(), manual)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(model.run([IDS]).f32Sync(), manual)).toBeLessThan(1e-5);
       const { cache } = model.runWithCache([IDS], { names: [`${H}.hook_sae_input`, `${H}.hook_sae_output`] });
       expect(cache.get(`${H}.hook_sae_input`).shape).toEqual([1, IDS.length, 64]);
       expect(cache.get(`${H}.hook_sae_output`).shape).toEqual([1, IDS.length, 64]);
     });
     const perHead = identitySae(H, model.cfg.dHead);
-    const clean = model.run([IDS]).f32();
+    const clean = model.run([IDS]).f32Sync();
     withSAEs(model, perHead, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32(), clean)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBeLessThan(1e-5);
       const acts = model.runWithCache([IDS], { names: [`${H}.hook_sae_acts_post`] }).cache;
       expect(acts.get(`${H}.hook_sae_acts_post`).shape).toEqual([1, IDS.length, 8, 16]);
     });
@@ -276,18 +280,18 @@ describe('splicing an SAE', () => {
           { name: Out, fn: (x) => reshape(tc.forwardRows(reshape(input!, [IDS.length, D])).recons, x.shape) },
         ],
       })
-      .f32();
-    const clean = model.run([IDS]).f32();
+      .f32Sync();
+    const clean = model.run([IDS]).f32Sync();
     withSAEs(model, tc, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32(), manual)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(model.run([IDS]).f32Sync(), manual)).toBeLessThan(1e-5);
       const names = model.hookNames();
       expect(names[names.indexOf(Out) + 1]).toBe(`${Out}.hook_sae_input`);
       expect(names.some((n) => n.startsWith(`${In}.hook_sae`))).toBe(false);
       const { cache } = model.runWithCache([IDS], { names: [In, `${Out}.hook_sae_input`] });
-      expect(maxAbsDiff(cache.get(In).f32(), cache.get(`${Out}.hook_sae_input`).f32())).toBe(0);
+      expect(maxAbsDiff(cache.get(In).f32Sync(), cache.get(`${Out}.hook_sae_input`).f32Sync())).toBe(0);
     });
     withSAEs(model, { sae: tc, useErrorTerm: true }, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32(), clean)).toBe(0);
+      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBe(0);
     });
   });
 
@@ -304,21 +308,21 @@ describe('splicing an SAE', () => {
     const compiled = HookedTransformer.load(undefined, { compile: 'always' });
     const H = 'blocks.2.hook_resid_mid';
     const sae = randomSae(H, 8);
-    const original = compiled.run([IDS]).f32().slice();
-    const eager = withSAEs(model, sae, () => model.run([IDS]).f32());
+    const original = compiled.run([IDS]).f32Sync().slice();
+    const eager = withSAEs(model, sae, () => model.run([IDS]).f32Sync());
     compiled.addSAE(sae);
-    expect(maxAbsDiff(compiled.run([IDS]).f32(), eager)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(compiled.run([IDS]).f32(), eager)).toBeLessThan(1e-5); // the replay
+    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), eager)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), eager)).toBeLessThan(1e-5); // the replay
     // Cache and gradients through the compiled path.
     const name = `${H}.hook_sae_acts_post`;
     const cacheC = compiled
       .runWithCache([IDS], { names: [name] })
       .cache.get(name)
-      .f32();
+      .f32Sync();
     const gradC = compiled
       .gradients([IDS], { names: [name] })
       .grads.get(name)
-      .f32();
+      .f32Sync();
     withSAEs(model, sae, () => {
       expect(
         maxAbsDiff(
@@ -326,7 +330,7 @@ describe('splicing an SAE', () => {
           model
             .runWithCache([IDS], { names: [name] })
             .cache.get(name)
-            .f32(),
+            .f32Sync(),
         ),
       ).toBeLessThan(1e-5);
       expect(
@@ -335,7 +339,7 @@ describe('splicing an SAE', () => {
           model
             .gradients([IDS], { names: [name] })
             .grads.get(name)
-            .f32(),
+            .f32Sync(),
         ),
       ).toBeLessThan(1e-5);
     });
@@ -343,29 +347,29 @@ describe('splicing an SAE', () => {
     const old = sae.param('W_dec');
     sae.params.set('W_dec', mul(old, -1));
     try {
-      const flipped = withSAEs(model, sae, () => model.run([IDS]).f32());
-      expect(maxAbsDiff(compiled.run([IDS]).f32(), flipped)).toBeLessThan(1e-5);
+      const flipped = withSAEs(model, sae, () => model.run([IDS]).f32Sync());
+      expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), flipped)).toBeLessThan(1e-5);
     } finally {
       sae.params.set('W_dec', old);
     }
     // With error term: another graph.
     compiled.removeSAE(H);
     compiled.addSAE(sae, { useErrorTerm: true });
-    expect(maxAbsDiff(compiled.run([IDS]).f32(), original)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), original)).toBeLessThan(1e-5);
     compiled.resetSAEs();
-    expect(maxAbsDiff(compiled.run([IDS]).f32(), original)).toBe(0);
+    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), original)).toBe(0);
   });
 
   it('a topk SAE compiles to the same logits as eager', () => {
     const compiled = HookedTransformer.load(undefined, { compile: 'always' });
     const sae = randomSae('blocks.4.hook_resid_pre', 9, { architecture: 'topk', k: 5 });
-    const eager = withSAEs(model, sae, () => model.run([IDS, IDS]).f32());
+    const eager = withSAEs(model, sae, () => model.run([IDS, IDS]).f32Sync());
     withSAEs(compiled, sae, () => {
-      expect(maxAbsDiff(compiled.run([IDS, IDS]).f32(), eager)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(compiled.run([IDS, IDS]).f32Sync(), eager)).toBeLessThan(1e-5);
       const acts = compiled
         .runWithCache([IDS], { names: ['blocks.4.hook_resid_pre.hook_sae_acts_post'] })
         .cache.get('blocks.4.hook_resid_pre.hook_sae_acts_post')
-        .f32();
+        .f32Sync();
       for (let r = 0; r < IDS.length; r++) {
         const nz = acts.subarray(r * 96, (r + 1) * 96).filter((v) => v !== 0).length;
         expect(nz).toBeLessThanOrEqual(5);
@@ -498,7 +502,7 @@ describe('methods on SAE latents', () => {
     e[j] = 1;
     const dir = sae
       .param('W_dec')
-      .f32()
+      .f32Sync()
       .subarray(j * D, (j + 1) * D);
     const prompt = 'Once upon a time';
     withSAEs(model, sae, () => {
@@ -534,7 +538,7 @@ describe('methods on SAE latents', () => {
     const sae = randomSae('blocks.3.hook_resid_pre', 13);
     withSAEs(model, sae, () => {
       const r = pathPatching(model, opts);
-      const lg = model.run(NAME.clean).f32();
+      const lg = model.run(NAME.clean).f32Sync();
       const V = model.cfg.vocabSize;
       const last = lg.subarray(lg.length - V);
       expect(r.cleanMetric).toBeCloseTo(last[r.answer!.id]! - last[r.wrong!.id]!, 4);

@@ -21,7 +21,7 @@ describe('TopK on the synthetic ground truth (512 features in 256 dimensions, ~5
         hookName: 'synthetic',
         totalRows: 1 << 20,
       });
-      const { mmcs, perFeature } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32(), 256);
+      const { mmcs, perFeature } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32Sync(), 256);
       // Fresh rows: even the rarest feature (p ≈ 3e-4) is active ~19 times in 65,536.
       const ev = evaluateRows(r.sae, syn.rows(65536, 0xe7a1).x, 256);
       expect(mmcs).toBeGreaterThanOrEqual(0.95);

@@ -121,7 +121,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
         dead,
       });
       parts.loss.backward();
-      return Float64Array.from(ts.W_enc!.grad!.data as Float64Array);
+      return Float64Array.from(ts.W_enc!.grad!.dataSync() as Float64Array);
     };
     const withAux = grad(1);
     const without = grad(0);
@@ -147,7 +147,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     });
     // By hand: top-3 latents reconstruct x; the 2 largest dead pre-activations (relu) fit the residual.
     const [x, We, be, Wd, bd] = ['x', 'W_enc', 'b_enc', 'W_dec', 'b_dec'].map(
-      (k) => (inp as Record<string, Tensor>)[k]!.data as Float64Array,
+      (k) => (inp as Record<string, Tensor>)[k]!.dataSync() as Float64Array,
     ) as Float64Array[];
     const residual: number[][] = [];
     const auxRecon: number[][] = [];
@@ -175,7 +175,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     const xs = Array.from({ length: n }, (_, r) => Array.from(x!.subarray(r * d, (r + 1) * d)));
     const err =
       auxRecon.reduce((a, row, r) => a + row.reduce((b, v, j) => b + (v - residual[r]![j]!) ** 2, 0), 0) / n;
-    expect(parts.aux.item()).toBeCloseTo((err * variance(xs)) / variance(residual), 10);
+    expect(parts.aux.itemSync()).toBeCloseTo((err * variance(xs)) / variance(residual), 10);
   });
 });
 
@@ -185,12 +185,12 @@ describe('JumpReLU straight-through estimators', () => {
     const z = new Tensor(Float64Array.from([0.5, 1.04, 0.97, 2, 1.2, 0.99]), [2, 3]).requireGrad();
     const theta = new Tensor(Float64Array.from([1, 1, 1]), [3]).requireGrad();
     const y = estimators.jumpRelu(z, theta, eps);
-    expect(Array.from(y.data as Float64Array)).toEqual([0, 1.04, 0, 2, 1.2, 0]);
+    expect(Array.from(y.dataSync() as Float64Array)).toEqual([0, 1.04, 0, 2, 1.2, 0]);
     const g = new Tensor(Float64Array.from([1, 2, 3, 4, 5, 6]), [2, 3]);
     y.backward(g);
-    expect(Array.from(z.grad!.data as Float64Array)).toEqual([0, 2, 0, 4, 5, 0]);
+    expect(Array.from(z.grad!.dataSync() as Float64Array)).toEqual([0, 2, 0, 4, 5, 0]);
     // dθ_j = Σ_rows -(θ/ε) g K((z-θ)/ε), K = 1 where |z-θ| < ε/2: entries 1.04 (g=2), 0.97 (g=3), 0.99 (g=6).
-    const gt = Array.from(theta.grad!.data as Float64Array);
+    const gt = Array.from(theta.grad!.dataSync() as Float64Array);
     expect(gt[0]).toBeCloseTo(0, 12);
     expect(gt[1]).toBeCloseTo(-10 * 2, 10);
     expect(gt[2]).toBeCloseTo(-10 * (3 + 6), 10);
@@ -201,10 +201,12 @@ describe('JumpReLU straight-through estimators', () => {
     const z = new Tensor(Float64Array.from([1.02, 0.5, 1.5]), [1, 3]).requireGrad();
     const theta = new Tensor(Float64Array.from([1, 0.52, 1]), [3]).requireGrad();
     const y = estimators.stepFn(z, theta, eps);
-    expect(Array.from(y.data as Float64Array)).toEqual([1, 0, 1]);
+    expect(Array.from(y.dataSync() as Float64Array)).toEqual([1, 0, 1]);
     y.backward(new Tensor(Float64Array.from([1, 1, 1]), [1, 3]));
     expect(z.grad).toBeNull();
-    expect(Array.from(theta.grad!.data as Float64Array).map((v) => +v.toFixed(9))).toEqual([-10, -10, 0]);
+    expect(Array.from(theta.grad!.dataSync() as Float64Array).map((v) => +v.toFixed(9))).toEqual([
+      -10, -10, 0,
+    ]);
   });
 });
 
@@ -252,14 +254,14 @@ describe('trainer', () => {
       expect(resumed.resumedFrom).toBe(7);
       expect(resumed.steps).toBe(12);
       for (const [name, t] of straight.sae.params)
-        expect(Array.from(resumed.sae.param(name).f32()), name).toEqual(Array.from(t.f32()));
+        expect(Array.from(resumed.sae.param(name).f32Sync()), name).toEqual(Array.from(t.f32Sync()));
       expect(resumed.history.map((h) => h.loss)).toEqual(straight.history.map((h) => h.loss));
     });
   }
 
   it('keeps decoder rows at unit norm (topk) and learns the data (MSE falls)', () => {
     const r = trainSae(smallSynthetic().trainingData(), base('topk', { totalRows: 256 * 80 }));
-    const W = r.sae.param('W_dec').f32();
+    const W = r.sae.param('W_dec').f32Sync();
     // The saved SAE folds the input scale into W_dec; undo it to check the training constraint.
     const s = r.sae.cfg.scalingFactor ?? 1;
     for (let i = 0; i < 48; i++) {
@@ -277,7 +279,7 @@ describe('trainer', () => {
     const killed = 12;
     // The first latents start with a bias so negative that they never fire.
     const b_enc = new Tensor(new Float32Array(48), [48]);
-    b_enc.f32().fill(-1e3, 0, killed);
+    b_enc.f32Sync().fill(-1e3, 0, killed);
     const runWith = (resample: number) =>
       trainSae(
         data,
@@ -358,10 +360,10 @@ describe('trainer', () => {
       syn.trainingData(),
       base('topk', { k: 3, totalRows: 256 * 300, batchSize: 256, deadWindowRows: 4096 }),
     );
-    const { mmcs } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32(), 24);
+    const { mmcs } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32Sync(), 24);
     expect(mmcs).toBeGreaterThan(0.9);
     // A random decoder scores far lower: the metric is not trivially high.
-    const random = meanMaxCosine(syn.directions, randn([48, 24], new Rng(5)).f32(), 24);
+    const random = meanMaxCosine(syn.directions, randn([48, 24], new Rng(5)).f32Sync(), 24);
     expect(random.mmcs).toBeLessThan(0.6);
   });
 });

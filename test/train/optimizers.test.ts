@@ -69,7 +69,7 @@ function relErr(ps: Tensor[], expected: number[][]): number {
   let diff = 0;
   let scale = 1;
   ps.forEach((p, i) =>
-    p.f32().forEach((a, j) => {
+    p.f32Sync().forEach((a, j) => {
       const e = expected[i]![j]!;
       diff = Math.max(diff, Math.abs(a - e));
       scale = Math.max(scale, Math.abs(e));
@@ -149,19 +149,19 @@ describe('clipGradNorm matches torch.nn.utils.clip_grad_norm_', () => {
   for (const c of trace.clip) {
     it(`maxNorm ${c.maxNorm}`, () => {
       const gs = gradsAt(0);
-      const before = gs.map((g) => Float32Array.from(g!.f32()));
+      const before = gs.map((g) => Float32Array.from(g!.f32Sync()));
       const norm = clipGradNorm(gs, c.maxNorm);
       expect(Math.abs(norm - c.norm) / c.norm).toBeLessThan(1e-12);
       if (c.norm <= c.maxNorm) {
-        gs.forEach((g, i) => expect(g!.f32()).toEqual(before[i]));
+        gs.forEach((g, i) => expect(g!.f32Sync()).toEqual(before[i]));
       } else {
         let diff = 0;
         gs.forEach((g, i) =>
-          g!.f32().forEach((x, j) => (diff = Math.max(diff, Math.abs(x - c.grads[i]![j]!)))),
+          g!.f32Sync().forEach((x, j) => (diff = Math.max(diff, Math.abs(x - c.grads[i]![j]!)))),
         );
         expect(diff).toBeLessThan(1e-7);
         let total = 0;
-        for (const g of gs) for (const x of g!.f32()) total += x * x;
+        for (const g of gs) for (const x of g!.f32Sync()) total += x * x;
         expect(Math.sqrt(total)).toBeCloseTo(c.maxNorm, 5);
       }
     });
@@ -170,7 +170,7 @@ describe('clipGradNorm matches torch.nn.utils.clip_grad_norm_', () => {
   it('skips null gradients and returns 0 for none', () => {
     const g = new Tensor(Float32Array.from([3, 4]), [2]);
     expect(clipGradNorm([null, g, null], 1)).toBeCloseTo(5, 12);
-    expect(g.toArray()[0]).toBeCloseTo(0.6, 6);
+    expect(g.toArraySync()[0]).toBeCloseTo(0.6, 6);
     expect(clipGradNorm([null], 1)).toBe(0);
   });
 });
@@ -220,7 +220,7 @@ describe('state() / loadState()', () => {
       for (let s = 0; s < 3; s++) opt.step(gradsAt(s));
       opt.lr = 0.005; // the saved lr must come back too
       const saved = opt.state();
-      const snapshot = ps.map((p) => Float32Array.from(p.f32()));
+      const snapshot = ps.map((p) => Float32Array.from(p.f32Sync()));
       for (let s = 3; s < 5; s++) opt.step(gradsAt(s));
 
       const ps2 = snapshot.map((d, i) => new Tensor(Float32Array.from(d), trace.shapes[i]!));
@@ -230,14 +230,14 @@ describe('state() / loadState()', () => {
       expect(opt2.lr).toBe(0.005);
       for (let s = 3; s < 5; s++) opt2.step(gradsAt(s));
       expect(opt2.steps).toBe(5);
-      ps2.forEach((p, i) => expect(p.f32()).toEqual(ps[i]!.f32()));
+      ps2.forEach((p, i) => expect(p.f32Sync()).toEqual(ps[i]!.f32Sync()));
 
       // The saved state is a copy: stepping did not change it, and it can be loaded again.
       const ps3 = snapshot.map((d, i) => new Tensor(Float32Array.from(d), trace.shapes[i]!));
       const opt3 = make(ps3, o);
       opt3.loadState(saved);
       for (let s = 3; s < 5; s++) opt3.step(gradsAt(s));
-      ps3.forEach((p, i) => expect(p.f32()).toEqual(ps[i]!.f32()));
+      ps3.forEach((p, i) => expect(p.f32Sync()).toEqual(ps[i]!.f32Sync()));
     });
   }
 
@@ -272,7 +272,7 @@ describe('errors', () => {
     gs[2] = new Tensor(new Float32Array(7), [7]);
     expect(() => opt.step(gs)).toThrow(ShapeError);
     expect(opt.steps).toBe(0);
-    ps.forEach((p, i) => expect(p.toArray()).toEqual(Array.from(Float32Array.from(trace.params[i]!))));
+    ps.forEach((p, i) => expect(p.toArraySync()).toEqual(Array.from(Float32Array.from(trace.params[i]!))));
     const adam = new Adam(params(), { lr: 0.1 });
     expect(() => adam.step([new Tensor(new Float32Array(1), [1])])).toThrow(/gradient 0 has 1 elements/);
   });

@@ -32,10 +32,10 @@ describe('token dataset', () => {
     expect(data.meta.dtype).toBe('uint16');
     const text = fs.readFileSync(textPath, 'utf8').split('\n\n')[0]!.trim();
     expect(Array.from(data.window(0, 10))).toEqual(tokenizer.encode(text).slice(0, 10));
-    const a = data.sampleBatch(new Rng(3), 4, 16).toArray();
-    const b = data.sampleBatch(new Rng(3), 4, 16).toArray();
+    const a = data.sampleBatch(new Rng(3), 4, 16).toArraySync();
+    const b = data.sampleBatch(new Rng(3), 4, 16).toArraySync();
     expect(a).toEqual(b);
-    expect(data.sampleBatch(new Rng(4), 4, 16).toArray()).not.toEqual(a);
+    expect(data.sampleBatch(new Rng(4), 4, 16).toArraySync()).not.toEqual(a);
     // Reopening reuses the token file.
     const again = tokenizeFile(textPath, tokenizer, path.join(tmp, 'tokens.bin'));
     expect(again.length).toBe(data.length);
@@ -77,7 +77,8 @@ describe('trainer', () => {
     const second = train(cfg, b, data, { ...opts, steps: 12, checkpointDir: ckpt });
     expect(second.resumedFrom).toBe(5);
     expect(second.losses).toHaveLength(12);
-    for (const [n, t] of straight) expect(Array.from(b.get(n)!.f32()), n).toEqual(Array.from(t.f32()));
+    for (const [n, t] of straight)
+      expect(Array.from(b.get(n)!.f32Sync()), n).toEqual(Array.from(t.f32Sync()));
   });
 
   it('survives a kill during a checkpoint write', () => {
@@ -143,8 +144,8 @@ describe('trainer', () => {
     const inMemory = new HookedTransformer(cfg, w, tokenizer);
     expect(loaded.cfg.attnOnly).toBe(true);
     expect(loaded.hookNames()).not.toContain('blocks.0.hook_resid_mid');
-    expect(Array.from(loaded.run('Once upon a time').f32())).toEqual(
-      Array.from(inMemory.run('Once upon a time').f32()),
+    expect(Array.from(loaded.run('Once upon a time').f32Sync())).toEqual(
+      Array.from(inMemory.run('Once upon a time').f32Sync()),
     );
     // A full GPT-2 (with MLPs) round-trips too.
     const full = gpt2Config({ n_embd: 16, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 512 });

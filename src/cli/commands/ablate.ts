@@ -42,7 +42,7 @@ interface AblateFlags {
 }
 
 function rowsOf(t: Tensor): number[][] {
-  const flat = t.toArray() as number[];
+  const flat = t.toArraySync() as number[];
   const P = t.shape[1]!;
   return Array.from({ length: t.shape[0]! }, (_, b) => flat.slice(b * P, (b + 1) * P));
 }

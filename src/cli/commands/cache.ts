@@ -46,7 +46,7 @@ export function summarize(name: string, t: Tensor, withValues = false): Activati
     ...tensorStats(t),
     positionAxis: axis,
     norms: normsAlong(t, axis),
-    ...(withValues ? { values: t.toNested() } : {}),
+    ...(withValues ? { values: t.toNestedSync() } : {}),
   };
 }
 
@@ -128,7 +128,7 @@ Examples:
 /** pattern[head][query][key] of a [1, head, query, key] attention pattern. */
 function headMatrices(t: Tensor): number[][][] {
   const [, H, Q, K] = t.shape as [number, number, number, number];
-  const x = t.f32();
+  const x = t.f32Sync();
   return Array.from({ length: H }, (_, h) =>
     Array.from({ length: Q }, (_, q) => Array.from(x.subarray((h * Q + q) * K, (h * Q + q + 1) * K))),
   );

@@ -53,7 +53,7 @@ export function runPrompt(
     predictions.push(topPredictions(model, row, topK));
     losses.push(p + 1 < ids.length ? logSumExp(row) - row[ids[p + 1]!]! : null);
   }
-  const loss = ids.length >= 2 ? nextTokenLoss(logits, tokens).item() : null;
+  const loss = ids.length >= 2 ? nextTokenLoss(logits, tokens).itemSync() : null;
   return { tokens: ids, strings: model.tokenStrings(ids), topK, predictions, losses, loss };
 }
 

@@ -325,7 +325,9 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   const held = heldOut(result.sae);
   const ev = held.metrics;
   const last = result.history[result.history.length - 1];
-  const mmcs = synthetic ? meanMaxCosine(synthetic.directions, result.sae.param('W_dec').f32(), o.dim) : null;
+  const mmcs = synthetic
+    ? meanMaxCosine(synthetic.directions, result.sae.param('W_dec').f32Sync(), o.dim)
+    : null;
   const doc = {
     out: outDir,
     architecture: result.sae.cfg.architecture,

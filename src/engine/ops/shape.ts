@@ -16,7 +16,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (sizeOf(target) !== x.size)
     throw new ShapeError(`cannot reshape [${x.shape}] (${x.size} elements) to [${shape}]`);
   if (sameShape(target, x.shape)) return x;
-  const out = new Tensor(x.data, target);
+  const out = new Tensor(x.dataSync(), target);
   recordView(withConsts(node1('Reshape', 2), [i64(target)]), [x], [out]);
   attachGrad('Reshape', [x], [out], ([g]) => [reshape(g!, x.shape)]);
   return out;

@@ -28,14 +28,14 @@ describe('HookedTransformer.fromPretrained', () => {
     const ids = [[1, 5, 9, 2, 7, 3, 11, 4]];
     const want = HookedTransformer.load(path.join(ROOT, 'test/fixtures', f))
       .run(ids)
-      .f32();
+      .f32Sync();
     const online = await HookedTransformer.fromPretrained(`test-org/${f}`, { hub: { endpoint, cacheDir } });
     expect(online.source.startsWith(cacheDir)).toBe(true);
-    expect(Array.from(online.run(ids).f32())).toEqual(Array.from(want));
+    expect(Array.from(online.run(ids).f32Sync())).toEqual(Array.from(want));
     const offline = await HookedTransformer.fromPretrained(`test-org/${f}`, {
       hub: { endpoint: 'http://127.0.0.1:9', cacheDir, offline: true },
     });
-    expect(Array.from(offline.run(ids).f32())).toEqual(Array.from(want));
+    expect(Array.from(offline.run(ids).f32Sync())).toEqual(Array.from(want));
   });
 
   it('a sharded repo too big for the memory limit is refused from its index, before any shard is fetched', async () => {
