@@ -5,5 +5,6 @@ export * from './ops/reduce.js';
 export * from './ops/shape.js';
 export * from './ops/nn.js';
 export { Rng, randn } from './random.js';
-export { getBackend, registerBackendFactory } from './backend/backend.js';
+export { getBackend, registerBackendFactory, setBackend } from './backend/backend.js';
+export { lazily, realize } from './lazy.js';
 export type { Backend, RawTensor } from './backend/backend.js';

@@ -1,6 +1,10 @@
 import { ShapeError } from '../errors.js';
 import { getBackend, type Kernel, type RawTensor } from './backend/backend.js';
+import { engineState, withEngineState, type OpRecorder } from './context.js';
 import { allocate, dtypeOf, isFloat, sizeOf, type DType, type TypedData } from './dtype.js';
+import type { Meta } from './infer.js';
+import { inferKernel } from './infer.js';
+import { realizeAsync, realizeSync } from './lazy.js';
 
 /** How a tensor was made, for reverse-mode autodiff. */
 export interface GradFn {
@@ -13,37 +17,35 @@ export interface GradFn {
 type GradHook = (grad: Tensor) => Tensor | void;
 
 let nextId = 1;
-let gradEnabled = true;
 
-/** Runs fn without recording autodiff history (as torch.no_grad). */
+/** Runs fn without recording autodiff history (as torch.no_grad), including what fn awaits. */
 export function noGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
+  return withEngineState({ gradEnabled: false }, fn);
 }
 
 export function isGradEnabled(): boolean {
-  return gradEnabled;
+  return engineState().gradEnabled;
 }
 
-/** Receives every kernel the eager engine runs, so a span can be replayed as one graph. */
-export interface OpRecorder {
-  record(kernel: Kernel, inputs: Tensor[], outputs: Tensor[]): void;
+/** Runs fn with every kernel it issues passed to `r` (the tracer). */
+export function withRecorder<T>(r: OpRecorder | null, fn: () => T): T {
+  return withEngineState({ recorder: r }, fn);
 }
-let recorder: OpRecorder | null = null;
-export function setRecorder(r: OpRecorder | null): OpRecorder | null {
-  const prev = recorder;
-  recorder = r;
-  return prev;
+
+/** A kernel waiting to run: its outputs are lazy tensors until one of them is read. */
+export interface PendingOp {
+  kernel: Kernel;
+  inputs: Tensor[];
+  outputs: Tensor[];
 }
 
 /**
  * An n-dimensional array on the Sonde engine. Immutable: every op returns a new tensor. Memory is
  * garbage-collected; there is nothing to dispose.
+ *
+ * A tensor's values live where its backend keeps them, and may not be computed yet (a lazy tensor:
+ * its shape and dtype are known, its values are computed when first read). Read them with
+ * `await t.data()`, which works on every backend.
  */
 export class Tensor {
   readonly id = nextId++;
@@ -54,17 +56,45 @@ export class Tensor {
   gradFn: GradFn | null = null;
   private retain = false;
   private hooks: GradHook[] = [];
-  private readonly _data: TypedData;
+  /** The values, once computed (host memory on the CPU backends). */
+  private _data: TypedData | null;
+  /** @internal The kernel that will compute this tensor, while it is lazy. */
+  _pending: PendingOp | null = null;
+  /** @internal Tensors computed together with this one when any of them is read (a forward's cache). */
+  _group: Tensor[] | null = null;
 
-  constructor(data: TypedData, shape: readonly number[]) {
-    if (sizeOf(shape) !== data.length) {
+  constructor(data: TypedData, shape: readonly number[]);
+  /** @internal A lazy tensor. */
+  constructor(data: null, shape: readonly number[], dtype: DType);
+  constructor(data: TypedData | null, shape: readonly number[], dtype?: DType) {
+    if (data !== null && sizeOf(shape) !== data.length) {
       throw new ShapeError(
         `tensor data has ${data.length} elements but shape [${shape}] needs ${sizeOf(shape)}`,
       );
     }
     this._data = data;
     this.shape = [...shape];
-    this.dtype = dtypeOf(data);
+    this.dtype = data === null ? dtype! : dtypeOf(data);
+  }
+
+  /** @internal A tensor that `op` will compute. */
+  static lazy(meta: Meta, op: PendingOp): Tensor {
+    const t = new Tensor(null, meta.shape, meta.dtype);
+    t._pending = op;
+    return t;
+  }
+
+  /** Whether the values are computed (reads will not run anything). */
+  get isReady(): boolean {
+    return this._data !== null;
+  }
+
+  /** @internal Stores computed values (the lazy engine). */
+  _fill(data: TypedData): void {
+    if (data.length !== this.size)
+      throw new ShapeError(`computed ${data.length} values for a tensor of shape [${this.shape}]`);
+    this._data = data;
+    this._pending = null;
   }
 
   static fromRaw(raw: RawTensor): Tensor {
@@ -121,7 +151,8 @@ export class Tensor {
    * backend: the values may still be computing, or live on a device, so this waits for them.
    */
   async data(): Promise<TypedData> {
-    return this.dataSync();
+    if (this._data === null) await realizeAsync([this]);
+    return this._data!;
   }
 
   /**
@@ -129,7 +160,8 @@ export class Tensor {
    * code and examples use `await t.data()`, which works everywhere.
    */
   dataSync(): TypedData {
-    return this._data;
+    if (this._data === null) realizeSync([this]);
+    return this._data!;
   }
 
   /** Values as float32 (throws for other dtypes). */
@@ -177,7 +209,7 @@ export class Tensor {
   }
 
   raw(): RawTensor {
-    return { dtype: this.dtype, shape: this.shape, data: this._data };
+    return { dtype: this.dtype, shape: this.shape, data: this.dataSync() };
   }
 
   /** Marks a leaf as needing gradients (as torch's requires_grad_). */
@@ -202,8 +234,9 @@ export class Tensor {
 
   /** The same values with no autodiff history (shares data). */
   detach(): Tensor {
+    if (this._data === null || engineState().lazy) return noGrad(() => exec(IDENTITY_KERNEL, [this])[0]!);
     const out = new Tensor(this._data, this.shape);
-    recorder?.record(IDENTITY_KERNEL, [this], [out]);
+    engineState().recorder?.record(IDENTITY_KERNEL, [this], [out]);
     return out;
   }
 
@@ -307,12 +340,24 @@ export function exec(
   inputs: Tensor[],
   backward?: (grads: Tensor[], outputs: Tensor[]) => (Tensor | null)[],
 ): Tensor[] {
-  const raws = getBackend().runKernel(
-    kernel,
-    inputs.map((t) => t.raw()),
-  );
-  const outputs = raws.map((r) => Tensor.fromRaw(r));
-  recorder?.record(kernel, inputs, outputs);
+  const state = engineState();
+  let outputs: Tensor[];
+  if (state.lazy || !getBackend().synchronous) {
+    const metas = inferKernel(
+      kernel,
+      inputs.map((t) => ({ shape: t.shape, dtype: t.dtype })),
+    );
+    const op: PendingOp = { kernel, inputs, outputs: [] };
+    outputs = metas.map((m) => Tensor.lazy(m, op));
+    op.outputs = outputs;
+  } else {
+    const raws = getBackend().runKernel(
+      kernel,
+      inputs.map((t) => t.raw()),
+    );
+    outputs = raws.map((r) => Tensor.fromRaw(r));
+  }
+  state.recorder?.record(kernel, inputs, outputs);
   if (backward) attachGrad(kernel.key, inputs, outputs, backward);
   return outputs;
 }
@@ -324,7 +369,7 @@ export function attachGrad(
   outputs: Tensor[],
   backward: (grads: Tensor[], outputs: Tensor[]) => (Tensor | null)[],
 ): void {
-  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
+  if (!engineState().gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
   const out0 = outputs[0]!;
   if (!isFloat(out0.dtype)) return;
   out0.requiresGrad = true;
@@ -332,7 +377,9 @@ export function attachGrad(
   out0.gradFn = { name, inputs, backward: (g) => backward([g], outputs) };
 }
 
+export type { OpRecorder };
+
 /** Records a JS-side op (reshape) for the tracer, which must see every value-producing step. */
 export function recordView(kernel: Kernel, inputs: Tensor[], outputs: Tensor[]): void {
-  recorder?.record(kernel, inputs, outputs);
+  engineState().recorder?.record(kernel, inputs, outputs);
 }

@@ -6,7 +6,7 @@ import {
   type OnnxNode,
   type RawTensor,
 } from './backend/backend.js';
-import { setRecorder, Tensor, type OpRecorder } from './tensor.js';
+import { Tensor, withRecorder, type OpRecorder } from './tensor.js';
 
 interface Entry {
   kernel: Kernel;
@@ -46,13 +46,7 @@ export class TracedFunction {
     const rec: OpRecorder = {
       record: (kernel, inputs, outputs) => entries.push({ kernel, inputs, outputs }),
     };
-    const prev = setRecorder(rec);
-    let outputs: Tensor[];
-    try {
-      outputs = fn(example);
-    } finally {
-      setRecorder(prev);
-    }
+    const outputs = withRecorder(rec, () => fn(example));
     return { fn: TracedFunction.build(entries, example, outputs, opts.inlineLimit ?? Infinity), outputs };
   }
 

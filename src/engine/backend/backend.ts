@@ -58,12 +58,26 @@ export interface CompiledGraph {
   dispose(): void;
 }
 
+/** A compiled graph on a backend that computes asynchronously (also offered by synchronous ones). */
+export interface AsyncCompiledGraph {
+  readonly inputNames: string[];
+  runAsync(feeds: Record<string, RawTensor>): Promise<Record<string, RawTensor>>;
+  dispose(): void;
+}
+
 /** The only surface that touches a runtime: onnxruntime-node now, onnxruntime-web later. */
 export interface Backend {
   readonly name: string;
   readonly device: string;
+  /**
+   * Whether kernels run synchronously (runKernel, compile). A backend that cannot (onnxruntime-web,
+   * a GPU provider read back asynchronously) makes every op lazy: values are computed by compiled
+   * graphs when read with `await t.data()`.
+   */
+  readonly synchronous: boolean;
   runKernel(kernel: Kernel, inputs: RawTensor[]): RawTensor[];
   compile(graph: GraphSpec): CompiledGraph;
+  compileAsync(graph: GraphSpec): Promise<AsyncCompiledGraph>;
   /** Number of cached one-kernel sessions (for benchmarks and tests). */
   cachedSessions(): number;
 }
@@ -74,6 +88,13 @@ let factory: (() => Backend) | null = null;
 /** Surfaces register a factory; the backend is created lazily on first use. */
 export function registerBackendFactory(f: () => Backend): void {
   factory = f;
+}
+
+/** Uses this backend from now on (tests, embedders); returns the one it replaces. */
+export function setBackend(b: Backend | null): Backend | null {
+  const prev = current;
+  current = b;
+  return prev;
 }
 
 export function getBackend(): Backend {

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { DeviceError } from '../../errors.js';
 import type { DType, TypedData } from '../dtype.js';
-import type { Backend, CompiledGraph, GraphSpec, Kernel, RawTensor } from './backend.js';
+import type { AsyncCompiledGraph, Backend, CompiledGraph, GraphSpec, Kernel, RawTensor } from './backend.js';
 import { encodeModel } from './onnx-model.js';
 
 // onnxruntime-node's public run() is async only to defer to setImmediate; its native binding is
@@ -61,11 +61,11 @@ export interface OrtBackendOptions {
   threads?: number;
 }
 
-function toOrt(t: RawTensor): unknown {
+export function toOrt(t: RawTensor): unknown {
   return new (ortLib().ort.Tensor)(ORT_TYPE[t.dtype] as 'float32', t.data as Float32Array, t.shape);
 }
 
-function fromOrt(t: OrtTensor): RawTensor {
+export function fromOrt(t: OrtTensor): RawTensor {
   const dtype = FROM_ORT[t.type];
   if (!dtype) throw new Error(`onnxruntime returned unsupported type ${t.type}`);
   return { dtype, shape: [...t.dims], data: t.data };
@@ -73,6 +73,7 @@ function fromOrt(t: OrtTensor): RawTensor {
 
 export class OrtNodeBackend implements Backend {
   readonly name = 'onnxruntime-node';
+  readonly synchronous = true;
   readonly device: Device;
   private readonly threads: number;
   private readonly sessions = new Map<string, { session: NativeSession; outputs: Record<string, null> }>();
@@ -158,6 +159,15 @@ export class OrtNodeBackend implements Backend {
         return out;
       },
       dispose: () => session.dispose(),
+    };
+  }
+
+  async compileAsync(graph: GraphSpec): Promise<AsyncCompiledGraph> {
+    const compiled = this.compile(graph);
+    return {
+      inputNames: compiled.inputNames,
+      runAsync: async (feeds) => compiled.run(feeds),
+      dispose: () => compiled.dispose(),
     };
   }
 

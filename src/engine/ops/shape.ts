@@ -1,5 +1,7 @@
 import { ShapeError } from '../../errors.js';
 import { sizeOf, type DType } from '../dtype.js';
+import { getBackend } from '../backend/backend.js';
+import { engineState } from '../context.js';
 import { attachGrad, exec, recordView, Tensor } from '../tensor.js';
 import { i64, int, ints, node1, normAxis, sameShape, withConsts } from './kernel.js';
 
@@ -16,9 +18,13 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (sizeOf(target) !== x.size)
     throw new ShapeError(`cannot reshape [${x.shape}] (${x.size} elements) to [${shape}]`);
   if (sameShape(target, x.shape)) return x;
+  const kernel = withConsts(node1('Reshape', 2), [i64(target)]);
+  const back = ([g]: Tensor[]) => [reshape(g!, x.shape)];
+  // A lazy tensor (or a lazy scope) reshapes in the graph; a computed one shares its data.
+  if (!x.isReady || engineState().lazy || !getBackend().synchronous) return exec(kernel, [x], back)[0]!;
   const out = new Tensor(x.dataSync(), target);
-  recordView(withConsts(node1('Reshape', 2), [i64(target)]), [x], [out]);
-  attachGrad('Reshape', [x], [out], ([g]) => [reshape(g!, x.shape)]);
+  recordView(kernel, [x], [out]);
+  attachGrad('Reshape', [x], [out], back);
   return out;
 }
 
