@@ -166,13 +166,11 @@ export class Tensor {
 
   /** Values as float32 (throws for other dtypes). */
   async f32(): Promise<Float32Array> {
-    return this.f32Sync();
+    return asF32(await this.data(), this.dtype);
   }
 
   f32Sync(): Float32Array {
-    const data = this.dataSync();
-    if (!(data instanceof Float32Array)) throw new ShapeError(`expected a float32 tensor, got ${this.dtype}`);
-    return data;
+    return asF32(this.dataSync(), this.dtype);
   }
 
   /** Values as a flat array of numbers. */
@@ -257,6 +255,11 @@ export class Tensor {
   toString(): string {
     return `Tensor(${this.dtype}, [${this.shape}])`;
   }
+}
+
+function asF32(data: TypedData, dtype: DType): Float32Array {
+  if (!(data instanceof Float32Array)) throw new ShapeError(`expected a float32 tensor, got ${dtype}`);
+  return data;
 }
 
 function nest(flat: number[], shape: readonly number[]): unknown {

@@ -3,6 +3,8 @@ import { crossEntropy } from '../engine/ops/nn.js';
 import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
+import { getBackend } from '../engine/backend/backend.js';
+import { computeTogether } from '../engine/lazy.js';
 import { resolveModel } from '../io/hub/resolve-model.js';
 import type { HubOptions } from '../io/hub/download.js';
 import type { Tokenizer } from '../io/tokenizer.js';
@@ -449,6 +451,7 @@ export class HookedTransformer {
         useAttnResult: opts.useAttnResult,
       }),
     );
+    computeTogether([logits, ...store.values()]);
     return { logits, cache: new ActivationCache(store, this) };
   }
 
@@ -541,6 +544,7 @@ export class HookedTransformer {
     if (loss.size !== 1)
       throw new ShapeError(`gradients(): the loss must be a scalar, got shape [${loss.shape}]`);
     loss.backward();
+    computeTogether([loss, logits, ...grads.values(), ...acts.values()]);
     return {
       loss: loss.detach(),
       logits: logits.detach(),
@@ -586,8 +590,15 @@ export class HookedTransformer {
    * `build` must be a pure function of the tokens and the weights: no reads of tensor values.
    */
   private compiled(key: string, tokens: Tensor, build: (tokens: Tensor) => Tensor[]): Tensor[] | null {
-    // Added hooks may read values and are not part of the key: they run eagerly.
-    if (this.compileMode === 'never' || this.persistent.fwd.length || this.persistent.bwd.length) return null;
+    // Added hooks may read values and are not part of the key: they run eagerly. An asynchronous
+    // backend is lazy everywhere: the "eager" path records one graph, compiled when read.
+    if (
+      this.compileMode === 'never' ||
+      this.persistent.fwd.length ||
+      this.persistent.bwd.length ||
+      !getBackend().synchronous
+    )
+      return null;
     // The spliced SAEs are part of the graph: their identities in the key, their parameters compared.
     const fullKey = `${key}|${tokens.dtype}${tokens.shape}|saes:${spliceKey(this.spliced)}`;
     const weights = [...this.weights.values(), ...spliceTensors(this.spliced)];
