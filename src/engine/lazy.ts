@@ -183,18 +183,18 @@ export function realizeSync(targets: Tensor[]): void {
   fill(p, graph.run(feedsOf(p)));
 }
 
-/** Runs a plan kernel by kernel (the eager path), keeping only what the plan asked for. */
+/**
+ * Runs a plan kernel by kernel (the eager path). Every tensor computed keeps its values, as in eager
+ * mode: a hook that reads an activation mid-forward does not make later reads recompute the prefix.
+ */
 function replay(p: Plan): void {
   const backend = getBackend();
-  const values = new Map<Tensor, RawTensor>();
-  const raw = (t: Tensor) => values.get(t) ?? t.raw();
-  const wanted = new Set(p.outputs);
   for (const op of p.ops) {
-    const outs = backend.runKernel(op.kernel, op.inputs.map(raw));
-    op.outputs.forEach((t, j) => {
-      if (wanted.has(t)) t._fill(outs[j]!.data);
-      else values.set(t, outs[j]!);
-    });
+    const outs = backend.runKernel(
+      op.kernel,
+      op.inputs.map((t) => t.raw()),
+    );
+    op.outputs.forEach((t, j) => t._fill(outs[j]!.data));
   }
 }
 

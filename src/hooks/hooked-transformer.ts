@@ -4,7 +4,7 @@ import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
 import { getBackend } from '../engine/backend/backend.js';
-import { computeTogether } from '../engine/lazy.js';
+import { computeTogether, lazily } from '../engine/lazy.js';
 import { resolveModel } from '../io/hub/resolve-model.js';
 import type { HubOptions } from '../io/hub/download.js';
 import type { Tokenizer } from '../io/tokenizer.js';
@@ -475,9 +475,12 @@ export class HookedTransformer {
       useAttnResult,
       stopAtLayer: opts.stopAtLayer,
     };
-    return grad
-      ? forward(this.cfg, this.weights, tokens, options)
-      : noGrad(() => forward(this.cfg, this.weights, tokens, options));
+    if (grad) return forward(this.cfg, this.weights, tokens, options);
+    const run = () => noGrad(() => forward(this.cfg, this.weights, tokens, options));
+    // Hooks written as tensor expressions join the forward's graph: recorded lazily, the whole
+    // hooked forward runs as one compiled graph (from the second call of the same structure on),
+    // with the hooks' tensors (positions, vectors, cached activations) fed as inputs.
+    return this.compileMode === 'never' ? run() : lazily(run);
   }
 
   /**
