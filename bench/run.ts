@@ -16,6 +16,7 @@ import { HookedTransformer } from '../src/hooks/hooked-transformer.js';
 import { makeHookPoint } from '../src/hooks/hooks.js';
 import { forward } from '../src/models/transformer.js';
 import { forwardFlops, gpt2SmallConfig, randomWeights } from './gpt2-small.js';
+import { hookedForwards, type HookedTimes } from './hooked.js';
 
 const opts = new Command()
   .option('--seq <list>', 'sequence lengths', '128,512')
@@ -60,6 +61,7 @@ const eager = new HookedTransformer(cfg, weights, null, 'bench', 'never');
 const residNames = (n: string) => /hook_resid_(pre|mid|post)$/.test(n);
 const rows: Row[] = [];
 const hookOverhead: { seq: number; none: number; empty: number }[] = [];
+const hooked: ({ seq: number; forward: number } & HookedTimes)[] = [];
 
 function torchTimes(seq: number): Map<string, { ms: number; threads: number }> {
   const best = new Map<string, { ms: number; threads: number }>();
@@ -121,6 +123,8 @@ for (const P of seqs) {
   const none = { median: Math.min(...noneTimes.slice(1)) };
   const empty = { median: Math.min(...emptyTimes.slice(1)) };
   hookOverhead.push({ seq: P, none: none.median, empty: empty.median });
+  console.error(`seq ${P}: hooked forwards...`);
+  hooked.push({ seq: P, forward: fwd.median, ...hookedForwards(compiled, tokens, reps) });
   console.error(`seq ${P}: PyTorch...`);
   const t = torchTimes(P);
   const flops = forwardFlops(cfg, P);
@@ -180,6 +184,17 @@ const lines = [
   '## Memory',
   '',
   memoryLine,
+  '',
+  '## Hooked forwards, compiled',
+  '',
+  "Hooks written as tensor expressions at `blocks.6.hook_resid_pre`, the hooked forward recorded lazily and run as one compiled graph, with the hook's tensors fed as inputs: **patch** replaces one position with a cached activation (`where(mask, cached, x)`, another position at every repetition), **steer** adds a vector (another vector at every repetition), **SAE** splices a standard SAE (d_sae 6144). ratio = hooked / hook-free compiled forward, same process, same run (goal: ≤ 1.15).",
+  '',
+  '| tokens | forward (ms) | patch (ms) | ratio | steer (ms) | ratio | SAE (ms) | ratio |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...hooked.map(
+    (h) =>
+      `| ${h.seq} | ${f(h.forward)} | ${f(h.patch)} | ${(h.patch / h.forward).toFixed(2)} | ${f(h.steer)} | ${(h.steer / h.forward).toFixed(2)} | ${f(h.sae)} | ${(h.sae / h.forward).toFixed(2)} |`,
+  ),
   '',
   '## Hook overhead (eager forward, interleaved runs, minimum)',
   '',

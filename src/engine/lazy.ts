@@ -202,6 +202,9 @@ function replay(p: Plan): void {
 export async function realizeAsync(targets: Tensor[]): Promise<void> {
   const backend = getBackend();
   if (backend.synchronous) {
+    // Let timers, I/O and signals in between two pieces of synchronous work (a server's other
+    // requests, a progress bar, Ctrl-C) before this one blocks the thread.
+    if (targets.some((t) => !t.isReady)) await yieldToEventLoop();
     realizeSync(targets);
     return;
   }
@@ -239,4 +242,10 @@ export function lazyGraphCount(): number {
  */
 export function lazily<T>(fn: () => T): T {
   return withEngineState({ lazy: true }, fn);
+}
+
+/** One turn of the event loop (setImmediate where it exists: setTimeout waits at least 1 ms). */
+function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (fn: () => void) => void };
+  return new Promise((resolve) => (g.setImmediate ? g.setImmediate(resolve) : setTimeout(resolve, 0)));
 }
