@@ -4,7 +4,9 @@
 // loads the CLI.
 import { rerunWithTunedMalloc } from '../engine/backend/malloc.js';
 import { removeLeftoversOf } from '../io/leftovers.js';
+import { isLightCommandLine } from './command-line.js';
 
-const code = await rerunWithTunedMalloc(removeLeftoversOf);
+// Help, version and info compute nothing: they run in place, without the re-run (about 0.1 s).
+const code = isLightCommandLine(process.argv.slice(2)) ? null : await rerunWithTunedMalloc(removeLeftoversOf);
 if (code !== null) process.exit(code);
 await import('./index.js');

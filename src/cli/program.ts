@@ -1,6 +1,7 @@
 // The `sonde` program: global options and the commands, each command's module imported only when needed.
 import { Command } from 'commander';
 import { addDeprecatedAliases, deprecationNotes } from './aliases.js';
+import { firstWord } from './command-line.js';
 import { packageVersion } from './common.js';
 
 type Register = (program: Command) => void;
@@ -34,18 +35,10 @@ const COMMANDS: [name: string, load: () => Promise<Register>][] = [
   ['download', async () => (await import('./commands/download.js')).registerDownload],
 ];
 
-/** Global options that take a value (the next word is not the command). */
-const GLOBAL_WITH_VALUE = new Set(['--model', '--revision']);
-
 /** The command a command line names (its first word that is not a global option), if it is one of ours. */
 export function commandNamed(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') return undefined;
-    if (GLOBAL_WITH_VALUE.has(a)) i++;
-    else if (!a.startsWith('-')) return COMMANDS.some(([n]) => n === a) ? a : undefined;
-  }
-  return undefined;
+  const w = firstWord(args);
+  return COMMANDS.some(([n]) => n === w) ? w : undefined;
 }
 
 /** The program with every command, or only `only` (the rest are not imported). */
