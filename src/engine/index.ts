@@ -4,6 +4,7 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/shape.js';
 export * from './ops/nn.js';
+export * from './ops/intervene.js';
 export { Rng, randn } from './random.js';
 export { getBackend, registerBackendFactory } from './backend/backend.js';
 export type { Backend, RawTensor } from './backend/backend.js';
