@@ -60,13 +60,16 @@ export function maskAlong(x: Tensor, axis: number, mask: Tensor): Tensor {
   return mask.dtype === 'bool' ? where(m, x, 0) : mul(x, cast(m, x.dtype));
 }
 
+/** Per axis after the batch: the indices chosen on it, or null for all of it. */
+export type Selection = (readonly number[] | null)[];
+
 /**
  * A bool mask selecting, per batch row, the cartesian product of chosen indices on some axes: shape
  * [rows, ...dims] where dims[i] is the axis's length where some row restricts it and 1 (broadcast) where
  * none does. `choose[b][i]` is the indices row b takes on axis i+1 (null: all). Built on the host from
  * indices alone (never from activation values) and fed to the graph as a tensor.
  */
-export function selectionMask(shape: readonly number[], choose: (readonly number[] | null)[][]): Tensor {
+export function selectionMask(shape: readonly number[], choose: Selection[]): Tensor {
   const rest = shape.slice(1);
   const dims = rest.map((d, i) => (choose.some((c) => c[i] != null) ? d : 1));
   const n = choose.length;
