@@ -18,21 +18,21 @@ const opts = {
   target: 'resid_pre' as const,
   perPosition: true,
 };
-const time = (naive: boolean): { ms: number; values: number[] } => {
+const time = async (naive: boolean): Promise<{ ms: number; values: number[] }> => {
   const t = performance.now();
-  const r = activationPatching(model, { ...opts, naive });
+  const r = await activationPatching(model, { ...opts, naive });
   return { ms: performance.now() - t, values: r.values.flat(2) };
 };
 const reps = 5;
-time(false); // warm-up
-time(true);
+await time(false); // warm-up
+await time(true);
 const fast: number[] = [];
 const naive: number[] = [];
 let maxDiff = 0;
 for (let i = 0; i < reps; i++) {
   // Interleaved, so that both see the same machine state.
-  const f = time(false);
-  const n = time(true);
+  const f = await time(false);
+  const n = await time(true);
   fast.push(f.ms);
   naive.push(n.ms);
   maxDiff = Math.max(maxDiff, ...f.values.map((x, j) => Math.abs(x - n.values[j]!)));

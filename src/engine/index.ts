@@ -4,6 +4,7 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/shape.js';
 export * from './ops/nn.js';
+export * from './ops/intervene.js';
 export { Rng, randn } from './random.js';
 export { getBackend, registerBackendFactory, setBackend } from './backend/backend.js';
 export { lazily, realize } from './lazy.js';

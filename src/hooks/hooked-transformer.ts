@@ -493,16 +493,20 @@ export class HookedTransformer {
       names?: HookSelector | HookSelector[];
       loss?: (logits: Tensor, tokens: Tensor) => Tensor;
       useAttnResult?: boolean;
+      /** Forward hooks applied in this pass; gradients flow through what they return. */
+      fwd?: Hooks['fwd'];
     } = {},
   ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
     const selected = selectorList(opts.names);
-    opts = { ...opts, useAttnResult: this.usesAttnResult(opts.useAttnResult, selected ?? []) };
+    const fwd = toHooks(opts.fwd, 'fwd');
+    const hookSelectors = [...(selected ?? []), ...fwd.map((h) => h.name)];
+    opts = { ...opts, useAttnResult: this.usesAttnResult(opts.useAttnResult, hookSelectors) };
     const all = this.hookNames({ useAttnResult: opts.useAttnResult });
-    if (selected) validateSelectors(selected, all);
+    validateSelectors(hookSelectors, all);
     const names = selected ? all.filter((n) => selected.some((s) => matches(s, n))) : all;
     const { tokens, attentionMask } = this.toTokens(input, opts);
     this.checkFits(tokens, 'gradients');
-    if (!opts.loss && !attentionMask) {
+    if (!opts.loss && !attentionMask && fwd.length === 0) {
       const out = this.compiled(`grad|${opts.useAttnResult ?? false}|${names.join(',')}`, tokens, (t) => {
         const r = this.eagerGradients(t, null, names, undefined, opts.useAttnResult);
         return [r.loss, r.logits, ...names.map((n) => r.grads.get(n)!), ...names.map((n) => r.acts.get(n)!)];
@@ -517,7 +521,7 @@ export class HookedTransformer {
         };
       }
     }
-    const r = this.eagerGradients(tokens, attentionMask, names, opts.loss, opts.useAttnResult);
+    const r = this.eagerGradients(tokens, attentionMask, names, opts.loss, opts.useAttnResult, fwd);
     return {
       loss: r.loss.itemSync(),
       logits: r.logits,
@@ -532,12 +536,13 @@ export class HookedTransformer {
     names: string[],
     lossFn: ((logits: Tensor, tokens: Tensor) => Tensor) | undefined,
     useAttnResult: boolean | undefined,
+    fwd: ForwardHook[] = [],
   ): { loss: Tensor; logits: Tensor; grads: Map<string, Tensor>; acts: Map<string, Tensor> } {
     const grads = new Map<string, Tensor>();
     const acts = new Map<string, Tensor>();
     const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
     const wanted = new Set(names);
-    const hook = this.hookPoint({ bwd, cache: (n) => wanted.has(n), store: acts }, true);
+    const hook = this.hookPoint({ fwd, bwd, cache: (n) => wanted.has(n), store: acts }, true);
     const logits = forward(this.cfg, this.weights, tokens, {
       hook: gradRoot(hook),
       attentionMask: attentionMask ?? undefined,

@@ -1,7 +1,13 @@
 // Ablations: replace an activation (a whole hook, one attention head's z, or MLP neurons) by zero, its mean
 // over a dataset, or its value on other inputs (resampling), and measure the next-token loss.
 import { HookError, ShapeError, UsageError } from '../errors.js';
-import { Tensor } from '../engine/tensor.js';
+import { neg } from '../engine/ops/elementwise.js';
+import { blend, indexTensor, selectionMask, take, type Selection } from '../engine/ops/intervene.js';
+import { logSoftmax } from '../engine/ops/nn.js';
+import { mean } from '../engine/ops/reduce.js';
+import { gatherElements, slice, squeeze, unsqueeze } from '../engine/ops/shape.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { ForwardHook } from '../hooks/hooks.js';
 import type { HookedTransformer, ModelInput } from '../hooks/hooked-transformer.js';
 
 export type AblationKind = 'zero' | 'mean' | 'resample';
@@ -40,11 +46,14 @@ export interface AblationResult {
   ablatedLossByPosition: number[];
 }
 
-/** The hook an ablation replaces, and the index ranges [start, length) inside one row's position slice. */
+/**
+ * The hook an ablation replaces, and which part of it: per axis after the batch, the indices ablated
+ * (null: all), e.g. hook_z [batch, pos, head, d_head] of heads 1 and 3 is [null, [1, 3], null].
+ */
 function resolveTarget(
   model: HookedTransformer,
   opts: AblationOptions,
-): { hook: string; slots: ((width: number) => [number, number][]) | null } {
+): { hook: string; select: Selection | null } {
   const { cfg } = model;
   const layer = opts.layer;
   const needLayer = () => {
@@ -57,71 +66,77 @@ function resolveTarget(
     if (xs.length === 0) throw new UsageError(`ablation target '${opts.target}' needs a ${what} index`);
     for (const i of xs)
       if (!Number.isInteger(i) || i < 0 || i >= n) throw new UsageError(`${what} ${i} is outside [0, ${n})`);
-    return xs;
+    return [...new Set(xs)];
   };
   if (opts.target === 'head') {
     const l = needLayer();
-    const heads = list(opts.head, cfg.nHeads, 'head');
-    const dh = cfg.dHead;
-    // hook_z: [pos, head, d_head] per position.
-    return { hook: `blocks.${l}.attn.hook_z`, slots: () => heads.map((h) => [h * dh, dh]) };
+    // hook_z: [batch, pos, head, d_head].
+    return { hook: `blocks.${l}.attn.hook_z`, select: [null, list(opts.head, cfg.nHeads, 'head'), null] };
   }
   if (opts.target === 'neuron') {
     if (cfg.attnOnly) throw new HookError(`model ${model.source} is attention-only: it has no MLP neurons`);
     const l = needLayer();
-    const ns = list(opts.neuron, cfg.dMlp, 'neuron');
-    return { hook: `blocks.${l}.mlp.hook_post`, slots: () => ns.map((n) => [n, 1]) };
+    // hook_post: [batch, pos, d_mlp].
+    return { hook: `blocks.${l}.mlp.hook_post`, select: [null, list(opts.neuron, cfg.dMlp, 'neuron')] };
   }
   const all = model.hookNames();
   if (!all.includes(opts.target))
     throw new HookError(`unknown hook point '${opts.target}' (or use target 'head' or 'neuron')`);
-  return { hook: opts.target, slots: null };
+  return { hook: opts.target, select: null };
 }
 
-/** Per-prediction next-token loss [batch][pos-1] from logits [batch, pos, vocab]. */
-function lossGrid(logits: Tensor, ids: number[], B: number, P: number, V: number): number[][] {
-  const lg = logits.f32Sync();
-  return Array.from({ length: B }, (_, b) =>
-    Array.from({ length: P - 1 }, (_, i) => {
-      const row = lg.subarray((b * P + i) * V, (b * P + i + 1) * V);
-      let m = -Infinity;
-      for (const x of row) m = Math.max(m, x);
-      let s = 0;
-      for (const x of row) s += Math.exp(x - m);
-      return m + Math.log(s) - row[ids[b * P + i + 1]!]!;
-    }),
-  );
+/** Per-prediction next-token loss [batch][pos-1] from logits [batch, pos, vocab] and ids [batch, pos]. */
+async function lossGrid(logits: Tensor, tokens: Tensor): Promise<number[][]> {
+  const P = tokens.shape[1]!;
+  const lp = logSoftmax(slice(logits, 1, 0, P - 1), -1); // [batch, pos-1, vocab]
+  const next = unsqueeze(slice(tokens, 1, 1), -1); // [batch, pos-1, 1]
+  return (await neg(squeeze(gatherElements(lp, -1, next), -1)).toNested()) as number[][];
 }
 
 const colMean = (g: number[][]): number[] => g[0]!.map((_, i) => g.reduce((s, r) => s + r[i]!, 0) / g.length);
 const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+/**
+ * The forward hook of an ablation: part of the activation x [batch, pos, ...] replaced by `replacement`
+ * (broadcast to x: a scalar, a per-position mean [1, pos, ...] or resampled rows [batch, pos, ...]).
+ * `select` gives, per axis after the batch, the indices replaced (null: all); null replaces everything.
+ * Gradients flow to x outside the selection and to the replacement inside it.
+ */
+export function ablationHook(
+  hook: string,
+  replacement: Tensor | number,
+  select: Selection | null = null,
+): ForwardHook {
+  return {
+    name: hook,
+    fn: (x) => {
+      const everything = x.shape.map(() => null);
+      return blend(x, replacement, selectionMask(x.shape, [select ?? everything.slice(1)]));
+    },
+  };
+}
+
 /** The loss with and without one ablation. */
-export function ablate(model: HookedTransformer, input: ModelInput, opts: AblationOptions): AblationResult {
+export async function ablate(
+  model: HookedTransformer,
+  input: ModelInput,
+  opts: AblationOptions,
+): Promise<AblationResult> {
   const kind = opts.kind ?? 'zero';
   if (!ABLATION_KINDS.includes(kind))
     throw new UsageError(`unknown ablation kind '${String(kind)}'; use ${ABLATION_KINDS.join(', ')}`);
-  const { hook, slots } = resolveTarget(model, opts);
+  const { hook, select } = resolveTarget(model, opts);
   const { tokens } = model.toTokens(input);
   const [B, P] = tokens.shape as [number, number];
   if (P < 2) throw new ShapeError('ablation needs inputs of at least two tokens (the loss is next-token)');
-  const ids = Array.from(tokens.dataSync() as BigInt64Array, Number);
-  const V = model.cfg.vocabSize;
 
-  // The replacement value per batch row: a function (b, i) of the flat index i inside one row.
-  let replacement: (b: number, i: number) => number;
-  if (kind === 'zero') replacement = () => 0;
+  // The replacement, broadcast to the activation [batch, pos, ...].
+  let replacement: Tensor | number;
+  if (kind === 'zero') replacement = 0;
   else if (kind === 'mean') {
     const act = model.runWithCache(opts.dataset ?? tokens, { names: [hook] }).cache.get(hook);
-    const [n, Pd] = act.shape as [number, number];
-    const R = act.size / n;
-    const W = R / Pd; // width per position
-    const d = act.f32Sync();
-    const perPos = Pd === P;
-    const m = new Float64Array(perPos ? R : W);
-    for (let b = 0; b < n; b++) for (let i = 0; i < R; i++) m[perPos ? i : i % W]! += d[b * R + i]!;
-    const count = perPos ? n : n * Pd;
-    replacement = (_b, i) => m[perPos ? i : i % W]! / count;
+    // Per position when the dataset's rows have the input's length, else over rows and positions.
+    replacement = mean(act, act.shape[1] === P ? [0] : [0, 1], true);
   } else {
     const from = opts.resampleFrom;
     const act = model.runWithCache(from ?? tokens, { names: [hook] }).cache.get(hook);
@@ -129,34 +144,14 @@ export function ablate(model: HookedTransformer, input: ModelInput, opts: Ablati
     if (Pr !== P) throw new ShapeError(`resampleFrom inputs have ${Pr} tokens; the input has ${P}`);
     if (!from && n < 2)
       throw new UsageError('resampling from the input itself needs a batch of at least 2 rows');
-    const R = act.size / n;
-    const d = act.f32Sync();
-    replacement = (b, i) => d[((from ? b : b + 1) % n) * R + i]!;
+    // Input row b takes row b mod n of resampleFrom, or row b+1 mod batch of the input itself.
+    const rows = Array.from({ length: B }, (_, b) => ((from ? b : b + 1) % n) as number);
+    replacement = take(act, 0, indexTensor(rows));
   }
-
   const base = model.run(tokens);
-  const ablated = model.runWithHooks(tokens, {
-    fwd: [
-      {
-        name: hook,
-        fn: (x) => {
-          const data = x.f32Sync().slice();
-          const R = data.length / B;
-          const W = R / P;
-          for (let b = 0; b < B; b++) {
-            for (let p = 0; p < P; p++) {
-              const rs = slots ? slots(W) : [[0, W] as [number, number]];
-              for (const [s, len] of rs)
-                for (let i = p * W + s; i < p * W + s + len; i++) data[b * R + i] = replacement(b, i);
-            }
-          }
-          return new Tensor(data, x.shape);
-        },
-      },
-    ],
-  });
-  const lb = colMean(lossGrid(base, ids, B, P, V));
-  const la = colMean(lossGrid(ablated, ids, B, P, V));
+  const ablated = model.runWithHooks(tokens, { fwd: [ablationHook(hook, replacement, select)] });
+  const lb = colMean(await lossGrid(base, tokens));
+  const la = colMean(await lossGrid(ablated, tokens));
   return { hook, kind, loss: avg(lb), ablatedLoss: avg(la), lossByPosition: lb, ablatedLossByPosition: la };
 }
 
@@ -187,13 +182,13 @@ export interface HeadSweepResult {
 }
 
 /** Ablates every attention head in turn. */
-export function ablateHeads(
+export async function ablateHeads(
   model: HookedTransformer,
   input: ModelInput,
   opts: Omit<AblationOptions, 'target' | 'layer' | 'head' | 'neuron'> & {
     onProgress?: (done: number, total: number) => void;
   } = {},
-): HeadSweepResult {
+): Promise<HeadSweepResult> {
   const { nLayers: L, nHeads: H } = model.cfg;
   const ablatedLoss: number[][] = [];
   const byPos: number[][][] = [];
@@ -202,7 +197,7 @@ export function ablateHeads(
     ablatedLoss.push([]);
     byPos.push([]);
     for (let h = 0; h < H; h++) {
-      const r = ablate(model, input, { ...opts, target: 'head', layer: l, head: h });
+      const r = await ablate(model, input, { ...opts, target: 'head', layer: l, head: h });
       base ??= r;
       ablatedLoss[l]!.push(r.ablatedLoss);
       byPos[l]!.push(r.ablatedLossByPosition);

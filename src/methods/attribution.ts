@@ -2,16 +2,17 @@
 // estimate of every activation patch of a sweep, grad(metric) · (source - base), from one forward and one
 // backward pass on the base run plus one forward pass on the source run.
 import { HookError, ShapeError, UsageError } from '../errors.js';
-import { mul } from '../engine/ops/elementwise.js';
+import { mul, sub } from '../engine/ops/elementwise.js';
+import { indexTensor, take, type Selection } from '../engine/ops/intervene.js';
 import { sum } from '../engine/ops/reduce.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
-import type { ActivationCache } from '../hooks/cache.js';
 import { layerOf } from '../hooks/hooks.js';
 import {
   answerToken,
   hookComponents,
   patchHookName,
+  patchSelection,
   type PatchDirection,
   type PatchingOptions,
   type PatchingResult,
@@ -108,7 +109,10 @@ interface Variant {
  * Attribution patching over the same sweep as activationPatching (same grid, same normalisation). The
  * base run is the corrupt prompt when denoising and the clean one when noising.
  */
-export function attributionPatching(model: HookedTransformer, opts: AttributionOptions): AttributionResult {
+export async function attributionPatching(
+  model: HookedTransformer,
+  opts: AttributionOptions,
+): Promise<AttributionResult> {
   const { cfg } = model;
   const hookMode = opts.hook !== undefined;
   const target = opts.target ?? 'resid_pre';
@@ -141,7 +145,6 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
     );
 
   // The metric as a differentiable loss and as a number.
-  const V = cfg.vocabSize;
   let answer: AttributionResult['answer'] = null;
   let wrong: AttributionResult['wrong'] = null;
   let lossFn: (logits: Tensor) => Tensor;
@@ -164,11 +167,10 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
     wrong = answerToken(model, opts.wrong, 'wrong');
     if (answer.id === wrong.id)
       throw new UsageError(`answer and wrong are the same token (${JSON.stringify(answer.token)})`);
-    const sel = new Float32Array(P * V);
-    sel[(P - 1) * V + answer.id] = 1;
-    sel[(P - 1) * V + wrong.id] = -1;
-    const G = new Tensor(sel, [1, P, V]);
-    lossFn = (lg) => sum(mul(lg, G));
+    // logit(answer) - logit(wrong) at the last position, as engine ops on the logits [1, pos, vocab].
+    const ids = indexTensor([answer.id, wrong.id]);
+    const sign = Tensor.from([1, -1]);
+    lossFn = (lg) => sum(mul(take(take(lg, 1, indexTensor([P - 1])), 2, ids), sign));
   }
 
   const L = cfg.nLayers;
@@ -197,7 +199,7 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
   const base = model.gradients([baseIds], { names: [...gradNames, ...qkNames], loss: (lg) => lossFn(lg) });
   const src = model.runWithCache([srcIds], { names: [...hookNames, ...qkNames] });
   const baseMetric = base.loss;
-  const srcMetric = lossFn(src.logits).itemSync();
+  const srcMetric = await lossFn(src.logits).item();
   const cleanMetric = direction === 'denoise' ? srcMetric : baseMetric;
   const corruptMetric = direction === 'denoise' ? baseMetric : srcMetric;
   const denom = cleanMetric - corruptMetric;
@@ -206,14 +208,9 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
       `the metric is the same on the clean and the corrupt prompt (${cleanMetric}): nothing to normalise`,
     );
 
-  const D = cfg.dModel;
   const dh = cfg.dHead;
-  let ranges = (v: Variant): [number, number][] => {
-    if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
-    const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
-    return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
-  };
   let components = isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'];
+  let select = (v: Variant): Selection => patchSelection(target, 0, v);
   if (hookMode) {
     // As activationPatching with a hook: whole positions, or single indices of the last axis.
     const act = base.cache.get(opts.hook!);
@@ -221,28 +218,9 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
       throw new UsageError(
         `hook '${opts.hook}' has shape [${act.shape}]: patching a hook needs an activation [batch, pos, ...]`,
       );
-    const W = act.size / P;
-    const last = act.shape[act.rank - 1]!;
-    const indices = opts.indices;
-    ({ C, components } = hookComponents(act, opts.hook!, indices));
-    ranges = (v) => {
-      if (!indices) return v.position < 0 ? [[0, P * W]] : [[v.position * W, W]];
-      const idx = indices[v.component]!;
-      const ps = v.position < 0 ? Array.from({ length: P }, (_, p) => p) : [v.position];
-      const out: [number, number][] = [];
-      for (const p of ps) for (let j = 0; j < W; j += last) out.push([p * W + j + idx, 1]);
-      return out;
-    };
+    ({ C, components } = hookComponents(act, opts.hook!, opts.indices));
+    select = (v) => patchSelection('hook', act.rank, v, opts.indices);
   }
-  const linearEstimate = (grads: ActivationCache, l: number, v: Variant): number => {
-    const name = hookNames[l]!;
-    const g = grads.get(name).f32Sync();
-    const a = base.cache.get(name).f32Sync();
-    const s = src.cache.get(name).f32Sync();
-    let e = 0;
-    for (const [o, n] of ranges(v)) for (let i = o; i < o + n; i++) e += g[i]! * (s[i]! - a[i]!);
-    return e;
-  };
 
   const variants: Variant[] = [];
   for (let l = 0; l < R; l++)
@@ -250,20 +228,34 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
       for (let p = 0; p < Pn; p++) variants.push({ layer: l, component: c, position: perPosition ? p : -1 });
   const grid = () =>
     Array.from({ length: R }, () => Array.from({ length: C }, () => new Array<number>(Pn).fill(NaN)));
+  const at = (g: number[][][], v: Variant) =>
+    [g[v.layer]![v.component]!, perPosition ? v.position : 0] as const;
+  // grad · (source - base) of each variant of row l, from the gradient at its hook.
+  const linearEstimates = (grad: Tensor, l: number): Promise<number[]> => {
+    const name = hookNames[l]!;
+    const contrib = mul(grad, sub(src.cache.get(name), base.cache.get(name)));
+    return selectionSums(contrib, variants.filter((v) => v.layer === l).map(select));
+  };
   const est = grid();
   const lin = grid();
-  for (const v of variants) {
-    const e = linearEstimate(base.grads, v.layer, v);
-    lin[v.layer]![v.component]![perPosition ? v.position : 0] = e;
-    est[v.layer]![v.component]![perPosition ? v.position : 0] = qkFixed
-      ? qkEstimate(v, P, H, KV, dh, cfg.attnScale, target as 'q' | 'k', {
-          qBase: base.cache.get(qkNames[2 * v.layer]!).f32Sync(),
-          kBase: base.cache.get(qkNames[2 * v.layer + 1]!).f32Sync(),
-          qSrc: src.cache.get(qkNames[2 * v.layer]!).f32Sync(),
-          kSrc: src.cache.get(qkNames[2 * v.layer + 1]!).f32Sync(),
-          gPattern: base.grads.get(patternNames[v.layer]!).f32Sync(),
-        })
-      : e;
+  for (let l = 0; l < R; l++) {
+    const vs = variants.filter((v) => v.layer === l);
+    const es = await linearEstimates(base.grads.get(hookNames[l]!), l);
+    const qk = qkFixed
+      ? {
+          qBase: await base.cache.get(qkNames[2 * l]!).f32(),
+          kBase: await base.cache.get(qkNames[2 * l + 1]!).f32(),
+          qSrc: await src.cache.get(qkNames[2 * l]!).f32(),
+          kSrc: await src.cache.get(qkNames[2 * l + 1]!).f32(),
+          gPattern: await base.grads.get(patternNames[l]!).f32(),
+        }
+      : null;
+    vs.forEach((v, i) => {
+      const [lr, li] = at(lin, v);
+      lr[li] = es[i]!;
+      const [er, ei] = at(est, v);
+      er[ei] = qk ? qkEstimate(v, P, H, KV, dh, cfg.attnScale, target as 'q' | 'k', qk) : es[i]!;
+    });
   }
 
   let gradDrop: number[][][] | null = null;
@@ -277,20 +269,22 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
       const logits = model.runWithHooks([baseIds], {
         bwd: [
           ...hookNames.map((name) => ({ name, fn: (g: Tensor) => void grads.set(name, g) })),
-          {
-            name: (n: string) => dropped.has(n),
-            fn: (g: Tensor) => new Tensor(new Float32Array(g.size), g.shape),
-          },
+          // The gradient through layer d's residual writes, cut.
+          { name: (n: string) => dropped.has(n), fn: (g: Tensor) => Tensor.zeros(g.shape, g.dtype) },
         ],
       });
       lossFn(logits).backward();
       forwardPasses++;
       backwardPasses++;
-      const cacheLike = { get: (n: string) => grads.get(n)! } as unknown as ActivationCache;
-      for (const v of variants) {
-        if ((rowLayer[v.layer] ?? -1) === d) continue;
-        const e = grads.has(hookNames[v.layer]!) ? linearEstimate(cacheLike, v.layer, v) : 0;
-        acc[v.layer]![v.component]![perPosition ? v.position : 0]! += Math.abs(e);
+      for (let l = 0; l < R; l++) {
+        if ((rowLayer[l] ?? -1) === d) continue;
+        const g = grads.get(hookNames[l]!);
+        const vs = variants.filter((v) => v.layer === l);
+        const es = g ? await linearEstimates(g, l) : vs.map(() => 0);
+        vs.forEach((v, i) => {
+          const [r, j] = at(acc, v);
+          r[j]! += Math.abs(es[i]!);
+        });
       }
     }
     // Mean over the layers other than the node's own (all of them for a hook outside the blocks).
@@ -323,6 +317,33 @@ export function attributionPatching(model: HookedTransformer, opts: AttributionO
     forwardPasses,
     backwardPasses,
   };
+}
+
+/**
+ * The sum of x [1, ...] over each selection (see patchSelection): x is first summed, on the engine, over
+ * the axes no selection restricts; the small remainder is read and summed per selection.
+ */
+async function selectionSums(x: Tensor, selections: Selection[]): Promise<number[]> {
+  const rest = x.shape.slice(1);
+  const free = rest.flatMap((_, i) => (selections.some((s) => s[i] != null) ? [] : [i + 1]));
+  const r = free.length ? sum(x, free, true) : x;
+  const data = await r.f32();
+  const dims = r.shape.slice(1);
+  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((p, d) => p * d, 1));
+  return selections.map((sel) => {
+    let total = 0;
+    const visit = (i: number, off: number): void => {
+      if (i === dims.length) {
+        total += data[off]!;
+        return;
+      }
+      const s = sel[i];
+      if (s == null) for (let j = 0; j < dims[i]!; j++) visit(i + 1, off + j * strides[i]!);
+      else for (const j of s) visit(i + 1, off + j * strides[i]!);
+    };
+    visit(0, 0);
+    return total;
+  });
 }
 
 /**

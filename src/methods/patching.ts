@@ -4,9 +4,11 @@ import { resolveMetric } from './metric.js';
 import { int64, toIds } from './tokens.js';
 export { answerToken } from './metric.js';
 import { HookError, ShapeError, UsageError } from '../errors.js';
-import { noGrad, Tensor } from '../engine/tensor.js';
+import { blend, indexTensor, selectionMask, take, type Selection } from '../engine/ops/intervene.js';
+import { expand } from '../engine/ops/shape.js';
+import { noGrad, type Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
-import { layerOf } from '../hooks/hooks.js';
+import { layerOf, type ForwardHook } from '../hooks/hooks.js';
 import type { HookPoint } from '../models/hook-point.js';
 import { forward } from '../models/transformer.js';
 import { spliceStartLayer } from '../sae/splice.js';
@@ -107,7 +109,6 @@ export interface PatchingResult {
   forwardPasses: number;
 }
 
-/** The hook patched at layer l. */
 /**
  * Components of a generic hook patch: the whole activation, or single indices of its last axis (one
  * latent of an SAE, one neuron). Checks the indices.
@@ -137,10 +138,47 @@ export function patchHookName(target: PatchTarget, layer: number): string {
   }
 }
 
-interface Variant {
-  layer: number;
+/** One patch of a sweep: a component (head, index, or 0 for the whole activation) at a position (-1: all). */
+export interface PatchSite {
   component: number;
-  position: number; // -1: all positions
+  position: number;
+}
+
+interface Variant extends PatchSite {
+  layer: number;
+}
+
+/**
+ * What one patch replaces in an activation [batch, ...]: per axis after the batch, the indices patched
+ * (null: all of it). Layouts: resid_pre/attn_out/mlp_out [batch, pos, d_model]; z/q/k/v
+ * [batch, pos, head, d_head]; pattern [batch, head, query, key] (a position is a query); a `hook`
+ * [batch, pos, ...] with `indices` on its last axis.
+ */
+export function patchSelection(
+  target: PatchTarget | 'hook',
+  rank: number,
+  site: PatchSite,
+  indices?: readonly number[],
+): Selection {
+  const pos = site.position < 0 ? null : [site.position];
+  const c = [site.component];
+  if (target === 'hook') {
+    const rest = Array.from({ length: rank - 2 }, (): readonly number[] | null => null);
+    if (indices) rest[rest.length - 1] = [indices[site.component]!];
+    return [pos, ...rest];
+  }
+  if (target === 'pattern') return [c, pos, null];
+  if (HEAD_TARGETS.has(target)) return [pos, c, null];
+  return [pos, null];
+}
+
+/**
+ * The forward hook of a batched patch: row b of the activation x [n, ...] takes `source` ([1, ...], the
+ * activation of the other run) where selections[b] says, and keeps x elsewhere. Gradients flow to x and
+ * to the source.
+ */
+export function patchHook(name: string, source: Tensor, selections: Selection[]): ForwardHook {
+  return { name, fn: (x) => blend(x, source, selectionMask(x.shape, selections)) };
 }
 
 /**
@@ -148,7 +186,10 @@ interface Variant {
  * a layer go through one forward pass per `batchSize` runs, which starts at that layer from the cached
  * hook_resid_pre of the base run (earlier layers cannot see the patch, so they are not run again).
  */
-export function activationPatching(model: HookedTransformer, opts: PatchingOptions): PatchingResult {
+export async function activationPatching(
+  model: HookedTransformer,
+  opts: PatchingOptions,
+): Promise<PatchingResult> {
   const { cfg, weights } = model;
   const hookMode = opts.hook !== undefined;
   const target = opts.target ?? 'resid_pre';
@@ -207,12 +248,13 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const wanted = new Set([...hookNames, ...residNames]);
   const store = new Map<string, Tensor>();
   const both = int64([cleanIds, corruptIds]);
-  const baseLogits = noGrad(() =>
+  const useAttnResult = hookMode && opts.hook!.endsWith('attn.hook_result');
+  const baseLogits = await noGrad(() =>
     forward(cfg, weights, both, {
       hook: model.hookPoint({ cache: (n) => wanted.has(n), store }),
-      useAttnResult: hookMode && opts.hook!.endsWith('attn.hook_result'),
+      useAttnResult,
     }),
-  ).f32Sync();
+  ).f32();
   const cleanMetric = metricOf(baseLogits, 0);
   const corruptMetric = metricOf(baseLogits, 1);
   const denom = cleanMetric - corruptMetric;
@@ -225,16 +267,13 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const baseRow = direction === 'denoise' ? 1 : 0; // the run patched
   const srcRow = 1 - baseRow; // where patches come from
   const baseIds = baseRow === 0 ? cleanIds : corruptIds;
-  const row = (name: string, b: number): Float32Array => {
-    const t = store.get(name)!;
-    const R = t.size / 2;
-    return t.f32Sync().subarray(b * R, (b + 1) * R);
-  };
+  // Row b of a cached activation [2, ...], as [1, ...].
+  const row = (name: string, b: number): Tensor => take(store.get(name)!, 0, indexTensor([b]));
 
-  // Components and the index ranges [start, length) of one variant in one batch row of the activation.
+  // Components, and what each variant replaces in the activation.
   let C: number;
   let components: string[];
-  let ranges: (v: Variant) => [number, number][];
+  let select: (v: Variant) => Selection;
   if (hookMode) {
     const act = store.get(opts.hook!);
     if (!act)
@@ -243,38 +282,14 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
       throw new UsageError(
         `hook '${opts.hook}' has shape [${act.shape}]: patching a hook needs an activation [batch, pos, ...]`,
       );
-    const W = act.size / 2 / P; // entries per position
-    const last = act.shape[act.rank - 1]!;
-    const indices = opts.indices;
-    ({ C, components } = hookComponents(act, opts.hook!, indices));
-    const positions = (v: Variant) =>
-      v.position < 0 ? Array.from({ length: P }, (_, p) => p) : [v.position];
-    ranges = (v) => {
-      if (!indices) return v.position < 0 ? [[0, P * W]] : [[v.position * W, W]];
-      const idx = indices[v.component]!;
-      const out: [number, number][] = [];
-      for (const p of positions(v)) for (let j = 0; j < W; j += last) out.push([p * W + j + idx, 1]);
-      return out;
-    };
+    ({ C, components } = hookComponents(act, opts.hook!, opts.indices));
+    select = (v) => patchSelection('hook', act.rank, v, opts.indices);
   } else {
     C = !isHead ? 1 : target === 'k' || target === 'v' ? cfg.nKvHeads : cfg.nHeads;
     components = isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'];
-    const D = cfg.dModel;
-    const dh = cfg.dHead;
-    ranges = (v) => {
-      if (!isHead) return v.position < 0 ? [[0, P * D]] : [[v.position * D, D]];
-      if (target === 'pattern') {
-        const base = v.component * P * P; // [head, q, k]
-        return v.position < 0 ? [[base, P * P]] : [[base + v.position * P, P]];
-      }
-      const at = (p: number): [number, number] => [(p * C + v.component) * dh, dh]; // [pos, head, d_head]
-      return v.position < 0 ? Array.from({ length: P }, (_, p) => at(p)) : [at(v.position)];
-    };
+    select = (v) => patchSelection(target, 0, v);
   }
   const Pn = perPosition ? P : 1;
-  const applyPatch = (dst: Float32Array, b: number, R: number, v: Variant, src: Float32Array): void => {
-    for (const [s, n] of ranges(v)) dst.set(src.subarray(s, s + n), b * R + s);
-  };
 
   const variants: Variant[] = [];
   for (let l = 0; l < hookNames.length; l++)
@@ -289,19 +304,13 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const record = (v: Variant, m: number) => {
     raw[v.layer]![v.component]![perPosition ? v.position : 0] = m;
   };
-  const useAttnResult = hookMode && opts.hook!.endsWith('attn.hook_result');
 
   if (opts.naive) {
     const tokens = int64([baseIds]);
     for (const v of variants) {
       const name = hookNames[v.layer]!;
-      const src = row(name, srcRow);
-      const fn = (x: Tensor): Tensor => {
-        const data = x.f32Sync().slice();
-        applyPatch(data, 0, data.length, v, src);
-        return new Tensor(data, x.shape);
-      };
-      const lg = model.runWithHooks(tokens, { fwd: [{ name, fn }], useAttnResult }).f32Sync();
+      const fwd = [patchHook(name, row(name, srcRow), [select(v)])];
+      const lg = await model.runWithHooks(tokens, { fwd, useAttnResult }).f32();
       record(v, metricOf(lg, 0));
       passes++;
       opts.onProgress?.(++done, total);
@@ -320,32 +329,23 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
       for (let i = 0; i < layerVariants.length; i += batchSize) {
         const chunk = layerVariants.slice(i, i + batchSize);
         const n = chunk.length;
+        const selections = chunk.map(select);
         let residual: Tensor | undefined;
         if (residBase) {
-          const D = cfg.dModel;
-          const resid = new Float32Array(n * P * D);
-          for (let b = 0; b < n; b++) resid.set(residBase, b * P * D);
-          if (direct) chunk.forEach((v, b) => applyPatch(resid, b, P * D, v, src));
-          residual = new Tensor(resid, [n, P, D]);
+          const rows = expand(residBase, [n, P, cfg.dModel]);
+          residual = direct ? blend(rows, src, selectionMask(rows.shape, selections)) : rows;
         }
         let hook: HookPoint | undefined;
-        if (!direct) {
-          const fn = (x: Tensor): Tensor => {
-            const data = x.f32Sync().slice();
-            const R = data.length / n;
-            chunk.forEach((v, b) => applyPatch(data, b, R, v, src));
-            return new Tensor(data, x.shape);
-          };
-          hook = model.hookPoint({ fwd: [{ name, fn }] });
-        } else if (model.saes.length) hook = model.hookPoint();
+        if (!direct) hook = model.hookPoint({ fwd: [patchHook(name, src, selections)] });
+        else if (model.saes.length) hook = model.hookPoint();
         const tokens = int64(Array.from({ length: n }, () => baseIds));
-        const lg = noGrad(() =>
+        const lg = await noGrad(() =>
           forward(cfg, weights, tokens, {
             hook,
             useAttnResult,
             ...(start === null ? {} : { startAtLayer: start, residual }),
           }),
-        ).f32Sync();
+        ).f32();
         chunk.forEach((v, b) => record(v, metricOf(lg, b)));
         passes++;
         done += n;

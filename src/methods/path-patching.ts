@@ -17,7 +17,9 @@
 import { resolveMetric } from './metric.js';
 import { int64, toIds } from './tokens.js';
 import { ShapeError, UsageError } from '../errors.js';
-import { noGrad, Tensor } from '../engine/tensor.js';
+import { blend, indexTensor, selectionMask, take } from '../engine/ops/intervene.js';
+import { expand } from '../engine/ops/shape.js';
+import { noGrad, type Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ForwardHook } from '../hooks/hooks.js';
 import { forward } from '../models/transformer.js';
@@ -93,10 +95,13 @@ export interface PathPatchingSweepResult extends Common {
 }
 
 /** Path patching of one set of sender heads (patched together). */
-export function pathPatching(model: HookedTransformer, opts: PathPatchingOptions): PathPatchingResult {
+export async function pathPatching(
+  model: HookedTransformer,
+  opts: PathPatchingOptions,
+): Promise<PathPatchingResult> {
   if (!Array.isArray(opts.senders) || opts.senders.length === 0)
     throw new UsageError('give at least one sender head');
-  const setup = prepare(model, opts);
+  const setup = await prepare(model, opts);
   for (const s of opts.senders) checkHead(model, s, 'sender');
   if (setup.receiverLayer !== null) {
     const late = opts.senders.find((s) => s.layer >= setup.receiverLayer!);
@@ -106,7 +111,7 @@ export function pathPatching(model: HookedTransformer, opts: PathPatchingOptions
           'it has no path to the receivers',
       );
   }
-  const m = runPaths(model, setup, [opts.senders], 1);
+  const m = await runPaths(model, setup, [opts.senders], 1);
   const { common, denom } = setup;
   return {
     ...common,
@@ -117,14 +122,14 @@ export function pathPatching(model: HookedTransformer, opts: PathPatchingOptions
 }
 
 /** Path patching of every single head in the layers before the receivers (all layers for 'logits'). */
-export function pathPatchingSweep(
+export async function pathPatchingSweep(
   model: HookedTransformer,
   opts: PathPatchingSweepOptions,
-): PathPatchingSweepResult {
+): Promise<PathPatchingSweepResult> {
   const batchSize = opts.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new UsageError(`batchSize must be an integer >= 1, got ${batchSize}`);
-  const setup = prepare(model, opts);
+  const setup = await prepare(model, opts);
   const { nLayers: L, nHeads: H } = model.cfg;
   const senderLayers = setup.receiverLayer ?? L;
   if (senderLayers === 0)
@@ -135,7 +140,7 @@ export function pathPatchingSweep(
   let passes = 0;
   for (let i = 0; i < heads.length; i += batchSize) {
     const chunk = heads.slice(i, i + batchSize);
-    const r = runPaths(
+    const r = await runPaths(
       model,
       setup,
       chunk.map((s) => [s]),
@@ -165,7 +170,7 @@ interface Setup {
   store: Map<string, Tensor>;
 }
 
-function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
+async function prepare(model: HookedTransformer, opts: PathPatchingBase): Promise<Setup> {
   const { cfg, weights } = model;
   const cleanIds = toIds(model, opts.clean);
   const corruptIds = toIds(model, opts.corrupt);
@@ -195,11 +200,11 @@ function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
 
   const store = new Map<string, Tensor>();
   const wanted = (n: string) => n.endsWith('.attn.hook_z') || n.endsWith('.hook_mlp_out');
-  const lg = noGrad(() =>
+  const lg = await noGrad(() =>
     forward(cfg, weights, int64([cleanIds, corruptIds]), {
       hook: model.hookPoint({ cache: wanted, store }),
     }),
-  ).f32Sync();
+  ).f32();
   const cleanMetric = metricOf(lg, 0);
   const corruptMetric = metricOf(lg, 1);
   const denom = cleanMetric - corruptMetric;
@@ -227,51 +232,63 @@ function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
   };
 }
 
+/**
+ * Step 2's hook on hook_z of layer l: every head frozen to its clean value ([1, pos, head, d_head] from the
+ * cached batch of two), except row b's senders in this layer, which take their corrupt value. Built from
+ * the cached activations with engine ops, so gradients flow to them.
+ */
+export function senderHook(
+  layer: number,
+  clean: Tensor,
+  corrupt: Tensor,
+  senderSets: HeadRef[][],
+): ForwardHook {
+  const heads = senderSets.map((set) => set.filter((s) => s.layer === layer).map((s) => s.head));
+  return {
+    name: `blocks.${layer}.attn.hook_z`,
+    fn: (x) =>
+      blend(
+        expand(clean, x.shape),
+        corrupt,
+        selectionMask(
+          x.shape,
+          heads.map((h) => [null, h, null]),
+        ),
+      ),
+  };
+}
+
+/**
+ * Step 3's hook on a receiver input (hook_q/k/v [batch, pos, head, d_head]): the components `heads` take
+ * their step-2 value (same batch), every other head keeps its value.
+ */
+export function receiverHook(name: string, step2: Tensor, heads: number[]): ForwardHook {
+  return { name, fn: (x) => blend(x, step2, selectionMask(x.shape, [[null, heads, null]])) };
+}
+
 /** Steps 2 and 3 for n sender sets at once (one batch row each); the metric of each. */
-function runPaths(
+async function runPaths(
   model: HookedTransformer,
   setup: Setup,
   senderSets: HeadRef[][],
   n: number,
-): { metrics: number[]; passes: number } {
+): Promise<{ metrics: number[]; passes: number }> {
   const { cfg, weights } = model;
   const { store, cleanIds, metricOf } = setup;
-  const { nLayers: L, nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
-  const P = cleanIds.length;
+  const { nLayers: L, nHeads: H } = cfg;
   const tokens = int64(Array.from({ length: n }, () => cleanIds));
-  const half = (name: string, row: number): Float32Array => {
-    const d = store.get(name)!.f32Sync();
-    const R = d.length / 2;
-    return d.subarray(row * R, (row + 1) * R);
-  };
+  // Row 0 (clean) or 1 (corrupt) of a cached activation [2, ...], as [1, ...].
+  const half = (name: string, row: number): Tensor => take(store.get(name)!, 0, indexTensor([row]));
 
   // Step 2: every hook_z (and hook_mlp_out) replaced: clean, except the senders' from corrupt.
   const fwd2: ForwardHook[] = [];
   for (let l = 0; l < L; l++) {
     const zName = `blocks.${l}.attn.hook_z`;
-    fwd2.push({
-      name: zName,
-      fn: (x) => {
-        const clean = half(zName, 0);
-        const corrupt = half(zName, 1);
-        const R = clean.length; // P * H * dh
-        const data = new Float32Array(n * R);
-        for (let b = 0; b < n; b++) {
-          data.set(clean, b * R);
-          for (const s of senderSets[b]!) {
-            if (s.layer !== l) continue;
-            for (let p = 0; p < P; p++) {
-              const o = (p * H + s.head) * dh;
-              data.set(corrupt.subarray(o, o + dh), b * R + o);
-            }
-          }
-        }
-        return new Tensor(data, x.shape);
-      },
-    });
+    fwd2.push(senderHook(l, half(zName, 0), half(zName, 1), senderSets));
     if (!cfg.attnOnly) {
       const mName = `blocks.${l}.hook_mlp_out`;
-      fwd2.push({ name: mName, fn: (x) => new Tensor(repeat(half(mName, 0), n), x.shape) });
+      const clean = half(mName, 0);
+      fwd2.push({ name: mName, fn: (x) => expand(clean, x.shape) });
     }
   }
   const receivers = setup.common.receivers;
@@ -281,44 +298,30 @@ function runPaths(
     receivers === 'logits'
       ? new Set<string>()
       : new Set(receivers.map((r) => `blocks.${r.layer}.attn.hook_${input!}`));
-  const lg2 = noGrad(() =>
+  const lg2 = await noGrad(() =>
     forward(cfg, weights, tokens, {
       hook: model.hookPoint({ fwd: fwd2, cache: (nm) => recvNames.has(nm), store: step2Store }),
     }),
-  ).f32Sync();
+  ).f32();
   if (receivers === 'logits') {
     return { metrics: Array.from({ length: n }, (_, b) => metricOf(lg2, b)), passes: 1 };
   }
 
   // Step 3: the clean run with only the receivers' inputs replaced by their step-2 values.
-  const C = input === 'q' ? H : KV; // heads on the hook's head axis
-  const group = H / KV;
+  const group = H / cfg.nKvHeads;
   const byHook = new Map<string, Set<number>>();
   for (const r of receivers) {
     const name = `blocks.${r.layer}.attn.hook_${input!}`;
-    const c = input === 'q' ? r.head : Math.floor(r.head / group);
+    const c = input === 'q' ? r.head : Math.floor(r.head / group); // heads on the hook's head axis
     if (!byHook.has(name)) byHook.set(name, new Set());
     byHook.get(name)!.add(c);
   }
-  const fwd3: ForwardHook[] = [...byHook].map(([name, comps]) => ({
-    name,
-    fn: (x) => {
-      const data = x.f32Sync().slice();
-      const src = step2Store.get(name)!.f32Sync();
-      for (let b = 0; b < n; b++)
-        for (let p = 0; p < P; p++)
-          for (const c of comps) {
-            const o = ((b * P + p) * C + c) * dh;
-            data.set(src.subarray(o, o + dh), o);
-          }
-      return new Tensor(data, x.shape);
-    },
-  }));
-  const lg3 = noGrad(() =>
+  const fwd3 = [...byHook].map(([name, comps]) => receiverHook(name, step2Store.get(name)!, [...comps]));
+  const lg3 = await noGrad(() =>
     forward(cfg, weights, tokens, {
       hook: model.hookPoint({ fwd: fwd3 }),
     }),
-  ).f32Sync();
+  ).f32();
   return { metrics: Array.from({ length: n }, (_, b) => metricOf(lg3, b)), passes: 2 };
 }
 
@@ -335,10 +338,4 @@ function checkHead(model: HookedTransformer, h: HeadRef, what: string): void {
     throw new UsageError(
       `${what} head L${h.layer}H${h.head} is not in the model (${nLayers} layers, ${nHeads} heads)`,
     );
-}
-
-function repeat(x: Float32Array, n: number): Float32Array {
-  const out = new Float32Array(n * x.length);
-  for (let b = 0; b < n; b++) out.set(x, b * x.length);
-  return out;
 }

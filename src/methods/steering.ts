@@ -2,6 +2,11 @@
 // (ActAdd / CAA style) or from a probe, added at a hook point while running or generating, or projected
 // out of the activations there.
 import { ShapeError } from '../errors.js';
+import { add, mul, sub } from '../engine/ops/elementwise.js';
+import { addAt, indexTensor } from '../engine/ops/intervene.js';
+import { logSoftmax } from '../engine/ops/nn.js';
+import { sum } from '../engine/ops/reduce.js';
+import { slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import type { GenerateOptions, GenerateResult } from '../hooks/generate.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
@@ -55,50 +60,45 @@ export interface SteeringOptions {
   positions?: 'all' | 'last' | number[];
 }
 
-/** A forward hook adding coefficient * vector to the activation at `hook` ([batch, pos, d]). */
+/**
+ * A forward hook adding coefficient * vector to the activation at `hook` ([batch, pos, d]); the vector
+ * enters the graph as a tensor, so gradients flow through the hook to the activation and, when `vector`
+ * is a Tensor that requires grad, to the vector.
+ */
 export function steeringHook(
   hook: HookSelector,
-  vector: ArrayLike<number>,
+  vector: ArrayLike<number> | Tensor,
   coefficient: number,
   opts: SteeringOptions = {},
 ): ForwardHook {
   const positions = opts.positions ?? 'all';
+  const v = vector instanceof Tensor ? vector : Tensor.from(Float32Array.from(vector));
+  if (v.rank !== 1) throw new ShapeError(`steering vector must be 1-D [d_model], got [${v.shape}]`);
   return {
     name: hook,
     fn: (x) => {
       const d = x.shape[x.rank - 1]!;
-      if (d !== vector.length)
-        throw new ShapeError(`steering vector has dim ${vector.length}, activation ${d}`);
-      const P = x.rank >= 2 ? x.shape[x.rank - 2]! : 1;
-      const src = x.f32Sync();
-      const out = new Float32Array(src);
-      const rows = src.length / d;
-      for (let r = 0; r < rows; r++) {
-        const p = r % P;
-        if (positions === 'last' && p !== P - 1) continue;
-        if (Array.isArray(positions) && !positions.includes(p)) continue;
-        for (let j = 0; j < d; j++) out[r * d + j]! += coefficient * vector[j]!;
-      }
-      return new Tensor(out, x.shape);
+      if (d !== v.size) throw new ShapeError(`steering vector has dim ${v.size}, activation ${d}`);
+      const delta = mul(v, coefficient);
+      if (positions === 'all' || x.rank < 2) return add(x, delta);
+      // Positions of this call's sequence axis (during generation with a KV cache: of the new tokens).
+      const P = x.shape[x.rank - 2]!;
+      const at =
+        positions === 'last' ? [P - 1] : positions.filter((p) => Number.isInteger(p) && p >= 0 && p < P);
+      return at.length ? addAt(x, -2, indexTensor([...new Set(at)]), delta) : x;
     },
   };
 }
 
 /** A forward hook that projects `direction` out of the activation at `hook`: x - (x·u) u, u = unit(direction). */
 export function directionalAblationHook(hook: HookSelector, direction: ArrayLike<number>): ForwardHook {
-  const u = unit(direction);
+  const u = Tensor.from(unit(direction));
   return {
     name: hook,
     fn: (x) => {
       const d = x.shape[x.rank - 1]!;
-      if (d !== u.length) throw new ShapeError(`direction has dim ${u.length}, activation ${d}`);
-      const out = new Float32Array(x.f32Sync());
-      for (let r = 0; r < out.length / d; r++) {
-        let dot = 0;
-        for (let j = 0; j < d; j++) dot += out[r * d + j]! * u[j]!;
-        for (let j = 0; j < d; j++) out[r * d + j]! -= dot * u[j]!;
-      }
-      return new Tensor(out, x.shape);
+      if (d !== u.size) throw new ShapeError(`direction has dim ${u.size}, activation ${d}`);
+      return sub(x, mul(sum(mul(x, u), -1, true), u));
     },
   };
 }
@@ -118,19 +118,13 @@ export function steeredGeneration(
 }
 
 /** Log-probabilities of the next token after the prompt (last position), optionally with hooks. */
-export function nextTokenLogProbs(
+export async function nextTokenLogProbs(
   model: HookedTransformer,
   prompt: string,
   hooks: ForwardHook[] = [],
-): Float64Array {
+): Promise<Float64Array> {
   const logits = hooks.length ? model.runWithHooks(prompt, { fwd: hooks }) : model.run(prompt);
-  const V = logits.shape[logits.rank - 1]!;
-  const all = logits.f32Sync();
-  const row = all.subarray(all.length - V);
-  let m = -Infinity;
-  for (const v of row) m = Math.max(m, v);
-  let s = 0;
-  for (const v of row) s += Math.exp(v - m);
-  const lse = m + Math.log(s);
-  return Float64Array.from(row, (v) => v - lse);
+  const last = slice(logits, -2, -1); // [batch, 1, vocab]
+  const lp = await logSoftmax(last, -1).f32();
+  return Float64Array.from(lp.subarray(lp.length - logits.shape[logits.rank - 1]!));
 }

@@ -19,8 +19,8 @@ describe('ablation on the induction organism', () => {
   //   resample: [3.57 5.60 4.82 3.20] [3.37 3.56 3.74 3.15]
   // The four induction heads are redundant, so one alone costs ~0.3-0.8 nats; the previous-token heads
   // L0H1/L0H2 (which every induction head needs) cost the most.
-  it('mean-ablating an induction head costs more than a non-previous-token layer-0 head', () => {
-    const s = ablateHeads(induction, x, { kind: 'mean', dataset });
+  it('mean-ablating an induction head costs more than a non-previous-token layer-0 head', async () => {
+    const s = await ablateHeads(induction, x, { kind: 'mean', dataset });
     const base = repeatLosses(s.lossByPosition, T);
     expect(base.first - base.second).toBeGreaterThan(3);
     const second = s.ablatedLossByPosition.map((l) => l.map((h) => repeatLosses(h, T).second));
@@ -34,9 +34,9 @@ describe('ablation on the induction organism', () => {
     );
   });
 
-  it('ablating all four layer-1 heads brings second-repeat loss to the first repeat (zero, mean, resample)', () => {
+  it('ablating all four layer-1 heads brings second-repeat loss to the first repeat (zero, mean, resample)', async () => {
     for (const kind of ['zero', 'mean', 'resample'] as const) {
-      const r = ablate(induction, x, { kind, target: 'head', layer: 1, head: [0, 1, 2, 3], dataset });
+      const r = await ablate(induction, x, { kind, target: 'head', layer: 1, head: [0, 1, 2, 3], dataset });
       const base = repeatLosses(r.lossByPosition, T);
       const abl = repeatLosses(r.ablatedLossByPosition, T);
       expect(abl.second).toBeGreaterThan(base.second + 3);
@@ -44,10 +44,14 @@ describe('ablation on the induction organism', () => {
     }
   });
 
-  it('exact cases: zero-ablating a whole hook, and resampling from the same input change nothing', () => {
-    const r = ablate(induction, x, { kind: 'resample', target: 'blocks.0.hook_attn_out', resampleFrom: x });
+  it('exact cases: zero-ablating a whole hook, and resampling from the same input change nothing', async () => {
+    const r = await ablate(induction, x, {
+      kind: 'resample',
+      target: 'blocks.0.hook_attn_out',
+      resampleFrom: x,
+    });
     expect(r.ablatedLoss).toBeCloseTo(r.loss, 5);
-    const m = ablate(induction, [x.toArraySync().slice(0, 41) as number[]], {
+    const m = await ablate(induction, [x.toArraySync().slice(0, 41) as number[]], {
       kind: 'mean',
       target: 'head',
       layer: 1,
@@ -55,7 +59,7 @@ describe('ablation on the induction organism', () => {
     });
     // Mean over a one-row dataset at every position = the activation itself.
     expect(m.ablatedLoss).toBeCloseTo(m.loss, 5);
-    const n = ablate(stories, 'Once upon a time, there was a little girl', {
+    const n = await ablate(stories, 'Once upon a time, there was a little girl', {
       target: 'neuron',
       layer: 0,
       neuron: [0, 5],
@@ -64,9 +68,11 @@ describe('ablation on the induction organism', () => {
     expect(n.ablatedLoss).not.toBe(n.loss);
   });
 
-  it('errors', () => {
-    expect(() => ablate(induction, x, { target: 'head', layer: 1 })).toThrow(UsageError);
-    expect(() => ablate(induction, x, { target: 'neuron', layer: 0, neuron: 1 })).toThrow(/attention-only/);
-    expect(() => ablate(induction, x, { target: 'blocks.9.hook_z' })).toThrow(/unknown hook point/);
+  it('errors', async () => {
+    await expect(ablate(induction, x, { target: 'head', layer: 1 })).rejects.toThrow(UsageError);
+    await expect(ablate(induction, x, { target: 'neuron', layer: 0, neuron: 1 })).rejects.toThrow(
+      /attention-only/,
+    );
+    await expect(ablate(induction, x, { target: 'blocks.9.hook_z' })).rejects.toThrow(/unknown hook point/);
   });
 });

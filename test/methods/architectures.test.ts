@@ -34,10 +34,10 @@ describe.each(NAMES)('%s', (name) => {
     expect(r.error).toBeLessThan(1e-4 * Math.max(1, Math.abs(r.logitDiff)));
   });
 
-  it('patching every residual stream back to clean restores the clean metric (1)', () => {
+  it('patching every residual stream back to clean restores the clean metric (1)', async () => {
     const corrupt = [...IDS];
     corrupt[4] = 61;
-    const r = activationPatching(model, {
+    const r = await activationPatching(model, {
       clean: IDS,
       corrupt,
       answer: 7,

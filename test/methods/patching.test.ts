@@ -73,11 +73,11 @@ describe('activationPatching: the batched sweep equals one forward pass per patc
     ['pattern', true, 'noise'],
     ['pattern', false, 'denoise'],
   ];
-  it.each(cases)('stories260K: %s, per position %s, %s', (target, perPosition, direction) => {
+  it.each(cases)('stories260K: %s, per position %s, %s', async (target, perPosition, direction) => {
     // batchSize 7 leaves a partial last batch in every layer.
     const opts = { ...NAME, target, perPosition, direction, batchSize: 7 };
-    const fast = activationPatching(stories, opts);
-    const naive = activationPatching(stories, { ...opts, naive: true });
+    const fast = await activationPatching(stories, opts);
+    const naive = await activationPatching(stories, { ...opts, naive: true });
     expect(fast.runs).toBe(naive.runs);
     expect(fast.forwardPasses).toBeLessThan(naive.forwardPasses);
     expect(maxAbsDiff(fast.values, naive.values)).toBeLessThan(1e-4);
@@ -90,19 +90,18 @@ describe('activationPatching: the batched sweep equals one forward pass per patc
     ['z', true],
     ['pattern', false],
     ['v', true],
-  ] as [PatchTarget, boolean][])('induction-2l: %s, per position %s', (target, perPosition) => {
+  ] as [PatchTarget, boolean][])('induction-2l: %s, per position %s', async (target, perPosition) => {
     const { clean, corrupt } = repeatedPair(5, 8);
     const opts = { clean, corrupt, metric: copyingMetric(clean, 8, 512), target, perPosition };
-    const fast = activationPatching(induction, { ...opts, direction: 'noise' });
-    const naive = activationPatching(induction, { ...opts, direction: 'noise', naive: true });
+    const fast = await activationPatching(induction, { ...opts, direction: 'noise' });
+    const naive = await activationPatching(induction, { ...opts, direction: 'noise', naive: true });
     expect(maxAbsDiff(fast.values, naive.values)).toBeLessThan(1e-4);
   });
 });
 
+const denoise = await activationPatching(stories, NAME);
 describe('activationPatching: exact cases and the name-swap pair on stories260K', () => {
-  const denoise = activationPatching(stories, NAME);
-
-  it('reports the grid, the clean and corrupt metrics and single-token answers', () => {
+  it('reports the grid, the clean and corrupt metrics and single-token answers', async () => {
     expect(denoise.answer?.token).toBe(' Lily');
     expect(denoise.wrong?.token).toBe(' Tim');
     expect(denoise.values.length).toBe(stories.cfg.nLayers);
@@ -112,21 +111,21 @@ describe('activationPatching: exact cases and the name-swap pair on stories260K'
     expect(diff).toEqual([NAME_POS]);
   });
 
-  it('layer 0: the differing position restores exactly 1, every other position does nothing', () => {
+  it('layer 0: the differing position restores exactly 1, every other position does nothing', async () => {
     const l0 = denoise.values[0]![0]!;
     l0.forEach((v, p) => expect(v).toBeCloseTo(p === NAME_POS ? 1 : 0, 5));
-    const noised = activationPatching(stories, { ...NAME, direction: 'noise' }).values[0]![0]!;
+    const noised = (await activationPatching(stories, { ...NAME, direction: 'noise' })).values[0]![0]!;
     noised.forEach((v, p) => expect(v).toBeCloseTo(p === NAME_POS ? 0 : 1, 5));
   });
 
-  it('patching all positions at any layer restores the clean run (denoise 1) or the corrupt one (noise 0)', () => {
-    const all = activationPatching(stories, { ...NAME, perPosition: false });
+  it('patching all positions at any layer restores the clean run (denoise 1) or the corrupt one (noise 0)', async () => {
+    const all = await activationPatching(stories, { ...NAME, perPosition: false });
     for (const l of all.values) expect(l[0]![0]).toBeCloseTo(1, 4);
-    const noised = activationPatching(stories, { ...NAME, perPosition: false, direction: 'noise' });
+    const noised = await activationPatching(stories, { ...NAME, perPosition: false, direction: 'noise' });
     for (const l of noised.values) expect(l[0]![0]).toBeCloseTo(0, 4);
   });
 
-  it('the name is moved from its own position (early layers) to the final position (late layers)', () => {
+  it('the name is moved from its own position (early layers) to the final position (late layers)', async () => {
     const L = stories.cfg.nLayers;
     const P = denoise.cleanTokens.length;
     const argmax = (xs: number[]) => xs.indexOf(Math.max(...xs));
@@ -144,14 +143,14 @@ describe('activationPatching: exact cases and the name-swap pair on stories260K'
 });
 
 describe('activationPatching: the induction organism', () => {
-  it('noising a layer-1 induction head hurts in-context copying far more than a layer-0 head', () => {
+  it('noising a layer-1 induction head hurts in-context copying far more than a layer-0 head', async () => {
     const T = 20;
     const seeds = [0, 1, 2, 3];
     const H = induction.cfg.nHeads;
     const effect = [new Array<number>(H).fill(0), new Array<number>(H).fill(0)];
     for (const seed of seeds) {
       const { clean, corrupt } = repeatedPair(seed, T);
-      const r = activationPatching(induction, {
+      const r = await activationPatching(induction, {
         clean,
         corrupt,
         metric: copyingMetric(clean, T, induction.cfg.vocabSize),
@@ -170,7 +169,7 @@ describe('activationPatching: the induction organism', () => {
 
     // All of layer 1's attention together carries the copying: noising it destroys it.
     const { clean, corrupt } = repeatedPair(0, T);
-    const whole = activationPatching(induction, {
+    const whole = await activationPatching(induction, {
       clean,
       corrupt,
       metric: copyingMetric(clean, T, induction.cfg.vocabSize),
@@ -183,36 +182,37 @@ describe('activationPatching: the induction organism', () => {
 });
 
 describe('activationPatching: errors', () => {
-  it('prompts of different token lengths: both lengths and tokens', () => {
+  it('prompts of different token lengths: both lengths and tokens', async () => {
     const run = () =>
       activationPatching(stories, { ...NAME, corrupt: 'Once upon a time, there was a girl named Mia.' });
-    expect(run).toThrow(ShapeError);
-    expect(run).toThrow(/clean has 19 .*" Lily".*corrupt has \d+ .*" M"/);
+    await expect(run()).rejects.toThrow(ShapeError);
+    await expect(run()).rejects.toThrow(/clean has 19 .*" Lily".*corrupt has \d+ .*" M"/);
   });
 
-  it('an answer that is not a single token says what it tokenizes to', () => {
+  it('an answer that is not a single token says what it tokenizes to', async () => {
     const run = () => activationPatching(stories, { ...NAME, answer: 'Mia' });
-    expect(run).toThrow(UsageError);
-    expect(run).toThrow('answer "Mia" is 3 tokens, not one: " M"');
+    await expect(run()).rejects.toThrow(UsageError);
+    await expect(run()).rejects.toThrow('answer "Mia" is 3 tokens, not one: " M"');
     // A vocabulary entry's exact string is accepted, and ids are.
     expect(
-      activationPatching(stories, { ...NAME, answer: ' Lily', wrong: 326, perPosition: false }).answer?.id,
+      (await activationPatching(stories, { ...NAME, answer: ' Lily', wrong: 326, perPosition: false })).answer
+        ?.id,
     ).toBe(317);
   });
 
-  it('unknown targets, mlp_out on an attention-only model, missing metric', () => {
-    expect(() => activationPatching(stories, { ...NAME, target: 'resid_mid' as PatchTarget })).toThrow(
-      /unknown patching target 'resid_mid'; use one of resid_pre/,
-    );
-    expect(() => activationPatching(stories, { ...NAME, target: 'resid_mid' as PatchTarget })).toThrow(
-      HookError,
-    );
+  it('unknown targets, mlp_out on an attention-only model, missing metric', async () => {
+    await expect(
+      activationPatching(stories, { ...NAME, target: 'resid_mid' as PatchTarget }),
+    ).rejects.toThrow(/unknown patching target 'resid_mid'; use one of resid_pre/);
+    await expect(
+      activationPatching(stories, { ...NAME, target: 'resid_mid' as PatchTarget }),
+    ).rejects.toThrow(HookError);
     const { clean, corrupt } = repeatedPair(0, 4);
-    expect(() =>
+    await expect(
       activationPatching(induction, { clean, corrupt, answer: 300, wrong: 301, target: 'mlp_out' }),
-    ).toThrow(/attention-only/);
-    expect(() => activationPatching(stories, { clean: CLEAN, corrupt: CORRUPT })).toThrow(UsageError);
-    expect(() => activationPatching(stories, { ...NAME, corrupt: CLEAN })).toThrow(
+    ).rejects.toThrow(/attention-only/);
+    await expect(activationPatching(stories, { clean: CLEAN, corrupt: CORRUPT })).rejects.toThrow(UsageError);
+    await expect(activationPatching(stories, { ...NAME, corrupt: CLEAN })).rejects.toThrow(
       /the same on the clean and the corrupt/,
     );
   });

@@ -46,11 +46,11 @@ function copyingMetric(clean: number[]): (logits: Tensor) => number {
 }
 
 /** 1 - value, averaged over the seeds: the damage done through the path by each layer-0 head. */
-function layer0Damage(receiverInput: 'q' | 'k' | 'v'): number[] {
+async function layer0Damage(receiverInput: 'q' | 'k' | 'v'): Promise<number[]> {
   const damage = new Array<number>(H).fill(0);
   for (const seed of SEEDS) {
     const { clean, corrupt } = pair(seed);
-    const r = pathPatchingSweep(induction, {
+    const r = await pathPatchingSweep(induction, {
       clean,
       corrupt,
       metric: copyingMetric(clean),
@@ -64,12 +64,11 @@ function layer0Damage(receiverInput: 'q' | 'k' | 'v'): number[] {
   return damage;
 }
 
+// Measured (T 16, seeds 0-3): via k, damage 0.74 (L0H1), 0.57 (L0H2) against 0.02 (L0H0), 0.07 (L0H3);
+// via q, |damage| < 0.01 for every layer-0 head.
+const k = await layer0Damage('k');
 describe('pathPatching on the induction organism', () => {
-  // Measured (T 16, seeds 0-3): via k, damage 0.74 (L0H1), 0.57 (L0H2) against 0.02 (L0H0), 0.07 (L0H3);
-  // via q, |damage| < 0.01 for every layer-0 head.
-  const k = layer0Damage('k');
-
-  it('K-composition: previous-token heads L0H1, L0H2 reach the induction heads through their keys', () => {
+  it('K-composition: previous-token heads L0H1, L0H2 reach the induction heads through their keys', async () => {
     const prev = [k[1]!, k[2]!];
     const other = [k[0]!, k[3]!];
     expect(Math.min(...prev)).toBeGreaterThan(0.35);
@@ -77,21 +76,25 @@ describe('pathPatching on the induction organism', () => {
     expect(Math.min(...prev)).toBeGreaterThan(Math.max(...other) + 0.3);
   });
 
-  it('through the queries the previous-token heads do far less than through the keys', () => {
-    const q = layer0Damage('q');
+  it('through the queries the previous-token heads do far less than through the keys', async () => {
+    const q = await layer0Damage('q');
     for (const h of [1, 2]) expect(Math.abs(q[h]!)).toBeLessThan(k[h]! / 3);
   });
 
-  it('the sweep (batched) equals pathPatching of each sender alone, and two senders act together', () => {
+  it('the sweep (batched) equals pathPatching of each sender alone, and two senders act together', async () => {
     const { clean, corrupt } = pair(7);
     const base = { clean, corrupt, metric: copyingMetric(clean), receivers: LAYER1 };
-    const sweep = pathPatchingSweep(induction, { ...base, receiverInput: 'k', batchSize: 3 });
+    const sweep = await pathPatchingSweep(induction, { ...base, receiverInput: 'k', batchSize: 3 });
     for (let h = 0; h < H; h++) {
-      const one = pathPatching(induction, { ...base, receiverInput: 'k', senders: [{ layer: 0, head: h }] });
+      const one = await pathPatching(induction, {
+        ...base,
+        receiverInput: 'k',
+        senders: [{ layer: 0, head: h }],
+      });
       expect(one.value).toBeCloseTo(sweep.values[0]![h]!, 4);
       expect(one.cleanMetric).toBe(sweep.cleanMetric);
     }
-    const both = pathPatching(induction, {
+    const both = await pathPatching(induction, {
       ...base,
       receiverInput: 'k',
       senders: [
@@ -102,12 +105,18 @@ describe('pathPatching on the induction organism', () => {
     expect(both.value).toBeLessThan(Math.min(sweep.values[0]![1]!, sweep.values[0]![2]!));
   });
 
-  it("senders in the last layer with receivers 'logits' equal activation patching of their z (noise)", () => {
+  it("senders in the last layer with receivers 'logits' equal activation patching of their z (noise)", async () => {
     const { clean, corrupt } = pair(3);
     const metric = copyingMetric(clean);
-    const act = activationPatching(induction, { clean, corrupt, metric, target: 'z', direction: 'noise' });
+    const act = await activationPatching(induction, {
+      clean,
+      corrupt,
+      metric,
+      target: 'z',
+      direction: 'noise',
+    });
     for (let h = 0; h < H; h++) {
-      const r = pathPatching(induction, {
+      const r = await pathPatching(induction, {
         clean,
         corrupt,
         metric,
@@ -117,33 +126,35 @@ describe('pathPatching on the induction organism', () => {
       expect(Math.abs(r.value - act.values[1]![h]![0]!)).toBeLessThan(1e-4);
     }
     // And the sweep over all layers agrees on layer 1.
-    const sweep = pathPatchingSweep(induction, { clean, corrupt, metric, receivers: 'logits' });
+    const sweep = await pathPatchingSweep(induction, { clean, corrupt, metric, receivers: 'logits' });
     expect(sweep.senderLayers).toBe(2);
     for (let h = 0; h < H; h++)
       expect(Math.abs(sweep.values[1]![h]! - act.values[1]![h]![0]!)).toBeLessThan(1e-4);
   });
 
-  it('rejects senders that cannot reach the receivers, and bad arguments', () => {
+  it('rejects senders that cannot reach the receivers, and bad arguments', async () => {
     const { clean, corrupt } = pair(0);
     const base = { clean, corrupt, metric: copyingMetric(clean) };
-    expect(() =>
+    await expect(
       pathPatching(induction, {
         ...base,
         senders: [{ layer: 1, head: 0 }],
         receivers: LAYER1,
         receiverInput: 'k',
       }),
-    ).toThrow(UsageError);
-    expect(() =>
+    ).rejects.toThrow(UsageError);
+    await expect(
       pathPatching(induction, { ...base, senders: [{ layer: 0, head: 0 }], receivers: LAYER1 }),
-    ).toThrow(/receiverInput/);
-    expect(() =>
+    ).rejects.toThrow(/receiverInput/);
+    await expect(
       pathPatching(induction, { ...base, senders: [{ layer: 0, head: 9 }], receivers: 'logits' }),
-    ).toThrow(UsageError);
-    expect(() => pathPatching(induction, { ...base, senders: [], receivers: 'logits' })).toThrow(UsageError);
-    expect(() =>
+    ).rejects.toThrow(UsageError);
+    await expect(pathPatching(induction, { ...base, senders: [], receivers: 'logits' })).rejects.toThrow(
+      UsageError,
+    );
+    await expect(
       pathPatchingSweep(induction, { ...base, receivers: [{ layer: 0, head: 0 }], receiverInput: 'q' }),
-    ).toThrow(/layer 0/);
+    ).rejects.toThrow(/layer 0/);
   });
 });
 
@@ -156,17 +167,17 @@ describe('pathPatching on a model with MLPs (stories260K)', () => {
     wrong: 'Tim',
   };
 
-  it('the batched sweep equals single runs; MLPs frozen; values finite', () => {
+  it('the batched sweep equals single runs; MLPs frozen; values finite', async () => {
     const L = stories.cfg.nLayers;
     const receivers = [{ layer: L - 1, head: 0 }];
-    const sweep = pathPatchingSweep(stories, { ...NAME, receivers, receiverInput: 'v', batchSize: 5 });
+    const sweep = await pathPatchingSweep(stories, { ...NAME, receivers, receiverInput: 'v', batchSize: 5 });
     expect(sweep.senderLayers).toBe(L - 1);
     expect(sweep.metric).toBe('logit_diff');
     for (const [l, h] of [
       [0, 0],
       [L - 2, stories.cfg.nHeads - 1],
     ] as const) {
-      const one = pathPatching(stories, {
+      const one = await pathPatching(stories, {
         ...NAME,
         receivers,
         receiverInput: 'v',

@@ -27,8 +27,8 @@ const she = singleToken(model, ' she');
 const GIRL = 'Once upon a time, there was a little girl named Lily. One day,';
 const BOY = 'Once upon a time, there was a little boy named Tom. One day,';
 /** log P(" he") - log P(" she") for the next token. */
-const heVsShe = (prompt: string, hooks = [] as ReturnType<typeof steeringHook>[]) => {
-  const lp = nextTokenLogProbs(model, prompt, hooks);
+const heVsShe = async (prompt: string, hooks = [] as ReturnType<typeof steeringHook>[]) => {
+  const lp = await nextTokenLogProbs(model, prompt, hooks);
   return lp[he]! - lp[she]!;
 };
 
@@ -39,15 +39,17 @@ describe('differenceOfMeans and steering', () => {
     expect(Math.hypot(...dm.direction)).toBeCloseTo(1, 5);
   });
 
-  it('adding the girl→boy vector moves the next token from " she" towards " he", more with a larger coefficient', () => {
-    const d = [0, 1, 2].map((c) => heVsShe(GIRL, c ? [steeringHook(HOOK, dm.vector, c)] : []));
+  it('adding the girl→boy vector moves the next token from " she" towards " he", more with a larger coefficient', async () => {
+    const d = await Promise.all(
+      [0, 1, 2].map((c) => heVsShe(GIRL, c ? [steeringHook(HOOK, dm.vector, c)] : [])),
+    );
     // Measured: -6.20, -5.08, -3.89 (nats).
     expect(d[1]! - d[0]!).toBeGreaterThan(0.5);
     expect(d[2]! - d[1]!).toBeGreaterThan(0.5);
     // The opposite sign moves the other way.
-    expect(heVsShe(GIRL, [steeringHook(HOOK, dm.vector, -2)])).toBeLessThan(d[0]! - 0.5);
+    expect(await heVsShe(GIRL, [steeringHook(HOOK, dm.vector, -2)])).toBeLessThan(d[0]! - 0.5);
     // Coefficient 0 is a no-op.
-    expect(heVsShe(GIRL, [steeringHook(HOOK, dm.vector, 0)])).toBeCloseTo(d[0]!, 4);
+    expect(await heVsShe(GIRL, [steeringHook(HOOK, dm.vector, 0)])).toBeCloseTo(d[0]!, 4);
   });
 
   it('steeredGeneration samples the same way with and without the hooks', () => {
@@ -96,7 +98,7 @@ describe('directional ablation', () => {
     expect(seen).toBe(model.encode(GIRL).length);
   });
 
-  it('brings the probe to chance and shrinks the boy-vs-girl effect on " he"/" she"', () => {
+  it('brings the probe to chance and shrinks the boy-vs-girl effect on " he"/" she"', async () => {
     const X = collectActivations(model, texts, HOOK);
     const probe = trainProbe(X, labels, { seed: 0 });
     expect(probe.testAcc).toBeGreaterThanOrEqual(0.9);
@@ -105,8 +107,8 @@ describe('directional ablation', () => {
     const after = probeAccuracy(probe, Xa, labels);
     expect(after).toBeLessThan(0.65); // measured 0.49 (1.0 before)
     // The effect of the character's gender on log P(he)/P(she), with and without the ablation.
-    const effect = heVsShe(BOY) - heVsShe(GIRL);
-    const effectAblated = heVsShe(BOY, [ablate]) - heVsShe(GIRL, [ablate]);
+    const effect = (await heVsShe(BOY)) - (await heVsShe(GIRL));
+    const effectAblated = (await heVsShe(BOY, [ablate])) - (await heVsShe(GIRL, [ablate]));
     expect(effect).toBeGreaterThan(3);
     expect(effectAblated).toBeLessThan(effect * 0.8);
   });

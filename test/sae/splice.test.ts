@@ -444,49 +444,49 @@ describe('methods on SAE latents', () => {
   const H = 'blocks.2.hook_resid_pre';
   const latents = `${H}.hook_sae_acts_post`;
 
-  it('activation patching: the batched sweep equals one pass per patch; all latents restore the clean run', () => {
+  it('activation patching: the batched sweep equals one pass per patch; all latents restore the clean run', async () => {
     const sae = randomSae(H, 11);
-    withSAEs(model, sae, () => {
+    await withSAEs(model, sae, async () => {
       const opts = { ...NAME, hook: latents, indices: [0, 5, 17], batchSize: 7 };
-      const fast = activationPatching(model, opts);
-      const naive = activationPatching(model, { ...opts, naive: true });
+      const fast = await activationPatching(model, opts);
+      const naive = await activationPatching(model, { ...opts, naive: true });
       expect(fast.target).toBe('hook');
       expect(fast.components).toEqual(['#0', '#5', '#17']);
       expect(maxAbsDiff(fast.raw.flat(2), naive.raw.flat(2))).toBeLessThan(1e-4);
       expect(fast.forwardPasses).toBeLessThan(naive.forwardPasses);
       // The residual stream downstream depends on H only through the latents: patching all of them at
       // every position restores the clean metric exactly.
-      const all = activationPatching(model, { ...NAME, hook: latents, perPosition: false });
+      const all = await activationPatching(model, { ...NAME, hook: latents, perPosition: false });
       expect(all.values[0]![0]![0]).toBeCloseTo(1, 4);
       const m = patchingMatrix(fast);
       expect(m.rows).toEqual(['#0', '#5', '#17']);
       expect(m.values[0]!.length).toBe(fast.cleanTokens.length);
       // The spliced SAE is seen by the usual targets too: the clean metric is the spliced model's.
-      const r = activationPatching(model, { ...NAME, target: 'resid_pre' });
+      const r = await activationPatching(model, { ...NAME, target: 'resid_pre' });
       expect(r.cleanMetric).toBeCloseTo(all.cleanMetric, 4);
     });
   });
 
-  it('attribution patching on latents correlates with activation patching', () => {
+  it('attribution patching on latents correlates with activation patching', async () => {
     const sae = identitySae(H);
-    withSAEs(model, sae, () => {
+    await withSAEs(model, sae, async () => {
       const indices = Array.from({ length: 24 }, (_, i) => i * 5);
       const opts = { ...NAME, hook: latents, indices };
-      const est = attributionPatching(model, opts);
-      const act = activationPatching(model, opts);
+      const est = await attributionPatching(model, opts);
+      const act = await activationPatching(model, opts);
       expect(est.cleanMetric).toBeCloseTo(act.cleanMetric, 4);
       expect(correlation(est.values, act.values)).toBeGreaterThan(0.9);
     });
   });
 
-  it('zero and mean ablation of an identity SAE latents equal ablating the hook', () => {
+  it('zero and mean ablation of an identity SAE latents equal ablating the hook', async () => {
     const sae = identitySae(H);
     const batch = [IDS, [...IDS].reverse()];
-    const zeroHook = ablate(model, batch, { target: H, kind: 'zero' });
-    const meanHook = ablate(model, batch, { target: H, kind: 'mean' });
-    withSAEs(model, sae, () => {
-      const zero = ablate(model, batch, { target: latents, kind: 'zero' });
-      const mean = ablate(model, batch, { target: latents, kind: 'mean' });
+    const zeroHook = await ablate(model, batch, { target: H, kind: 'zero' });
+    const meanHook = await ablate(model, batch, { target: H, kind: 'mean' });
+    await withSAEs(model, sae, async () => {
+      const zero = await ablate(model, batch, { target: latents, kind: 'zero' });
+      const mean = await ablate(model, batch, { target: latents, kind: 'mean' });
       expect(zero.loss).toBeCloseTo(zeroHook.loss, 4);
       expect(zero.ablatedLoss).toBeCloseTo(zeroHook.ablatedLoss, 4);
       expect(mean.ablatedLoss).toBeCloseTo(meanHook.ablatedLoss, 4);
@@ -494,7 +494,7 @@ describe('methods on SAE latents', () => {
     });
   });
 
-  it('steering a latent adds its decoder direction', () => {
+  it('steering a latent adds its decoder direction', async () => {
     const sae = randomSae(H, 12);
     const j = 7;
     const coef = 4;
@@ -505,10 +505,12 @@ describe('methods on SAE latents', () => {
       .f32Sync()
       .subarray(j * D, (j + 1) * D);
     const prompt = 'Once upon a time';
-    withSAEs(model, sae, () => {
-      const onLatent = nextTokenLogProbs(model, prompt, [steeringHook(latents, e, coef)]);
-      const onOutput = nextTokenLogProbs(model, prompt, [steeringHook(`${H}.hook_sae_output`, dir, coef)]);
-      const plain = nextTokenLogProbs(model, prompt);
+    await withSAEs(model, sae, async () => {
+      const onLatent = await nextTokenLogProbs(model, prompt, [steeringHook(latents, e, coef)]);
+      const onOutput = await nextTokenLogProbs(model, prompt, [
+        steeringHook(`${H}.hook_sae_output`, dir, coef),
+      ]);
+      const plain = await nextTokenLogProbs(model, prompt);
       expect(maxAbsDiff(onLatent, onOutput)).toBeLessThan(1e-4);
       expect(maxAbsDiff(onLatent, plain)).toBeGreaterThan(1e-3);
       // And while generating (the KV-cache path): greedy tokens agree.
@@ -526,18 +528,20 @@ describe('methods on SAE latents', () => {
     });
   });
 
-  it('path patching sees the spliced SAEs', () => {
+  it('path patching sees the spliced SAEs', async () => {
     const opts = {
       ...NAME,
       senders: [{ layer: 0, head: 1 }],
       receivers: 'logits' as const,
     };
-    const plain = pathPatching(model, opts);
-    const same = withSAEs(model, identitySae('blocks.1.hook_resid_pre'), () => pathPatching(model, opts));
+    const plain = await pathPatching(model, opts);
+    const same = await withSAEs(model, identitySae('blocks.1.hook_resid_pre'), () =>
+      pathPatching(model, opts),
+    );
     expect(same.value).toBeCloseTo(plain.value, 4);
     const sae = randomSae('blocks.3.hook_resid_pre', 13);
-    withSAEs(model, sae, () => {
-      const r = pathPatching(model, opts);
+    await withSAEs(model, sae, async () => {
+      const r = await pathPatching(model, opts);
       const lg = model.run(NAME.clean).f32Sync();
       const V = model.cfg.vocabSize;
       const last = lg.subarray(lg.length - V);

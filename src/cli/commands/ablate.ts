@@ -108,7 +108,12 @@ export function registerAblate(program: Command): void {
       if (o.head) {
         if (o.head.layer >= L || o.head.head >= H)
           throw new UsageError(`--head ${fmtHead(o.head)}: the model has ${L} layers of ${H} heads`);
-        const r = ablate(model, input, { ...opts, target: 'head', layer: o.head.layer, head: o.head.head });
+        const r = await ablate(model, input, {
+          ...opts,
+          target: 'head',
+          layer: o.head.layer,
+          head: o.head.head,
+        });
         const doc = {
           model: model.source,
           head: fmtHead(o.head),
@@ -127,7 +132,7 @@ export function registerAblate(program: Command): void {
       const bar = createProgress(g);
       let s;
       try {
-        s = ablateHeads(model, input, {
+        s = await ablateHeads(model, input, {
           ...opts,
           onProgress: (done, total) => {
             if (done === 1) bar.start(total, 'ablating');

@@ -60,20 +60,22 @@ export function registerAttribute(program: Command): void {
         perPosition: o.perPosition,
         direction: o.direction as PatchDirection,
       };
-      const result = attributionPatching(model, { ...opts, qkFix: o.qkFix, gradDrop: o.gradDrop });
+      const result = await attributionPatching(model, { ...opts, qkFix: o.qkFix, gradDrop: o.gradDrop });
       let actual: number[][][] | null = null;
       if (o.compare) {
         const bar = createProgress(g);
         let shown = 0;
         try {
-          actual = activationPatching(model, {
-            ...opts,
-            onProgress: (done, total) => {
-              if (shown === 0) bar.start(total, 'patching');
-              bar.increment(done - shown);
-              shown = done;
-            },
-          }).values;
+          actual = (
+            await activationPatching(model, {
+              ...opts,
+              onProgress: (done, total) => {
+                if (shown === 0) bar.start(total, 'patching');
+                bar.increment(done - shown);
+                shown = done;
+              },
+            })
+          ).values;
         } finally {
           bar.stop();
         }

@@ -70,7 +70,7 @@ Examples:
       let shown = 0;
       let result: PatchingResult;
       try {
-        result = activationPatching(model, {
+        result = await activationPatching(model, {
           clean: o.clean,
           corrupt: o.corrupt,
           answer: o.answer,

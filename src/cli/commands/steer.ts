@@ -127,7 +127,7 @@ Examples:
         temperature: o.temperature,
       });
       const cont = (t: string) => (t.startsWith(o.prompt) ? t.slice(o.prompt.length) : t);
-      if (o.plot) await writePlot(o.plot, nextTokenSpec(model, o.prompt, steer));
+      if (o.plot) await writePlot(o.plot, await nextTokenSpec(model, o.prompt, steer));
       if (g.json) {
         printJson({
           model: model.source,
@@ -167,13 +167,13 @@ function wrap(text: string, width: number): string[] {
   return lines;
 }
 
-function nextTokenSpec(
+async function nextTokenSpec(
   model: Awaited<ReturnType<typeof loadModel>>,
   prompt: string,
   steer: ReturnType<typeof steeringHook>,
-): TopLevelSpec {
-  const base = nextTokenLogProbs(model, prompt);
-  const steered = nextTokenLogProbs(model, prompt, [steer]);
+): Promise<TopLevelSpec> {
+  const base = await nextTokenLogProbs(model, prompt);
+  const steered = await nextTokenLogProbs(model, prompt, [steer]);
   const top = new Set<number>();
   for (const lp of [base, steered])
     [...lp.keys()]
