@@ -496,7 +496,7 @@ export class HookedTransformer {
       /** Forward hooks applied in this pass; gradients flow through what they return. */
       fwd?: Hooks['fwd'];
     } = {},
-  ): { loss: number; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
+  ): { loss: Tensor; logits: Tensor; grads: ActivationCache; cache: ActivationCache } {
     const selected = selectorList(opts.names);
     const fwd = toHooks(opts.fwd, 'fwd');
     const hookSelectors = [...(selected ?? []), ...fwd.map((h) => h.name)];
@@ -514,7 +514,7 @@ export class HookedTransformer {
       if (out) {
         const n = names.length;
         return {
-          loss: out[0]!.itemSync(),
+          loss: out[0]!,
           logits: out[1]!,
           grads: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + i]!] as const)), this),
           cache: new ActivationCache(new Map(names.map((name, i) => [name, out[2 + n + i]!] as const)), this),
@@ -523,7 +523,7 @@ export class HookedTransformer {
     }
     const r = this.eagerGradients(tokens, attentionMask, names, opts.loss, opts.useAttnResult, fwd);
     return {
-      loss: r.loss.itemSync(),
+      loss: r.loss,
       logits: r.logits,
       grads: new ActivationCache(r.grads, this),
       cache: new ActivationCache(r.acts, this),

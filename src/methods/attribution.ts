@@ -198,7 +198,7 @@ export async function attributionPatching(
   const gradNames = qkFixed ? [...hookNames, ...patternNames] : hookNames;
   const base = model.gradients([baseIds], { names: [...gradNames, ...qkNames], loss: (lg) => lossFn(lg) });
   const src = model.runWithCache([srcIds], { names: [...hookNames, ...qkNames] });
-  const baseMetric = base.loss;
+  const baseMetric = await base.loss.item();
   const srcMetric = await lossFn(src.logits).item();
   const cleanMetric = direction === 'denoise' ? srcMetric : baseMetric;
   const corruptMetric = direction === 'denoise' ? baseMetric : srcMetric;

@@ -81,8 +81,8 @@ describe('zero steering vector (regression)', () => {
     const steer = steeringHook('blocks.1.hook_resid_pre', v, 3);
     const r = model.gradients(tokens, { names: [UP], fwd: [steer] });
     const plain = model.gradients(tokens, { names: [UP] });
-    expect(r.loss).toBeCloseTo(await lossWith([steer]), 5);
-    expect(Math.abs(r.loss - plain.loss)).toBeGreaterThan(1e-3);
+    expect(await r.loss.item()).toBeCloseTo(await lossWith([steer]), 5);
+    expect(Math.abs((await r.loss.item()) - (await plain.loss.item()))).toBeGreaterThan(1e-3);
   });
 });
 
