@@ -24,10 +24,10 @@ describe('tuned lens on stories260K', () => {
   const model = HookedTransformer.load();
   const data = lensDataset(model, defaultCorpus());
 
-  it('an untrained lens is the logit lens (same logits as logitLens)', () => {
+  it('an untrained lens is the logit lens (same logits as logitLens)', async () => {
     const lens = createTunedLens(model);
     const prompt = 'Once upon a time, there was a little girl named Lily.';
-    const r = logitLens(model, prompt, { topK: 1 });
+    const r = await logitLens(model, prompt, { topK: 1 });
     const { cache } = model.runWithCache(prompt, { names: ['blocks.2.hook_resid_pre'] });
     const got = tunedLensLogits(model, lens, 2, cache.get('blocks.2.hook_resid_pre')).f32Sync();
     const P = r.tokens.length;

@@ -187,11 +187,11 @@ describe("transformers v5's rope_parameters", () => {
 describe('methods read logits as the model makes them', () => {
   it.each(['gemma2-tiny', 'pythia-tiny', 'gemma3-tiny'])(
     "%s: the logit lens's last layer is the model's own (soft-capped) logits",
-    (name) => {
+    async (name) => {
       const ref = load(name);
       const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
       const ids = ref.tokens[1]!;
-      const lens = logitLens(model, [ids]);
+      const lens = await logitLens(model, [ids]);
       const L = lens.layers.length;
       const V = model.cfg.vocabSize;
       const last = lens.logits.f32Sync().subarray((L - 1) * ids.length * V, L * ids.length * V);
