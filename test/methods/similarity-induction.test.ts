@@ -34,7 +34,7 @@ describe('induction organisms from seeds 0 and 1', () => {
       expect(Math.max(...s.previousToken[0]!)).toBeGreaterThan(0.4);
       expect(Math.max(...s.induction[1]!)).toBeGreaterThan(0.4);
     }
-    const cka = similarityMatrix(a, b, TEXTS);
+    const cka = await similarityMatrix(a, b, TEXTS);
     expect(cka.rows).toEqual([
       'blocks.0.hook_resid_pre',
       'blocks.1.hook_resid_pre',
