@@ -401,45 +401,7 @@ export function tokenizerSummary(model: HookedTransformer): {
 // ---------------------------------------------------------------------------------------------------------
 // Predictions
 
-export interface Prediction {
-  id: number;
-  token: string;
-  prob: number;
-  logit: number;
-}
-
-/** log-sum-exp of one row of logits, in float64. */
-export function logSumExp(row: ArrayLike<number>): number {
-  let m = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i]! > m) m = row[i]!;
-  if (!Number.isFinite(m)) return m;
-  let s = 0;
-  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - m);
-  return m + Math.log(s);
-}
-
-/** The k largest logits of one row (ties: lower id first), with softmax probabilities. */
-export function topPredictions(model: HookedTransformer, row: ArrayLike<number>, k: number): Prediction[] {
-  const top: number[] = [];
-  k = Math.min(k, row.length);
-  for (let i = 0; i < row.length && k > 0; i++) {
-    const v = row[i]!;
-    if (top.length === k && !(v > row[top[k - 1]!]!)) continue;
-    let j = top.length;
-    while (j > 0 && v > row[top[j - 1]!]!) j--;
-    top.splice(j, 0, i);
-    if (top.length > k) top.pop();
-  }
-  const lse = logSumExp(row);
-  const strings = model.tokenStrings(top);
-  return top.map((id, i) => ({ id, token: strings[i]!, prob: Math.exp(row[id]! - lse), logit: row[id]! }));
-}
-
-/** Row `pos` of logits [1, pos, vocab]. */
-export function logitsRow(logits: Tensor, pos: number): Float32Array {
-  const V = logits.shape[logits.rank - 1]!;
-  return logits.f32Sync().subarray(pos * V, (pos + 1) * V);
-}
+export type { Prediction } from '../methods/predictions.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Activation statistics

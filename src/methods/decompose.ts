@@ -1,6 +1,7 @@
 import { ShapeError } from '../errors.js';
 import { add, div, mul, sqrt, sub } from '../engine/ops/elementwise.js';
 import { mean } from '../engine/ops/reduce.js';
+import { concat, reshape, slice } from '../engine/ops/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ActivationCache } from '../hooks/cache.js';
 import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
@@ -71,13 +72,10 @@ export function checkPos(pos: number | undefined, P: number, label = 'pos'): num
   return q;
 }
 
-/** Row [b, pos] of a [batch, pos, ...] activation (batch 1 broadcasts, as hook_pos_embed is), in float64. */
-function row(t: Tensor, b: number, pos: number, offset = 0, width?: number): Float64Array {
-  const P = t.shape[1]!;
-  const inner = t.size / (t.shape[0]! * P);
-  const w = width ?? inner;
-  const start = ((t.shape[0] === 1 ? 0 : b) * P + pos) * inner + offset;
-  return Float64Array.from(t.f32Sync().subarray(start, start + w));
+/** Row [b, pos] of a [batch, pos, ...] activation, as [...] (batch 1 broadcasts, as hook_pos_embed is). */
+function rowAt(t: Tensor, b: number, pos: number): Tensor {
+  const bb = t.shape[0] === 1 ? 0 : b;
+  return reshape(slice(slice(t, 0, bb, bb + 1), 1, pos, pos + 1), t.shape.slice(2));
 }
 
 /**
@@ -91,56 +89,55 @@ function postNormOf(
   l: number,
   b: number,
   pos: number,
-): (v: Float64Array) => Float64Array {
+): (v: Tensor) => Tensor {
   if (!model.cfg.postNorms) return (v) => v;
-  const scale = row(cache.get(`blocks.${l}.ln1_post.hook_scale`), b, pos)[0]!;
-  const w = model.weights.get(`blocks.${l}.ln1_post.w`)?.f32Sync();
-  return (v) => v.map((x, i) => (x / scale) * (w ? w[i]! : 1));
+  const scale = rowAt(cache.get(`blocks.${l}.ln1_post.hook_scale`), b, pos); // [1]
+  const w = model.weights.get(`blocks.${l}.ln1_post.w`);
+  return (v) => (w ? mul(div(v, scale), w) : div(v, scale));
 }
 
-/** The components of the final residual stream at (b, pos), in the order the forward pass adds them. */
-export function componentsAt(
+/**
+ * The components of the final residual stream at (b, pos), in the order the forward pass adds them, and
+ * their vectors stacked as [components, d_model] (nothing is read).
+ */
+export function componentStack(
   model: HookedTransformer,
   cache: ActivationCache,
   b: number,
   pos: number,
-): (ResidComponent & { vector: Float64Array })[] {
+): { components: ResidComponent[]; vectors: Tensor } {
   const { nLayers: L, nHeads: H, dModel: d, positional, attnOnly } = model.cfg;
-  const out: (ResidComponent & { vector: Float64Array })[] = [];
-  out.push({
-    name: 'embed',
-    kind: 'embed',
-    layer: null,
-    head: null,
-    vector: row(cache.get('hook_embed'), b, pos),
-  });
+  const components: ResidComponent[] = [];
+  const rows: Tensor[] = [];
+  const push = (c: ResidComponent, v: Tensor) => {
+    components.push(c);
+    rows.push(reshape(v, [-1, d]));
+  };
+  push({ name: 'embed', kind: 'embed', layer: null, head: null }, rowAt(cache.get('hook_embed'), b, pos));
   if (positional === 'learned') {
-    const v = row(cache.get('hook_pos_embed'), b, pos);
-    out.push({ name: 'pos_embed', kind: 'pos_embed', layer: null, head: null, vector: v });
+    const v = rowAt(cache.get('hook_pos_embed'), b, pos);
+    push({ name: 'pos_embed', kind: 'pos_embed', layer: null, head: null }, v);
   }
   for (let l = 0; l < L; l++) {
-    const result = cache.get(`blocks.${l}.attn.hook_result`); // [batch, pos, head, d_model]
     const post = postNormOf(model, cache, l, b, pos);
-    for (let h = 0; h < H; h++) {
-      out.push({
+    // hook_result [batch, pos, head, d_model]: every head's share at once.
+    components.push(
+      ...Array.from({ length: H }, (_, h) => ({
         name: `L${l}H${h}`,
-        kind: 'head',
+        kind: 'head' as const,
         layer: l,
         head: h,
-        vector: post(row(result, b, pos, h * d, d)),
-      });
-    }
+      })),
+    );
+    rows.push(post(rowAt(cache.get(`blocks.${l}.attn.hook_result`), b, pos)));
     const bO = model.weights.get(`blocks.${l}.attn.b_O`);
-    if (bO) {
-      const v = post(Float64Array.from(bO.f32Sync()));
-      out.push({ name: `L${l}.attn.b_O`, kind: 'attn_bias', layer: l, head: null, vector: v });
-    }
+    if (bO) push({ name: `L${l}.attn.b_O`, kind: 'attn_bias', layer: l, head: null }, post(bO));
     if (!attnOnly) {
-      const v = row(cache.get(`blocks.${l}.hook_mlp_out`), b, pos);
-      out.push({ name: `L${l}.mlp`, kind: 'mlp', layer: l, head: null, vector: v });
+      const v = rowAt(cache.get(`blocks.${l}.hook_mlp_out`), b, pos);
+      push({ name: `L${l}.mlp`, kind: 'mlp', layer: l, head: null }, v);
     }
   }
-  return out;
+  return { components, vectors: concat(rows, 0) };
 }
 
 /**
@@ -148,31 +145,46 @@ export function componentsAt(
  * each attention output bias b_O and each MLP's output (hook_mlp_out, its bias included). They sum to
  * blocks.{L-1}.hook_resid_post.
  */
-export function residualDecomposition(
+export async function residualDecomposition(
   model: HookedTransformer,
   input: ModelInput,
   opts: DecomposeOptions = {},
-): ResidualDecomposition {
+): Promise<ResidualDecomposition> {
   const { tokens, cache } = runForDecomposition(model, input, opts);
   const [B, P] = tokens.shape as [number, number];
   const b = opts.batch ?? 0;
   if (!Number.isInteger(b) || b < 0 || b >= B) throw new ShapeError(`batch ${b} is outside [0, ${B})`);
   const pos = checkPos(opts.pos, P);
-  const components = componentsAt(model, cache, b, pos);
-  const residual = row(cache.get(`blocks.${model.cfg.nLayers - 1}.hook_resid_post`), b, pos);
+  const { components, vectors } = componentStack(model, cache, b, pos);
+  const [v, res, ids] = await Promise.all([
+    vectors.f32(),
+    finalResidualAt(model, cache, b, pos).f32(),
+    slice(tokens, 0, b, b + 1).toArray(),
+  ]);
+  const d = model.cfg.dModel;
+  const parts = components.map((c, i) => ({
+    ...c,
+    vector: Float64Array.from(v.subarray(i * d, (i + 1) * d)),
+  }));
+  const residual = Float64Array.from(res);
+  // The check, in float64 on the values returned.
   let maxError = 0;
-  for (let i = 0; i < residual.length; i++) {
+  for (let i = 0; i < d; i++) {
     let s = 0;
-    for (const c of components) s += c.vector[i]!;
+    for (const c of parts) s += c.vector[i]!;
     maxError = Math.max(maxError, Math.abs(s - residual[i]!));
   }
-  const ids = tokens.toArraySync().slice(b * P, (b + 1) * P);
-  return { tokens: ids, pos, batch: b, components, residual, maxError };
+  return { tokens: ids, pos, batch: b, components: parts, residual, maxError };
 }
 
-/** The final residual at (b, pos): blocks.{L-1}.hook_resid_post. */
-export function finalResidualAt(model: HookedTransformer, cache: ActivationCache, b: number, pos: number) {
-  return row(cache.get(`blocks.${model.cfg.nLayers - 1}.hook_resid_post`), b, pos);
+/** The final residual at (b, pos): blocks.{L-1}.hook_resid_post, [d_model]. */
+export function finalResidualAt(
+  model: HookedTransformer,
+  cache: ActivationCache,
+  b: number,
+  pos: number,
+): Tensor {
+  return rowAt(cache.get(`blocks.${model.cfg.nLayers - 1}.hook_resid_post`), b, pos);
 }
 
 /**

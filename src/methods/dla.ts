@@ -1,9 +1,12 @@
 import { ShapeError } from '../errors.js';
 import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
-import { unembedDirection } from '../hooks/resid-stacks.js';
+import { add, div, log, mul, sqrt, sub } from '../engine/ops/elementwise.js';
+import { mean, sum } from '../engine/ops/reduce.js';
+import { concat, gather, reshape, slice } from '../engine/ops/shape.js';
+import { Tensor } from '../engine/tensor.js';
 import {
   checkPos,
-  componentsAt,
+  componentStack,
   finalResidualAt,
   runForDecomposition,
   type ResidComponent,
@@ -66,12 +69,12 @@ export interface DlaManyResult {
  * scale; then ln_final.w multiplies, and ln_final.b and unembed.b_U enter as components of their own.
  * Each component is then dotted with W_U[:, answer] - W_U[:, wrong]. The parts sum to the logit difference.
  */
-export function directLogitAttributionMany(
+export async function directLogitAttributionMany(
   model: HookedTransformer,
   input: ModelInput,
   targets: DlaTarget[],
   opts: InputOptions = {},
-): DlaManyResult {
+): Promise<DlaManyResult> {
   if (targets.length === 0) throw new ShapeError('directLogitAttribution: no targets given');
   // Token arguments are checked before the forward pass.
   const resolved = targets.map((t) => ({
@@ -80,82 +83,61 @@ export function directLogitAttributionMany(
   }));
   const { tokens, logits, cache } = runForDecomposition(model, input, opts);
   const [B, P] = tokens.shape as [number, number];
-  const { dModel: d, vocabSize: V, normalization, normEps } = model.cfg;
-  const bU = model.weights.get('unembed.b_U')?.f32Sync();
-  const lnW = model.weights.get('ln_final.w')?.f32Sync();
-  const lnB = model.weights.get('ln_final.b')?.f32Sync();
-  const center = normalization === 'LN' || normalization === 'LNPre';
-  const normed = normalization !== 'none';
+  const V = model.cfg.vocabSize;
   // DLA is linear in the residual: it explains the logits before Gemma 2's final soft-cap.
   const cap = model.cfg.finalSoftcap;
-  const lg = cap ? logits.f32Sync().map((x) => cap * Math.atanh(x / cap)) : logits.f32Sync();
-  const ids = tokens.toArraySync();
-  const results: DlaResult[] = [];
-  for (const [k, t] of targets.entries()) {
+  const uncapped = cap ? mul(atanh(div(logits, cap)), cap) : logits;
+  const flatLogits = reshape(uncapped, [B * P, V]);
+  const bU = model.weights.get('unembed.b_U');
+  // Every number of every target is an engine op; all are read together at the end.
+  const pending = targets.map(async (t, k) => {
     const b = t.batch ?? 0;
     if (!Number.isInteger(b) || b < 0 || b >= B) throw new ShapeError(`batch ${b} is outside [0, ${B})`);
     const pos = checkPos(t.pos, P);
     const { a, w } = resolved[k]!;
-    // The unembedding direction, with ln_final.w folded in.
-    const dir = unembedDirection(model, a, w);
-    const wdir = dir.map((x, i) => x * (lnW ? lnW[i]! : 1));
-    let wdirSum = 0;
-    for (let i = 0; i < d; i++) wdirSum += wdir[i]!;
-    // The scale from the actual final residual, as ln_final computes it.
-    const x = finalResidualAt(model, cache, b, pos);
-    let scale = 1;
-    if (normed) {
-      let m = 0;
-      if (center) {
-        for (let i = 0; i < d; i++) m += x[i]!;
-        m /= d;
-      }
-      let ss = 0;
-      for (let i = 0; i < d; i++) ss += (x[i]! - m) ** 2;
-      scale = Math.sqrt(ss / d + normEps);
-    }
-    const components: DlaComponent[] = componentsAt(model, cache, b, pos).map((c) => {
-      let dot = 0;
-      let s = 0;
-      for (let i = 0; i < d; i++) {
-        dot += c.vector[i]! * wdir[i]!;
-        s += c.vector[i]!;
-      }
-      if (center) dot -= (s / d) * wdirSum;
-      return { name: c.name, kind: c.kind, layer: c.layer, head: c.head, contribution: dot / scale };
-    });
-    if (normed && lnB) {
-      let dot = 0;
-      for (let i = 0; i < d; i++) dot += lnB[i]! * dir[i]!;
-      components.push({ name: 'ln_final.b', kind: 'ln_bias', layer: null, head: null, contribution: dot });
-    }
-    if (bU) {
-      const c = bU[a]! - (w === null ? 0 : bU[w]!);
-      components.push({
+    const coeffs = signed(a, w); // (ids, [1, -1]): x[a] - x[w], or x[a]
+    const { components, vectors } = componentStack(model, cache, b, pos);
+    const { parts, scale } = directParts(model, vectors, finalResidualAt(model, cache, b, pos), a, w);
+    const extra = [...(bU ? [pickDiff(bU, coeffs)] : [])];
+    const logitDiff = pickDiff(reshape(slice(flatLogits, 0, b * P + pos, b * P + pos + 1), [V]), coeffs);
+    const [contrib, numbers] = await Promise.all([
+      concat([parts, ...extra.map((x) => reshape(x, [1]))], 0).f32(),
+      concat([reshape(logitDiff, [1]), reshape(scale, [1])], 0).f32(),
+    ]);
+    const list: DlaComponent[] = components.map((c, i) => ({ ...c, contribution: contrib[i]! }));
+    let i = components.length;
+    if (parts.shape[0]! > components.length)
+      list.push({
+        name: 'ln_final.b',
+        kind: 'ln_bias',
+        layer: null,
+        head: null,
+        contribution: contrib[i++]!,
+      });
+    if (bU)
+      list.push({
         name: 'unembed.b_U',
         kind: 'unembed_bias',
         layer: null,
         head: null,
-        contribution: c,
+        contribution: contrib[i]!,
       });
-    }
     let total = 0;
-    for (const c of components) total += c.contribution;
-    const base = (b * P + pos) * V;
-    const logitDiff = lg[base + a]! - (w === null ? 0 : lg[base + w]!);
+    for (const c of list) total += c.contribution;
     const [as, ws] = model.tokenStrings(w === null ? [a] : [a, w]);
-    results.push({
+    return {
       batch: b,
       pos,
       answer: { id: a, token: as! },
       wrong: w === null ? null : { id: w, token: ws! },
-      components,
+      components: list,
       total,
-      logitDiff,
-      error: Math.abs(total - logitDiff),
-      scale,
-    });
-  }
+      logitDiff: numbers[0]!,
+      error: Math.abs(total - numbers[0]!),
+      scale: numbers[1]!,
+    };
+  });
+  const [results, ids] = await Promise.all([Promise.all(pending), tokens.toArray()]);
   const n = results.length;
   const mean = results[0]!.components.map((c, i) => ({
     ...c,
@@ -170,16 +152,62 @@ export function directLogitAttributionMany(
   };
 }
 
+/** Ids and signs that pick x[a] - x[w] (or x[a]) out of a vector by gather and a dot product. */
+function signed(a: number, w: number | null): { ids: Tensor; signs: Tensor } {
+  const ids = w === null ? [a] : [a, w];
+  return { ids: Tensor.from(ids, [ids.length], 'int64'), signs: Tensor.from(w === null ? [1] : [1, -1]) };
+}
+
+/** x[..., a] - x[..., w] of x [..., n]: [...]. */
+function pickDiff(x: Tensor, c: { ids: Tensor; signs: Tensor }): Tensor {
+  return sum(mul(gather(x, -1, c.ids), c.signs), -1);
+}
+
+/**
+ * The direct contributions of component vectors [C, d_model] to logit(a) - logit(w), through the final
+ * norm with the scale of the actual final residual x [d_model], as TransformerLens's apply_ln_to_stack:
+ * LayerNorm centres each component and divides by the scale, RMSNorm divides by the scale; ln_final.w
+ * multiplies; ln_final.b enters as one more part. Returns the parts ([C] or [C + 1]) and the scale.
+ */
+function directParts(
+  model: HookedTransformer,
+  vectors: Tensor,
+  x: Tensor,
+  a: number,
+  w: number | null,
+): { parts: Tensor; scale: Tensor } {
+  const { normalization, normEps } = model.cfg;
+  const center = normalization === 'LN' || normalization === 'LNPre';
+  const normed = normalization !== 'none';
+  const WU = model.weights.get('unembed.W_U')!; // [d_model, vocab]
+  const dir = pickDiff(WU, signed(a, w)); // W_U[:, a] - W_U[:, w]: [d_model]
+  const lnW = model.weights.get('ln_final.w');
+  const lnB = model.weights.get('ln_final.b');
+  const wdir = lnW ? mul(dir, lnW) : dir;
+  const centred = (v: Tensor) => (center ? sub(v, mean(v, -1, true)) : v);
+  const scale = normed ? sqrt(add(mean(square(centred(x)), -1), normEps)) : Tensor.scalar(1);
+  const parts = div(sum(mul(centred(vectors), wdir), -1), scale); // [C]
+  if (!(normed && lnB)) return { parts, scale };
+  return { parts: concat([parts, reshape(sum(mul(lnB, dir)), [1])], 0), scale };
+}
+
+const square = (x: Tensor): Tensor => mul(x, x);
+
+/** atanh(y) = log((1 + y) / (1 - y)) / 2. */
+function atanh(y: Tensor): Tensor {
+  return mul(log(div(add(y, 1), sub(1, y))), 0.5);
+}
+
 export interface DlaOptions extends InputOptions, DlaTarget {}
 
 /** Direct logit attribution at one position: see directLogitAttributionMany. */
-export function directLogitAttribution(
+export async function directLogitAttribution(
   model: HookedTransformer,
   input: ModelInput,
   opts: DlaOptions,
-): DlaResult & { tokens: number[] } {
+): Promise<DlaResult & { tokens: number[] }> {
   const { pos, batch, answer, wrong, ...inputOpts } = opts;
-  const r = directLogitAttributionMany(model, input, [{ pos, batch, answer, wrong }], inputOpts);
+  const r = await directLogitAttributionMany(model, input, [{ pos, batch, answer, wrong }], inputOpts);
   return { tokens: r.tokens[r.targets[0]!.batch]!, ...r.targets[0]! };
 }
 

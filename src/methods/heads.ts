@@ -1,7 +1,10 @@
 import { ShapeError } from '../errors.js';
 import { Rng } from '../engine/random.js';
+import { mean } from '../engine/ops/reduce.js';
+import { expand, gatherElements, slice, stack } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
+import { nextTokenLosses } from './predictions.js';
 
 export interface HeadScores {
   /** [layer][head] mean attention from each token to the previous token. */
@@ -47,8 +50,8 @@ export function repeatedTokens(model: HookedTransformer, T: number, batch: numbe
 }
 
 /** Previous-token, induction and duplicate-token scores of every head, and the loss on each repeat. */
-export function headScores(model: HookedTransformer, opts: HeadScoreOptions = {}): HeadScores {
-  const { nLayers: L, nHeads: H, nCtx } = model.cfg;
+export async function headScores(model: HookedTransformer, opts: HeadScoreOptions = {}): Promise<HeadScores> {
+  const { nLayers: L, nCtx } = model.cfg;
   const bos = model.cfg.bosTokenId !== null ? 1 : 0;
   const T = opts.seqLen ?? Math.min(40, Math.floor((nCtx - bos) / 2));
   if (T < 2 || 2 * T + bos > nCtx)
@@ -58,58 +61,39 @@ export function headScores(model: HookedTransformer, opts: HeadScoreOptions = {}
   const P = 2 * T + bos;
   const names = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
   const { logits, cache } = model.runWithCache(tokens, { names });
-  const prev: number[][] = [];
-  const ind: number[][] = [];
-  const dup: number[][] = [];
-  for (let l = 0; l < L; l++) {
-    const p = cache.get(names[l]!).f32Sync(); // [batch, head, q, k]
-    prev.push([]);
-    ind.push([]);
-    dup.push([]);
-    for (let h = 0; h < H; h++) {
-      let sPrev = 0;
-      let sInd = 0;
-      let sDup = 0;
-      for (let b = 0; b < batch; b++) {
-        const base = (b * H + h) * P * P;
-        for (let q = 1; q < P; q++) sPrev += p[base + q * P + q - 1]!;
-        // Second repeat: query q = bos + T + j sees its first copy at q - T and the induction target at q - T + 1.
-        for (let q = bos + T; q < P; q++) {
-          sDup += p[base + q * P + q - T]!;
-          sInd += p[base + q * P + q - T + 1]!;
-        }
-      }
-      prev[l]!.push(sPrev / (batch * (P - 1)));
-      ind[l]!.push(sInd / (batch * T));
-      dup[l]!.push(sDup / (batch * T));
-    }
-  }
-  // Per-position losses: predicting token i+1 from position i.
-  const V = model.cfg.vocabSize;
-  const lg = logits.f32Sync();
-  const ids = tokens.toArraySync();
-  let first = 0;
-  let second = 0;
-  for (let b = 0; b < batch; b++) {
-    for (let i = bos; i < P - 1; i++) {
-      const row = lg.subarray((b * P + i) * V, (b * P + i + 1) * V);
-      let m = -Infinity;
-      for (const x of row) m = Math.max(m, x);
-      let s = 0;
-      for (const x of row) s += Math.exp(x - m);
-      const nll = m + Math.log(s) - row[ids[b * P + i + 1]!]!;
-      // Positions bos..bos+T-2 predict inside the first repeat; bos+T..P-2 inside the second.
-      if (i < bos + T - 1) first += nll;
-      else if (i >= bos + T) second += nll;
-    }
-  }
+  const patterns = stack(names.map((n) => cache.get(n))); // [layer, batch, head, q, k]
+  // Second repeat: query q = bos + T + j sees its first copy at q - T and the induction target at q - T + 1.
+  const scores = [stripe(patterns, 1, 1), stripe(patterns, T - 1, bos + T), stripe(patterns, T, bos + T)];
+  // Predictions at bos..bos+T-2 are inside the first repeat; at bos+T..P-2 inside the second.
+  const losses = nextTokenLosses(logits, tokens); // [batch, pos-1]
+  const repeats = [mean(slice(losses, 1, bos, bos + T - 1)), mean(slice(losses, 1, bos + T, P - 1))];
+  const [[prev, ind, dup], [first, second]] = await Promise.all([
+    Promise.all(scores.map(async (t) => (await t.toNested()) as number[][])),
+    Promise.all(repeats.map((t) => t.item())),
+  ]);
   return {
-    previousToken: prev,
-    induction: ind,
-    duplicateToken: dup,
-    lossFirstRepeat: first / (batch * (T - 1)),
-    lossSecondRepeat: second / (batch * (T - 1)),
+    previousToken: prev!,
+    induction: ind!,
+    duplicateToken: dup!,
+    lossFirstRepeat: first!,
+    lossSecondRepeat: second!,
     seqLen: T,
     batch,
   };
+}
+
+/**
+ * Mean attention along a diagonal of patterns [layer, batch, head, q, k]: from each query q >= `from` to key
+ * q - `offset`, averaged over batch and queries: [layer, head].
+ */
+function stripe(patterns: Tensor, offset: number, from: number): Tensor {
+  const [Ly, B, H, P] = patterns.shape as [number, number, number, number];
+  const rows = slice(patterns, 3, from, P); // [layer, batch, head, P - from, k]
+  const keys = Tensor.from(
+    Array.from({ length: P - from }, (_, i) => from + i - offset),
+    [1, 1, 1, P - from, 1],
+    'int64',
+  );
+  const picked = gatherElements(rows, 4, expand(keys, [Ly, B, H, P - from, 1]));
+  return mean(picked, [1, 3, 4]);
 }

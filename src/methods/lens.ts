@@ -4,6 +4,7 @@ import type { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer, InputOptions, ModelInput } from '../hooks/hooked-transformer.js';
 import { unembed } from '../models/transformer.js';
 import { applyFinalNorm } from './decompose.js';
+import { readPredictions, readTokenStats } from './predictions.js';
 import { singleToken } from './tokens.js';
 import { tunedLensLogits, type TunedLens } from './tuned-lens.js';
 
@@ -47,11 +48,11 @@ export interface LogitLensResult {
  * final resid_post) through the model's own final norm, with its scale recomputed from that residual, and
  * the unembedding. The last layer reproduces the model's logits.
  */
-export function logitLens(
+export async function logitLens(
   model: HookedTransformer,
   input: ModelInput,
   opts: LogitLensOptions = {},
-): LogitLensResult {
+): Promise<LogitLensResult> {
   const { target, topK = 5, tunedLens, ...inputOpts } = opts;
   if (!Number.isInteger(topK) || topK < 0) throw new ShapeError(`topK must be an integer >= 0, got ${topK}`);
   const targetId = target === undefined ? null : singleToken(model, target, 'target');
@@ -82,34 +83,29 @@ export function logitLens(
     );
     logits = concat(perLayer, 0);
   }
-  const lg = logits.f32Sync();
-  const ids = tokens.toArraySync();
-  const top: LensToken[][][] = [];
-  const targets: LensTarget[][] | null = targetId === null ? null : [];
-  for (let l = 0; l < layers.length; l++) {
-    top.push([]);
-    targets?.push([]);
-    for (let p = 0; p < P; p++) {
-      const row = lg.subarray((l * P + p) * V, (l * P + p + 1) * V);
-      const lse = logSumExp(row);
-      const best = topIds(row, topK);
-      const strings = model.tokenStrings(best);
-      top[l]!.push(
-        best.map((id, i) => ({ id, token: strings[i]!, prob: Math.exp(row[id]! - lse), logit: row[id]! })),
-      );
-      if (targetId !== null) {
-        const t = row[targetId]!;
-        let rank = 1;
-        for (let i = 0; i < V; i++) if (row[i]! > t) rank++;
-        targets![l]!.push({
-          id: targetId,
-          token: model.tokenStrings([targetId])[0]!,
-          prob: Math.exp(t - lse),
-          logit: t,
-          rank,
-        });
-      }
-    }
+  // Everything row-wise runs on the engine; only the top-k and the target's numbers are read.
+  const flat = reshape(logits, [layers.length * P, V]);
+  const [ids, preds, stats] = await Promise.all([
+    tokens.toArray(),
+    readPredictions(model, flat, topK),
+    targetId === null ? null : readTokenStats(flat, targetId),
+  ]);
+  const top: LensToken[][][] = layers.map((_, l) => preds.slice(l * P, (l + 1) * P));
+  let targets: LensTarget[][] | null = null;
+  if (stats !== null) {
+    const token = model.tokenStrings([targetId!])[0]!;
+    targets = layers.map((_, l) =>
+      Array.from({ length: P }, (_, p) => {
+        const i = l * P + p;
+        return {
+          id: targetId!,
+          token,
+          prob: Math.exp(stats.logProb[i]!),
+          logit: stats.logit[i]!,
+          rank: stats.rank[i]!,
+        };
+      }),
+    );
   }
   return {
     tokens: ids,
@@ -127,28 +123,4 @@ export function lensLayerLabels(layers: string[]): string[] {
   return layers.map((n, i) =>
     i === layers.length - 1 ? 'final' : `L${/^blocks\.(\d+)\./.exec(n)?.[1] ?? i} in`,
   );
-}
-
-function logSumExp(row: Float32Array): number {
-  let m = -Infinity;
-  for (const v of row) if (v > m) m = v;
-  if (!Number.isFinite(m)) return m;
-  let s = 0;
-  for (const v of row) s += Math.exp(v - m);
-  return m + Math.log(s);
-}
-
-/** Ids of the k largest values (ties: lower id first). */
-function topIds(row: Float32Array, k: number): number[] {
-  const top: number[] = [];
-  k = Math.min(k, row.length);
-  for (let i = 0; i < row.length && k > 0; i++) {
-    const v = row[i]!;
-    if (top.length === k && !(v > row[top[k - 1]!]!)) continue;
-    let j = top.length;
-    while (j > 0 && v > row[top[j - 1]!]!) j--;
-    top.splice(j, 0, i);
-    if (top.length > k) top.pop();
-  }
-  return top;
 }

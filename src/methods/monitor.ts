@@ -93,10 +93,14 @@ function endsSentence(token: string): boolean {
  * Scores every text by its probe's rule: every position ('all'), or the end of each text ('last': its
  * final token; 'mean': the mean over its tokens). Hits are the scored positions above the threshold.
  */
-export function runMonitor(model: HookedTransformer, texts: string[], spec: MonitorSpec): MonitorReport {
+export async function runMonitor(
+  model: HookedTransformer,
+  texts: string[],
+  spec: MonitorSpec,
+): Promise<MonitorReport> {
   const { start, threshold } = scorer(spec);
   const position = monitorPosition(spec);
-  const X = collectActivations(model, texts, spec.hook, { position: 'all' });
+  const X = await collectActivations(model, texts, spec.hook, { position: 'all' });
   const tokens = texts.map((t) => model.tokenStrings(model.encode(t)));
   const scores: (number | null)[][] = tokens.map((t) => t.map(() => null));
   const hits: MonitorHit[] = [];
@@ -153,6 +157,8 @@ export function monitorHook(
       if (x.rank !== 3 || x.shape[0] !== 1)
         throw new ShapeError(`monitorHook needs [1, pos, d], got [${x.shape}]`);
       const d = x.shape[2]!;
+      // Read inside the forward: generation scores (and may stop) token by token. On a backend without
+      // synchronous reads this needs a generation loop that awaits a per-step callback (src/hooks).
       const data = x.f32Sync();
       for (let p = 0; p < x.shape[1]!; p++) {
         const s = next(data, p * d);

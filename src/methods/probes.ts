@@ -3,6 +3,8 @@
 // random-label control task, and a probe file format.
 import fs from 'node:fs';
 import { ShapeError, UsageError } from '../errors.js';
+import { mean } from '../engine/ops/reduce.js';
+import { concat, reshape, slice } from '../engine/ops/shape.js';
 import { Rng } from '../engine/random.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
@@ -30,21 +32,21 @@ export interface CollectOptions {
 }
 
 /** The activation at `hook` for each text (texts are run one at a time: no padding). */
-export function collectActivations(
+export async function collectActivations(
   model: HookedTransformer,
   texts: string[],
   hook: string,
   opts: CollectOptions = {},
-): Matrix {
+): Promise<Matrix> {
   const position = opts.position ?? 'last';
   if (!model.hookNames().includes(hook)) {
     // Let the model produce its usual message with suggestions.
     model.runWithHooks([0], { fwd: [{ name: hook, fn: () => {} }] });
   }
-  const rows: Float32Array[] = [];
+  // Each text's rows are selected on the engine ([rows, d]); all are read once at the end.
+  const parts: Tensor[] = [];
   const textIndex: number[] = [];
   const positions: number[] = [];
-  let dim = 0;
   texts.forEach((text, t) => {
     let act: Tensor | null = null;
     const fwd: ForwardHook[] = [...(opts.hooks ?? []), { name: hook, fn: (a) => void (act = a) }];
@@ -55,29 +57,25 @@ export function collectActivations(
       throw new ShapeError(`collectActivations needs a [batch, pos, d] hook, got [${a.shape}]`);
     const P = a.shape[1]!;
     const d = a.shape[2]!;
-    dim = d;
-    const x = a.f32Sync();
     if (position === 'last') {
-      rows.push(x.slice((P - 1) * d, P * d));
+      parts.push(reshape(slice(a, 1, P - 1, P), [1, d]));
       textIndex.push(t);
       positions.push(P - 1);
     } else if (position === 'all') {
+      parts.push(reshape(a, [P, d]));
       for (let p = 0; p < P; p++) {
-        rows.push(x.slice(p * d, (p + 1) * d));
         textIndex.push(t);
         positions.push(p);
       }
     } else {
-      const m = new Float32Array(d);
-      for (let p = 0; p < P; p++) for (let j = 0; j < d; j++) m[j]! += x[p * d + j]! / P;
-      rows.push(m);
+      parts.push(mean(a, 1));
       textIndex.push(t);
       positions.push(-1);
     }
   });
-  const data = new Float32Array(rows.length * dim);
-  rows.forEach((r, i) => data.set(r, i * dim));
-  return { data, rows: rows.length, dim, textIndex, position: positions };
+  const dim = parts.length ? parts[0]!.shape[1]! : 0;
+  const data = parts.length ? Float32Array.from(await concat(parts, 0).f32()) : new Float32Array(0);
+  return { data, rows: textIndex.length, dim, textIndex, position: positions };
 }
 
 export type ProbeKind = 'logistic' | 'linear';

@@ -1,6 +1,7 @@
 // Representation similarity across models, seeds and layers: linear CKA (Kornblith et al., 2019), SVCCA
 // (Raghu et al., 2017), and matching of dictionary features by maximum cosine similarity.
 import { ShapeError } from '../errors.js';
+import { concat, reshape, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 
@@ -13,11 +14,11 @@ interface Dense {
   data: Float64Array;
 }
 
-function dense(x: Matrix, what: string): Dense {
+async function dense(x: Matrix, what: string): Promise<Dense> {
   if (x instanceof Tensor) {
     if (x.rank < 2) throw new ShapeError(`${what} must have rank >= 2, got [${x.shape}]`);
     const d = x.shape[x.rank - 1]!;
-    return { n: x.size / d, d, data: Float64Array.from(x.f32Sync()) };
+    return { n: x.size / d, d, data: Float64Array.from(await x.f32()) };
   }
   const n = x.length;
   const d = x[0]?.length ?? 0;
@@ -63,9 +64,8 @@ function frob2(m: Float64Array): number {
   return s;
 }
 
-function pair(X: Matrix, Y: Matrix): [Dense, Dense] {
-  const x = dense(X, 'X');
-  const y = dense(Y, 'Y');
+async function pair(X: Matrix, Y: Matrix): Promise<[Dense, Dense]> {
+  const [x, y] = await Promise.all([dense(X, 'X'), dense(Y, 'Y')]);
   if (x.n !== y.n) throw new ShapeError(`X has ${x.n} samples, Y has ${y.n}: they must match`);
   if (x.n < 2) throw new ShapeError(`need at least 2 samples, got ${x.n}`);
   return [x, y];
@@ -76,8 +76,8 @@ function pair(X: Matrix, Y: Matrix): [Dense, Dense] {
  * = ||YᵀX||²_F / (||XᵀX||_F ||YᵀY||_F). 1 for X vs X, invariant to orthogonal transforms and isotropic
  * scaling of either side. 0 when either side is constant.
  */
-export function linearCKA(X: Matrix, Y: Matrix): number {
-  return ckaDense(...pair(X, Y));
+export async function linearCKA(X: Matrix, Y: Matrix): Promise<number> {
+  return ckaDense(...(await pair(X, Y)));
 }
 
 function ckaDense(x0: Dense, y0: Dense): number {
@@ -190,8 +190,8 @@ export interface SvccaResult {
  * then CCA between the reduced spaces; the canonical correlations are the singular values of the
  * cross-covariance of the whitened reductions.
  */
-export function svccaDetails(X: Matrix, Y: Matrix, opts: SvccaOptions = {}): SvccaResult {
-  return svccaDense(...pair(X, Y), opts);
+export async function svccaDetails(X: Matrix, Y: Matrix, opts: SvccaOptions = {}): Promise<SvccaResult> {
+  return svccaDense(...(await pair(X, Y)), opts);
 }
 
 function svccaDense(x0: Dense, y0: Dense, opts: SvccaOptions): SvccaResult {
@@ -221,8 +221,8 @@ function svccaDense(x0: Dense, y0: Dense, opts: SvccaOptions): SvccaResult {
 }
 
 /** SVCCA similarity: the mean canonical correlation (see svccaDetails). */
-export function svcca(X: Matrix, Y: Matrix, opts: SvccaOptions = {}): number {
-  return svccaDetails(X, Y, opts).mean;
+export async function svcca(X: Matrix, Y: Matrix, opts: SvccaOptions = {}): Promise<number> {
+  return (await svccaDetails(X, Y, opts)).mean;
 }
 
 export type SimilarityMethod = 'cka' | 'svcca';
@@ -255,39 +255,34 @@ export function residualHooks(model: HookedTransformer): string[] {
   ];
 }
 
-function collect(model: HookedTransformer, texts: number[][], hooks: string[], skip: number): Dense[] {
-  const parts = hooks.map(() => [] as Float32Array[]);
+/** Each hook's activations over all texts' positions (the first `skip` left out), [samples, d], read once. */
+async function collect(
+  model: HookedTransformer,
+  texts: number[][],
+  hooks: string[],
+  skip: number,
+): Promise<Dense[]> {
+  const parts = hooks.map(() => [] as Tensor[]);
   for (const ids of texts) {
     const { cache } = model.runWithCache([ids], { names: hooks });
     hooks.forEach((h, i) => {
-      const t = cache.get(h);
-      const d = t.shape[t.rank - 1]!;
-      parts[i]!.push(t.f32Sync().slice(skip * d));
+      const t = cache.get(h); // [1, pos, d]
+      parts[i]!.push(reshape(slice(t, 1, skip, t.shape[1]!), [-1, t.shape[t.rank - 1]!]));
     });
   }
-  return hooks.map((h, i) => {
-    const d = model.cfg.dModel;
-    const all = parts[i]!;
-    const data = new Float64Array(all.reduce((s, p) => s + p.length, 0));
-    let o = 0;
-    for (const p of all) {
-      data.set(p, o);
-      o += p.length;
-    }
-    return { n: data.length / d, d, data };
-  });
+  return Promise.all(parts.map((p) => dense(concat(p, 0), 'activations')));
 }
 
 /**
  * Layer-by-layer similarity of two models' activations on the same tokens (texts are tokenized by
  * model A; both models must share the vocabulary). Positions of all texts are the samples.
  */
-export function similarityMatrix(
+export async function similarityMatrix(
   modelA: HookedTransformer,
   modelB: HookedTransformer,
   texts: (string | number[])[],
   opts: SimilarityMatrixOptions = {},
-): SimilarityMatrix {
+): Promise<SimilarityMatrix> {
   const method = opts.method ?? 'cka';
   if (modelA.cfg.vocabSize !== modelB.cfg.vocabSize)
     throw new ShapeError(
@@ -295,14 +290,11 @@ export function similarityMatrix(
     );
   if (texts.length === 0) throw new ShapeError('similarityMatrix needs at least one text');
   const ctx = Math.min(modelA.cfg.nCtx, modelB.cfg.nCtx);
-  const ids = texts.map((t) =>
-    (typeof t === 'string' ? modelA.toTokens(t).tokens.toArraySync() : t).slice(0, ctx),
-  );
+  const ids = texts.map((t) => (typeof t === 'string' ? modelA.encode(t) : t).slice(0, ctx));
   const skip = opts.skipFirst === false ? 0 : 1;
   const rows = opts.hooksA ?? residualHooks(modelA);
   const columns = opts.hooksB ?? residualHooks(modelB);
-  const a = collect(modelA, ids, rows, skip);
-  const b = collect(modelB, ids, columns, skip);
+  const [a, b] = await Promise.all([collect(modelA, ids, rows, skip), collect(modelB, ids, columns, skip)]);
   const f = (x: Dense, y: Dense) =>
     method === 'cka' ? ckaDense(x, y) : svccaDense(x, y, { keepVariance: opts.keepVariance }).mean;
   return { method, rows, columns, values: a.map((x) => b.map((y) => f(x, y))), samples: a[0]!.n };
@@ -318,9 +310,8 @@ export interface FeatureMatch {
 }
 
 /** Matches two dictionaries' features (rows = directions) by maximum cosine similarity. */
-export function matchFeatures(D1: Matrix, D2: Matrix): FeatureMatch {
-  const a = dense(D1, 'D1');
-  const b = dense(D2, 'D2');
+export async function matchFeatures(D1: Matrix, D2: Matrix): Promise<FeatureMatch> {
+  const [a, b] = await Promise.all([dense(D1, 'D1'), dense(D2, 'D2')]);
   if (a.d !== b.d) throw new ShapeError(`D1 directions have ${a.d} dimensions, D2's ${b.d}`);
   const norm = (m: Dense) => {
     for (let i = 0; i < m.n; i++) {

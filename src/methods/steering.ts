@@ -24,24 +24,24 @@ export interface DifferenceOfMeans {
 }
 
 /** mean(activations of textsA) - mean(activations of textsB) at `hook` (default: each text's last token). */
-export function differenceOfMeans(
+export async function differenceOfMeans(
   model: HookedTransformer,
   textsA: string[],
   textsB: string[],
   hook: string,
   opts: { position?: Position } = {},
-): DifferenceOfMeans {
+): Promise<DifferenceOfMeans> {
   if (textsA.length === 0 || textsB.length === 0)
     throw new ShapeError('differenceOfMeans needs at least one text in each set');
   const position = opts.position ?? 'last';
-  const mean = (texts: string[]) => {
-    const X = collectActivations(model, texts, hook, { position });
+  const mean = async (texts: string[]) => {
+    const X = await collectActivations(model, texts, hook, { position });
     const m = new Float64Array(X.dim);
     for (let i = 0; i < X.rows; i++) for (let j = 0; j < X.dim; j++) m[j]! += X.data[i * X.dim + j]! / X.rows;
     return m;
   };
-  const a = mean(textsA);
-  const b = mean(textsB);
+  const a = await mean(textsA);
+  const b = await mean(textsB);
   const vector = Float32Array.from(a, (x, j) => x - b[j]!);
   const norm = Math.hypot(...vector);
   return { vector, norm, direction: unit(vector), hook };

@@ -8,7 +8,7 @@ import { SondeError } from '../errors.js';
 import { add, exp, mul, sub } from '../engine/ops/elementwise.js';
 import { logSoftmax, matmul } from '../engine/ops/nn.js';
 import { mean, sum } from '../engine/ops/reduce.js';
-import { reshape, stack } from '../engine/ops/shape.js';
+import { reshape, slice, stack } from '../engine/ops/shape.js';
 import { Rng } from '../engine/random.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
@@ -170,12 +170,12 @@ function checkModel(model: HookedTransformer, lens: TunedLens): void {
  * over positions of KL(final || lens), summed over layers (each layer's translator is independent). The
  * step (lens forward, loss and backward) is compiled into one ONNX graph.
  */
-export function trainTunedLens(
+export async function trainTunedLens(
   model: HookedTransformer,
   data: TokenDataset,
   opts: TunedLensTrainOptions = {},
   lens: TunedLens = createTunedLens(model),
-): TunedLens {
+): Promise<TunedLens> {
   checkModel(model, lens);
   const steps = opts.steps ?? 300;
   const batch = opts.batchSize ?? 8;
@@ -209,7 +209,7 @@ export function trainTunedLens(
       compiled = traced.fn;
       out = traced.outputs;
     }
-    const perLayer = out[0]!.toArraySync();
+    const perLayer = await out[0]!.toArray();
     const loss = perLayer.reduce((s, x) => s + x, 0);
     if (!Number.isFinite(loss)) throw new TunedLensError(`loss is ${loss} at step ${step + 1}: lower --lr`);
     opt.step([out[1]!, out[2]!]);
@@ -224,12 +224,12 @@ export function trainTunedLens(
  * KL(final || lens) per layer, averaged over every position of consecutive `ctx`-token windows of the
  * dataset's held-out split (its last evalFraction): the logit lens always, the tuned lens when given.
  */
-export function lensKL(
+export async function lensKL(
   model: HookedTransformer,
   data: TokenDataset,
   lens: TunedLens | null,
   opts: { ctx?: number; maxWindows?: number; evalFraction?: number } = {},
-): LensKL {
+): Promise<LensKL> {
   if (lens) checkModel(model, lens);
   const layers = lens?.layers ?? tunedLensLayers(model);
   const ctx = Math.min(opts.ctx ?? 128, model.cfg.nCtx);
@@ -251,14 +251,12 @@ export function lensKL(
       for (let i = 0; i < ctx; i++) ids[r * ctx + i] = BigInt(win[i]!);
     }
     const { resid, logp } = activations(model, new Tensor(ids, [rows, ctx]), layers);
-    noGrad(() => {
-      const lg = klPerLayer(model, resid, logp, zeroA, zeroB).perLayer.toArraySync();
-      lg.forEach((x, l) => (logit[l]! += x * rows));
-      if (lens && tuned) {
-        const tn = klPerLayer(model, resid, logp, lens.A, lens.b).perLayer.toArraySync();
-        tn.forEach((x, l) => (tuned[l]! += x * rows));
-      }
-    });
+    const [lg, tn] = noGrad(() => [
+      klPerLayer(model, resid, logp, zeroA, zeroB).perLayer,
+      lens ? klPerLayer(model, resid, logp, lens.A, lens.b).perLayer : null,
+    ]);
+    (await lg!.toArray()).forEach((x, l) => (logit[l]! += x * rows));
+    if (tn && tuned) (await tn.toArray()).forEach((x, l) => (tuned[l]! += x * rows));
   }
   return {
     layers,
@@ -279,16 +277,19 @@ export function tunedLensLogits(
   const d = model.cfg.dModel;
   if (!Number.isInteger(layer) || layer < 0 || layer >= lens.layers.length)
     throw new TunedLensError(`layer ${layer} is not in [0, ${lens.layers.length})`);
-  const A = new Tensor(lens.A.f32Sync().slice(layer * d * d, (layer + 1) * d * d), [d, d]);
-  const b = new Tensor(lens.b.f32Sync().slice(layer * d, (layer + 1) * d), [d]);
-  return noGrad(() => lensLogits(model, resid, A, b));
+  return noGrad(() => {
+    const A = reshape(slice(lens.A, 0, layer, layer + 1), [d, d]);
+    const b = reshape(slice(lens.b, 0, layer, layer + 1), [d]);
+    return lensLogits(model, resid, A, b);
+  });
 }
 
 const WEIGHTS = 'tuned-lens.safetensors';
 const META = 'tuned-lens.json';
 
 /** Writes DIR/tuned-lens.safetensors (A, b) and DIR/tuned-lens.json (metadata), each atomically. */
-export function saveTunedLens(lens: TunedLens, dir: string): void {
+export async function saveTunedLens(lens: TunedLens, dir: string): Promise<void> {
+  const [A, b] = await Promise.all([lens.A.f32(), lens.b.f32()]);
   // Written whole into a temp folder that then replaces `dir`: a kill never leaves a half-written lens.
   const tmp = tempSibling(dir);
   fs.mkdirSync(tmp, { recursive: true });
@@ -296,8 +297,8 @@ export function saveTunedLens(lens: TunedLens, dir: string): void {
     writeSafetensors(
       path.join(tmp, WEIGHTS),
       {
-        A: { dtype: 'F32', shape: [...lens.A.shape], data: lens.A.f32Sync() },
-        b: { dtype: 'F32', shape: [...lens.b.shape], data: lens.b.f32Sync() },
+        A: { dtype: 'F32', shape: [...lens.A.shape], data: A },
+        b: { dtype: 'F32', shape: [...lens.b.shape], data: b },
       },
       { format: 'sonde-tuned-lens' },
     );

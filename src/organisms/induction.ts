@@ -136,7 +136,7 @@ export function initWeights(cfg: ModelConfig, seed: number): Weights {
  * Trains an attention-only transformer on text until (with 2+ layers) an induction head forms, saves
  * it as an HF folder, and returns the training history with head scores along the way.
  */
-export function trainInduction(opts: InductionOptions = {}): InductionResult {
+export async function trainInduction(opts: InductionOptions = {}): Promise<InductionResult> {
   const o = {
     layers: 2,
     dModel: 64,
@@ -176,8 +176,12 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
   const weights = initWeights(cfg, o.seed);
   const model = new HookedTransformer(cfg, weights, tokenizer, 'training', 'never');
   const history: PhasePoint[] = [];
-  const score = (step: number, loss: number) => {
-    const s = headScores(model, { seqLen: Math.min(40, Math.floor((o.ctx - 1) / 2)), batch: 8, seed: 12345 });
+  const score = async (step: number, loss: number) => {
+    const s = await headScores(model, {
+      seqLen: Math.min(40, Math.floor((o.ctx - 1) / 2)),
+      batch: 8,
+      seed: 12345,
+    });
     const p: PhasePoint = {
       step,
       loss,
@@ -189,6 +193,9 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
     history.push(p);
     o.onScore?.(p);
   };
+  // Head scores are read asynchronously; their forward passes are issued at their step, so they score the
+  // weights of that step.
+  const scoring: Promise<void>[] = [];
   const ckpt = path.resolve(`${o.out}.checkpoint`);
   let result: TrainResult;
   try {
@@ -226,13 +233,14 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
       augment: o.repeatProbability > 0 ? (t, rng) => repeatSpans(t, rng, o.repeatProbability) : undefined,
       onStep: (s) => {
         o.onStep?.(s);
-        if (s.step % o.scoreEvery === 0 || s.step === o.steps) score(s.step, s.loss);
+        if (s.step % o.scoreEvery === 0 || s.step === o.steps) scoring.push(score(s.step, s.loss));
       },
     });
   } finally {
     dataset.close();
     fs.rmSync(cacheDir, { recursive: true, force: true });
   }
+  await Promise.all(scoring);
   if (result.resumedFrom !== null && result.extra?.history)
     history.unshift(
       ...(result.extra.history as PhasePoint[]).filter((p) => !history.some((q) => q.step === p.step)),
@@ -244,6 +252,10 @@ export function trainInduction(opts: InductionOptions = {}): InductionResult {
     dir: path.resolve(o.out),
     train: result,
     history,
-    scores: headScores(model, { batch: 16, seed: 777, seqLen: Math.min(40, Math.floor((o.ctx - 1) / 2)) }),
+    scores: await headScores(model, {
+      batch: 16,
+      seed: 777,
+      seqLen: Math.min(40, Math.floor((o.ctx - 1) / 2)),
+    }),
   };
 }

@@ -302,11 +302,11 @@ describe('cache helpers: accumulatedResid, decomposeResid, stackHeadResults, app
     expect(maxAbsDiff(affine, cache.get('ln_final.hook_normalized').f32Sync())).toBeLessThan(1e-4);
   });
 
-  it("logitAttrs gives each head's direct logit attribution, as directLogitAttribution does", () => {
+  it("logitAttrs gives each head's direct logit attribution, as directLogitAttribution does", async () => {
     const [answer, wrong, pos] = [17, 42, 6];
     const attrs = cache.logitAttrs(cache.applyLnToStack(cache.stackHeadResults().stack), answer, wrong);
     expect(attrs.shape).toEqual([L * H, 1, P]);
-    const dla = directLogitAttribution(gpt2, IDS, { answer, wrong, pos });
+    const dla = await directLogitAttribution(gpt2, IDS, { answer, wrong, pos });
     const heads = dla.components.filter((c) => c.kind === 'head');
     const got = Array.from({ length: L * H }, (_, k) => attrs.f32Sync()[k * P + pos]!);
     expect(

@@ -22,15 +22,15 @@ const IDS = [3, 17, 42, 8, 60, 5, 91, 23, 11, 77, 2, 40];
 describe.each(NAMES)('%s', (name) => {
   const model = HookedTransformer.load(path.resolve('test/fixtures', name), { compile: 'never' });
 
-  it('the residual decomposition sums to the final residual', () => {
-    const r = residualDecomposition(model, [IDS]);
+  it('the residual decomposition sums to the final residual', async () => {
+    const r = await residualDecomposition(model, [IDS]);
     const scale = Math.max(...r.residual.map(Math.abs));
     expect(r.maxError / scale).toBeLessThan(1e-5);
     expect(r.components.filter((c) => c.kind === 'head')).toHaveLength(model.cfg.nLayers * model.cfg.nHeads);
   });
 
-  it("DLA's components sum to the logit difference", () => {
-    const r = directLogitAttribution(model, [IDS], { answer: 7, wrong: 9 });
+  it("DLA's components sum to the logit difference", async () => {
+    const r = await directLogitAttribution(model, [IDS], { answer: 7, wrong: 9 });
     expect(r.error).toBeLessThan(1e-4 * Math.max(1, Math.abs(r.logitDiff)));
   });
 

@@ -32,9 +32,9 @@ describe('residualDecomposition', () => {
     ['gpt2-tiny', gpt2, IDS, 14],
     ['stories260K', stories, PROMPT, 46],
     ['induction-2l', induction, [1, 300, 301, 302, 300, 301], 12],
-  ] as const)('%s: the components sum to the final resid_post', (_name, model, input, count) => {
+  ] as const)('%s: the components sum to the final resid_post', async (_name, model, input, count) => {
     for (const pos of [0, 3, -1]) {
-      const r = residualDecomposition(model, input as string | number[], { pos });
+      const r = await residualDecomposition(model, input as string | number[], { pos });
       expect(r.components).toHaveLength(count);
       expect(r.maxError).toBeLessThan(1e-4);
       // Independently of the method's own check: against a plain cache of the last resid_post.
@@ -54,55 +54,62 @@ describe('residualDecomposition', () => {
     }
   });
 
-  it('names: embeddings, heads, b_O, MLPs in forward order (no pos_embed for rotary, no MLP when attn-only)', () => {
-    expect(
-      residualDecomposition(gpt2, IDS)
-        .components.map((c) => c.name)
-        .slice(0, 8),
-    ).toEqual(['embed', 'pos_embed', 'L0H0', 'L0H1', 'L0H2', 'L0H3', 'L0.attn.b_O', 'L0.mlp']);
-    const s = residualDecomposition(stories, PROMPT).components.map((c) => c.name);
+  it('names: embeddings, heads, b_O, MLPs in forward order (no pos_embed for rotary, no MLP when attn-only)', async () => {
+    expect((await residualDecomposition(gpt2, IDS)).components.map((c) => c.name).slice(0, 8)).toEqual([
+      'embed',
+      'pos_embed',
+      'L0H0',
+      'L0H1',
+      'L0H2',
+      'L0H3',
+      'L0.attn.b_O',
+      'L0.mlp',
+    ]);
+    const s = (await residualDecomposition(stories, PROMPT)).components.map((c) => c.name);
     expect(s.slice(0, 2)).toEqual(['embed', 'L0H0']);
     expect(s.some((n) => n.includes('b_O'))).toBe(false);
-    const i = residualDecomposition(induction, [1, 300, 301]).components.map((c) => c.name);
+    const i = (await residualDecomposition(induction, [1, 300, 301])).components.map((c) => c.name);
     expect(i.some((n) => n.includes('mlp'))).toBe(false);
-    expect(() => residualDecomposition(gpt2, IDS, { pos: 10 })).toThrow(ShapeError);
+    await expect(residualDecomposition(gpt2, IDS, { pos: 10 })).rejects.toThrow(ShapeError);
   });
 });
 
 describe('directLogitAttribution', () => {
-  it('gpt2-tiny (LayerNorm, ln_final.b): the parts sum to the logit difference', () => {
+  it('gpt2-tiny (LayerNorm, ln_final.b): the parts sum to the logit difference', async () => {
     for (const pos of [2, 9]) {
-      const r = directLogitAttribution(gpt2, IDS, { pos, answer: 4, wrong: 10 });
+      const r = await directLogitAttribution(gpt2, IDS, { pos, answer: 4, wrong: 10 });
       expect(r.components.map((c) => c.name).slice(-3)).toEqual(['L1.mlp', 'ln_final.b', 'unembed.b_U']);
       expect(Math.abs(r.total - logitDiff(gpt2, IDS, pos, 4, 10))).toBeLessThan(1e-4);
       expect(r.error).toBeLessThan(1e-4);
     }
-    const single = directLogitAttribution(gpt2, IDS, { answer: 4 });
+    const single = await directLogitAttribution(gpt2, IDS, { answer: 4 });
     expect(Math.abs(single.total - logitDiff(gpt2, IDS, 9, 4))).toBeLessThan(1e-4);
   });
 
-  it('folded weights (LNPre: ln_final.w/b folded into W_U/b_U): the parts sum to the logit difference', () => {
+  it('folded weights (LNPre: ln_final.w/b folded into W_U/b_U): the parts sum to the logit difference', async () => {
     const folded = HookedTransformer.load(path.join(FIXTURES, 'gpt2-tiny'), { processWeights: true });
-    const r = directLogitAttribution(folded, IDS, { pos: 5, answer: 4, wrong: 10 });
+    const r = await directLogitAttribution(folded, IDS, { pos: 5, answer: 4, wrong: 10 });
     expect(Math.abs(r.total - logitDiff(folded, IDS, 5, 4, 10))).toBeLessThan(1e-4);
   });
 
-  it('stories260K (RMSNorm, no biases): the parts sum to the logit difference', () => {
+  it('stories260K (RMSNorm, no biases): the parts sum to the logit difference', async () => {
     const P = stories.encode(PROMPT).length;
-    const r = directLogitAttribution(stories, PROMPT, { answer: ' was', wrong: ' Lily' });
+    const r = await directLogitAttribution(stories, PROMPT, { answer: ' was', wrong: ' Lily' });
     expect(r.pos).toBe(P - 1);
     expect(r.answer).toEqual({ id: 286, token: ' was' });
     expect(r.components).toHaveLength(46);
     expect(Math.abs(r.total - logitDiff(stories, PROMPT, P - 1, 286, 317))).toBeLessThan(1e-4);
-    const one = directLogitAttribution(stories, PROMPT, { pos: 5, answer: 286 });
+    const one = await directLogitAttribution(stories, PROMPT, { pos: 5, answer: 286 });
     expect(Math.abs(one.total - logitDiff(stories, PROMPT, 5, 286))).toBeLessThan(1e-4);
-    expect(() => directLogitAttribution(stories, PROMPT, { answer: ' Lily was' })).toThrow(UsageError);
-    expect(() => directLogitAttribution(stories, PROMPT, { answer: ' Lily was' })).toThrow(
+    await expect(directLogitAttribution(stories, PROMPT, { answer: ' Lily was' })).rejects.toThrow(
+      UsageError,
+    );
+    await expect(directLogitAttribution(stories, PROMPT, { answer: ' Lily was' })).rejects.toThrow(
       /is 3 tokens, not one/,
     );
   });
 
-  it('induction-2l: on repeated random tokens the top direct contributors are the layer-1 induction heads', () => {
+  it('induction-2l: on repeated random tokens the top direct contributors are the layer-1 induction heads', async () => {
     const T = 30;
     const B = 4;
     const tokens = repeatedTokens(induction, T, B, 1); // [BOS, r, r]
@@ -113,7 +120,7 @@ describe('directLogitAttribution', () => {
     for (let b = 0; b < B; b++)
       for (let pos = T + 1; pos < P - 1; pos++)
         targets.push({ batch: b, pos, answer: ids[b * P + pos + 1]! });
-    const r = directLogitAttributionMany(induction, tokens, targets);
+    const r = await directLogitAttributionMany(induction, tokens, targets);
     expect(r.maxError).toBeLessThan(1e-4);
     const ranked = rankComponents(r.mean);
     expect(ranked[0]!.kind).toBe('head');
@@ -123,7 +130,7 @@ describe('directLogitAttribution', () => {
     expect(ranked[0]!.contribution).toBeGreaterThan(1);
     // The batched result matches attributing one sequence on its own.
     const k = targets.length - 3;
-    const alone = directLogitAttribution(
+    const alone = await directLogitAttribution(
       induction,
       ids.slice(targets[k]!.batch * P, (targets[k]!.batch + 1) * P),
       {

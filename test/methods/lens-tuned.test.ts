@@ -15,10 +15,10 @@ describe('logit lens through a tuned lens', () => {
   const model = HookedTransformer.load();
   const prompt = 'Once upon a time, there was a little girl named Lily. One day,';
 
-  it('an identity (untrained) tuned lens gives the logit lens; a perturbed one changes only block inputs', () => {
+  it('an identity (untrained) tuned lens gives the logit lens; a perturbed one changes only block inputs', async () => {
     const lens = createTunedLens(model);
-    const plain = logitLens(model, prompt, { target: ' Lily' });
-    const same = logitLens(model, prompt, { target: ' Lily', tunedLens: lens });
+    const plain = await logitLens(model, prompt, { target: ' Lily' });
+    const same = await logitLens(model, prompt, { target: ' Lily', tunedLens: lens });
     const a = plain.logits.f32Sync();
     const b = same.logits.f32Sync();
     let maxDiff = 0;
@@ -26,7 +26,7 @@ describe('logit lens through a tuned lens', () => {
     expect(maxDiff).toBeLessThan(1e-4);
     // Perturb layer 2's bias: only that layer's lens logits move, and they equal tunedLensLogits.
     lens.b.f32Sync().fill(0.5, 2 * model.cfg.dModel, 3 * model.cfg.dModel);
-    const moved = logitLens(model, prompt, { tunedLens: lens });
+    const moved = await logitLens(model, prompt, { tunedLens: lens });
     const P = plain.tokens.length;
     const V = model.cfg.vocabSize;
     const layer = (r: typeof plain, l: number) => r.logits.f32Sync().subarray(l * P * V, (l + 1) * P * V);

@@ -29,8 +29,8 @@ function lensLayer(logits: Float32Array, layer: number, size: number): Float32Ar
 }
 
 describe('logitLens', () => {
-  it("stories260K (RMSNorm): the final layer is the model's own logits", () => {
-    const r = logitLens(stories, PROMPT, { target: ' was', topK: 3 });
+  it("stories260K (RMSNorm): the final layer is the model's own logits", async () => {
+    const r = await logitLens(stories, PROMPT, { target: ' was', topK: 3 });
     const logits = stories.run(PROMPT).f32Sync();
     expect(r.layers).toHaveLength(stories.cfg.nLayers + 1);
     expect(r.layers.at(-1)).toBe('blocks.4.hook_resid_post');
@@ -53,8 +53,8 @@ describe('logitLens', () => {
     expect(r.targets![5]![5]!.rank).toBe(1);
   });
 
-  it('gpt2-tiny (LayerNorm): final layer = logits; middle layers = ln_final with their own scale', () => {
-    const r = logitLens(gpt2, IDS, { topK: 2 });
+  it('gpt2-tiny (LayerNorm): final layer = logits; middle layers = ln_final with their own scale', async () => {
+    const r = await logitLens(gpt2, IDS, { topK: 2 });
     expect(r.targets).toBeNull();
     const logits = gpt2.run(IDS).f32Sync();
     const V = gpt2.cfg.vocabSize;
@@ -79,25 +79,25 @@ describe('logitLens', () => {
     }
   });
 
-  it('folded weights (LNPre): the final layer still equals the logits', () => {
+  it('folded weights (LNPre): the final layer still equals the logits', async () => {
     const folded = HookedTransformer.load(path.join(FIXTURES, 'gpt2-tiny'), { processWeights: true });
     expect(folded.cfg.normalization).toBe('LNPre');
-    const r = logitLens(folded, IDS, { target: 7 });
+    const r = await logitLens(folded, IDS, { target: 7 });
     const logits = folded.run(IDS).f32Sync();
     expect(maxAbsDiff(lensLayer(r.logits.f32Sync(), 2, logits.length), logits)).toBeLessThan(1e-5);
   });
 
-  it('targets must be one token: clear errors', () => {
+  it('targets must be one token: clear errors', async () => {
     expect(singleToken(stories, ' Lily')).toBe(317);
     expect(singleToken(stories, 'Lily')).toBe(317);
     expect(singleToken(stories, 317)).toBe(317);
-    expect(() => logitLens(stories, PROMPT, { target: ' Lily was' })).toThrow(UsageError);
-    expect(() => logitLens(stories, PROMPT, { target: ' Lily was' })).toThrow(
+    await expect(logitLens(stories, PROMPT, { target: ' Lily was' })).rejects.toThrow(UsageError);
+    await expect(logitLens(stories, PROMPT, { target: ' Lily was' })).rejects.toThrow(
       /target " Lily was" is 3 tokens, not one: .*" Lily" \(317\), " was" \(286\)/,
     );
-    expect(() => logitLens(stories, PROMPT, { target: 9999 })).toThrow(/outside the vocabulary/);
-    expect(() => logitLens(gpt2, IDS, { target: 'a' })).toThrow(/no tokenizer/);
-    expect(() => logitLens(stories, ['a b', 'c d'])).toThrow(/one sequence/);
+    await expect(logitLens(stories, PROMPT, { target: 9999 })).rejects.toThrow(/outside the vocabulary/);
+    await expect(logitLens(gpt2, IDS, { target: 'a' })).rejects.toThrow(/no tokenizer/);
+    await expect(logitLens(stories, ['a b', 'c d'])).rejects.toThrow(/one sequence/);
   });
 });
 

@@ -22,7 +22,7 @@ it('sonde monitor --json reads the probe where it was trained, with a plot; --ge
   const model = HookedTransformer.load();
   const { texts, labels } = readLabelledJsonl('examples/gender-probe.jsonl');
   const hook = 'blocks.2.hook_resid_post';
-  const p = trainProbe(collectActivations(model, texts, hook), labels, { seed: 0 });
+  const p = trainProbe(await collectActivations(model, texts, hook), labels, { seed: 0 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-monitor-cli-'));
   const probe = path.join(dir, 'probe.json');
   saveProbe(probe, { ...p, hook, position: 'last', labels: ['girl', 'boy'] });

@@ -8,7 +8,7 @@ const model = HookedTransformer.load();
 const { texts, labels } = readLabelledJsonl('examples/gender-probe.jsonl');
 const HOOK = 'blocks.2.hook_resid_post';
 // Trained at the last token of each text (the default position).
-const probe = trainProbe(collectActivations(model, texts, HOOK), labels, { seed: 0 });
+const probe = trainProbe(await collectActivations(model, texts, HOOK), labels, { seed: 0 });
 const spec = { hook: HOOK, probe };
 // The same probe read at every token ('all'), for the mechanics of per-position scoring.
 const everyToken = { hook: HOOK, probe, position: 'all' as const };
@@ -18,8 +18,8 @@ const stories = [
 ];
 
 describe('runMonitor', () => {
-  it('reads a last-position probe at the last token of each text only', () => {
-    const r = runMonitor(model, stories, spec);
+  it('reads a last-position probe at the last token of each text only', async () => {
+    const r = await runMonitor(model, stories, spec);
     expect([r.threshold, r.position]).toEqual([0.5, 'last']);
     expect(r.scores.map((s) => s.length)).toEqual(stories.map((t) => model.encode(t).length));
     // Every position but the last is unscored; the boy text fires at its end, the girl text does not.
@@ -29,20 +29,20 @@ describe('runMonitor', () => {
     // Before, the probe was read at every token and fired "boy" on the girl text's " Once", " a", " time".
     expect(r.hits.map((h) => [h.text, h.token])).toEqual([[0, '.']]);
     // The same probe read at every token does fire inside the girl text (why the rule matters).
-    const all = runMonitor(model, stories, everyToken);
+    const all = await runMonitor(model, stories, everyToken);
     expect(all.scores[1]!.every((v) => v !== null)).toBe(true);
     expect(all.hits.some((h) => h.text === 1 && h.token === ' Once')).toBe(true);
   });
 
-  it('reads a mean probe by the mean over each text, and a direction at every token', () => {
-    const Xm = collectActivations(model, texts, HOOK, { position: 'mean' });
+  it('reads a mean probe by the mean over each text, and a direction at every token', async () => {
+    const Xm = await collectActivations(model, texts, HOOK, { position: 'mean' });
     const mean = trainProbe(Xm, labels, { seed: 0 });
-    const r = runMonitor(model, stories, { hook: HOOK, probe: mean, position: 'mean' });
-    const ref = probeScores(mean, collectActivations(model, stories, HOOK, { position: 'mean' }));
+    const r = await runMonitor(model, stories, { hook: HOOK, probe: mean, position: 'mean' });
+    const ref = probeScores(mean, await collectActivations(model, stories, HOOK, { position: 'mean' }));
     r.scores.forEach((s, t) => expect(s.at(-1)!).toBeCloseTo(ref[t]!, 4));
     expect(r.scores.flatMap((s) => s.slice(0, -1)).every((v) => v === null)).toBe(true);
     // A direction monitor: score = activation · unit direction, at every position.
-    const d = runMonitor(model, stories, { hook: HOOK, direction: probe.direction, threshold: 0 });
+    const d = await runMonitor(model, stories, { hook: HOOK, direction: probe.direction, threshold: 0 });
     expect(d.position).toBe('all');
     expect(d.scores.flat().every((v) => v !== null)).toBe(true);
     expect(d.hits.every((h) => h.score > 0)).toBe(true);
@@ -51,17 +51,17 @@ describe('runMonitor', () => {
 
 describe('monitoredGeneration', () => {
   const prompt = stories[0]!;
-  it('with an every-token rule, scores the prompt like runMonitor and every generated token', () => {
+  it('with an every-token rule, scores the prompt like runMonitor and every generated token', async () => {
     const g = monitoredGeneration(model, prompt, everyToken, { maxTokens: 10, temperature: 0 });
     expect(g.stopped).toBe(false);
     expect(g.generated).toHaveLength(10);
     // The last sampled token is never read by the model, so it is not scored.
     expect(g.scores).toHaveLength(g.tokens.length - 1);
-    const ref = runMonitor(model, [prompt], everyToken).scores[0]!;
+    const ref = (await runMonitor(model, [prompt], everyToken)).scores[0]!;
     ref.forEach((s, i) => expect(g.scores[i]).toBeCloseTo(s!, 4));
   });
 
-  it('reads a last-position probe at the end of the prompt and of each generated sentence', () => {
+  it('reads a last-position probe at the end of the prompt and of each generated sentence', async () => {
     const g = monitoredGeneration(model, prompt, spec, { maxTokens: 30, temperature: 0 });
     const strings = model.tokenStrings(g.tokens);
     const P = model.encode(prompt).length;
@@ -71,7 +71,7 @@ describe('monitoredGeneration', () => {
     for (const i of read.slice(1)) expect(strings[i]).toMatch(/[.!?]\s*$|\n/);
     // Each read score equals the probe on that prefix read as a whole text.
     const prefix = model.decode(g.tokens.slice(1, read[1]! + 1));
-    expect(g.scores[read[1]!]).toBeCloseTo(runMonitor(model, [prefix], spec).scores[0]!.at(-1)!, 4);
+    expect(g.scores[read[1]!]).toBeCloseTo((await runMonitor(model, [prefix], spec)).scores[0]!.at(-1)!, 4);
   });
 
   it('stopOnFire stops at the first generated token that fires, keeping it', () => {

@@ -20,10 +20,10 @@ const model = HookedTransformer.load();
 // 120 template sentences: "... a little girl named Lily." (label 0) / "... a little boy named Tom." (label 1).
 const { texts, labels } = readLabelledJsonl('examples/gender-probe.jsonl');
 const HOOK = 'blocks.2.hook_resid_post';
-const X = collectActivations(model, texts, HOOK, { position: 'last' });
+const X = await collectActivations(model, texts, HOOK, { position: 'last' });
 
 describe('collectActivations', () => {
-  it('gives one row per text (last, mean) or per token (all), matching a plain cache', () => {
+  it('gives one row per text (last, mean) or per token (all), matching a plain cache', async () => {
     expect([X.rows, X.dim]).toEqual([120, 64]);
     const { cache } = model.runWithCache(texts[3]!, { names: [HOOK] });
     const a = cache.get(HOOK);
@@ -31,10 +31,10 @@ describe('collectActivations', () => {
     const expected = a.f32Sync().subarray((P - 1) * 64, P * 64);
     const row = X.data.subarray(3 * 64, 4 * 64);
     for (let j = 0; j < 64; j++) expect(row[j]).toBeCloseTo(expected[j]!, 5);
-    const all = collectActivations(model, texts.slice(0, 2), HOOK, { position: 'all' });
+    const all = await collectActivations(model, texts.slice(0, 2), HOOK, { position: 'all' });
     expect(all.rows).toBe(model.encode(texts[0]!).length + model.encode(texts[1]!).length);
     expect(all.textIndex.slice(-1)).toEqual([1]);
-    const mean = collectActivations(model, texts.slice(0, 2), HOOK, { position: 'mean' });
+    const mean = await collectActivations(model, texts.slice(0, 2), HOOK, { position: 'mean' });
     expect(mean.rows).toBe(2);
   });
 });
@@ -63,11 +63,11 @@ describe('trainProbe on "is the character a girl or a boy" (stories260K)', () =>
     expect(s.length).toBe(120);
   });
 
-  it('refuses data with one label or a single text of a label, naming the counts', () => {
+  it('refuses data with one label or a single text of a label, naming the counts', async () => {
     const boys = labels.flatMap((l, i) => (l === 1 ? [i] : []));
     const girls = labels.flatMap((l, i) => (l === 0 ? [i] : []));
-    const subset = (rows: number[]) => {
-      const Xs = collectActivations(
+    const subset = async (rows: number[]) => {
+      const Xs = await collectActivations(
         model,
         rows.map((i) => texts[i]!),
         HOOK,
@@ -75,7 +75,7 @@ describe('trainProbe on "is the character a girl or a boy" (stories260K)', () =>
       return { Xs, ys: rows.map((i) => labels[i]!) };
     };
     // Before, 5 boy texts trained and reported held-out accuracy 1.00.
-    const one = subset(boys.slice(0, 5));
+    const one = await subset(boys.slice(0, 5));
     expect(() => trainProbe(one.Xs, one.ys)).toThrow(
       'probe data has 0 texts with label 0 (and 5 with label 1): a probe needs at least 2 texts of each label',
     );
@@ -84,7 +84,7 @@ describe('trainProbe on "is the character a girl or a boy" (stories260K)', () =>
     );
     expect(() => checkProbeLabels([0, 0, 1, 1])).not.toThrow();
     // Four texts train, with one held-out text of each label and a warning that says how coarse that is.
-    const four = subset([girls[0]!, girls[1]!, boys[0]!, boys[1]!]);
+    const four = await subset([girls[0]!, girls[1]!, boys[0]!, boys[1]!]);
     const r = trainProbe(four.Xs, four.ys, { seed: 0 });
     expect([r.trainSize, r.testSize]).toEqual([2, 2]);
     expect(r.warnings).toEqual([
@@ -94,9 +94,9 @@ describe('trainProbe on "is the character a girl or a boy" (stories260K)', () =>
     expect(() => trainProbe(X, labels, { testFraction: 0 })).toThrow(/test fraction must be between 0 and 1/);
   });
 
-  it('holds out whole texts, stratified by label (every-token rows of a text never straddle the split)', () => {
+  it('holds out whole texts, stratified by label (every-token rows of a text never straddle the split)', async () => {
     const some = [0, 1, 2, 3, 4, 5, 6, 7];
-    const all = collectActivations(
+    const all = await collectActivations(
       model,
       some.map((i) => texts[i]!),
       HOOK,

@@ -21,20 +21,20 @@ const TEXTS = [
 ];
 
 describe('induction organisms from seeds 0 and 1', () => {
-  it('both have a layer-0 previous-token head and a layer-1 induction head; CKA is diagonal-dominant', () => {
+  it('both have a layer-0 previous-token head and a layer-1 induction head; CKA is diagonal-dominant', async () => {
     let dir = given;
     if (!dir || !fs.existsSync(dir)) {
       dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-induction-seed1-')), 'model');
-      trainInduction({ seed: 1, steps: 2500, out: dir, scoreEvery: 2500 });
+      await trainInduction({ seed: 1, steps: 2500, out: dir, scoreEvery: 2500 });
     }
     const a = HookedTransformer.load('test/fixtures/induction-2l');
     const b = HookedTransformer.load(dir);
     for (const m of [a, b]) {
-      const s = headScores(m, { seqLen: 40, batch: 8, seed: 12345 });
+      const s = await headScores(m, { seqLen: 40, batch: 8, seed: 12345 });
       expect(Math.max(...s.previousToken[0]!)).toBeGreaterThan(0.4);
       expect(Math.max(...s.induction[1]!)).toBeGreaterThan(0.4);
     }
-    const cka = similarityMatrix(a, b, TEXTS);
+    const cka = await similarityMatrix(a, b, TEXTS);
     expect(cka.rows).toEqual([
       'blocks.0.hook_resid_pre',
       'blocks.1.hook_resid_pre',

@@ -21,7 +21,7 @@ const { texts, labels } = readLabelledJsonl('examples/gender-probe.jsonl');
 const boys = texts.filter((_, i) => labels[i] === 1);
 const girls = texts.filter((_, i) => labels[i] === 0);
 const HOOK = 'blocks.2.hook_resid_post';
-const dm = differenceOfMeans(model, boys, girls, HOOK); // girl → boy
+const dm = await differenceOfMeans(model, boys, girls, HOOK); // girl → boy
 const he = singleToken(model, ' he');
 const she = singleToken(model, ' she');
 const GIRL = 'Once upon a time, there was a little girl named Lily. One day,';
@@ -52,14 +52,14 @@ describe('differenceOfMeans and steering', () => {
     expect(await heVsShe(GIRL, [steeringHook(HOOK, dm.vector, 0)])).toBeCloseTo(d[0]!, 4);
   });
 
-  it('steeredGeneration samples the same way with and without the hooks', () => {
+  it('steeredGeneration samples the same way with and without the hooks', async () => {
     const g = steeredGeneration(
       model,
       GIRL,
       [
         steeringHook(
           'blocks.3.hook_resid_post',
-          differenceOfMeans(model, boys, girls, 'blocks.3.hook_resid_post').vector,
+          (await differenceOfMeans(model, boys, girls, 'blocks.3.hook_resid_post')).vector,
           1,
         ),
       ],
@@ -99,11 +99,11 @@ describe('directional ablation', () => {
   });
 
   it('brings the probe to chance and shrinks the boy-vs-girl effect on " he"/" she"', async () => {
-    const X = collectActivations(model, texts, HOOK);
+    const X = await collectActivations(model, texts, HOOK);
     const probe = trainProbe(X, labels, { seed: 0 });
     expect(probe.testAcc).toBeGreaterThanOrEqual(0.9);
     const ablate = directionalAblationHook(HOOK, dm.direction);
-    const Xa = collectActivations(model, texts, HOOK, { hooks: [ablate] });
+    const Xa = await collectActivations(model, texts, HOOK, { hooks: [ablate] });
     const after = probeAccuracy(probe, Xa, labels);
     expect(after).toBeLessThan(0.65); // measured 0.49 (1.0 before)
     // The effect of the character's gender on log P(he)/P(she), with and without the ablation.

@@ -24,10 +24,10 @@ describe('tuned lens on stories260K', () => {
   const model = HookedTransformer.load();
   const data = lensDataset(model, defaultCorpus());
 
-  it('an untrained lens is the logit lens (same logits as logitLens)', () => {
+  it('an untrained lens is the logit lens (same logits as logitLens)', async () => {
     const lens = createTunedLens(model);
     const prompt = 'Once upon a time, there was a little girl named Lily.';
-    const r = logitLens(model, prompt, { topK: 1 });
+    const r = await logitLens(model, prompt, { topK: 1 });
     const { cache } = model.runWithCache(prompt, { names: ['blocks.2.hook_resid_pre'] });
     const got = tunedLensLogits(model, lens, 2, cache.get('blocks.2.hook_resid_pre')).f32Sync();
     const P = r.tokens.length;
@@ -38,12 +38,16 @@ describe('tuned lens on stories260K', () => {
     expect(maxDiff).toBeLessThan(1e-4);
   });
 
-  it('trained 300 steps: held-out KL below the logit lens at every layer; save/load round trip', () => {
+  it('trained 300 steps: held-out KL below the logit lens at every layer; save/load round trip', async () => {
     const losses: number[] = [];
-    const lens = trainTunedLens(model, data, { steps: 300, lr: 3e-3, onStep: (_s, l) => losses.push(l) });
+    const lens = await trainTunedLens(model, data, {
+      steps: 300,
+      lr: 3e-3,
+      onStep: (_s, l) => losses.push(l),
+    });
     expect(losses).toHaveLength(300);
     expect(losses.at(-1)!).toBeLessThan(losses[0]! / 2);
-    const k = lensKL(model, data, lens, { maxWindows: 16 });
+    const k = await lensKL(model, data, lens, { maxWindows: 16 });
     // Measured: logit 21.91 12.27 5.50 2.37 0.82; tuned 2.21 1.76 1.26 0.85 0.42 (nats, 2,048 positions).
     expect(k.layers).toEqual([0, 1, 2, 3, 4].map((l) => `blocks.${l}.hook_resid_pre`));
     expect(k.positions).toBe(16 * 128);
@@ -53,21 +57,21 @@ describe('tuned lens on stories260K', () => {
     for (let l = 1; l < 5; l++) expect(k.logit[l]!).toBeLessThan(k.logit[l - 1]!);
 
     const dir = path.join(tmp, 'lens');
-    saveTunedLens(lens, dir);
+    await saveTunedLens(lens, dir);
     expect(fs.readdirSync(dir).sort()).toEqual(['tuned-lens.json', 'tuned-lens.safetensors']);
     const back = loadTunedLens(dir, model);
     expect(back.meta.steps).toBe(300);
     expect(back.meta.architecture).toEqual({ nLayers: 5, dModel: 64, vocabSize: 512, normalization: 'RMS' });
     expect(Array.from(back.A.f32Sync())).toEqual(Array.from(lens.A.f32Sync()));
     expect(Array.from(back.b.f32Sync())).toEqual(Array.from(lens.b.f32Sync()));
-    const k2 = lensKL(model, data, back, { maxWindows: 16 });
+    const k2 = await lensKL(model, data, back, { maxWindows: 16 });
     k2.tuned!.forEach((x, l) => expect(x).toBeCloseTo(k.tuned![l]!, 5));
   });
 
-  it('refuses a lens made for another architecture, and a folder that is not a lens', () => {
+  it('refuses a lens made for another architecture, and a folder that is not a lens', async () => {
     const other = HookedTransformer.load('test/fixtures/induction-2l');
     const lens = createTunedLens(other);
-    expect(() => lensKL(model, data, lens)).toThrow(TunedLensError);
+    await expect(lensKL(model, data, lens)).rejects.toThrow(TunedLensError);
     expect(() => loadTunedLens(tmp + '/nothing')).toThrow(/not a tuned lens/);
   });
 });

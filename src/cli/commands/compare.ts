@@ -103,7 +103,7 @@ Examples:
       if (o.plot) checkPlotPath(o.plot);
       const a = await loadModel(g, o.modelA ?? g.model);
       const b = await loadModel(g, o.modelB ?? g.model);
-      const s = similarityMatrix(a, b, texts(o.data ?? defaultCorpus(), o.texts), {
+      const s = await similarityMatrix(a, b, texts(o.data ?? defaultCorpus(), o.texts), {
         method: o.method as SimilarityMethod,
       });
       if (o.plot) await writePlot(o.plot, heatmapSpec(s, a.source, b.source));

@@ -9,13 +9,13 @@ import {
   fmtToken,
   globalsOf,
   loadModel,
-  logitsRow,
   out,
   parameterCount,
   printJson,
   table,
-  topPredictions,
 } from '../common.js';
+import { reshape, slice } from '../../engine/ops/shape.js';
+import { readPredictions } from '../../methods/predictions.js';
 import { createProgress } from '../progress.js';
 import { summarize } from './cache.js';
 
@@ -40,7 +40,7 @@ export function registerDemo(program: Command): void {
       const model = await loadModel(g);
       const loadMs = performance.now() - t0;
       const progress = createProgress(g);
-      const r = tour(model, {
+      const r = await tour(model, {
         onStart: () => progress.start(DEMO_TOKENS, 'generating'),
         onToken: () => progress.increment(),
       });
@@ -58,7 +58,7 @@ export function registerDemo(program: Command): void {
     });
 }
 
-function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () => void }) {
+async function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () => void }) {
   const c = model.cfg;
   const tok = model.tokenizer;
   const summary = {
@@ -105,7 +105,7 @@ function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () =
   const predictions = {
     prompt: tok ? model.decode(ids) : null,
     tokens: ids,
-    top: topPredictions(model, logitsRow(logits, ids.length - 1), 5),
+    top: (await readPredictions(model, reshape(slice(logits, 1, ids.length - 1), [1, -1]), 5))[0]!,
   };
   const s = summarize(hook, cache.get(hook));
   const activation = {
@@ -122,7 +122,7 @@ function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () =
   return { model: summary, generation, predictions, activation };
 }
 
-function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
+function printTour(r: Awaited<ReturnType<typeof tour>>, elapsedMs: number): void {
   const m = r.model;
   out(`Sonde demo · ${m.source}`);
   out();

@@ -78,7 +78,7 @@ Examples:
         throw new UsageError(
           `--pos ${o.pos} is outside the ${P} tokens of the input (0..${P - 1}, or -1 for the last)`,
         );
-      const r = directLogitAttribution(model, input.ids, { answer, wrong, pos: o.pos });
+      const r = await directLogitAttribution(model, input.ids, { answer, wrong, pos: o.pos });
       if (o.plot) await writePlot(o.plot, dlaPlotSpec(r, model.tokenStrings(r.tokens)));
       if (g.json) {
         printJson({ model: model.source, prompt: input.prompt, prependBos: input.prependBos, ...r });

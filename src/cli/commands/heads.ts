@@ -32,7 +32,7 @@ Examples:
         const g = globalsOf(cmd);
         if (o.plot) checkPlotPath(o.plot);
         const model = await loadModel(g);
-        const s = headScores(model, { seqLen: o.seqLen, batch: o.batchSize, seed: o.seed });
+        const s = await headScores(model, { seqLen: o.seqLen, batch: o.batchSize, seed: o.seed });
         const named = (m: number[][]) =>
           m
             .flatMap((r, l) => r.map((x, h) => ({ layer: l, head: h, score: x })))

@@ -95,7 +95,7 @@ Examples:
       const target = tokenFlag(model, 'target', o.target, o.targetId);
       const input = resolveInput(model, inputFlags(o, cmd));
       const tunedLens = o.tunedLens ? loadTunedLens(o.tunedLens, model) : undefined;
-      const r = logitLens(model, input.ids, { target, topK: o.topK, tunedLens });
+      const r = await logitLens(model, input.ids, { target, topK: o.topK, tunedLens });
       const labels = lensLayerLabels(r.layers);
       if (o.plot) await writePlot(o.plot, lensPlotSpec(r, labels));
       if (g.json) {

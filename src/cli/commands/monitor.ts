@@ -87,7 +87,7 @@ Examples:
         stopped = r.stopped;
       } else {
         texts = o.data ? readTexts(o.data) : [o.prompt!];
-        ({ scores, tokens, hits } = runMonitor(model, texts, spec));
+        ({ scores, tokens, hits } = await runMonitor(model, texts, spec));
       }
       const readAt = READ_AT[probe.position](o.generate !== undefined);
       if (o.plot) await writePlot(o.plot, scoresSpec(scores, tokens, threshold, probe.labels[1], readAt));

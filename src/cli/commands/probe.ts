@@ -129,7 +129,7 @@ Examples:
       const results: { hook: string; probe: ProbeResult; scores: Float32Array; y: number[] }[] = [];
       for (const hook of hooks) {
         note(g, `probing ${hook} on ${texts.length} texts`);
-        const X = collectActivations(model, texts, hook, { position: o.position });
+        const X = await collectActivations(model, texts, hook, { position: o.position });
         const y = X.textIndex.map((t) => labels[t]!);
         const probe = trainProbe(X, y, {
           kind: o.kind,

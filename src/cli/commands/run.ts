@@ -1,6 +1,7 @@
 // sonde run: tokens, top-k next-token predictions at every position, and the mean next-token loss.
 import type { Command } from 'commander';
-import { nextTokenLoss, type HookedTransformer } from '../../index.js';
+import { nextTokenLoss, reshape, type HookedTransformer } from '../../index.js';
+import { nextTokenLosses, readPredictions } from '../../methods/predictions.js';
 import {
   fmt,
   fmtPercent,
@@ -10,14 +11,11 @@ import {
   inputFlags,
   intArg,
   loadModel,
-  logitsRow,
-  logSumExp,
   out,
   printJson,
   resolveInput,
   truncateOption,
   table,
-  topPredictions,
   type InputFlags,
   type Prediction,
 } from '../common.js';
@@ -39,21 +37,21 @@ export interface RunResult {
   loss: number | null;
 }
 
-export function runPrompt(
+export async function runPrompt(
   model: HookedTransformer,
   ids: number[],
   topK: number,
-): Omit<RunResult, 'model' | 'prompt' | 'prependBos'> {
+): Promise<Omit<RunResult, 'model' | 'prompt' | 'prependBos'>> {
   const { tokens } = model.toTokens(ids);
   const logits = model.run(tokens);
-  const predictions: Prediction[][] = [];
-  const losses: (number | null)[] = [];
-  for (let p = 0; p < ids.length; p++) {
-    const row = logitsRow(logits, p);
-    predictions.push(topPredictions(model, row, topK));
-    losses.push(p + 1 < ids.length ? logSumExp(row) - row[ids[p + 1]!]! : null);
-  }
-  const loss = ids.length >= 2 ? nextTokenLoss(logits, tokens).itemSync() : null;
+  const V = logits.shape[2]!;
+  const many = ids.length >= 2;
+  const [predictions, perToken, loss] = await Promise.all([
+    readPredictions(model, reshape(logits, [ids.length, V]), topK),
+    many ? nextTokenLosses(logits, tokens).toArray() : [],
+    many ? nextTokenLoss(logits, tokens).item() : null,
+  ]);
+  const losses = ids.map((_, p) => perToken[p] ?? null);
   return { tokens: ids, strings: model.tokenStrings(ids), topK, predictions, losses, loss };
 }
 
@@ -90,7 +88,7 @@ Examples:
         model: model.source,
         prompt: input.prompt,
         prependBos: input.prependBos,
-        ...runPrompt(model, input.ids, opts.topK),
+        ...(await runPrompt(model, input.ids, opts.topK)),
       };
       if (g.json) return printJson(r);
       printRun(r);

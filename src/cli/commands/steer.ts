@@ -114,7 +114,7 @@ Examples:
         if (!o.hook) throw new UsageError('missing --hook NAME');
         hook = o.hook;
         validateHookNames([hook], model.hookNames());
-        const dm = differenceOfMeans(model, readTexts(o.positive), readTexts(o.negative), hook);
+        const dm = await differenceOfMeans(model, readTexts(o.positive), readTexts(o.negative), hook);
         vector = dm.vector;
         norm = dm.norm;
         source = `difference of means ${o.positive} - ${o.negative}`;

@@ -103,7 +103,7 @@ Examples:
         const bar = createProgress(g);
         bar.start(o.steps, 'training tuned lens');
         let last = NaN;
-        const lens = trainTunedLens(model, data, {
+        const lens = await trainTunedLens(model, data, {
           steps: o.steps,
           batchSize: o.batchSize,
           ctx: o.ctx,
@@ -116,9 +116,9 @@ Examples:
           },
         });
         bar.stop();
-        const k = lensKL(model, data, lens, { ctx: o.ctx });
+        const k = await lensKL(model, data, lens, { ctx: o.ctx });
         lens.meta.heldOutKL = { logit: k.logit, tuned: k.tuned! };
-        saveTunedLens(lens, o.out);
+        await saveTunedLens(lens, o.out);
         if (g.json) {
           printJson({ out: o.out, model: model.source, steps: o.steps, finalTrainLoss: last, ...k });
           return;
@@ -143,7 +143,7 @@ Examples:
         const model = await loadModel(g);
         const lens = loadTunedLens(o.lens, model);
         const data = lensDataset(model, o.data ?? defaultCorpus());
-        const k = lensKL(model, data, lens, { ctx: o.ctx, maxWindows: o.windows });
+        const k = await lensKL(model, data, lens, { ctx: o.ctx, maxWindows: o.windows });
         if (o.plot) await writePlot(o.plot, klPlotSpec(k, model.source));
         if (g.json) {
           printJson({ lens: o.lens, model: model.source, ...k, ...(o.plot ? { plot: o.plot } : {}) });

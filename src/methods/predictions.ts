@@ -1,0 +1,75 @@
+// Row-wise numerics on logits, in one place and as engine ops: top-k tokens, log-probabilities, a token's
+// rank and the next-token loss are computed where the logits live (lazily, on any backend); only the small
+// results are read back.
+import { add, gt, sub } from '../engine/ops/elementwise.js';
+import { crossEntropy } from '../engine/ops/nn.js';
+import { logsumexp, sum, topk } from '../engine/ops/reduce.js';
+import { cast, gather, slice, squeeze } from '../engine/ops/shape.js';
+import { Tensor } from '../engine/tensor.js';
+import type { HookedTransformer } from '../hooks/hooked-transformer.js';
+
+export interface Prediction {
+  id: number;
+  token: string;
+  prob: number;
+  logit: number;
+}
+
+/** Next-token loss of each prediction, [batch, pos-1], from logits [batch, pos, vocab] and tokens [batch, pos]. */
+export function nextTokenLosses(logits: Tensor, tokens: Tensor): Tensor {
+  const P = tokens.shape[1]!;
+  return crossEntropy(slice(logits, 1, 0, P - 1), slice(tokens, 1, 1, P), 'none');
+}
+
+/**
+ * The k largest logits of each row of logits [..., vocab] (ties: lower id first), as ids (int64), logits and
+ * log-probabilities, each [..., k].
+ */
+export function topTokens(logits: Tensor, k: number): { ids: Tensor; logits: Tensor; logProbs: Tensor } {
+  const { values, indices } = topk(logits, Math.min(k, logits.shape[logits.rank - 1]!));
+  return { ids: indices, logits: values, logProbs: sub(values, logsumexp(logits, -1, true)) };
+}
+
+/** Token `id`'s logit, log-probability and rank (1 + the number of strictly larger logits) in each row, each [...]. */
+export function tokenStats(logits: Tensor, id: number): { logit: Tensor; logProb: Tensor; rank: Tensor } {
+  const picked = gather(logits, -1, Tensor.from([id], [1], 'int64')); // [..., 1]
+  const above = sum(cast(gt(logits, picked), 'float32'), -1);
+  return {
+    logit: squeeze(picked, -1),
+    logProb: squeeze(sub(picked, logsumexp(logits, -1, true)), -1),
+    rank: add(above, 1),
+  };
+}
+
+/** The top-k predictions of each row of logits [rows, vocab], read and labelled: [rows][k]. */
+export async function readPredictions(
+  model: HookedTransformer,
+  logits: Tensor,
+  k: number,
+): Promise<Prediction[][]> {
+  const rows = logits.shape[0]!;
+  if (k <= 0) return Array.from({ length: rows }, () => []);
+  const top = topTokens(logits, k);
+  const [ids, lg, lp] = await Promise.all([top.ids.toArray(), top.logits.f32(), top.logProbs.f32()]);
+  const kk = ids.length / rows;
+  return Array.from({ length: rows }, (_, r) => {
+    const rowIds = ids.slice(r * kk, (r + 1) * kk);
+    const strings = model.tokenStrings(rowIds);
+    return rowIds.map((id, i) => ({
+      id,
+      token: strings[i]!,
+      prob: Math.exp(lp[r * kk + i]!),
+      logit: lg[r * kk + i]!,
+    }));
+  });
+}
+
+/** tokenStats read back: per row, the token's logit, log-probability and rank. */
+export async function readTokenStats(
+  logits: Tensor,
+  id: number,
+): Promise<{ logit: Float32Array; logProb: Float32Array; rank: Float32Array }> {
+  const s = tokenStats(logits, id);
+  const [logit, logProb, rank] = await Promise.all([s.logit.f32(), s.logProb.f32(), s.rank.f32()]);
+  return { logit, logProb, rank };
+}
