@@ -1,4 +1,4 @@
-import { HookError, ShapeError, UsageError } from '../errors.js';
+import { HookError, SaeError, ShapeError, UsageError } from '../errors.js';
 import { crossEntropy } from '../engine/ops/nn.js';
 import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
@@ -10,24 +10,21 @@ import type { ModelConfig } from '../models/config.js';
 import { headWeights } from '../models/head-weights.js';
 import { checkAttentionMemory, checkContext, type AttentionKeep } from '../models/context.js';
 import { runScoped } from './scoped.js';
-import { hookNames } from '../models/hook-names.js';
+import { hookNames } from '../models/hook-table.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
 import { forward, type ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
 import type { HookPoint } from '../models/hook-point.js';
-import { SaeError } from '../sae/config.js';
-import type { SparseAutoencoder } from '../sae/sae.js';
 import {
-  checkSplice,
   makeSplicedHookPoint,
   spliceKey,
   spliceTensors,
   splicedHookNames,
-  type SplicedSae,
-  type SpliceOptions,
-} from '../sae/splice.js';
+  type Splice,
+  type Spliceable,
+} from './splice.js';
 import { ActivationCache } from './cache.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 import {
@@ -90,7 +87,7 @@ export interface Batch {
  */
 export class HookedTransformer {
   private traced = new Map<string, { fn: TracedFunction | null; seen: number; weights: Tensor[] }>();
-  private spliced: SplicedSae[] = [];
+  private spliced: Splice[] = [];
   /** Hooks kept on every forward pass (addHook), until resetHooks(). */
   private persistent: { fwd: ForwardHook[]; bwd: BackwardHook[] } = { fwd: [], bwd: [] };
 
@@ -135,8 +132,8 @@ export class HookedTransformer {
     return splicedHookNames(hookNames(this.cfg, opts), this.spliced);
   }
 
-  /** The SAEs and transcoders spliced into every forward pass, in the order they were added. */
-  get saes(): readonly SplicedSae[] {
+  /** The SAEs and transcoders (any splices) in every forward pass, in the order they were added. */
+  get saes(): readonly Splice[] {
     return Object.freeze([...this.spliced]);
   }
 
@@ -147,9 +144,8 @@ export class HookedTransformer {
    * `H.hook_sae_recons`, `H.hook_sae_error` (with the error term) and `H.hook_sae_output`. Throws SaeError
    * when the hook is not in the model, the widths do not match, or the hook already has an SAE.
    */
-  addSAE(sae: SparseAutoencoder, opts: SpliceOptions = {}): this {
-    const modelHooks = hookNames(this.cfg, { useAttnResult: true });
-    this.spliced = [...this.spliced, checkSplice(this.cfg, modelHooks, this.spliced, sae, opts)];
+  addSAE<O extends object>(sae: Spliceable<O>, opts?: O): this {
+    this.spliced = [...this.spliced, sae.splice(this, this.spliced, opts)];
     return this;
   }
 
@@ -157,8 +153,8 @@ export class HookedTransformer {
    * Removes the SAE replacing `which` (a hook name: the hook it replaces or, for a transcoder, the one it
    * reads), or that SAE object; without an argument, the only spliced SAE. Returns it.
    */
-  removeSAE(which?: string | SparseAutoencoder): SparseAutoencoder {
-    let found: SplicedSae | undefined;
+  removeSAE(which?: string | Spliceable): Spliceable {
+    let found: Splice | undefined;
     if (which === undefined) {
       if (this.spliced.length !== 1)
         throw new SaeError(
@@ -170,14 +166,14 @@ export class HookedTransformer {
     } else if (typeof which === 'string') {
       found =
         this.spliced.find((s) => s.hookName === which) ?? this.spliced.find((s) => s.inputHook === which);
-    } else found = this.spliced.find((s) => s.sae === which);
+    } else found = this.spliced.find((s) => s.source === which);
     if (!found)
       throw new SaeError(
         `no spliced SAE at ${typeof which === 'string' ? `'${which}'` : 'that object'}` +
           (this.spliced.length ? ` (spliced: ${this.spliced.map((s) => `'${s.hookName}'`).join(', ')})` : ''),
       );
     this.spliced = this.spliced.filter((s) => s !== found);
-    return found.sae;
+    return found.source;
   }
 
   /** Removes every spliced SAE. */

@@ -9,7 +9,7 @@ import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
 import type { HookPoint } from '../models/hook-point.js';
 import { forward } from '../models/transformer.js';
-import { spliceStartLayer } from '../sae/splice.js';
+import { spliceStartLayer } from '../hooks/splice.js';
 
 /** What is patched: the residual stream, a block's attention or MLP output, or one head's activations. */
 export type PatchTarget = 'resid_pre' | 'attn_out' | 'mlp_out' | 'z' | 'q' | 'k' | 'v' | 'pattern';

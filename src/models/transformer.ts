@@ -220,8 +220,8 @@ function mlp(ctx: Ctx, l: number, x: Tensor): Tensor {
   const m = `blocks.${l}.mlp`;
   let post: Tensor;
   if (cfg.gatedMlp) {
-    const linear = hp(`${m}.hook_pre_linear`, matmul(x, w.get(`${m}.W_in`)!));
-    const gate = hp(`${m}.hook_pre`, matmul(x, w.get(`${m}.W_gate`)!));
+    const linear = hp(`${m}.hook_pre_linear`, project(x, w.get(`${m}.W_in`)!, w.get(`${m}.b_in`)));
+    const gate = hp(`${m}.hook_pre`, project(x, w.get(`${m}.W_gate`)!, w.get(`${m}.b_gate`)));
     post = hp(`${m}.hook_post`, mul(activation(cfg, gate), linear));
   } else {
     const pre = hp(`${m}.hook_pre`, project(x, w.get(`${m}.W_in`)!, w.get(`${m}.b_in`)));

@@ -433,7 +433,7 @@ describe('splicing an SAE', () => {
           throw new Error('boom');
         }),
       ).toThrow('boom');
-      expect(model.saes.map((s) => s.sae)).toEqual([keep]);
+      expect(model.saes.map((s) => s.source)).toEqual([keep]);
     } finally {
       model.resetSAEs();
     }

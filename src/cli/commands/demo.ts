@@ -107,7 +107,7 @@ function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () =
     tokens: ids,
     top: topPredictions(model, logitsRow(logits, ids.length - 1), 5),
   };
-  const s = summarize(hook, cache.get(hook));
+  const s = summarize(model.cfg, hook, cache.get(hook));
   const activation = {
     hook,
     shape: s.shape,
