@@ -90,10 +90,13 @@ export function processWeights(
       const s1 = vec(w, `${b}.ln1.w`, D);
       const t1 = isLN ? vec(w, `${b}.ln1.b`, D) : null;
       for (const n of ['Q', 'K', 'V']) foldInto(w, `${b}.attn.W_${n}`, `${b}.attn.b_${n}`, s1, t1, isLN);
-      const s2 = vec(w, `${b}.ln2.w`, D);
-      const t2 = isLN ? vec(w, `${b}.ln2.b`, D) : null;
-      foldInto(w, `${b}.mlp.W_in`, `${b}.mlp.b_in`, s2, t2, isLN);
-      if (cfg.gatedMlp) foldInto(w, `${b}.mlp.W_gate`, `${b}.mlp.b_gate`, s2, t2, isLN);
+      // Attention-only blocks (the induction organism) have no ln2 and no MLP to fold into.
+      if (!cfg.attnOnly) {
+        const s2 = vec(w, `${b}.ln2.w`, D);
+        const t2 = isLN ? vec(w, `${b}.ln2.b`, D) : null;
+        foldInto(w, `${b}.mlp.W_in`, `${b}.mlp.b_in`, s2, t2, isLN);
+        if (cfg.gatedMlp) foldInto(w, `${b}.mlp.W_gate`, `${b}.mlp.b_gate`, s2, t2, isLN);
+      }
       for (const n of ['ln1.w', 'ln1.b', 'ln2.w', 'ln2.b']) w.delete(`${b}.${n}`);
     }
     foldInto(

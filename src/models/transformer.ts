@@ -2,7 +2,7 @@ import { ShapeError } from '../errors.js';
 import { add, div, gelu, mul, relu, silu, sqrt, sub, tanh, where } from '../engine/ops/elementwise.js';
 import { matmul, softmax } from '../engine/ops/nn.js';
 import { mean, sum } from '../engine/ops/reduce.js';
-import { concat, gather, permute, reshape, slice } from '../engine/ops/shape.js';
+import { concat, expand, gather, permute, reshape, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import { attnTypeOf, ropeInvFreq, type ModelConfig } from './config.js';
 import { checkAttentionMemory, checkContext } from './context.js';
@@ -98,7 +98,9 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
     const embed = hp('hook_embed', gather(w.get('embed.W_E')!, 0, tokens)); // [batch, pos, d_model]
     resid = embed;
     if (cfg.positional === 'learned') {
-      resid = add(embed, hp('hook_pos_embed', gather(w.get('pos_embed.W_pos')!, 0, positions)));
+      // [batch, pos, d_model] as the hook table says, also when the positions are shared ([1, pos]).
+      const pos = expand(gather(w.get('pos_embed.W_pos')!, 0, positions), [B, P, cfg.dModel]);
+      resid = add(embed, hp('hook_pos_embed', pos));
     }
   }
   for (let l = start; l < cfg.nLayers; l++) {
