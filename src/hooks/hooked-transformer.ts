@@ -14,7 +14,7 @@ import { hookNames } from '../models/hook-table.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
-import { forward, type ForwardOptions } from '../models/transformer.js';
+import type { ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
 import type { HookPoint } from '../models/hook-point.js';
 import {
@@ -27,6 +27,7 @@ import {
 } from './splice.js';
 import { ActivationCache } from './cache.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { runModel } from './run-model.js';
 import {
   matches,
   toHooks,
@@ -182,7 +183,7 @@ export class HookedTransformer {
   }
 
   /**
-   * The hook point of one forward pass through `forward(model.cfg, model.weights, ...)`: the plan's hooks
+   * The hook point of one forward pass through runModel (src/hooks/run-model.ts): the plan's hooks
    * and caches at every hook point, with the spliced SAEs. Everything that runs the model goes through it.
    */
   hookPoint(plan: Partial<HookPlan> = {}, recordsGrad = (plan.bwd?.length ?? 0) > 0): HookPoint {
@@ -410,11 +411,10 @@ export class HookedTransformer {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
     }
-    const hook = this.hooked ? this.hookPoint() : undefined;
     const useAttnResult = this.usesAttnResult(undefined, []);
+    // runModel adds the added hooks and splices when there are any.
     return noGrad(() =>
-      forward(this.cfg, this.weights, tokens, {
-        hook,
+      runModel(this, tokens, {
         attentionMask: attentionMask ?? undefined,
         useAttnResult,
       }),
@@ -439,7 +439,7 @@ export class HookedTransformer {
     const wanted = new Set(names);
     const hook = this.hookPoint({ cache: (n) => wanted.has(n), store });
     const logits = noGrad(() =>
-      forward(this.cfg, this.weights, tokens, {
+      runModel(this, tokens, {
         hook,
         attentionMask: attentionMask ?? undefined,
         useAttnResult: opts.useAttnResult,
@@ -468,9 +468,7 @@ export class HookedTransformer {
       useAttnResult,
       stopAtLayer: opts.stopAtLayer,
     };
-    return grad
-      ? forward(this.cfg, this.weights, tokens, options)
-      : noGrad(() => forward(this.cfg, this.weights, tokens, options));
+    return grad ? runModel(this, tokens, options) : noGrad(() => runModel(this, tokens, options));
   }
 
   /**
@@ -528,7 +526,7 @@ export class HookedTransformer {
     const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
     const wanted = new Set(names);
     const hook = this.hookPoint({ bwd, cache: (n) => wanted.has(n), store: acts }, true);
-    const logits = forward(this.cfg, this.weights, tokens, {
+    const logits = runModel(this, tokens, {
       hook: gradRoot(hook),
       attentionMask: attentionMask ?? undefined,
       useAttnResult,
@@ -546,15 +544,15 @@ export class HookedTransformer {
   }
 
   /** Samples a continuation with a KV cache; hooks apply at every step. Temperature 0 is greedy. */
-  generate(prompt: string | number[], opts: GenerateOptions = {}): GenerateResult {
+  generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
     return generate(this, prompt, opts);
   }
 
-  /** Mean next-token cross-entropy (nats) over the input. */
-  loss(input: ModelInput, opts: InputOptions = {}): number {
+  /** Mean next-token cross-entropy (nats) over the input (read from the engine: awaited). */
+  async loss(input: ModelInput, opts: InputOptions = {}): Promise<number> {
     const { tokens } = this.toTokens(input, opts);
     if (tokens.shape[1]! < 2) throw new ShapeError('loss needs at least two tokens');
-    return nextTokenLoss(this.run(tokens, opts), tokens).itemSync();
+    return nextTokenLoss(this.run(tokens, opts), tokens).item();
   }
 
   /** Hook-free forward with cache outputs, compiled; null when the eager path should run. */
@@ -569,7 +567,7 @@ export class HookedTransformer {
       noGrad(() => {
         const store = new Map<string, Tensor>();
         const hook = this.hookPoint({ cache: (n) => wanted.has(n), store });
-        const logits = forward(this.cfg, this.weights, t, { hook, useAttnResult });
+        const logits = runModel(this, t, { hook, useAttnResult });
         return [logits, ...names.map((n) => store.get(n)!)];
       }),
     );

@@ -8,7 +8,7 @@ import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
 import type { HookPoint } from '../models/hook-point.js';
-import { forward } from '../models/transformer.js';
+import { runModel } from '../hooks/run-model.js';
 import { spliceStartLayer } from '../hooks/splice.js';
 
 /** What is patched: the residual stream, a block's attention or MLP output, or one head's activations. */
@@ -149,7 +149,7 @@ interface Variant {
  * hook_resid_pre of the base run (earlier layers cannot see the patch, so they are not run again).
  */
 export function activationPatching(model: HookedTransformer, opts: PatchingOptions): PatchingResult {
-  const { cfg, weights } = model;
+  const { cfg } = model;
   const hookMode = opts.hook !== undefined;
   const target = opts.target ?? 'resid_pre';
   if (hookMode) {
@@ -208,7 +208,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
   const store = new Map<string, Tensor>();
   const both = int64([cleanIds, corruptIds]);
   const baseLogits = noGrad(() =>
-    forward(cfg, weights, both, {
+    runModel(model, both, {
       hook: model.hookPoint({ cache: (n) => wanted.has(n), store }),
       useAttnResult: hookMode && opts.hook!.endsWith('attn.hook_result'),
     }),
@@ -340,7 +340,7 @@ export function activationPatching(model: HookedTransformer, opts: PatchingOptio
         } else if (model.saes.length) hook = model.hookPoint();
         const tokens = int64(Array.from({ length: n }, () => baseIds));
         const lg = noGrad(() =>
-          forward(cfg, weights, tokens, {
+          runModel(model, tokens, {
             hook,
             useAttnResult,
             ...(start === null ? {} : { startAtLayer: start, residual }),

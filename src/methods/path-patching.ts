@@ -20,7 +20,7 @@ import { ShapeError, UsageError } from '../errors.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ForwardHook } from '../hooks/hooks.js';
-import { forward } from '../models/transformer.js';
+import { runModel } from '../hooks/run-model.js';
 
 export interface HeadRef {
   layer: number;
@@ -166,7 +166,6 @@ interface Setup {
 }
 
 function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
-  const { cfg, weights } = model;
   const cleanIds = toIds(model, opts.clean);
   const corruptIds = toIds(model, opts.corrupt);
   const P = cleanIds.length;
@@ -196,7 +195,7 @@ function prepare(model: HookedTransformer, opts: PathPatchingBase): Setup {
   const store = new Map<string, Tensor>();
   const wanted = (n: string) => n.endsWith('.attn.hook_z') || n.endsWith('.hook_mlp_out');
   const lg = noGrad(() =>
-    forward(cfg, weights, int64([cleanIds, corruptIds]), {
+    runModel(model, int64([cleanIds, corruptIds]), {
       hook: model.hookPoint({ cache: wanted, store }),
     }),
   ).f32Sync();
@@ -234,7 +233,7 @@ function runPaths(
   senderSets: HeadRef[][],
   n: number,
 ): { metrics: number[]; passes: number } {
-  const { cfg, weights } = model;
+  const { cfg } = model;
   const { store, cleanIds, metricOf } = setup;
   const { nLayers: L, nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
   const P = cleanIds.length;
@@ -282,7 +281,7 @@ function runPaths(
       ? new Set<string>()
       : new Set(receivers.map((r) => `blocks.${r.layer}.attn.hook_${input!}`));
   const lg2 = noGrad(() =>
-    forward(cfg, weights, tokens, {
+    runModel(model, tokens, {
       hook: model.hookPoint({ fwd: fwd2, cache: (nm) => recvNames.has(nm), store: step2Store }),
     }),
   ).f32Sync();
@@ -315,7 +314,7 @@ function runPaths(
     },
   }));
   const lg3 = noGrad(() =>
-    forward(cfg, weights, tokens, {
+    runModel(model, tokens, {
       hook: model.hookPoint({ fwd: fwd3 }),
     }),
   ).f32Sync();

@@ -40,7 +40,7 @@ export function registerDemo(program: Command): void {
       const model = await loadModel(g);
       const loadMs = performance.now() - t0;
       const progress = createProgress(g);
-      const r = tour(model, {
+      const r = await tour(model, {
         onStart: () => progress.start(DEMO_TOKENS, 'generating'),
         onToken: () => progress.increment(),
       });
@@ -58,7 +58,7 @@ export function registerDemo(program: Command): void {
     });
 }
 
-function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () => void }) {
+async function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () => void }) {
   const c = model.cfg;
   const tok = model.tokenizer;
   const summary = {
@@ -86,7 +86,7 @@ function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () =
   cb.onStart();
   const tg = performance.now();
   const start = c.bosTokenId ?? 0;
-  const gen = model.generate([start], { maxTokens: DEMO_TOKENS, temperature: 0, onToken: cb.onToken });
+  const gen = await model.generate([start], { maxTokens: DEMO_TOKENS, temperature: 0, onToken: cb.onToken });
   const generation = {
     prompt: '',
     maxTokens: DEMO_TOKENS,
@@ -122,7 +122,7 @@ function tour(model: HookedTransformer, cb: { onStart: () => void; onToken: () =
   return { model: summary, generation, predictions, activation };
 }
 
-function printTour(r: ReturnType<typeof tour>, elapsedMs: number): void {
+function printTour(r: Awaited<ReturnType<typeof tour>>, elapsedMs: number): void {
   const m = r.model;
   out(`Sonde demo · ${m.source}`);
   out();
