@@ -1,6 +1,6 @@
 import { HookError, SaeError, ShapeError, UsageError } from '../errors.js';
 import { crossEntropy } from '../engine/ops/nn.js';
-import { slice } from '../engine/ops/shape.js';
+import { cast, reshape, slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
 import { resolveModel } from '../io/hub/resolve-model.js';
@@ -302,7 +302,7 @@ export class HookedTransformer {
           `[batch, pos]; got ${input === null ? 'null' : typeof input}`,
       );
     if (input instanceof Tensor) {
-      const t = input.rank === 1 ? new Tensor(input.dataSync(), [1, input.shape[0]!]) : input;
+      const t = input.rank === 1 ? reshape(input, [1, input.shape[0]!]) : input;
       if (t.dtype !== 'int64' && t.dtype !== 'int32')
         throw new ShapeError(`token tensor must be int32/int64, got ${t.dtype}`);
       return { tokens: toInt64(t), attentionMask: opts.attentionMask ?? null };
@@ -661,9 +661,5 @@ export function nextTokenLoss(logits: Tensor, tokens: Tensor): Tensor {
 }
 
 function toInt64(t: Tensor): Tensor {
-  if (t.dtype === 'int64') return t;
-  return new Tensor(
-    BigInt64Array.from(t.dataSync() as Int32Array, (v) => BigInt(v)),
-    t.shape,
-  );
+  return cast(t, 'int64');
 }
