@@ -13,7 +13,7 @@ const samples = Number(process.argv[2] ?? 3000);
 const out = process.argv[3] ?? 'assets/corpus/stories260K-samples.txt';
 const model = HookedTransformer.load();
 const t0 = performance.now();
-const texts = sampleCorpus(model, {
+const texts = await sampleCorpus(model, {
   samples,
   maxTokens: 256,
   temperature: 1,

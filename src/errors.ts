@@ -18,6 +18,8 @@ export class TokenizerError extends SondeError {}
 export class ShapeError extends SondeError {}
 /** A hook name that does not exist, or a hook that returned a bad value. */
 export class HookError extends SondeError {}
+/** A malformed SAE config, a weight of the wrong shape, or an SAE (a splice) that does not fit its hook. */
+export class SaeError extends SondeError {}
 /** A bad command-line flag or value. */
 export class UsageError extends SondeError {}
 /** The requested compute device (SONDE_DEVICE) cannot be used. */

@@ -9,8 +9,19 @@ export { SafetensorsFile, SafetensorsCheckpoint, writeSafetensors } from './io/s
 export { loadTokenizer, type Tokenizer, type EncodeOptions } from './io/tokenizer.js';
 export type { ModelConfig } from './models/config.js';
 export { forward, emptyKVCache, type ForwardOptions, type KVCache } from './models/transformer.js';
+export { runModel, type Runnable, type RunModelOptions } from './hooks/run-model.js';
 export { processWeights, type ProcessOptions } from './models/process-weights.js';
-export { hookNames } from './models/hook-names.js';
+export {
+  axisSize,
+  hookNames,
+  hookShape,
+  hookSpec,
+  hookTable,
+  positionAxisOf,
+  trailingShape,
+  type Axis,
+  type HookPointSpec,
+} from './models/hook-table.js';
 export { defaultModelDir, loadModelDir } from './models/load.js';
 export { ARCHITECTURES } from './models/architectures.js';
 export type { Weights } from './models/weights.js';
@@ -137,9 +148,16 @@ export {
 } from './sae/feature-store.js';
 export { scanFeatures, featureLogits, featureLogitsUnavailable, type FeatureLogits } from './sae/features.js';
 export {
+  makeSplicedHookPoint,
+  splicedHookNames,
+  spliceStartLayer,
+  type Splice,
+  type Spliceable,
+  type SpliceTarget,
+} from './hooks/splice.js';
+export {
   withSAEs,
   checkSplice,
-  splicedHookNames,
   saeHookNames,
   type SplicedSae,
   type SpliceOptions,

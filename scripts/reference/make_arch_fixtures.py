@@ -499,6 +499,7 @@ def decoder_spec(cfg):
         "post_norms": False,
         "qk_norm": None,
         "qkv_bias": False,
+        "mlp_bias": cfg.get("mlp_bias", False),  # LlamaMLP: gate/up/down nn.Linear(..., bias=config.mlp_bias)
         "scale": dh**-0.5,
         "attn_cap": None,
         "final_cap": None,
@@ -577,6 +578,10 @@ def decoder_params(cfg, init, gains):
         p[pre + "mlp.gate_proj.weight"] = init.mat(I, D, g["gate"])
         p[pre + "mlp.up_proj.weight"] = init.mat(I, D, g["up"])
         p[pre + "mlp.down_proj.weight"] = init.mat(D, I, g["down"])
+        if s["mlp_bias"]:
+            p[pre + "mlp.gate_proj.bias"] = init.vec(I, std=g["bias"])
+            p[pre + "mlp.up_proj.bias"] = init.vec(I, std=g["bias"])
+            p[pre + "mlp.down_proj.bias"] = init.vec(D, std=g["bias"])
         p[pre + "input_layernorm.weight"] = norm_w(D, g["norm"])
         p[pre + "post_attention_layernorm.weight"] = norm_w(D, g["norm"])
         if s["post_norms"]:
@@ -642,9 +647,13 @@ def decoder_forward(p, s, tokens, acts=None, attn_fn=attention):
         # the MLP's input norm: Gemma 2/3 name it pre_feedforward_layernorm, the others post_attention_layernorm
         ln2 = "pre_feedforward_layernorm" if s["post_norms"] else "post_attention_layernorm"
         h2 = norm(x, pre + ln2 + ".weight")
-        mlp_out = (act(h2 @ p[pre + "mlp.gate_proj.weight"].T) * (h2 @ p[pre + "mlp.up_proj.weight"].T)) @ p[
-            pre + "mlp.down_proj.weight"
-        ].T
+        gate = h2 @ p[pre + "mlp.gate_proj.weight"].T
+        up = h2 @ p[pre + "mlp.up_proj.weight"].T
+        if s["mlp_bias"]:
+            gate, up = gate + p[pre + "mlp.gate_proj.bias"], up + p[pre + "mlp.up_proj.bias"]
+        mlp_out = (act(gate) * up) @ p[pre + "mlp.down_proj.weight"].T
+        if s["mlp_bias"]:
+            mlp_out = mlp_out + p[pre + "mlp.down_proj.bias"]
         if s["post_norms"]:
             mlp_out = norm(mlp_out, pre + "post_feedforward_layernorm.weight")
         rec(f"blocks.{i}.hook_mlp_out", mlp_out)
@@ -773,6 +782,33 @@ MISTRAL_CFG = {
     "rms_norm_eps": 1e-05,
     "rope_theta": 10000.0,
     "sliding_window": 6,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float32",
+    "use_cache": True,
+    "vocab_size": 96,
+}
+
+LLAMA_MLP_BIAS_CFG = {
+    "architectures": ["LlamaForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "head_dim": 8,
+    "hidden_act": "silu",
+    "hidden_size": 32,
+    "initializer_range": 0.02,
+    "intermediate_size": 64,
+    "max_position_embeddings": 32,
+    "mlp_bias": True,
+    "model_type": "llama",
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "num_key_value_heads": 2,
+    "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": None,
+    "rope_theta": 10000.0,
     "tie_word_embeddings": False,
     "torch_dtype": "float32",
     "use_cache": True,
@@ -1320,6 +1356,22 @@ def make_mistral():
     return llama_family("mistral-tiny", MISTRAL_CFG, 601, {"q": 1.6, "k": 1.6}, "F32", desc, False, checks_fn)
 
 
+def make_llama_mlp_bias():
+    def checks_fn(cfg, spec, params, tokens, base, variant, checks, fwd):
+        variant("no_mlp_bias", mlp_bias=False)
+        gqa_expansion_check(cfg, spec, params, tokens, base, checks, fwd)
+
+    desc = (
+        "llama-mlp-bias-tiny: random LlamaForCausalLM with mlp_bias true ({shape}; query head h reads kv head "
+        "h // 2; untied lm_head, rope_theta 10000, no rope scaling, rms_norm_eps 1e-5). gate_proj, up_proj and "
+        "down_proj have biases (HF LlamaMLP: bias=config.mlp_bias): down(silu(gate(h) + b_g) * (up(h) + b_u)) + "
+        "b_d; attention has none. RMSNorm x * rsqrt(mean(x^2) + eps) * w. Stored F32."
+    )
+    return llama_family(
+        "llama-mlp-bias-tiny", LLAMA_MLP_BIAS_CFG, 651, {"bias": 0.6}, "F32", desc, False, checks_fn
+    )
+
+
 def make_qwen2():
     def checks_fn(cfg, spec, params, tokens, base, variant, checks, fwd):
         p2 = {k: (torch.zeros_like(v) if k.endswith("_proj.bias") else v) for k, v in params.items()}
@@ -1364,17 +1416,21 @@ def main():
     torch.manual_seed(0)
     torch.set_default_dtype(DT)
     mask_conventions_check()
-    results = [
-        make_gpt_neo(),
-        make_pythia(True),
-        make_pythia(False),
-        make_gemma(),
-        make_gemma2(),
-        make_gemma3(),
-        make_mistral(),
-        make_qwen2(),
-        make_qwen3(),
-    ]
+    makers = {
+        "gpt-neo-tiny": make_gpt_neo,
+        "pythia-tiny": lambda: make_pythia(True),
+        "pythia-seq-tiny": lambda: make_pythia(False),
+        "gemma-tiny": make_gemma,
+        "gemma2-tiny": make_gemma2,
+        "gemma3-tiny": make_gemma3,
+        "mistral-tiny": make_mistral,
+        "llama-mlp-bias-tiny": make_llama_mlp_bias,
+        "qwen2-tiny": make_qwen2,
+        "qwen3-tiny": make_qwen3,
+    }
+    # Fixture names as arguments make only those (each fixture has its own seed).
+    only = sys.argv[1:] or list(makers)
+    results = [makers[n]() for n in only]
     total = 0
     for r in results:
         total += r["size"]

@@ -12,6 +12,8 @@ import { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { hubCacheDir, resolveModel, type DownloadProgress } from '../io/hub/index.js';
 import { formatBytes } from '../models/memory.js';
 import { editDistance } from '../models/aliases.js';
+import type { ModelConfig } from '../models/config.js';
+import { hookSpec, positionAxisOf } from '../models/hook-table.js';
 import { createProgress } from './progress.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -455,9 +457,10 @@ export function tensorStats(t: Tensor): TensorStats {
   };
 }
 
-/** The axis that indexes positions: 2 (query position) for attention scores/patterns, else 1. */
-export function positionAxis(hook: string, t: Tensor): number {
-  if (t.rank === 4 && /attn\.hook_(attn_scores|pattern)$/.test(hook)) return 2;
+/** The axis that indexes (query) positions, from the model's hook table; 1 for other points (SAE points). */
+export function positionAxis(cfg: ModelConfig, hook: string, t: Tensor): number {
+  const spec = hookSpec(cfg, hook);
+  if (spec) return positionAxisOf(spec);
   return t.rank >= 2 ? 1 : 0;
 }
 

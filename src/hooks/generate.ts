@@ -3,8 +3,9 @@ import { slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
 import { checkContext } from '../models/context.js';
-import { emptyKVCache, forward } from '../models/transformer.js';
+import { emptyKVCache } from '../models/transformer.js';
 import type { HookedTransformer } from './hooked-transformer.js';
+import { runModel } from './run-model.js';
 import { toHooks, validateSelectors, type ForwardHookFn, type HookSpec } from './hooks.js';
 
 export interface GenerateOptions {
@@ -36,11 +37,11 @@ export interface GenerateResult {
  * Samples from the model with a KV cache; hooks see each step's activations (the new positions), and the
  * model's spliced SAEs apply at every step.
  */
-export function generate(
+export async function generate(
   model: HookedTransformer,
   prompt: string | number[],
   opts: GenerateOptions = {},
-): GenerateResult {
+): Promise<GenerateResult> {
   const maxTokens = opts.maxTokens ?? 64;
   const temperature = opts.temperature ?? 1;
   if (!Number.isInteger(maxTokens) || maxTokens < 0)
@@ -78,22 +79,21 @@ export function generate(
   let next = ids;
   checkContext(cfg, ids.length);
   const limit = cfg.nCtx;
-  noGrad(() => {
-    for (let step = 0; step < maxTokens && ids.length < limit; step++) {
-      const tokens = new Tensor(
-        BigInt64Array.from(next, (v) => BigInt(v)),
-        [1, next.length],
-      );
-      const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache, useAttnResult });
-      const last = slice(logits, 1, -1).f32Sync(); // [vocab]
-      const id = sample(last, temperature, opts.topK, opts.topP, rng);
-      generated.push(id);
-      ids.push(id);
-      opts.onToken?.(id);
-      if ((opts.stopAtEos ?? true) && id === cfg.eosTokenId) break;
-      next = [id];
-    }
-  });
+  for (let step = 0; step < maxTokens && ids.length < limit; step++) {
+    const tokens = new Tensor(
+      BigInt64Array.from(next, (v) => BigInt(v)),
+      [1, next.length],
+    );
+    const logits = noGrad(() => runModel(model, tokens, { hook, kvCache: cache, useAttnResult }));
+    // The token is chosen on the host: the one read of each step.
+    const last = await slice(logits, 1, -1).f32(); // [vocab]
+    const id = sample(last, temperature, opts.topK, opts.topP, rng);
+    generated.push(id);
+    ids.push(id);
+    opts.onToken?.(id);
+    if ((opts.stopAtEos ?? true) && id === cfg.eosTokenId) break;
+    next = [id];
+  }
   return { tokens: ids, generated, text: model.tokenizer ? model.decode(ids) : ids.join(' ') };
 }
 
@@ -147,44 +147,43 @@ export interface SampleCorpusOptions {
  * Samples texts from the model from BOS at the given temperature, many at once with a batched KV
  * cache: how Sonde makes in-distribution text for a model (e.g. a corpus for stories260K).
  */
-export function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions): string[] {
+export async function sampleCorpus(model: HookedTransformer, opts: SampleCorpusOptions): Promise<string[]> {
   const cfg = model.cfg;
   if (cfg.bosTokenId === null) throw new ShapeError('sampleCorpus needs a model with a BOS token');
   const rng = new Rng(opts.seed ?? 0);
   const temperature = opts.temperature ?? 1;
   const batchSize = Math.max(1, Math.min(opts.batch ?? 64, opts.samples));
   const texts: string[] = [];
-  const hook = model.hooked ? model.hookPoint() : undefined; // samples the model as spliced and hooked
-  noGrad(() => {
-    for (let start = 0; start < opts.samples; start += batchSize) {
-      const B = Math.min(batchSize, opts.samples - start);
-      const cache = emptyKVCache(cfg);
-      const rows: number[][] = Array.from({ length: B }, () => []);
-      const done = new Array<boolean>(B).fill(false);
-      let next = new Array<number>(B).fill(cfg.bosTokenId!);
-      const limit = Math.min(opts.maxTokens, cfg.nCtx - 1);
-      for (let step = 0; step < limit && done.some((d) => !d); step++) {
-        const tokens = new Tensor(
-          BigInt64Array.from(next, (v) => BigInt(v)),
-          [B, 1],
-        );
-        const logits = forward(cfg, model.weights, tokens, { hook, kvCache: cache }).f32Sync(); // [B, 1, vocab]
-        const V = cfg.vocabSize;
-        next = next.map((_, b) => {
-          const id = sample(logits.subarray(b * V, (b + 1) * V), temperature, undefined, undefined, rng);
-          if (!done[b]) {
-            if (id === cfg.eosTokenId || id === cfg.bosTokenId) done[b] = true;
-            else rows[b]!.push(id);
-          }
-          return id;
-        });
-      }
-      rows.forEach((r, b) => {
-        const text = model.tokenizer ? model.decode(r) : r.join(' ');
-        texts.push(text);
-        opts.onSample?.(text, start + b);
+  // runModel samples the model as spliced and hooked.
+  for (let start = 0; start < opts.samples; start += batchSize) {
+    const B = Math.min(batchSize, opts.samples - start);
+    const cache = emptyKVCache(cfg);
+    const rows: number[][] = Array.from({ length: B }, () => []);
+    const done = new Array<boolean>(B).fill(false);
+    let next = new Array<number>(B).fill(cfg.bosTokenId!);
+    const limit = Math.min(opts.maxTokens, cfg.nCtx - 1);
+    for (let step = 0; step < limit && done.some((d) => !d); step++) {
+      const tokens = new Tensor(
+        BigInt64Array.from(next, (v) => BigInt(v)),
+        [B, 1],
+      );
+      const out = noGrad(() => runModel(model, tokens, { kvCache: cache }));
+      const logits = await out.f32(); // [B, 1, vocab]
+      const V = cfg.vocabSize;
+      next = next.map((_, b) => {
+        const id = sample(logits.subarray(b * V, (b + 1) * V), temperature, undefined, undefined, rng);
+        if (!done[b]) {
+          if (id === cfg.eosTokenId || id === cfg.bosTokenId) done[b] = true;
+          else rows[b]!.push(id);
+        }
+        return id;
       });
     }
-  });
+    rows.forEach((r, b) => {
+      const text = model.tokenizer ? model.decode(r) : r.join(' ');
+      texts.push(text);
+      opts.onSample?.(text, start + b);
+    });
+  }
   return texts;
 }

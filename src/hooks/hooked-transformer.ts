@@ -1,6 +1,6 @@
-import { HookError, ShapeError, UsageError } from '../errors.js';
+import { HookError, SaeError, ShapeError, UsageError } from '../errors.js';
 import { crossEntropy } from '../engine/ops/nn.js';
-import { slice } from '../engine/ops/shape.js';
+import { cast, reshape, slice } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { TracedFunction } from '../engine/trace.js';
 import { getBackend } from '../engine/backend/backend.js';
@@ -12,26 +12,24 @@ import type { ModelConfig } from '../models/config.js';
 import { headWeights } from '../models/head-weights.js';
 import { checkAttentionMemory, checkContext, type AttentionKeep } from '../models/context.js';
 import { runScoped } from './scoped.js';
-import { hookNames } from '../models/hook-names.js';
+import { hookNames } from '../models/hook-table.js';
 import { defaultModelDir, loadModelDir, type ModelDirOptions } from '../models/load.js';
 import { compiledInlineLimit, MAX_COMPILED_GRAPHS } from '../models/memory.js';
 import { processWeights, type ProcessOptions } from '../models/process-weights.js';
-import { forward, type ForwardOptions } from '../models/transformer.js';
+import type { ForwardOptions } from '../models/transformer.js';
 import type { Weights } from '../models/weights.js';
 import type { HookPoint } from '../models/hook-point.js';
-import { SaeError } from '../sae/config.js';
-import type { SparseAutoencoder } from '../sae/sae.js';
 import {
-  checkSplice,
   makeSplicedHookPoint,
   spliceKey,
   spliceTensors,
   splicedHookNames,
-  type SplicedSae,
-  type SpliceOptions,
-} from '../sae/splice.js';
+  type Splice,
+  type Spliceable,
+} from './splice.js';
 import { ActivationCache } from './cache.js';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { runModel } from './run-model.js';
 import {
   matches,
   toHooks,
@@ -92,7 +90,7 @@ export interface Batch {
  */
 export class HookedTransformer {
   private traced = new Map<string, { fn: TracedFunction | null; seen: number; weights: Tensor[] }>();
-  private spliced: SplicedSae[] = [];
+  private spliced: Splice[] = [];
   /** Hooks kept on every forward pass (addHook), until resetHooks(). */
   private persistent: { fwd: ForwardHook[]; bwd: BackwardHook[] } = { fwd: [], bwd: [] };
 
@@ -137,8 +135,8 @@ export class HookedTransformer {
     return splicedHookNames(hookNames(this.cfg, opts), this.spliced);
   }
 
-  /** The SAEs and transcoders spliced into every forward pass, in the order they were added. */
-  get saes(): readonly SplicedSae[] {
+  /** The SAEs and transcoders (any splices) in every forward pass, in the order they were added. */
+  get saes(): readonly Splice[] {
     return Object.freeze([...this.spliced]);
   }
 
@@ -149,9 +147,8 @@ export class HookedTransformer {
    * `H.hook_sae_recons`, `H.hook_sae_error` (with the error term) and `H.hook_sae_output`. Throws SaeError
    * when the hook is not in the model, the widths do not match, or the hook already has an SAE.
    */
-  addSAE(sae: SparseAutoencoder, opts: SpliceOptions = {}): this {
-    const modelHooks = hookNames(this.cfg, { useAttnResult: true });
-    this.spliced = [...this.spliced, checkSplice(this.cfg, modelHooks, this.spliced, sae, opts)];
+  addSAE<O extends object>(sae: Spliceable<O>, opts?: O): this {
+    this.spliced = [...this.spliced, sae.splice(this, this.spliced, opts)];
     return this;
   }
 
@@ -159,8 +156,8 @@ export class HookedTransformer {
    * Removes the SAE replacing `which` (a hook name: the hook it replaces or, for a transcoder, the one it
    * reads), or that SAE object; without an argument, the only spliced SAE. Returns it.
    */
-  removeSAE(which?: string | SparseAutoencoder): SparseAutoencoder {
-    let found: SplicedSae | undefined;
+  removeSAE(which?: string | Spliceable): Spliceable {
+    let found: Splice | undefined;
     if (which === undefined) {
       if (this.spliced.length !== 1)
         throw new SaeError(
@@ -172,14 +169,14 @@ export class HookedTransformer {
     } else if (typeof which === 'string') {
       found =
         this.spliced.find((s) => s.hookName === which) ?? this.spliced.find((s) => s.inputHook === which);
-    } else found = this.spliced.find((s) => s.sae === which);
+    } else found = this.spliced.find((s) => s.source === which);
     if (!found)
       throw new SaeError(
         `no spliced SAE at ${typeof which === 'string' ? `'${which}'` : 'that object'}` +
           (this.spliced.length ? ` (spliced: ${this.spliced.map((s) => `'${s.hookName}'`).join(', ')})` : ''),
       );
     this.spliced = this.spliced.filter((s) => s !== found);
-    return found.sae;
+    return found.source;
   }
 
   /** Removes every spliced SAE. */
@@ -188,7 +185,7 @@ export class HookedTransformer {
   }
 
   /**
-   * The hook point of one forward pass through `forward(model.cfg, model.weights, ...)`: the plan's hooks
+   * The hook point of one forward pass through runModel (src/hooks/run-model.ts): the plan's hooks
    * and caches at every hook point, with the spliced SAEs. Everything that runs the model goes through it.
    */
   hookPoint(plan: Partial<HookPlan> = {}, recordsGrad = (plan.bwd?.length ?? 0) > 0): HookPoint {
@@ -307,7 +304,7 @@ export class HookedTransformer {
           `[batch, pos]; got ${input === null ? 'null' : typeof input}`,
       );
     if (input instanceof Tensor) {
-      const t = input.rank === 1 ? new Tensor(input.dataSync(), [1, input.shape[0]!]) : input;
+      const t = input.rank === 1 ? reshape(input, [1, input.shape[0]!]) : input;
       if (t.dtype !== 'int64' && t.dtype !== 'int32')
         throw new ShapeError(`token tensor must be int32/int64, got ${t.dtype}`);
       return { tokens: toInt64(t), attentionMask: opts.attentionMask ?? null };
@@ -416,11 +413,10 @@ export class HookedTransformer {
       const compiled = this.runCompiled('run', tokens, [], false);
       if (compiled) return compiled.logits;
     }
-    const hook = this.hooked ? this.hookPoint() : undefined;
     const useAttnResult = this.usesAttnResult(undefined, []);
+    // runModel adds the added hooks and splices when there are any.
     return noGrad(() =>
-      forward(this.cfg, this.weights, tokens, {
-        hook,
+      runModel(this, tokens, {
         attentionMask: attentionMask ?? undefined,
         useAttnResult,
       }),
@@ -445,7 +441,7 @@ export class HookedTransformer {
     const wanted = new Set(names);
     const hook = this.hookPoint({ cache: (n) => wanted.has(n), store });
     const logits = noGrad(() =>
-      forward(this.cfg, this.weights, tokens, {
+      runModel(this, tokens, {
         hook,
         attentionMask: attentionMask ?? undefined,
         useAttnResult: opts.useAttnResult,
@@ -475,8 +471,8 @@ export class HookedTransformer {
       useAttnResult,
       stopAtLayer: opts.stopAtLayer,
     };
-    if (grad) return forward(this.cfg, this.weights, tokens, options);
-    const run = () => noGrad(() => forward(this.cfg, this.weights, tokens, options));
+    if (grad) return runModel(this, tokens, options);
+    const run = () => noGrad(() => runModel(this, tokens, options));
     // Hooks written as tensor expressions join the forward's graph: recorded lazily, the whole
     // hooked forward runs as one compiled graph (from the second call of the same structure on),
     // with the hooks' tensors (positions, vectors, cached activations) fed as inputs.
@@ -543,7 +539,7 @@ export class HookedTransformer {
     const bwd: BackwardHook[] = names.map((name) => ({ name, fn: (g) => void grads.set(name, g) }));
     const wanted = new Set(names);
     const hook = this.hookPoint({ fwd, bwd, cache: (n) => wanted.has(n), store: acts }, true);
-    const logits = forward(this.cfg, this.weights, tokens, {
+    const logits = runModel(this, tokens, {
       hook: gradRoot(hook),
       attentionMask: attentionMask ?? undefined,
       useAttnResult,
@@ -562,15 +558,15 @@ export class HookedTransformer {
   }
 
   /** Samples a continuation with a KV cache; hooks apply at every step. Temperature 0 is greedy. */
-  generate(prompt: string | number[], opts: GenerateOptions = {}): GenerateResult {
+  generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
     return generate(this, prompt, opts);
   }
 
-  /** Mean next-token cross-entropy (nats) over the input. */
-  loss(input: ModelInput, opts: InputOptions = {}): number {
+  /** Mean next-token cross-entropy (nats) over the input (read from the engine: awaited). */
+  async loss(input: ModelInput, opts: InputOptions = {}): Promise<number> {
     const { tokens } = this.toTokens(input, opts);
     if (tokens.shape[1]! < 2) throw new ShapeError('loss needs at least two tokens');
-    return nextTokenLoss(this.run(tokens, opts), tokens).itemSync();
+    return nextTokenLoss(this.run(tokens, opts), tokens).item();
   }
 
   /** Hook-free forward with cache outputs, compiled; null when the eager path should run. */
@@ -585,7 +581,7 @@ export class HookedTransformer {
       noGrad(() => {
         const store = new Map<string, Tensor>();
         const hook = this.hookPoint({ cache: (n) => wanted.has(n), store });
-        const logits = forward(this.cfg, this.weights, t, { hook, useAttnResult });
+        const logits = runModel(this, t, { hook, useAttnResult });
         return [logits, ...names.map((n) => store.get(n)!)];
       }),
     );
@@ -686,9 +682,5 @@ export function nextTokenLoss(logits: Tensor, tokens: Tensor): Tensor {
 }
 
 function toInt64(t: Tensor): Tensor {
-  if (t.dtype === 'int64') return t;
-  return new Tensor(
-    BigInt64Array.from(t.dataSync() as Int32Array, (v) => BigInt(v)),
-    t.shape,
-  );
+  return cast(t, 'int64');
 }

@@ -1,8 +1,8 @@
 import { HookError } from '../errors.js';
-import { div, sub } from '../engine/ops/elementwise.js';
+import { div, mul, sub } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/nn.js';
 import { mean } from '../engine/ops/reduce.js';
-import { permute, reshape, stack } from '../engine/ops/shape.js';
+import { gather, permute, reshape, slice, stack } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import type { ActivationCache } from './cache.js';
 import type { HookedTransformer } from './hooked-transformer.js';
@@ -152,11 +152,18 @@ export function logitAttrs(
   const d = model.cfg.dModel;
   const d0 = residStack.shape[residStack.rank - 1];
   if (d0 !== d) throw new HookError(`logitAttrs: the stack's last axis is ${d0}, expected d_model ${d}`);
-  const lnW = model.cfg.normalization === 'none' ? undefined : model.weights.get('ln_final.w')?.f32Sync();
-  const dir = Float32Array.from(unembedDirection(model, a, w), (x, i) => x * (lnW ? lnW[i]! : 1));
+  // W_U[:, answer] (- W_U[:, wrong]) times ln_final.w, as a [d_model, 1] column on the engine.
+  const cols = gather(
+    model.weights.get('unembed.W_U')!,
+    1,
+    Tensor.from(w === null ? [a] : [a, w], undefined, 'int64'),
+  );
+  let dir = w === null ? cols : sub(slice(cols, 1, 0, 1), slice(cols, 1, 1, 2));
+  const lnW = model.cfg.normalization === 'none' ? undefined : model.weights.get('ln_final.w');
+  if (lnW) dir = mul(dir, reshape(lnW, [d, 1]));
   const lead = residStack.shape.slice(0, -1);
   const flat = reshape(residStack, [lead.reduce((x, y) => x * y, 1), d]);
-  return reshape(matmul(flat, new Tensor(dir, [d, 1])), lead);
+  return reshape(matmul(flat, dir), lead);
 }
 
 /** W_U[:, answer] - W_U[:, wrong] (or W_U[:, answer] without `wrong`): [d_model], in float64. */

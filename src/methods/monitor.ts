@@ -176,12 +176,12 @@ export function monitorHook(
  * a private signal during the forward pass that reads that token, so the firing token is kept and nothing
  * after it is sampled. Firing on prompt positions is reported but does not stop.
  */
-export function monitoredGeneration(
+export async function monitoredGeneration(
   model: HookedTransformer,
   prompt: string,
   spec: MonitorSpec,
   opts: Omit<GenerateOptions, 'onToken'> & { stopOnFire?: boolean } = {},
-): MonitoredGeneration {
+): Promise<MonitoredGeneration> {
   const position = monitorPosition(spec);
   const promptIds = model.encode(prompt, { prependBos: opts.prependBos });
   const P = promptIds.length;
@@ -200,7 +200,7 @@ export function monitoredGeneration(
     if (above && opts.stopOnFire && pos >= P) throw new StopSignal();
   });
   try {
-    model.generate(promptIds, {
+    await model.generate(promptIds, {
       ...opts,
       hooks: [...(opts.hooks ?? []), hook],
       onToken: (id) => void generated.push(id),

@@ -10,8 +10,8 @@ import { noGrad, type Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf, type ForwardHook } from '../hooks/hooks.js';
 import type { HookPoint } from '../models/hook-point.js';
-import { forward } from '../models/transformer.js';
-import { spliceStartLayer } from '../sae/splice.js';
+import { runModel } from '../hooks/run-model.js';
+import { spliceStartLayer } from '../hooks/splice.js';
 
 /** What is patched: the residual stream, a block's attention or MLP output, or one head's activations. */
 export type PatchTarget = 'resid_pre' | 'attn_out' | 'mlp_out' | 'z' | 'q' | 'k' | 'v' | 'pattern';
@@ -190,7 +190,7 @@ export async function activationPatching(
   model: HookedTransformer,
   opts: PatchingOptions,
 ): Promise<PatchingResult> {
-  const { cfg, weights } = model;
+  const { cfg } = model;
   const hookMode = opts.hook !== undefined;
   const target = opts.target ?? 'resid_pre';
   if (hookMode) {
@@ -250,7 +250,7 @@ export async function activationPatching(
   const both = int64([cleanIds, corruptIds]);
   const useAttnResult = hookMode && opts.hook!.endsWith('attn.hook_result');
   const baseLogits = await noGrad(() =>
-    forward(cfg, weights, both, {
+    runModel(model, both, {
       hook: model.hookPoint({ cache: (n) => wanted.has(n), store }),
       useAttnResult,
     }),
@@ -340,7 +340,7 @@ export async function activationPatching(
         else if (model.saes.length) hook = model.hookPoint();
         const tokens = int64(Array.from({ length: n }, () => baseIds));
         const lg = await noGrad(() =>
-          forward(cfg, weights, tokens, {
+          runModel(model, tokens, {
             hook,
             useAttnResult,
             ...(start === null ? {} : { startAtLayer: start, residual }),

@@ -22,7 +22,7 @@ import { expand } from '../engine/ops/shape.js';
 import { noGrad, type Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ForwardHook } from '../hooks/hooks.js';
-import { forward } from '../models/transformer.js';
+import { runModel } from '../hooks/run-model.js';
 
 export interface HeadRef {
   layer: number;
@@ -171,7 +171,7 @@ interface Setup {
 }
 
 async function prepare(model: HookedTransformer, opts: PathPatchingBase): Promise<Setup> {
-  const { cfg, weights } = model;
+  const { cfg } = model;
   const cleanIds = toIds(model, opts.clean);
   const corruptIds = toIds(model, opts.corrupt);
   const P = cleanIds.length;
@@ -201,7 +201,7 @@ async function prepare(model: HookedTransformer, opts: PathPatchingBase): Promis
   const store = new Map<string, Tensor>();
   const wanted = (n: string) => n.endsWith('.attn.hook_z') || n.endsWith('.hook_mlp_out');
   const lg = await noGrad(() =>
-    forward(cfg, weights, int64([cleanIds, corruptIds]), {
+    runModel(model, int64([cleanIds, corruptIds]), {
       hook: model.hookPoint({ cache: wanted, store }),
     }),
   ).f32();
@@ -273,7 +273,7 @@ async function runPaths(
   senderSets: HeadRef[][],
   n: number,
 ): Promise<{ metrics: number[]; passes: number }> {
-  const { cfg, weights } = model;
+  const { cfg } = model;
   const { store, cleanIds, metricOf } = setup;
   const { nLayers: L, nHeads: H } = cfg;
   const tokens = int64(Array.from({ length: n }, () => cleanIds));
@@ -299,7 +299,7 @@ async function runPaths(
       ? new Set<string>()
       : new Set(receivers.map((r) => `blocks.${r.layer}.attn.hook_${input!}`));
   const lg2 = await noGrad(() =>
-    forward(cfg, weights, tokens, {
+    runModel(model, tokens, {
       hook: model.hookPoint({ fwd: fwd2, cache: (nm) => recvNames.has(nm), store: step2Store }),
     }),
   ).f32();
@@ -318,7 +318,7 @@ async function runPaths(
   }
   const fwd3 = [...byHook].map(([name, comps]) => receiverHook(name, step2Store.get(name)!, [...comps]));
   const lg3 = await noGrad(() =>
-    forward(cfg, weights, tokens, {
+    runModel(model, tokens, {
       hook: model.hookPoint({ fwd: fwd3 }),
     }),
   ).f32();

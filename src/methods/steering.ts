@@ -104,16 +104,16 @@ export function directionalAblationHook(hook: HookSelector, direction: ArrayLike
 }
 
 /** The same sampling (prompt, seed, temperature) without and with the hooks. */
-export function steeredGeneration(
+export async function steeredGeneration(
   model: HookedTransformer,
   prompt: string,
   hooks: ForwardHook[],
   opts: Omit<GenerateOptions, 'hooks'> = {},
-): { unsteered: GenerateResult; steered: GenerateResult } {
+): Promise<{ unsteered: GenerateResult; steered: GenerateResult }> {
   const base = { ...opts, seed: opts.seed ?? 0 };
   return {
-    unsteered: model.generate(prompt, { ...base, hooks: [] }),
-    steered: model.generate(prompt, { ...base, hooks }),
+    unsteered: await model.generate(prompt, { ...base, hooks: [] }),
+    steered: await model.generate(prompt, { ...base, hooks }),
   };
 }
 

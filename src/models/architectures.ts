@@ -11,22 +11,60 @@ import type { Weights, WeightSource } from './weights.js';
 export interface Architecture {
   parseConfig(hf: HfConfig): ModelConfig;
   loadWeights(src: WeightSource, cfg: ModelConfig): Weights;
+  /**
+   * Checkpoint tensors this architecture's real checkpoints carry that the computation does not use,
+   * known by name (any other tensor left unread is an error): buffers and tied copies.
+   */
+  extras(cfg: ModelConfig): RegExp[];
 }
+
+/** HF ties the head to the embedding: a stored lm_head copy is not read. */
+const tiedHead = (cfg: ModelConfig, name = 'lm_head.weight'): RegExp[] =>
+  cfg.tiedEmbeddings ? [new RegExp(`^${name.replace(/\./g, '\\.')}$`)] : [];
+/** Rotary inverse frequencies, recomputed from the config (older checkpoints saved them). */
+const INV_FREQ = /\.rotary_emb\.inv_freq$/;
 
 const llamaLike = (name: string): Architecture => ({
   parseConfig: (hf) => llamaConfig(hf, name),
   loadWeights: llamaWeights,
+  extras: (cfg) => [INV_FREQ, ...tiedHead(cfg)],
 });
 const gemma = (name: string): Architecture => ({
   parseConfig: (hf) => gemmaConfig(hf, name),
   loadWeights: gemmaWeights,
+  // Gemma 3's multimodal checkpoints carry a vision tower and projector; Sonde runs the text model.
+  extras: (cfg) => [
+    INV_FREQ,
+    ...tiedHead(cfg),
+    ...tiedHead(cfg, 'language_model.lm_head.weight'),
+    ...(name === 'Gemma3ForConditionalGeneration'
+      ? [/^(model\.)?vision_tower\./, /^(model\.)?multi_modal_projector\./]
+      : []),
+  ],
 });
 
 /** Hugging Face architecture class -> how to read it. */
 export const ARCHITECTURES: Record<string, Architecture> = {
-  GPT2LMHeadModel: { parseConfig: gpt2Config, loadWeights: gpt2Weights },
-  GPTNeoForCausalLM: { parseConfig: gptNeoConfig, loadWeights: gptNeoWeights },
-  GPTNeoXForCausalLM: { parseConfig: gptNeoxConfig, loadWeights: gptNeoxWeights },
+  GPT2LMHeadModel: {
+    parseConfig: gpt2Config,
+    loadWeights: gpt2Weights,
+    // The causal-mask buffers older transformers saved.
+    extras: () => [/(^|\.)h\.\d+\.attn\.(masked_)?bias$/],
+  },
+  GPTNeoForCausalLM: {
+    parseConfig: gptNeoConfig,
+    loadWeights: gptNeoWeights,
+    extras: (cfg) => [/(^|\.)h\.\d+\.attn\.attention\.(masked_)?bias$/, ...tiedHead(cfg)],
+  },
+  GPTNeoXForCausalLM: {
+    parseConfig: gptNeoxConfig,
+    loadWeights: gptNeoxWeights,
+    extras: (cfg) => [
+      /(^|\.)layers\.\d+\.attention\.(masked_)?bias$/,
+      INV_FREQ,
+      ...tiedHead(cfg, 'embed_out.weight'),
+    ],
+  },
   LlamaForCausalLM: llamaLike('LlamaForCausalLM'),
   MistralForCausalLM: llamaLike('MistralForCausalLM'),
   Qwen2ForCausalLM: llamaLike('Qwen2ForCausalLM'),

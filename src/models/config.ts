@@ -36,6 +36,8 @@ export interface ModelConfig {
   postNorms?: boolean;
   /** Qwen3/Gemma 3: RMSNorm of each head's q and k over d_head before RoPE (attn.q_norm, attn.k_norm). */
   qkNorm?: boolean;
+  /** Llama's mlp_bias: the gate, up and down projections have biases (mlp.b_gate, b_in, b_out). */
+  mlpBias?: boolean;
   /** Gemma 3: RoPE base of local layers, which use no rope scaling (global layers use ropeTheta). */
   localRopeTheta?: number;
   bosTokenId: number | null;

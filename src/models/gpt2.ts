@@ -7,7 +7,14 @@ import {
   type Weights,
   type WeightSource,
 } from './weights.js';
-import { num, type HfConfig } from './hf-config.js';
+import { num, refuseUnsupported, type HfConfig, type UnsupportedKeys } from './hf-config.js';
+
+/** GPT-2 config keys that change the computation, with the values implemented. */
+const GPT2_KEYS: UnsupportedKeys = {
+  scale_attn_weights: (v) => v === true,
+  scale_attn_by_inverse_layer_idx: (v) => v === false,
+  add_cross_attention: (v) => v === false,
+};
 
 /** GPT2LMHeadModel: learned positions, LayerNorm, gelu_new, Conv1D weights already [in, out]. */
 /**
@@ -15,6 +22,7 @@ import { num, type HfConfig } from './hf-config.js';
  * without MLP) and `normalization_type` ('LN' or null for none).
  */
 export function gpt2Config(hf: HfConfig): ModelConfig {
+  refuseUnsupported(hf, 'GPT2LMHeadModel', GPT2_KEYS);
   const dModel = num(hf, 'n_embd');
   const nHeads = num(hf, 'n_head');
   const act = (hf.activation_function as string | undefined) ?? 'gelu_new';

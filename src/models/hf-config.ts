@@ -47,3 +47,20 @@ export function layerTypes(hf: HfConfig, nLayers: number): ('global' | 'local')[
     );
   });
 }
+
+/** Per config key that changes the computation: whether Sonde implements this value (null/absent pass). */
+export type UnsupportedKeys = Record<string, (value: unknown, architecture: string) => boolean>;
+
+/**
+ * Refuses (ConfigError naming the key and value) a config.json key that changes the computation with a
+ * value Sonde does not implement: loading it silently would run a different model.
+ */
+export function refuseUnsupported(hf: HfConfig, architecture: string, keys: UnsupportedKeys): void {
+  for (const [key, ok] of Object.entries(keys)) {
+    const v = hf[key];
+    if (v === undefined || v === null || ok(v, architecture)) continue;
+    throw new ConfigError(
+      `config.json: '${key}': ${JSON.stringify(v)} changes the computation and is not supported for ${architecture}`,
+    );
+  }
+}

@@ -1,3 +1,4 @@
+import { transpose } from '../engine/ops/shape.js';
 import { Rng } from '../engine/random.js';
 import { Tensor } from '../engine/tensor.js';
 import type { ModelConfig } from './config.js';
@@ -21,10 +22,9 @@ export function initGpt2Weights(cfg: ModelConfig, o: InitOptions = {}): Weights 
   const rng = new Rng(o.seed ?? 0);
   const std = o.std ?? 0.8 / Math.sqrt(cfg.dModel);
   const randn = (shape: number[], s = std) => {
-    const t = Tensor.zeros(shape);
-    const d = t.f32Sync();
+    const d = new Float32Array(shape.reduce((a, b) => a * b, 1));
     for (let i = 0; i < d.length; i++) d[i] = rng.normal() * s;
-    return t;
+    return new Tensor(d, shape);
   };
   const { dModel: D, dMlp: F, vocabSize: V, nCtx } = cfg;
   const ln = cfg.normalization === 'LN';
@@ -55,10 +55,7 @@ export function initGpt2Weights(cfg: ModelConfig, o: InitOptions = {}): Weights 
   }
   norm('ln_final');
   if (o.tied) {
-    const U = new Float32Array(D * V);
-    const e = E.f32Sync();
-    for (let v = 0; v < V; v++) for (let d = 0; d < D; d++) U[d * V + v] = e[v * D + d]!;
-    w.set('unembed.W_U', new Tensor(U, [D, V]));
+    w.set('unembed.W_U', transpose(E));
   } else {
     w.set('unembed.W_U', randn([D, V]));
   }

@@ -1,7 +1,14 @@
 import { ConfigError } from '../errors.js';
 import type { ModelConfig } from './config.js';
 import { ropeConfig } from './rope-config.js';
-import { layerTypes, num, optNum, type HfConfig } from './hf-config.js';
+import {
+  layerTypes,
+  num,
+  optNum,
+  refuseUnsupported,
+  type HfConfig,
+  type UnsupportedKeys,
+} from './hf-config.js';
 import {
   readWeight,
   resolvePrefix,
@@ -25,6 +32,7 @@ export function llamaConfig(hf: HfConfig, architecture = 'LlamaForCausalLM'): Mo
     throw new ConfigError(
       `config.json: hidden_act '${act}' is not supported for ${architecture} (expected silu)`,
     );
+  refuseUnsupported(hf, architecture, LLAMA_KEYS);
   const nLayers = num(hf, 'num_hidden_layers');
   const window = slidingWindow(hf, architecture, nLayers);
   return {
@@ -50,11 +58,23 @@ export function llamaConfig(hf: HfConfig, architecture = 'LlamaForCausalLM'): Mo
     tiedEmbeddings: (hf.tie_word_embeddings as boolean | undefined) ?? false,
     ...window,
     qkNorm: architecture === 'Qwen3ForCausalLM',
+    mlpBias: architecture === 'LlamaForCausalLM' && hf.mlp_bias === true,
     bosTokenId: (hf.bos_token_id as number | undefined) ?? null,
     eosTokenId: typeof hf.eos_token_id === 'number' ? hf.eos_token_id : null,
     processed: { foldLn: false, centerWritingWeights: false, centerUnembed: false, foldValueBiases: false },
   };
 }
+
+/**
+ * Keys of LlamaForCausalLM-style configs that change the computation, with the values implemented.
+ * attention_bias needs no rule: the q/k/v/o biases are read where the checkpoint has them, and a
+ * checkpoint tensor left unread is refused at load.
+ */
+const LLAMA_KEYS: UnsupportedKeys = {
+  mlp_bias: (v, arch) => v === false || (v === true && arch === 'LlamaForCausalLM'),
+  partial_rotary_factor: (v) => v === 1,
+  attention_bias: (v) => typeof v === 'boolean',
+};
 
 /** Which layers attend within a sliding window, as each architecture's HF config says. */
 function slidingWindow(
@@ -125,10 +145,16 @@ export function selfAttention(
   }
 }
 
-/** mlp.{gate,up,down}_proj: W_gate, W_in, W_out. */
+/** mlp.{gate,up,down}_proj: W_gate, W_in, W_out, with biases b_gate, b_in, b_out under Llama's mlp_bias. */
 export function gatedMlp(m: WeightMapper, cfg: ModelConfig, h: string, b: string): void {
   const { dModel: D, dMlp: F } = cfg;
   m.linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, F, D);
   m.linear(`${b}mlp.W_in`, `${h}mlp.up_proj.weight`, F, D);
   m.linear(`${b}mlp.W_out`, `${h}mlp.down_proj.weight`, D, F);
+  if (cfg.mlpBias) {
+    // HF's LlamaMLP: nn.Linear(..., bias=config.mlp_bias) for all three projections.
+    m.vec(`${b}mlp.b_gate`, `${h}mlp.gate_proj.bias`, F);
+    m.vec(`${b}mlp.b_in`, `${h}mlp.up_proj.bias`, F);
+    m.vec(`${b}mlp.b_out`, `${h}mlp.down_proj.bias`, D);
+  }
 }

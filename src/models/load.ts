@@ -15,7 +15,7 @@ import {
   type MemoryEstimate,
   type MemoryLimit,
 } from './memory.js';
-import type { Weights } from './weights.js';
+import { ReadTracker, type Weights } from './weights.js';
 
 export interface LoadedModel {
   cfg: ModelConfig;
@@ -81,13 +81,11 @@ export function loadModelDir(dir: string, opts: ModelDirOptions = {}): LoadedMod
     const limit = resolveMemoryLimit(opts.memoryLimitBytes);
     opts.onEstimate?.(memory, limit);
     checkLoadMemory(dir, memory, limit);
-    if (opts.onProgress) {
-      const src = new ProgressSource(ckpt, opts.onProgress);
-      weights = arch.loadWeights(src, cfg);
-      src.finish();
-    } else {
-      weights = arch.loadWeights(ckpt, cfg);
-    }
+    const progress = opts.onProgress ? new ProgressSource(ckpt, opts.onProgress) : null;
+    const src = new ReadTracker(progress ?? ckpt);
+    weights = arch.loadWeights(src, cfg);
+    src.checkAllUsed(arch.extras(cfg), dir);
+    progress?.finish();
   } finally {
     ckpt.close();
   }

@@ -1,8 +1,22 @@
 import { ShapeError } from '../errors.js';
-import { add, div, gelu, mul, relu, silu, sqrt, sub, tanh, where } from '../engine/ops/elementwise.js';
+import {
+  add,
+  div,
+  eq,
+  gelu,
+  gt,
+  maximum,
+  mul,
+  relu,
+  silu,
+  sqrt,
+  sub,
+  tanh,
+  where,
+} from '../engine/ops/elementwise.js';
 import { matmul, softmax } from '../engine/ops/nn.js';
 import { mean, sum } from '../engine/ops/reduce.js';
-import { concat, gather, permute, reshape, slice } from '../engine/ops/shape.js';
+import { cast, concat, expand, gather, permute, reshape, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import { attnTypeOf, ropeInvFreq, type ModelConfig } from './config.js';
 import { checkAttentionMemory, checkContext } from './context.js';
@@ -75,11 +89,11 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
 
   const start = opts.startAtLayer ?? 0;
   if (cfg.positional === 'rotary') {
-    const global = rotaryTables(cfg, positions);
+    const global = rotaryTables(cfg, positions, past + P);
     // Gemma 3's local layers rotate with their own base and no scaling.
     const local =
       cfg.localRopeTheta !== undefined
-        ? rotaryTables({ ...cfg, ropeTheta: cfg.localRopeTheta, ropeScaling: null }, positions)
+        ? rotaryTables({ ...cfg, ropeTheta: cfg.localRopeTheta, ropeScaling: null }, positions, past + P)
         : global;
     ctx.rope = { global, local };
   }
@@ -98,7 +112,9 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
     const embed = hp('hook_embed', gather(w.get('embed.W_E')!, 0, tokens)); // [batch, pos, d_model]
     resid = embed;
     if (cfg.positional === 'learned') {
-      resid = add(embed, hp('hook_pos_embed', gather(w.get('pos_embed.W_pos')!, 0, positions)));
+      // [batch, pos, d_model] as the hook table says, also when the positions are shared ([1, pos]).
+      const pos = expand(gather(w.get('pos_embed.W_pos')!, 0, positions), [B, P, cfg.dModel]);
+      resid = add(embed, hp('hook_pos_embed', pos));
     }
   }
   for (let l = start; l < cfg.nLayers; l++) {
@@ -220,8 +236,8 @@ function mlp(ctx: Ctx, l: number, x: Tensor): Tensor {
   const m = `blocks.${l}.mlp`;
   let post: Tensor;
   if (cfg.gatedMlp) {
-    const linear = hp(`${m}.hook_pre_linear`, matmul(x, w.get(`${m}.W_in`)!));
-    const gate = hp(`${m}.hook_pre`, matmul(x, w.get(`${m}.W_gate`)!));
+    const linear = hp(`${m}.hook_pre_linear`, project(x, w.get(`${m}.W_in`)!, w.get(`${m}.b_in`)));
+    const gate = hp(`${m}.hook_pre`, project(x, w.get(`${m}.W_gate`)!, w.get(`${m}.b_gate`)));
     post = hp(`${m}.hook_post`, mul(activation(cfg, gate), linear));
   } else {
     const pre = hp(`${m}.hook_pre`, project(x, w.get(`${m}.W_in`)!, w.get(`${m}.b_in`)));
@@ -256,69 +272,95 @@ function rotary(cfg: ModelConfig, x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return r === d ? out : concat([out, slice(x, 3, r, d)], 3);
 }
 
-function rotaryTables(cfg: ModelConfig, positions: Tensor): RopeTables {
-  const inv = ropeInvFreq(cfg);
-  const r = cfg.rotaryDim;
+/**
+ * cos/sin of each position's angles [batch|1, pos, 1, rotary_dim]: rows of a host table over positions
+ * 0..past+pos-1 (known from shapes), gathered by the position ids (which may come from a mask on the
+ * engine), so that no value is read back.
+ */
+function rotaryTables(cfg: ModelConfig, positions: Tensor, length: number): RopeTables {
+  const table = ropeTable(cfg, length);
   const [Bp, P] = positions.shape as [number, number];
-  const pos = positions.dataSync() as BigInt64Array;
-  const cos = new Float32Array(Bp * P * r);
-  const sin = new Float32Array(Bp * P * r);
-  for (let i = 0; i < Bp * P; i++) {
-    const t = Number(pos[i]);
-    for (let j = 0; j < r; j++) {
-      const angle = t * inv[j % (r / 2)]!;
-      cos[i * r + j] = Math.cos(angle);
-      sin[i * r + j] = Math.sin(angle);
-    }
-  }
-  return { cos: new Tensor(cos, [Bp, P, 1, r]), sin: new Tensor(sin, [Bp, P, 1, r]) };
+  const r = cfg.rotaryDim;
+  return {
+    cos: reshape(gather(table.cos, 0, positions), [Bp, P, 1, r]),
+    sin: reshape(gather(table.sin, 0, positions), [Bp, P, 1, r]),
+  };
 }
 
-/** [batch|1, pos] int64 positions; with a mask, padding does not advance the position. */
+/** Tables by rope settings, grown by doubling: generation steps reuse them. */
+const ropeTables = new Map<string, { cos: Tensor; sin: Tensor; length: number }>();
+
+function ropeTable(cfg: ModelConfig, length: number): { cos: Tensor; sin: Tensor } {
+  const key = `${cfg.ropeTheta}|${cfg.rotaryDim}|${JSON.stringify(cfg.ropeScaling)}`;
+  const have = ropeTables.get(key);
+  if (have && have.length >= length) return have;
+  const n = Math.max(length, 2 * (have?.length ?? 0), 64);
+  const inv = ropeInvFreq(cfg);
+  const r = cfg.rotaryDim;
+  const cos = new Float32Array(n * r);
+  const sin = new Float32Array(n * r);
+  for (let t = 0; t < n; t++) {
+    for (let j = 0; j < r; j++) {
+      const angle = t * inv[j % (r / 2)]!;
+      cos[t * r + j] = Math.cos(angle);
+      sin[t * r + j] = Math.sin(angle);
+    }
+  }
+  const table = { cos: new Tensor(cos, [n, r]), sin: new Tensor(sin, [n, r]), length: n };
+  if (ropeTables.size > 16) ropeTables.clear();
+  ropeTables.set(key, table);
+  return table;
+}
+
+/**
+ * [batch|1, pos] int64 positions. With a mask [batch, past + pos], a position counts the real tokens
+ * before it (padding does not advance it, as HF): the running count comes from a matmul with a
+ * triangle of ones on the engine (exact in float32 below 2^24 tokens).
+ */
 function positionIds(B: number, P: number, past: number, mask?: Tensor): Tensor {
   if (!mask)
     return new Tensor(
       BigInt64Array.from({ length: P }, (_, i) => BigInt(past + i)),
       [1, P],
     );
-  const m = mask.toArraySync();
-  const total = mask.shape[1]!;
-  const out = new BigInt64Array(B * P);
-  for (let b = 0; b < B; b++) {
-    let count = 0;
-    for (let i = 0; i < total; i++) {
-      const pos = Math.max(count - (m[b * total + i] ? 0 : 0), 0);
-      if (m[b * total + i]) count++;
-      if (i >= total - P)
-        out[b * P + i - (total - P)] = BigInt(m[b * total + i] ? count - 1 : pos > 0 ? pos - 1 : 0);
-    }
+  checkMask(mask, B, past + P);
+  const K = past + P;
+  const upper = new Float32Array(K * K); // upper[j, i] = 1 for j <= i: column i sums tokens 0..i
+  for (let j = 0; j < K; j++) for (let i = j; i < K; i++) upper[j * K + i] = 1;
+  const counts = matmul(cast(mask, 'float32'), new Tensor(upper, [K, K])); // [batch, K], inclusive
+  const pos = maximum(sub(counts, 1), Tensor.scalar(0));
+  return cast(slice(pos, 1, past, K), 'int64');
+}
+
+function checkMask(mask: Tensor, B: number, K: number): void {
+  if (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== K) {
+    throw new ShapeError(
+      `attention mask is [${mask.shape}], expected [${B}, ${K}] (batch, past + new tokens)`,
+    );
   }
-  return new Tensor(out, [B, P]);
 }
 
 /**
  * Causal mask, plus padding keys when a mask is given; a query always sees itself (no empty rows).
  * With a window (local attention, sliding windows), query i sees keys i - window < j <= i, as HF does.
+ * The causal part depends on shapes only (a host constant); the padding part is computed on the engine.
  */
 function attentionMask(B: number, P: number, past: number, mask?: Tensor, window?: number): Tensor {
   const K = past + P;
-  const Bm = mask ? B : 1;
-  const m = mask?.toArraySync();
-  if (mask && (mask.shape[0] !== B || mask.shape[1] !== K)) {
-    throw new ShapeError(
-      `attention mask is [${mask.shape}], expected [${B}, ${K}] (batch, past + new tokens)`,
-    );
-  }
-  const out = new Uint8Array(Bm * P * K);
-  for (let b = 0; b < Bm; b++) {
-    for (let i = 0; i < P; i++) {
-      const qi = past + i;
-      for (let j = 0; j < K; j++) {
-        const padded = m ? !m[b * K + j] : false;
-        const outside = j > qi || (window !== undefined && j <= qi - window);
-        out[(b * P + i) * K + j] = outside || (padded && j !== qi) ? 1 : 0;
-      }
+  if (mask) checkMask(mask, B, K);
+  const outside = new Uint8Array(P * K);
+  const notSelf = new Float32Array(P * K);
+  for (let i = 0; i < P; i++) {
+    const qi = past + i;
+    for (let j = 0; j < K; j++) {
+      outside[i * K + j] = j > qi || (window !== undefined && j <= qi - window) ? 1 : 0;
+      notSelf[i * K + j] = j === qi ? 0 : 1;
     }
   }
-  return new Tensor(out, [Bm, 1, P, K]);
+  const causal = new Tensor(outside, [1, 1, P, K]);
+  if (!mask) return causal;
+  // masked = outside || (padded && !self), in 0/1 floats: ONNX Runtime's CPU Where has no bool kernel.
+  const padded = reshape(cast(eq(mask, 0), 'float32'), [B, 1, 1, K]);
+  const paddedKeys = mul(padded, new Tensor(notSelf, [1, 1, P, K]));
+  return gt(add(cast(causal, 'float32'), paddedKeys), 0);
 }

@@ -7,7 +7,7 @@ import { Tensor } from '../engine/tensor.js';
  *   blocks.L.ln1.w/b, ln2.w/b [d_model]    ln_final.w/b [d_model]
  *   blocks.L.attn.W_Q [d_model, n_heads*d_head]   W_K, W_V [d_model, n_kv_heads*d_head]
  *   blocks.L.attn.W_O [n_heads*d_head, d_model]    b_Q, b_K, b_V, b_O
- *   blocks.L.mlp.W_in, W_gate [d_model, d_mlp]   W_out [d_mlp, d_model]   b_in, b_out
+ *   blocks.L.mlp.W_in, W_gate [d_model, d_mlp]   W_out [d_mlp, d_model]   b_in, b_out, b_gate
  *   unembed.W_U [d_model, vocab]  unembed.b_U [vocab]
  * Head h of W_Q is columns h*d_head..(h+1)*d_head (TransformerLens's W_Q[h]).
  */
@@ -100,4 +100,44 @@ export function resolvePrefix(src: WeightSource, candidates: string[], probe: st
   throw new WeightError(
     `checkpoint has no '${candidates.map((p) => p + probe).join("' or '")}' (is this the right architecture?)`,
   );
+}
+
+/** A WeightSource that records the tensors read, so that a load can refuse tensors it left unused. */
+export class ReadTracker implements WeightSource {
+  readonly read = new Set<string>();
+
+  constructor(private readonly inner: WeightSource) {}
+
+  names(): string[] {
+    return this.inner.names();
+  }
+
+  has(name: string): boolean {
+    return this.inner.has(name);
+  }
+
+  info(name: string): { shape: number[] } {
+    return this.inner.info(name);
+  }
+
+  readFloat32(name: string): Float32Array {
+    this.read.add(name);
+    return this.inner.readFloat32(name);
+  }
+
+  /**
+   * Throws WeightError listing the checkpoint tensors that were not read and are not known harmless
+   * extras of the architecture (`extras`: buffers such as rotary_emb.inv_freq, a tied lm_head copy):
+   * a tensor the loader does not understand means the model would run without it, and wrong.
+   */
+  checkAllUsed(extras: readonly RegExp[], where: string): void {
+    const unused = this.names().filter((n) => !this.read.has(n) && !extras.some((r) => r.test(n)));
+    if (unused.length === 0) return;
+    const shown = unused.slice(0, 8).map((n) => `'${n}'`);
+    if (unused.length > 8) shown.push(`and ${unused.length - 8} more`);
+    throw new WeightError(
+      `${where}: ${unused.length} checkpoint tensor(s) would be left unused: ${shown.join(', ')}; ` +
+        'the model would run without them (a config.json key, e.g. a bias flag, may be missing or unsupported)',
+    );
+  }
 }

@@ -1,6 +1,7 @@
 // The data side of SAE training: harvesting a hook's activations into an on-disk store of shards, and
 // reading any store (or single activation file) back as shuffled batches with exact resume. Memory is
 // bounded by one shard buffer (harvest) or one shuffle buffer (stream), whatever the data size.
+import { hookSpec, trailingShape } from '../models/hook-table.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -197,7 +198,8 @@ export function harvestActivations(model: HookedTransformer, opts: HarvestOption
   if (!known.includes(hook)) {
     throw new ActivationDataError(`harvest: unknown hook ${JSON.stringify(hook)} (see model.hookNames())`);
   }
-  if (/hook_(pattern|attn_scores)$/.test(hook)) {
+  const spec = hookSpec(model.cfg, hook);
+  if (spec && trailingShape(model.cfg, spec) === null) {
     throw new ActivationDataError(
       `harvest: ${hook} is [batch, head, query, key], not one vector per position; pick a [batch, pos, ...] hook`,
     );

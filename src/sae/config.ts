@@ -1,9 +1,19 @@
 // What an SAE (or transcoder) is: its architecture, sizes, the hook it reads and the one it writes.
 // Field meanings follow SAELens's cfg.json; src/sae/saelens.ts maps the two.
-import { SondeError } from '../errors.js';
+import { SaeError } from '../errors.js';
 
-/** A malformed SAE config, a weight of the wrong shape, or an SAE that does not fit its hook. */
-export class SaeError extends SondeError {}
+export { SaeError };
+
+/** SAELens's hook points inside an SAE, in the order a forward pass reaches them. */
+export const SAE_HOOKS = [
+  'hook_sae_input',
+  'hook_sae_acts_pre',
+  'hook_sae_acts_post',
+  'hook_sae_recons',
+  'hook_sae_error',
+  'hook_sae_output',
+] as const;
+export type SaeHookName = (typeof SAE_HOOKS)[number];
 
 export const SAE_ARCHITECTURES = ['standard', 'topk', 'batchtopk', 'jumprelu', 'gated'] as const;
 export type SaeArchitecture = (typeof SAE_ARCHITECTURES)[number];

@@ -253,7 +253,7 @@ export function evaluateSae(
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new SaeError(`batchSize must be a positive integer, got ${batchSize}`);
   const prior = model.saes;
-  const own = prior.find((s) => s.sae === sae);
+  const own = prior.find((s) => s.source === sae);
   if (own) model.removeSAE(sae);
   try {
     withSAEs(model, sae, () => undefined); // fits the model? (one clear SaeError if not)
@@ -350,7 +350,7 @@ export function evaluateSae(
   } finally {
     if (own) {
       model.resetSAEs();
-      for (const s of prior) model.addSAE(s.sae, { useErrorTerm: s.useErrorTerm });
+      for (const s of prior) model.addSAE(s.source, s.options);
     }
   }
 }

@@ -7,18 +7,13 @@ import { mean, sum, topk } from '../engine/ops/reduce.js';
 import { cast, reshape, scatterAdd } from '../engine/ops/shape.js';
 import { Rng } from '../engine/random.js';
 import { Tensor } from '../engine/tensor.js';
-import { paramShapes, SaeError, validateSaeConfig, type SaeConfig } from './config.js';
+import type { Splice, Spliceable, SpliceTarget } from '../hooks/splice.js';
+import { hookNames } from '../models/hook-table.js';
+import { paramShapes, SaeError, validateSaeConfig, type SaeConfig, type SaeHookName } from './config.js';
 
-/** SAELens's hook points inside an SAE, in the order a forward pass reaches them. */
-export const SAE_HOOKS = [
-  'hook_sae_input',
-  'hook_sae_acts_pre',
-  'hook_sae_acts_post',
-  'hook_sae_recons',
-  'hook_sae_error',
-  'hook_sae_output',
-] as const;
-export type SaeHookName = (typeof SAE_HOOKS)[number];
+import { checkSplice, type SplicedSae, type SpliceOptions } from './splice.js';
+
+export { SAE_HOOKS, type SaeHookName } from './config.js';
 
 /** Called at each internal hook point (short names); may return a replacement. */
 export type SaeHook = (name: SaeHookName, x: Tensor) => Tensor;
@@ -35,7 +30,7 @@ export interface SaeForward {
   recons: Tensor;
 }
 
-export class SparseAutoencoder {
+export class SparseAutoencoder implements Spliceable<SpliceOptions> {
   readonly cfg: SaeConfig;
   readonly params: SaeParams;
 
@@ -162,6 +157,11 @@ export class SparseAutoencoder {
     const acts = hook('hook_sae_acts_post', this.activate(pre, x));
     const recons = hook('hook_sae_recons', norm.output(this.decode(acts, x)));
     return { acts, pre, recons };
+  }
+
+  /** Its splice into a model (Spliceable, for model.addSAE): checked against the model's hook table. */
+  splice(target: SpliceTarget, current: readonly Splice[], opts: SpliceOptions = {}): SplicedSae {
+    return checkSplice(target.cfg, hookNames(target.cfg, { useAttnResult: true }), current, this, opts);
   }
 
   /**

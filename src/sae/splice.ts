@@ -3,15 +3,13 @@
 // `H.hook_sae_input`, `H.hook_sae_acts_pre`, ..., reached through the same hook machinery as the model's
 // own (so caching, forward and backward hooks, gradients and the methods work on them). A transcoder reads
 // cfg.hookName and replaces cfg.hookNameOut; its points live under the hook it replaces.
-import { HookError } from '../errors.js';
-import type { Tensor } from '../engine/tensor.js';
-import { layerOf, makeHookPoint, type HookPlan } from '../hooks/hooks.js';
 import { runScoped } from '../hooks/scoped.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
+import type { Splice } from '../hooks/splice.js';
 import type { ModelConfig } from '../models/config.js';
-import type { HookPoint } from '../models/hook-point.js';
-import { isTranscoder, SaeError } from './config.js';
-import { SAE_HOOKS, type SaeHookName, type SparseAutoencoder } from './sae.js';
+import { hookSpec, trailingShape } from '../models/hook-table.js';
+import { isTranscoder, SAE_HOOKS, SaeError, type SaeHookName } from './config.js';
+import type { SparseAutoencoder } from './sae.js';
 
 export interface SpliceOptions {
   /**
@@ -21,45 +19,20 @@ export interface SpliceOptions {
   useErrorTerm?: boolean;
 }
 
-/** An SAE spliced into a model. */
-export interface SplicedSae {
+/** An SAE spliced into a model: the generic splice of src/hooks, with the SAE and its options. */
+export interface SplicedSae extends Splice {
   readonly sae: SparseAutoencoder;
-  /** The hook whose activation it replaces (cfg.hookName, or cfg.hookNameOut for a transcoder). */
-  readonly hookName: string;
-  /** The hook it reads (the same as hookName for an SAE). */
-  readonly inputHook: string;
+  readonly options: { useErrorTerm: boolean };
   readonly useErrorTerm: boolean;
 }
 
 /** The internal hook points of a spliced SAE, in forward order (hook_sae_error only with the error term). */
-export function saeHookNames(s: SplicedSae): string[] {
-  return SAE_HOOKS.filter((h) => h !== 'hook_sae_error' || s.useErrorTerm).map((h) => `${s.hookName}.${h}`);
+export function saeHookNames(s: { hookName: string; useErrorTerm: boolean }): string[] {
+  return saePoints(s.useErrorTerm).map((h) => `${s.hookName}.${h}`);
 }
 
-/** The model's hook names with each spliced SAE's points inserted right after the hook it replaces. */
-export function splicedHookNames(base: readonly string[], saes: readonly SplicedSae[]): string[] {
-  if (saes.length === 0) return [...base];
-  const byHook = new Map(saes.map((s) => [s.hookName, s]));
-  return base.flatMap((n) => {
-    const s = byHook.get(n);
-    return s ? [n, ...saeHookNames(s)] : [n];
-  });
-}
-
-/**
- * The activation's shape after [batch, pos] at a model hook (from the config), or null where it is not
- * fixed per position (attention scores and patterns: [head, key]) or the name is not a model hook.
- */
-export function hookTrailingShape(cfg: ModelConfig, name: string): number[] | null {
-  const { dModel: D, nHeads: H, nKvHeads: KV, dHead: dh, dMlp: F } = cfg;
-  if (/(^|\.)hook_(embed|pos_embed|resid_pre|resid_mid|resid_post|attn_out|mlp_out)$/.test(name)) return [D];
-  if (/\.hook_normalized$/.test(name)) return [D];
-  if (/\.hook_scale$/.test(name)) return [1];
-  if (/attn\.hook_(q|rot_q|z)$/.test(name)) return [H, dh];
-  if (/attn\.hook_(k|v|rot_k)$/.test(name)) return [KV, dh];
-  if (/attn\.hook_result$/.test(name)) return [H, D];
-  if (/mlp\.hook_(pre|post|pre_linear)$/.test(name)) return [F];
-  return null;
+function saePoints(useErrorTerm: boolean): SaeHookName[] {
+  return SAE_HOOKS.filter((h) => h !== 'hook_sae_error' || useErrorTerm);
 }
 
 /** Rows per position of width d at an activation with this trailing shape, or null when d does not fit. */
@@ -78,7 +51,7 @@ function rowsPerPosition(trailing: number[], d: number): number | null {
 export function checkSplice(
   cfg: ModelConfig,
   modelHooks: readonly string[],
-  current: readonly SplicedSae[],
+  current: readonly Splice[],
   sae: SparseAutoencoder,
   opts: SpliceOptions = {},
 ): SplicedSae {
@@ -98,7 +71,8 @@ export function checkSplice(
     }
   }
   const shapes = hooks.map((h) => {
-    const t = hookTrailingShape(cfg, h);
+    const spec = hookSpec(cfg, h);
+    const t = spec ? trailingShape(cfg, spec) : null;
     if (!t)
       throw new SaeError(
         `${what} hook '${h}': an SAE can be spliced only where the activation has a fixed width per position ` +
@@ -130,86 +104,30 @@ export function checkSplice(
   }
   const hookName = c.hookNameOut ?? c.hookName;
   const clash = current.find((s) => s.hookName === hookName);
-  if (clash)
+  if (clash) {
+    const other = 'sae' in clash && isTranscoder((clash as SplicedSae).sae.cfg) ? 'transcoder' : 'SAE';
     throw new SaeError(
-      `'${hookName}' already has a spliced ${isTranscoder(clash.sae.cfg) ? 'transcoder' : 'SAE'}: remove it first (model.removeSAE('${hookName}'))`,
+      `'${hookName}' already has a spliced ${other}: remove it first (model.removeSAE('${hookName}'))`,
     );
-  if (current.some((s) => s.sae === sae))
-    throw new SaeError(`this ${what} is already spliced into the model`);
-  return { sae, hookName, inputHook: c.hookName, useErrorTerm: opts.useErrorTerm ?? false };
-}
-
-/**
- * The hook point of one forward pass: the plan's hooks at every point (model hooks and SAE points), with
- * the SAEs spliced. At a hook H with an SAE, H's own hooks run first (they see the model's activation, the
- * SAE's input), then the activation is replaced by the SAE's output. A transcoder's input is the activation
- * at its input hook in the same pass, after that hook's own hooks and any SAE spliced there.
- */
-export function makeSplicedHookPoint(plan: HookPlan, saes: readonly SplicedSae[]): HookPoint {
-  const base = makeHookPoint(plan);
-  if (saes.length === 0) return base;
-  const byHook = new Map(saes.map((s) => [s.hookName, s]));
-  const read = new Set(saes.filter((s) => s.inputHook !== s.hookName).map((s) => s.inputHook));
-  const inputs = new Map<string, Tensor>();
-  return (name, x) => {
-    let y = base(name, x);
-    const s = byHook.get(name);
-    if (s) {
-      const inner = (short: SaeHookName, t: Tensor) => base(`${s.hookName}.${short}`, t);
-      let input = y;
-      if (s.inputHook !== s.hookName) {
-        const seen = inputs.get(s.inputHook);
-        if (!seen)
-          throw new HookError(
-            `transcoder '${s.inputHook}' -> '${s.hookName}': its input hook was not run earlier in this forward pass`,
-          );
-        input = seen;
-      }
-      y = s.sae.spliceActivation(input, y.shape, inner, s.useErrorTerm ? y : undefined);
-    }
-    if (read.has(name)) inputs.set(name, y);
-    return y;
-  };
-}
-
-const ids = new WeakMap<SparseAutoencoder, number>();
-let nextId = 1;
-
-/** A key naming the spliced set (identity of each SAE, its hook and error term) for compile caches. */
-export function spliceKey(saes: readonly SplicedSae[]): string {
-  return saes
-    .map((s) => {
-      let id = ids.get(s.sae);
-      if (id === undefined) ids.set(s.sae, (id = nextId++));
-      return `${id}@${s.hookName}${s.useErrorTerm ? '+err' : ''}`;
-    })
-    .join(',');
-}
-
-/** Every parameter tensor of the spliced SAEs (a compiled graph bakes them in). */
-export function spliceTensors(saes: readonly SplicedSae[]): Tensor[] {
-  return saes.flatMap((s) => [...s.sae.params.values()]);
-}
-
-/**
- * The layer a pass that skips earlier layers (startAtLayer) must start at so that every transcoder
- * writing at or after `layer` still sees its input: `layer`, or the input layer of a transcoder that
- * spans it.
- */
-export function spliceStartLayer(saes: readonly SplicedSae[], layer: number): number {
-  let start = layer;
-  for (let changed = true; changed;) {
-    changed = false;
-    for (const s of saes) {
-      const out = layerOf(s.hookName);
-      const inp = layerOf(s.inputHook) ?? 0;
-      if (s.inputHook !== s.hookName && (out === null || out >= start) && inp < start) {
-        start = inp;
-        changed = true;
-      }
-    }
   }
-  return start;
+  if (current.some((s) => s.source === sae))
+    throw new SaeError(`this ${what} is already spliced into the model`);
+  const useErrorTerm = opts.useErrorTerm ?? false;
+  return {
+    sae,
+    source: sae,
+    options: { useErrorTerm },
+    useErrorTerm,
+    hookName,
+    inputHook: c.hookName,
+    points: saePoints(useErrorTerm),
+    // Read at each use: replacing a parameter tensor must retrace a compiled graph.
+    get params() {
+      return [...sae.params.values()];
+    },
+    apply: (input, original, hook) =>
+      sae.spliceActivation(input, original.shape, hook, useErrorTerm ? original : undefined),
+  };
 }
 
 /** An SAE, or an SAE with its splice options. */
@@ -228,7 +146,7 @@ export function withSAEs<T>(
   const previous = model.saes;
   const restore = () => {
     model.resetSAEs();
-    for (const s of previous) model.addSAE(s.sae, { useErrorTerm: s.useErrorTerm });
+    for (const s of previous) model.addSAE(s.source, s.options);
   };
   return runScoped(() => {
     for (const s of Array.isArray(saes) ? saes : [saes]) {

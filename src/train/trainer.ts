@@ -4,7 +4,7 @@ import { TracedFunction } from '../engine/trace.js';
 import { SondeError } from '../errors.js';
 import { nextTokenLoss } from '../hooks/hooked-transformer.js';
 import type { ModelConfig } from '../models/config.js';
-import { forward } from '../models/transformer.js';
+import { runModel } from '../hooks/run-model.js';
 import type { Weights } from '../models/weights.js';
 import {
   checkpointExists,
@@ -166,7 +166,7 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
     }
     const { fn, outputs } = TracedFunction.trace(
       ([t, ...ps]) => {
-        const loss = nextTokenLoss(forward(cfg, asMap(ps), t!), t!);
+        const loss = nextTokenLoss(runModel({ cfg, weights: asMap(ps) }, t!), t!);
         loss.backward();
         return [loss, ...ps.map((p) => p.grad!)];
       },
@@ -190,7 +190,7 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
       if (!evalFn) {
         const traced = noGrad(() =>
           TracedFunction.trace(
-            ([t, ...ps]) => [nextTokenLoss(forward(cfg, asMap(ps), t!), t!)],
+            ([t, ...ps]) => [nextTokenLoss(runModel({ cfg, weights: asMap(ps) }, t!), t!)],
             [tokens, ...params],
             {
               inlineLimit: 0,

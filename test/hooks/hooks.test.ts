@@ -117,10 +117,10 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     ).toThrow(/returned shape \[1,2,3\]/);
   });
 
-  it('gradients with respect to an activation match finite differences', () => {
+  it('gradients with respect to an activation match finite differences', async () => {
     const hook = 'blocks.0.hook_resid_mid';
     const { loss, grads } = model.gradients(IDS, { names: [hook] });
-    expect(loss).toBeCloseTo(model.loss(IDS), 5);
+    expect(loss).toBeCloseTo(await model.loss(IDS), 5);
     const g = grads.get(hook).f32Sync();
     const D = model.cfg.dModel;
     const eps = 1e-2;
@@ -155,9 +155,9 @@ describe.each(['gpt2-tiny', 'llama-tiny'])('hooks on %s', (name) => {
     expect(seen).toEqual([[1, IDS[0]!.length, model.cfg.dModel]]);
   });
 
-  it('KV-cache generation equals greedy decoding without a cache', () => {
+  it('KV-cache generation equals greedy decoding without a cache', async () => {
     const prompt = IDS[0]!.slice(0, 4);
-    const { generated } = model.generate(prompt, { maxTokens: 6, temperature: 0, stopAtEos: false });
+    const { generated } = await model.generate(prompt, { maxTokens: 6, temperature: 0, stopAtEos: false });
     const ids = [...prompt];
     for (let i = 0; i < 6; i++) {
       const logits = model.run([ids]).f32Sync();

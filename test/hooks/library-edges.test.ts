@@ -42,7 +42,7 @@ describe('clear errors (or support) for the usual slips', () => {
     expect(maxAbsDiff(same.f32Sync(), gpt2.run(IDS).f32Sync())).toBe(0);
   });
 
-  it('attn.hook_result works without asking for useAttnResult', () => {
+  it('attn.hook_result works without asking for useAttnResult', async () => {
     const { cache } = gpt2.runWithCache(IDS, {
       names: ['blocks.0.attn.hook_result', 'blocks.0.hook_attn_out'],
     });
@@ -67,7 +67,7 @@ describe('clear errors (or support) for the usual slips', () => {
     expect(seen).toEqual([1, P, gpt2.cfg.nHeads, gpt2.cfg.dModel]);
     // generate too (each step sees the new position only).
     const shapes: number[][] = [];
-    gpt2.generate(IDS[0]!, {
+    await gpt2.generate(IDS[0]!, {
       maxTokens: 2,
       temperature: 0,
       hooks: [['blocks.0.attn.hook_result', (x) => void shapes.push(x.shape)]],
@@ -137,7 +137,7 @@ describe('persistent hooks: addHook, resetHooks, withHooks', () => {
   const clean = model.run(IDS).f32Sync();
   const ablated = model.runWithHooks(IDS, { fwd: [['blocks.0.hook_attn_out', zero]] }).f32Sync();
 
-  it('addHook applies to every pass until resetHooks', () => {
+  it('addHook applies to every pass until resetHooks', async () => {
     expect(maxAbsDiff(clean, ablated)).toBeGreaterThan(1e-3);
     model.addHook('blocks.0.hook_attn_out', zero);
     try {
@@ -145,7 +145,7 @@ describe('persistent hooks: addHook, resetHooks, withHooks', () => {
       const { logits, cache } = model.runWithCache(IDS, { names: ['blocks.0.hook_attn_out'] });
       expect(logits.f32Sync()).toEqual(ablated);
       expect(Math.max(...cache.get('blocks.0.hook_attn_out').f32Sync().map(Math.abs))).toBe(0);
-      expect(model.generate(IDS[0]!, { maxTokens: 1, temperature: 0 }).generated).toEqual(
+      expect((await model.generate(IDS[0]!, { maxTokens: 1, temperature: 0 })).generated).toEqual(
         argmaxLast(ablated, model.cfg.vocabSize),
       );
     } finally {

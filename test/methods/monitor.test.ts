@@ -52,7 +52,7 @@ describe('runMonitor', () => {
 describe('monitoredGeneration', () => {
   const prompt = stories[0]!;
   it('with an every-token rule, scores the prompt like runMonitor and every generated token', async () => {
-    const g = monitoredGeneration(model, prompt, everyToken, { maxTokens: 10, temperature: 0 });
+    const g = await monitoredGeneration(model, prompt, everyToken, { maxTokens: 10, temperature: 0 });
     expect(g.stopped).toBe(false);
     expect(g.generated).toHaveLength(10);
     // The last sampled token is never read by the model, so it is not scored.
@@ -62,7 +62,7 @@ describe('monitoredGeneration', () => {
   });
 
   it('reads a last-position probe at the end of the prompt and of each generated sentence', async () => {
-    const g = monitoredGeneration(model, prompt, spec, { maxTokens: 30, temperature: 0 });
+    const g = await monitoredGeneration(model, prompt, spec, { maxTokens: 30, temperature: 0 });
     const strings = model.tokenStrings(g.tokens);
     const P = model.encode(prompt).length;
     const read = g.scores.flatMap((s, i) => (s === null ? [] : [i]));
@@ -74,12 +74,12 @@ describe('monitoredGeneration', () => {
     expect(g.scores[read[1]!]).toBeCloseTo((await runMonitor(model, [prefix], spec)).scores[0]!.at(-1)!, 4);
   });
 
-  it('stopOnFire stops at the first generated token that fires, keeping it', () => {
-    const free = monitoredGeneration(model, prompt, everyToken, { maxTokens: 20, temperature: 0 });
+  it('stopOnFire stops at the first generated token that fires, keeping it', async () => {
+    const free = await monitoredGeneration(model, prompt, everyToken, { maxTokens: 20, temperature: 0 });
     const P = model.encode(prompt).length;
     const first = free.hits.find((h) => h.generated);
     expect(first).toBeDefined(); // measured: the monitor fires within the first generated tokens
-    const g = monitoredGeneration(model, prompt, everyToken, {
+    const g = await monitoredGeneration(model, prompt, everyToken, {
       maxTokens: 20,
       temperature: 0,
       stopOnFire: true,
@@ -89,7 +89,7 @@ describe('monitoredGeneration', () => {
     expect(g.hits.at(-1)!.position).toBe(first!.position);
     expect(g.generated.length).toBe(first!.position + 1 - P);
     // Nothing fires above an unreachable threshold: generation runs to maxTokens.
-    const none = monitoredGeneration(
+    const none = await monitoredGeneration(
       model,
       prompt,
       { ...spec, threshold: 2 },

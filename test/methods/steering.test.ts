@@ -53,7 +53,7 @@ describe('differenceOfMeans and steering', () => {
   });
 
   it('steeredGeneration samples the same way with and without the hooks', async () => {
-    const g = steeredGeneration(
+    const g = await steeredGeneration(
       model,
       GIRL,
       [
@@ -68,7 +68,7 @@ describe('differenceOfMeans and steering', () => {
         temperature: 0,
       },
     );
-    expect(g.unsteered.text).toBe(model.generate(GIRL, { maxTokens: 12, temperature: 0 }).text);
+    expect(g.unsteered.text).toBe((await model.generate(GIRL, { maxTokens: 12, temperature: 0 })).text);
     // Measured: unsteered "One day, Lily went to the park", steered "One day, she went to the park".
     expect(g.unsteered.text.slice(GIRL.length)).toMatch(/^ Lily/);
     expect(g.steered.text.slice(GIRL.length)).toMatch(/^ she/);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { logSoftmax } from '../../src/engine/ops/nn.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
+import { processWeights } from '../../src/models/process-weights.js';
 
 const FIXTURES = path.resolve('test/fixtures');
 const TOKENS = [[5, 17, 3, 88, 42, 9, 9, 60, 1, 33, 70, 12]];
@@ -74,5 +75,42 @@ describe.each([
         0.01,
       );
     }
+  });
+});
+
+describe('TransformerLens weight processing on the attention-only induction organism', () => {
+  const dir = path.join(FIXTURES, 'induction-2l');
+  // A repeated random sequence: the organism's induction heads predict the second half.
+  const ids = [[1, 40, 7, 300, 22, 91, 5, 40, 7, 300, 22, 91, 5]];
+  const raw = HookedTransformer.load(dir, { compile: 'never' });
+  const rawLp = logSoftmax(raw.run(ids)).f32Sync();
+
+  it('folds its LayerNorms and leaves its log-probs unchanged', () => {
+    expect(raw.cfg.attnOnly).toBe(true);
+    const processed = HookedTransformer.load(dir, { compile: 'never', processWeights: true });
+    expect(processed.cfg.normalization).toBe('LNPre');
+    expect(processed.weights.has('blocks.0.ln1.w')).toBe(false);
+    expect(processed.weights.has('blocks.0.mlp.W_in')).toBe(false);
+    expect(maxAbsDiff(logSoftmax(processed.run(ids)).f32Sync(), rawLp)).toBeLessThan(1e-4);
+  });
+
+  it('without LayerNorm (normalization none) the other steps leave log-probs unchanged', () => {
+    const noLn = new HookedTransformer(
+      { ...raw.cfg, normalization: 'none' },
+      new Map([...raw.weights].filter(([n]) => !/ln\d?(_final)?\.|ln_final\./.test(n))),
+      raw.tokenizer,
+    );
+    const before = logSoftmax(noLn.run(ids)).f32Sync();
+    const { cfg, weights } = processWeights(noLn.cfg, noLn.weights);
+    const after = logSoftmax(new HookedTransformer(cfg, weights, null).run(ids)).f32Sync();
+    expect(cfg.normalization).toBe('none');
+    expect(maxAbsDiff(after, before)).toBeLessThan(1e-4);
+    // Something moved: the value biases were folded into b_O.
+    expect(
+      maxAbsDiff(
+        weights.get('blocks.0.attn.b_O')!.f32Sync(),
+        noLn.weights.get('blocks.0.attn.b_O')!.f32Sync(),
+      ),
+    ).toBeGreaterThan(0);
   });
 });

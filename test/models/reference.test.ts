@@ -48,6 +48,7 @@ const FIXTURE_NAMES = [
   'gemma2-tiny',
   'gemma3-tiny',
   'mistral-tiny',
+  'llama-mlp-bias-tiny',
   'qwen2-tiny',
   'qwen3-tiny',
 ];

@@ -193,11 +193,11 @@ describe('splicing an SAE', () => {
     expect(maxAbsDiff(edited, expected)).toBeLessThan(1e-5);
   });
 
-  it('gradients at hook_sae_acts_post equal finite differences of the loss', () => {
+  it('gradients at hook_sae_acts_post equal finite differences of the loss', async () => {
     const H = 'blocks.1.hook_resid_mid';
     const name = `${H}.hook_sae_acts_post`;
     const sae = randomSae(H, 4);
-    withSAEs(model, sae, () => {
+    await withSAEs(model, sae, async () => {
       const { grads, loss } = model.gradients([IDS], { names: [name] });
       const g = grads.get(name);
       expect(g.shape).toEqual([1, IDS.length, 96]);
@@ -206,7 +206,7 @@ describe('splicing an SAE', () => {
       const byMagnitude = Array.from(gd.keys()).sort((x, y) => Math.abs(gd[y]!) - Math.abs(gd[x]!));
       const first = byMagnitude[0]!;
       const order = [first, byMagnitude.find((i) => i % 96 !== first % 96)!];
-      expect(loss).toBeCloseTo(model.loss([IDS]), 5);
+      expect(loss).toBeCloseTo(await model.loss([IDS]), 5);
       for (const idx of order.slice(0, 2)) {
         const at = (eps: number) =>
           model.runWithHooks([IDS], {
@@ -295,11 +295,13 @@ describe('splicing an SAE', () => {
     });
   });
 
-  it('generate (KV cache) samples the spliced model', () => {
+  it('generate (KV cache) samples the spliced model', async () => {
     const sae = randomSae('blocks.2.hook_resid_pre', 7);
-    const manual = model.generate([1, 403], { maxTokens: 8, temperature: 0, hooks: [manualHook(sae)] });
-    const plain = model.generate([1, 403], { maxTokens: 8, temperature: 0 });
-    const spliced = withSAEs(model, sae, () => model.generate([1, 403], { maxTokens: 8, temperature: 0 }));
+    const manual = await model.generate([1, 403], { maxTokens: 8, temperature: 0, hooks: [manualHook(sae)] });
+    const plain = await model.generate([1, 403], { maxTokens: 8, temperature: 0 });
+    const spliced = await withSAEs(model, sae, () =>
+      model.generate([1, 403], { maxTokens: 8, temperature: 0 }),
+    );
     expect(spliced.tokens).toEqual(manual.tokens);
     expect(spliced.tokens).not.toEqual(plain.tokens);
   });
@@ -433,7 +435,7 @@ describe('splicing an SAE', () => {
           throw new Error('boom');
         }),
       ).toThrow('boom');
-      expect(model.saes.map((s) => s.sae)).toEqual([keep]);
+      expect(model.saes.map((s) => s.source)).toEqual([keep]);
     } finally {
       model.resetSAEs();
     }
@@ -514,12 +516,12 @@ describe('methods on SAE latents', () => {
       expect(maxAbsDiff(onLatent, onOutput)).toBeLessThan(1e-4);
       expect(maxAbsDiff(onLatent, plain)).toBeGreaterThan(1e-3);
       // And while generating (the KV-cache path): greedy tokens agree.
-      const g1 = model.generate(prompt, {
+      const g1 = await model.generate(prompt, {
         maxTokens: 6,
         temperature: 0,
         hooks: [steeringHook(latents, e, coef)],
       });
-      const g2 = model.generate(prompt, {
+      const g2 = await model.generate(prompt, {
         maxTokens: 6,
         temperature: 0,
         hooks: [steeringHook(`${H}.hook_sae_output`, dir, coef)],

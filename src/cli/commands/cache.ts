@@ -1,6 +1,6 @@
 // sonde cache: run a prompt with runWithCache and describe the activations at the chosen hook points.
 import type { Command } from 'commander';
-import type { Tensor } from '../../index.js';
+import type { ModelConfig, Tensor } from '../../index.js';
 import {
   collectList,
   fmt,
@@ -39,8 +39,8 @@ export interface ActivationSummary extends TensorStats {
 }
 
 /** Statistics of one cached activation, for the cache and demo commands. */
-export function summarize(name: string, t: Tensor, withValues = false): ActivationSummary {
-  const axis = positionAxis(name, t);
+export function summarize(cfg: ModelConfig, name: string, t: Tensor, withValues = false): ActivationSummary {
+  const axis = positionAxis(cfg, name, t);
   return {
     name,
     ...tensorStats(t),
@@ -97,7 +97,7 @@ Examples:
       const useAttnResult = hooks.some((h) => h.endsWith('.attn.hook_result'));
       const input = resolveInput(model, inputFlags(opts, cmd));
       const { cache } = model.runWithCache(input.ids, { names: hooks, useAttnResult });
-      const summaries = hooks.map((h) => summarize(h, cache.get(h), opts.values === true));
+      const summaries = hooks.map((h) => summarize(model.cfg, h, cache.get(h), opts.values === true));
       const strings = model.tokenStrings(input.ids);
       if (opts.plot) {
         const spec = attentionPatternSpec({

@@ -86,7 +86,7 @@ async function tour(model: HookedTransformer, cb: { onStart: () => void; onToken
   cb.onStart();
   const tg = performance.now();
   const start = c.bosTokenId ?? 0;
-  const gen = model.generate([start], { maxTokens: DEMO_TOKENS, temperature: 0, onToken: cb.onToken });
+  const gen = await model.generate([start], { maxTokens: DEMO_TOKENS, temperature: 0, onToken: cb.onToken });
   const generation = {
     prompt: '',
     maxTokens: DEMO_TOKENS,
@@ -107,7 +107,7 @@ async function tour(model: HookedTransformer, cb: { onStart: () => void; onToken
     tokens: ids,
     top: (await readPredictions(model, reshape(slice(logits, 1, ids.length - 1), [1, -1]), 5))[0]!,
   };
-  const s = summarize(hook, cache.get(hook));
+  const s = summarize(model.cfg, hook, cache.get(hook));
   const activation = {
     hook,
     shape: s.shape,

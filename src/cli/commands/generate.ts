@@ -63,7 +63,7 @@ Examples:
       const stream = streaming ? new TextStream(model, process.stdout) : null;
       stream?.push(promptIds);
       const t0 = performance.now();
-      const result = model.generate(promptIds, {
+      const result = await model.generate(promptIds, {
         maxTokens: opts.maxTokens,
         temperature: opts.temperature,
         seed: opts.seed,

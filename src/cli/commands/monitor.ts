@@ -74,7 +74,7 @@ Examples:
       let hits: { text: number; position: number; token: string; score: number }[];
       let stopped: boolean | null = null;
       if (o.generate !== undefined) {
-        const r = monitoredGeneration(model, o.prompt!, spec, {
+        const r = await monitoredGeneration(model, o.prompt!, spec, {
           maxTokens: o.generate,
           seed: o.seed,
           temperature: o.temperature,

@@ -121,7 +121,7 @@ Examples:
       }
       validateHookNames([hook], model.hookNames());
       const steer = steeringHook(hook, vector, o.coefficient);
-      const r = steeredGeneration(model, o.prompt, [steer], {
+      const r = await steeredGeneration(model, o.prompt, [steer], {
         maxTokens: o.maxTokens,
         seed: o.seed,
         temperature: o.temperature,

@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import '../../src/engine/node.js';
+import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
+import {
+  hookShape,
+  hookSpec,
+  hookTable,
+  positionAxisOf,
+  trailingShape,
+} from '../../src/models/hook-table.js';
+import { checkSplice } from '../../src/sae/splice.js';
+import { identitySae } from '../helpers/sae.js';
+
+const FIXTURES = path.resolve('test/fixtures');
+/** Every fixture architecture, and the attention-only induction organism. */
+const FIXTURE_NAMES = [
+  'gpt2-tiny',
+  'llama-tiny',
+  'llama-mlp-bias-tiny',
+  'gpt-neo-tiny',
+  'pythia-tiny',
+  'pythia-seq-tiny',
+  'gemma-tiny',
+  'gemma2-tiny',
+  'gemma3-tiny',
+  'mistral-tiny',
+  'qwen2-tiny',
+  'qwen3-tiny',
+  'induction-2l',
+];
+// Two sequences of five: batch and position sizes differ from every config size.
+const IDS = [
+  [1, 5, 9, 13, 17],
+  [2, 6, 10, 14, 18],
+];
+
+describe.each(FIXTURE_NAMES)('the hook table of %s', (name) => {
+  const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
+  const table = hookTable(model.cfg, { useAttnResult: true });
+
+  it('lists exactly the points the forward reaches, in order, with their shapes', () => {
+    const { cache } = model.runWithCache(IDS, { useAttnResult: true });
+    const reached = cache.keys();
+    const listed = table.map((h) => h.name);
+    expect(
+      reached.filter((n) => !listed.includes(n)),
+      'reached but not in the table',
+    ).toEqual([]);
+    expect(
+      listed.filter((n) => !reached.includes(n)),
+      'in the table but not reached',
+    ).toEqual([]);
+    expect(reached).toEqual(listed);
+    for (const spec of table) {
+      expect(cache.get(spec.name).shape, spec.name).toEqual(hookShape(model.cfg, spec, 2, 5));
+    }
+  });
+
+  it('gives each point its layer, and model.hookNames() its names', () => {
+    for (const spec of table) {
+      const m = /^blocks\.(\d+)\./.exec(spec.name);
+      expect(spec.layer, spec.name).toBe(m ? Number(m[1]) : null);
+    }
+    expect(model.hookNames({ useAttnResult: true })).toEqual(table.map((h) => h.name));
+    expect(model.hookNames()).toEqual(table.map((h) => h.name).filter((n) => !n.endsWith('hook_result')));
+  });
+});
+
+describe('hook table entries', () => {
+  const qwen3 = HookedTransformer.load(path.join(FIXTURES, 'qwen3-tiny'), { compile: 'never' });
+  const { cfg } = qwen3; // d_model 32, 4 heads of 16, 2 kv heads
+
+  it('q_norm.hook_normalized is [batch, pos, n_heads, d_head]; k_norm has the kv heads', () => {
+    const q = hookSpec(cfg, 'blocks.0.attn.q_norm.hook_normalized')!;
+    expect(q.axes).toEqual(['batch', 'pos', 'n_heads', 'd_head']);
+    expect(trailingShape(cfg, q)).toEqual([4, 16]);
+    expect(trailingShape(cfg, hookSpec(cfg, 'blocks.0.attn.k_norm.hook_normalized')!)).toEqual([2, 16]);
+    expect(trailingShape(cfg, hookSpec(cfg, 'blocks.0.attn.q_norm.hook_scale')!)).toEqual([4, 1]);
+    expect(trailingShape(cfg, hookSpec(cfg, 'blocks.1.hook_resid_post')!)).toEqual([32]);
+  });
+
+  it('splice checks read it: an SAE over d_head or n_heads*d_head fits q_norm, one over d_model does not', () => {
+    const names = qwen3.hookNames({ useAttnResult: true });
+    const H = 'blocks.0.attn.q_norm.hook_normalized';
+    expect(checkSplice(cfg, names, [], identitySae(H, 16)).hookName).toBe(H);
+    expect(checkSplice(cfg, names, [], identitySae(H, 64)).hookName).toBe(H);
+    expect(() => checkSplice(cfg, names, [], identitySae(H, 32))).toThrow(
+      /d_in=32, but the activation there has shape \[batch, pos, 4, 16\]/,
+    );
+    // Spliced per head, the model still runs and the identity SAE leaves the logits as they were.
+    const before = qwen3.run([IDS[0]!]).f32Sync();
+    qwen3.addSAE(identitySae(H, 16));
+    try {
+      const after = qwen3.run([IDS[0]!]).f32Sync();
+      let diff = 0;
+      for (let i = 0; i < before.length; i++) diff = Math.max(diff, Math.abs(after[i]! - before[i]!));
+      expect(diff).toBeLessThan(1e-5);
+    } finally {
+      qwen3.resetSAEs();
+    }
+  });
+
+  it('attention scores and patterns index query positions on axis 2; a KV step has past + new keys', () => {
+    const p = hookSpec(cfg, 'blocks.1.attn.hook_pattern')!;
+    expect(p.axes).toEqual(['batch', 'n_heads', 'query_pos', 'key_pos']);
+    expect(positionAxisOf(p)).toBe(2);
+    expect(trailingShape(cfg, p)).toBeNull();
+    expect(hookShape(cfg, p, 1, 1, 7)).toEqual([1, 4, 1, 8]);
+    expect(positionAxisOf(hookSpec(cfg, 'blocks.1.attn.hook_z')!)).toBe(1);
+  });
+});
