@@ -21,11 +21,11 @@ const TEXTS = [
 ];
 
 describe('induction organisms from seeds 0 and 1', () => {
-  it('both have a layer-0 previous-token head and a layer-1 induction head; CKA is diagonal-dominant', () => {
+  it('both have a layer-0 previous-token head and a layer-1 induction head; CKA is diagonal-dominant', async () => {
     let dir = given;
     if (!dir || !fs.existsSync(dir)) {
       dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-induction-seed1-')), 'model');
-      trainInduction({ seed: 1, steps: 2500, out: dir, scoreEvery: 2500 });
+      await trainInduction({ seed: 1, steps: 2500, out: dir, scoreEvery: 2500 });
     }
     const a = HookedTransformer.load('test/fixtures/induction-2l');
     const b = HookedTransformer.load(dir);

@@ -16,8 +16,8 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const SETTINGS = { steps: 2500, seed: 0, scoreEvery: 250 };
 
 describe('induction organism', () => {
-  it('the 2-layer model grows a previous-token head and an induction head', () => {
-    const r = trainInduction({ ...SETTINGS, layers: 2, out: path.join(tmp, 'two') });
+  it('the 2-layer model grows a previous-token head and an induction head', async () => {
+    const r = await trainInduction({ ...SETTINGS, layers: 2, out: path.join(tmp, 'two') });
     const [ind0, ind1] = r.scores.induction as [number[], number[]];
     const [prev0, prev1] = r.scores.previousToken as [number[], number[]];
     const bestInd = Math.max(...ind1);
@@ -37,21 +37,21 @@ describe('induction organism', () => {
     expect(last.maxInduction).toBeGreaterThan(0.4);
   }, 300_000); // seeded training: slower when the suite runs other training tests alongside
 
-  it('the 1-layer model has no induction head', () => {
-    const r = trainInduction({ ...SETTINGS, layers: 1, out: path.join(tmp, 'one') });
+  it('the 1-layer model has no induction head', async () => {
+    const r = await trainInduction({ ...SETTINGS, layers: 1, out: path.join(tmp, 'one') });
     expect(Math.max(...r.scores.induction.flat())).toBeLessThan(0.15);
     // Measured: induction 0.04 on every head; repeat losses 7.45 vs 6.13.
     expect(r.scores.lossSecondRepeat).toBeGreaterThan(0.7 * r.scores.lossFirstRepeat);
   }, 300_000); // seeded training: slower when the suite runs other training tests alongside
 
-  it('makes self-repeating rows with a random period', () => {
+  it('makes self-repeating rows with a random period', async () => {
     const B = 6;
     const P = 64;
     const t = new Tensor(
       BigInt64Array.from({ length: B * P }, (_, i) => BigInt(100 + (i % 300))),
       [B, P],
     );
-    const out = repeatSpans(t, new Rng(1), 1).toArraySync();
+    const out = await repeatSpans(t, new Rng(1), 1).toArray();
     const periods = new Set<number>();
     for (let b = 0; b < B; b++) {
       const row = out.slice(b * P, (b + 1) * P);
@@ -60,15 +60,18 @@ describe('induction organism', () => {
       );
       expect(period, `row ${b}`).toBeDefined();
       expect(period!).toBeGreaterThanOrEqual(8);
+      // The first period is a shuffle of the row's own first tokens.
+      const orig = Array.from({ length: period! }, (_, i) => 100 + ((b * P + i) % 300));
+      expect([...row.slice(0, period!)].sort()).toEqual(orig.sort());
       periods.add(period!);
     }
     expect(periods.size).toBeGreaterThan(1);
   });
 
-  it('rejects bad settings', () => {
-    expect(() => trainInduction({ layers: 0 })).toThrow(OrganismError);
-    expect(() => trainInduction({ dModel: 30, heads: 4 })).toThrow(/not divisible/);
-    expect(() => trainInduction({ data: path.join(tmp, 'none.txt') })).toThrow(/does not exist/);
-    expect(() => trainInduction({ repeatProbability: 2 })).toThrow(/repeat probability/);
+  it('rejects bad settings', async () => {
+    await expect(trainInduction({ layers: 0 })).rejects.toThrow(OrganismError);
+    await expect(trainInduction({ dModel: 30, heads: 4 })).rejects.toThrow(/not divisible/);
+    await expect(trainInduction({ data: path.join(tmp, 'none.txt') })).rejects.toThrow(/does not exist/);
+    await expect(trainInduction({ repeatProbability: 2 })).rejects.toThrow(/repeat probability/);
   });
 });

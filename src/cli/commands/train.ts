@@ -129,7 +129,7 @@ Examples:
         bar?.start(o.steps, 0, { loss: '-', tps: '-', ind: '-' });
         let lastInd = '-';
         const t0 = performance.now();
-        const result: InductionResult = trainInduction({
+        const result: InductionResult = await trainInduction({
           layers: o.nLayers,
           steps: o.steps,
           data: o.data,
