@@ -160,19 +160,18 @@ describe('harvestActivations', () => {
 
     // A crash mid-run (the callback throws after some batches): listed shards are whole; continue.
     const progress: number[] = [];
-    expect(
-      async () =>
-        await harvestActivations(
-          model,
-          base(dir('crash'), {
-            onProgress: (done, total) => {
-              expect(total).toBeNull();
-              progress.push(done);
-              if (done > 330) throw new Error('killed');
-            },
-          }),
-        ),
-    ).toThrow('killed');
+    await expect(
+      harvestActivations(
+        model,
+        base(dir('crash'), {
+          onProgress: (done, total) => {
+            expect(total).toBeNull();
+            progress.push(done);
+            if (done > 330) throw new Error('killed');
+          },
+        }),
+      ),
+    ).rejects.toThrow('killed');
     const partial = JSON.parse(
       fs.readFileSync(path.join(dir('crash'), 'manifest.json'), 'utf8'),
     ) as StoreManifest;

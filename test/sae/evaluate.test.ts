@@ -6,7 +6,7 @@ import { defaultCorpus } from '../../src/organisms/induction.js';
 import { saeConfig, SaeError } from '../../src/sae/config.js';
 import { evaluateRows, evaluateSae } from '../../src/sae/evaluate.js';
 import { SparseAutoencoder } from '../../src/sae/sae.js';
-import { identitySae, standardSae as sae } from '../helpers/sae.js';
+import { identitySae, setParam, standardSae as sae } from '../helpers/sae.js';
 
 const model = HookedTransformer.load(undefined, { compile: 'never' });
 const D = model.cfg.dModel;
@@ -118,14 +118,14 @@ describe('evaluateSae', () => {
     });
     expect(one.mse).toBeCloseTo(m.mse, 5);
     expect(one.l0).toBeCloseTo(m.l0, 6);
-    await expect(await evaluateRows(tc, keep(await cache.get(In).f32()), D)).rejects.toThrow(/targets/);
+    await expect(evaluateRows(tc, keep(await cache.get(In).f32()), D)).rejects.toThrow(/targets/);
   });
 
   it('refuses an SAE that does not fit the model', async () => {
     const wrong = SparseAutoencoder.init(
       saeConfig({ architecture: 'standard', dIn: 32, dSae: 8, hookName: H }),
     );
-    await expect(await evaluateSae(model, wrong, TEXTS, OPTS)).rejects.toThrow(SaeError);
+    await expect(evaluateSae(model, wrong, TEXTS, OPTS)).rejects.toThrow(SaeError);
     expect(model.saes).toEqual([]);
   });
 });
@@ -157,7 +157,7 @@ describe('evaluateRows', () => {
     expect((await evaluateRows(s, rows, 2)).deadLatents).toEqual([]);
     // Batching does not change a standard SAE's metrics.
     expect((await evaluateRows(s, rows, 2, { batchSize: 2 })).l0).toBeCloseTo(7 / 5, 12);
-    await expect(await evaluateRows(s, rows, 3)).rejects.toThrow(SaeError);
+    await expect(evaluateRows(s, rows, 3)).rejects.toThrow(SaeError);
   });
 
   it('latents that never fire go to the lowest bin; counts sum to d_sae', async () => {
@@ -167,7 +167,7 @@ describe('evaluateRows', () => {
         seed: 1,
       },
     );
-    (await s.param('b_enc').f32()).set([-100, -100, -100], 0);
+    await setParam(s, 'b_enc', [-100, -100, -100]);
     const rows = Float32Array.from({ length: 4 * 50 }, (_, i) => Math.sin(i * 1.7));
     const m = await evaluateRows(s, rows, 4, { bins: 7 });
     expect(m.deadLatents.slice(0, 3)).toEqual([0, 1, 2]);

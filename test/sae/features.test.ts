@@ -170,9 +170,9 @@ describe('scanFeatures', () => {
     const bad = SparseAutoencoder.init(
       saeConfig({ architecture: 'standard', dIn: D, dSae: 4, hookName: 'blocks.9.hook_resid_pre' }),
     );
-    await expect(
-      await scanFeatures(model, bad, TEXTS, { dbPath: path.join(dir, 'bad.duckdb') }),
-    ).rejects.toThrow(/'blocks\.9\.hook_resid_pre' is not a hook point/);
+    await expect(scanFeatures(model, bad, TEXTS, { dbPath: path.join(dir, 'bad.duckdb') })).rejects.toThrow(
+      /'blocks\.9\.hook_resid_pre' is not a hook point/,
+    );
     expect(fs.existsSync(path.join(dir, 'bad.duckdb'))).toBe(false);
   });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { Tensor } from '../../src/engine/tensor.js';
+import { setParam } from '../helpers/sae.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { saeConfig, SaeError, type SaeConfig } from '../../src/sae/config.js';
 import { SparseAutoencoder } from '../../src/sae/sae.js';
@@ -90,10 +91,10 @@ async function expectSameSae(a: SparseAutoencoder, b: SparseAutoencoder): Promis
   }
 }
 
-function expectSaeError(fn: () => unknown, ...patterns: (string | RegExp)[]): void {
+async function expectSaeError(fn: () => unknown, ...patterns: (string | RegExp)[]): Promise<void> {
   let err: unknown;
   try {
-    fn();
+    await fn();
   } catch (e) {
     err = e;
   }
@@ -258,7 +259,7 @@ describe('loadSaeLens reads each layout', () => {
     // a non-trivial scaling_factor without the flag is refused, as SAELens does
     cfg.finetuning_scaling_factor = false;
     writeCfg(d, cfg);
-    expectSaeError(() => loadSaeLens(d), /scaling_factor/, /finetuning_scaling_factor is false/);
+    await expectSaeError(() => loadSaeLens(d), /scaling_factor/, /finetuning_scaling_factor is false/);
   });
 
   it('the sparsity file is read, and round-trips through saveSaeLens', async () => {
@@ -269,7 +270,7 @@ describe('loadSaeLens reads each layout', () => {
     const out = tmpPath('sparsity');
     await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'jumprelu')), out, { sparsity: sp });
     expect(Array.from(readSaeLensSparsity(out)!)).toEqual(r.sparsity);
-    expectSaeError(
+    await expectSaeError(
       async () =>
         await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'gated')), tmpPath('bad-sp'), {
           sparsity: sp.subarray(1),
@@ -347,12 +348,17 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
       await saveSaeLens(SparseAutoencoder.init(cfg, { seed: 1, ...opts }), out);
       return readCfg(out).architecture;
     };
-    expect(archOf(saeConfig({ ...base, architecture: 'gated' }))).toBe('gated');
+    expect(await archOf(saeConfig({ ...base, architecture: 'gated' }))).toBe('gated');
     const tc = { ...base, hookNameOut: 'blocks.0.hook_mlp_out', dOut: 8 };
-    expect(archOf(saeConfig({ ...tc, architecture: 'standard' }))).toBe('transcoder');
-    expect(archOf(saeConfig({ ...tc, architecture: 'standard' }), { skip: true })).toBe('skip_transcoder');
-    expect(archOf(saeConfig({ ...tc, architecture: 'jumprelu' }))).toBe('jumprelu_transcoder');
-    expectSaeError(() => archOf(saeConfig({ ...tc, architecture: 'topk', k: 2 })), /no topk transcoder/);
+    expect(await archOf(saeConfig({ ...tc, architecture: 'standard' }))).toBe('transcoder');
+    expect(await archOf(saeConfig({ ...tc, architecture: 'standard' }), { skip: true })).toBe(
+      'skip_transcoder',
+    );
+    expect(await archOf(saeConfig({ ...tc, architecture: 'jumprelu' }))).toBe('jumprelu_transcoder');
+    await expectSaeError(
+      () => archOf(saeConfig({ ...tc, architecture: 'topk', k: 2 })),
+      /no topk transcoder/,
+    );
     // hook_z SAEs get SAELens's head reshaping
     const z = tmpPath('hookz');
     await saveSaeLens(
@@ -379,8 +385,16 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
         metadata: { model_name: 'm' },
       });
       const sae = SparseAutoencoder.init(cfg, { seed: 3, decoderNorm: 1, threshold: 0.05 });
-      (await sae.param('b_dec').f32()).set(Array.from({ length: 8 }, (_, i) => 0.1 * (i - 4)));
-      (await sae.param('b_enc').f32()).set(Array.from({ length: 16 }, (_, i) => 0.05 * ((i % 7) - 3)));
+      await setParam(
+        sae,
+        'b_dec',
+        Array.from({ length: 8 }, (_, i) => 0.1 * (i - 4)),
+      );
+      await setParam(
+        sae,
+        'b_enc',
+        Array.from({ length: 16 }, (_, i) => 0.05 * ((i % 7) - 3)),
+      );
       const x = Tensor.from(
         Float32Array.from({ length: 5 * 8 }, (_, i) => Math.sin(1.3 * i + 0.2)),
         [5, 8],
@@ -412,7 +426,11 @@ describe('BatchTopK', () => {
 
   it('batchTopkToJumpRelu keeps the weights and adds one threshold per latent', async () => {
     const sae = SparseAutoencoder.init(cfg, { seed: 2, decoderNorm: 1 });
-    (await sae.param('b_enc').f32()).set(Array.from({ length: 16 }, (_, i) => 0.03 * (i - 8)));
+    await setParam(
+      sae,
+      'b_enc',
+      Array.from({ length: 16 }, (_, i) => 0.03 * (i - 8)),
+    );
     const jr = batchTopkToJumpRelu(sae, 0.05);
     expect(jr.cfg.architecture).toBe('jumprelu');
     expect(jr.cfg.k).toBeNull();
@@ -427,12 +445,12 @@ describe('BatchTopK', () => {
     const a = await acts.f32();
     for (let i = 0; i < p.length; i++) expect(a[i]).toBe(p[i]! > Math.fround(0.05) ? p[i] : 0);
     expect(a.some((v) => v > 0) && a.some((v, i) => v === 0 && p[i]! > 0)).toBe(true);
-    expectSaeError(() => batchTopkToJumpRelu(jr, 0.1), /takes a batchtopk SAE/);
+    await expectSaeError(() => batchTopkToJumpRelu(jr, 0.1), /takes a batchtopk SAE/);
   });
 
   it('is saved as SAELens saves it for inference: jumprelu with the threshold', async () => {
     const sae = SparseAutoencoder.init(cfg, { seed: 2 });
-    expectSaeError(async () => await saveSaeLens(sae, tmpPath('btk')), /batchTopkToJumpRelu/);
+    await expectSaeError(async () => await saveSaeLens(sae, tmpPath('btk')), /batchTopkToJumpRelu/);
     const out = tmpPath('btk');
     await saveSaeLens(sae, out, { batchTopkThreshold: 0.25 });
     expect(readCfg(out).architecture).toBe('jumprelu');
@@ -466,10 +484,10 @@ describe('loadSaeLens errors', () => {
   it('missing cfg.json or weights file', async () => {
     const empty = tmpPath('empty');
     fs.mkdirSync(empty);
-    expectSaeError(() => loadSaeLens(empty), path.join(empty, 'cfg.json'), /not found/);
+    await expectSaeError(() => loadSaeLens(empty), path.join(empty, 'cfg.json'), /not found/);
     const d = copyFixture('gated');
     fs.rmSync(path.join(d, 'sae_weights.safetensors'));
-    expectSaeError(() => loadSaeLens(d), /sae_weights\.safetensors: not found/);
+    await expectSaeError(() => loadSaeLens(d), /sae_weights\.safetensors: not found/);
   });
 
   it('malformed cfg.json: bad JSON, missing or non-integer sizes, missing hook_name', async () => {
@@ -477,32 +495,32 @@ describe('loadSaeLens errors', () => {
     const cfgPath = path.join(d, 'cfg.json');
     const good = readCfg(d);
     fs.writeFileSync(cfgPath, '{"d_in": 16, "d_sae": ');
-    expectSaeError(() => loadSaeLens(d), cfgPath, /not valid JSON/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /not valid JSON/);
     fs.writeFileSync(cfgPath, '[1, 2]');
-    expectSaeError(() => loadSaeLens(d), cfgPath, /expected a JSON object/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /expected a JSON object/);
     writeCfg(d, { ...good, d_in: undefined });
-    expectSaeError(() => loadSaeLens(d), cfgPath, /"d_in" is missing/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /"d_in" is missing/);
     writeCfg(d, { ...good, d_sae: 32.5 });
-    expectSaeError(() => loadSaeLens(d), cfgPath, /"d_sae" must be a positive integer, got 32.5/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /"d_sae" must be a positive integer, got 32.5/);
     writeCfg(d, { ...good, d_in: '16' });
-    expectSaeError(() => loadSaeLens(d), /"d_in" must be a positive integer, got "16"/);
+    await expectSaeError(() => loadSaeLens(d), /"d_in" must be a positive integer, got "16"/);
     writeCfg(d, { ...good, metadata: { model_name: 'x' } });
-    expectSaeError(() => loadSaeLens(d), cfgPath, /"hook_name" is missing/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /"hook_name" is missing/);
     writeCfg(d, { ...good, normalize_activations: 'whiten' });
-    expectSaeError(() => loadSaeLens(d), /unknown normalize_activations "whiten"/);
+    await expectSaeError(() => loadSaeLens(d), /unknown normalize_activations "whiten"/);
   });
 
   it('unknown architecture lists the supported ones', async () => {
     const d = copyFixture('gated');
     writeCfg(d, { ...readCfg(d), architecture: 'sparsemax' });
-    expectSaeError(
+    await expectSaeError(
       () => loadSaeLens(d),
       /unknown architecture "sparsemax"/,
       /standard, topk, jumprelu, gated/,
       /skip_transcoder/,
     );
     writeCfg(d, { ...readCfg(d), architecture: 'standard', activation_fn: 'tanh-relu' });
-    expectSaeError(() => loadSaeLens(d), /activation_fn "tanh-relu" is not supported/);
+    await expectSaeError(() => loadSaeLens(d), /activation_fn "tanh-relu" is not supported/);
   });
 
   it('a W_enc whose shape disagrees with d_in names the tensor and both shapes', async () => {
@@ -510,20 +528,20 @@ describe('loadSaeLens errors', () => {
     rewriteWeights(d, (t) => {
       t.W_enc = { dtype: 'F32', shape: [15, 32], data: (t.W_enc!.data as Float32Array).subarray(0, 15 * 32) };
     });
-    expectSaeError(
+    await expectSaeError(
       () => loadSaeLens(d),
       /tensor 'W_enc' has shape \[15, 32\], expected \[16, 32\] \(\[d_in, d_sae\] from cfg\.json\)/,
     );
     // and a d_sae that disagrees with every tensor: the first one checked is named
     const e = copyFixture('jumprelu');
     writeCfg(e, { ...readCfg(e), d_sae: 30 });
-    expectSaeError(() => loadSaeLens(e), /tensor 'W_enc' has shape \[16, 32\], expected \[16, 30\]/);
+    await expectSaeError(() => loadSaeLens(e), /tensor 'W_enc' has shape \[16, 32\], expected \[16, 30\]/);
   });
 
   it('missing and unexpected tensors', async () => {
     const d = copyFixture('jumprelu');
     rewriteWeights(d, (t) => delete t.threshold);
-    expectSaeError(
+    await expectSaeError(
       () => loadSaeLens(d),
       /tensor 'threshold' \[d_sae\] is missing \(needed by a jumprelu SAE\)/,
     );
@@ -531,18 +549,18 @@ describe('loadSaeLens errors', () => {
     rewriteWeights(e, (t) => {
       t.b_enc = { dtype: 'F32', shape: [32], data: new Float32Array(32) };
     });
-    expectSaeError(() => loadSaeLens(e), /unexpected tensor 'b_enc' for a gated SAE/);
+    await expectSaeError(() => loadSaeLens(e), /unexpected tensor 'b_enc' for a gated SAE/);
   });
 
   it('a transcoder needs d_out and hook_name_out, and no b_dec on the input', async () => {
     const d = copyFixture('transcoder');
     const good = readCfg(d);
     writeCfg(d, { ...good, d_out: undefined });
-    expectSaeError(() => loadSaeLens(d), /"d_out" is missing/);
+    await expectSaeError(() => loadSaeLens(d), /"d_out" is missing/);
     writeCfg(d, { ...good, metadata: { ...(good.metadata as object), hook_name_out: undefined } });
-    expectSaeError(() => loadSaeLens(d), /"hook_name_out" is missing/);
+    await expectSaeError(() => loadSaeLens(d), /"hook_name_out" is missing/);
     writeCfg(d, { ...good, apply_b_dec_to_input: true });
-    expectSaeError(() => loadSaeLens(d), /apply_b_dec_to_input is not supported for transcoders/);
+    await expectSaeError(() => loadSaeLens(d), /apply_b_dec_to_input is not supported for transcoders/);
   });
 });
 
@@ -557,14 +575,14 @@ describe('saveSaeLens is atomic', () => {
     fs.mkdirSync(parent);
     const target = path.join(parent, 'sae');
     // fails while writing cfg.json, after the weights were written to the temp folder
-    expectSaeError(async () => await saveSaeLens(bad, target), /cannot write cfg\.json/, /BigInt/);
+    await expectSaeError(async () => await saveSaeLens(bad, target), /cannot write cfg\.json/, /BigInt/);
     expect(fs.readdirSync(parent)).toEqual([]);
 
     // an existing folder is left as it was
     await saveSaeLens(sae, target);
     fs.writeFileSync(path.join(target, 'marker.txt'), 'keep');
     const before = fs.readFileSync(path.join(target, 'cfg.json'));
-    expectSaeError(async () => await saveSaeLens(bad, target), /cannot write cfg\.json/);
+    await expectSaeError(async () => await saveSaeLens(bad, target), /cannot write cfg\.json/);
     expect(siblings(target)).toEqual(['sae']);
     expect(fs.readFileSync(path.join(target, 'marker.txt'), 'utf8')).toBe('keep');
     expect(fs.readFileSync(path.join(target, 'cfg.json')).equals(before)).toBe(true);
@@ -578,7 +596,7 @@ describe('saveSaeLens is atomic', () => {
     // a regular file in the way is not replaced
     const file = path.join(parent, 'file');
     fs.writeFileSync(file, 'x');
-    expectSaeError(async () => await saveSaeLens(sae, file), /exists and is not a folder/);
+    await expectSaeError(async () => await saveSaeLens(sae, file), /exists and is not a folder/);
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
     expect(fs.readdirSync(parent).sort()).toEqual(['file', 'sae']);
   });
