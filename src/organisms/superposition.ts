@@ -321,16 +321,23 @@ export async function trainSuperposition(opts: SuperpositionOptions): Promise<Su
   const wEx = W.detach().requireGrad();
   const bEx = b.detach().requireGrad();
   const { fn } = TracedFunction.trace(lossAndGrads, [wEx, bEx, x, imp], { inlineLimit: 0 });
-  const compileSeconds = (performance.now() - t0) / 1000;
 
   const opt = new AdamW([W, b], { lr, weightDecay });
+  // Training: loss, gradients and the AdamW update in one graph per step.
+  const trainStep = opt.compileStep(
+    ([xs, im], [w, bias]) => {
+      const [, gW, gb] = lossAndGrads([w!, bias!, xs!, im!]);
+      return { outputs: [], grads: [gW!, gb!] };
+    },
+    [x, imp],
+  );
+  const compileSeconds = (performance.now() - t0) / 1000;
   const every = Math.max(1, opts.progressEvery ?? 100);
   const t1 = performance.now();
   try {
     for (let step = 0; step < steps; step++) {
       if (step > 0) x = batch((xd) => sampleBatch(xd, probs, B * n, dataRng));
-      const [, gW, gb] = fn.run([...opt.params, x, imp]);
-      opt.step([gW!, gb!]);
+      trainStep.run([x, imp]);
       if (opts.onProgress && ((step + 1) % every === 0 || step + 1 === steps))
         opts.onProgress(step + 1, steps);
     }
@@ -392,6 +399,7 @@ export async function trainSuperposition(opts: SuperpositionOptions): Promise<Su
     };
   } finally {
     fn.dispose();
+    trainStep.dispose();
     opt.dispose();
   }
 }

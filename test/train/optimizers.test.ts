@@ -3,6 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { Tensor } from '../../src/engine/index.js';
+import { mul, sub } from '../../src/engine/ops/elementwise.js';
+import { sum } from '../../src/engine/ops/reduce.js';
 import { ShapeError } from '../../src/errors.js';
 import {
   Adam,
@@ -289,5 +291,40 @@ describe('errors', () => {
   it('a negative learning rate or a non-float32 parameter throws', () => {
     expect(() => new SGD(params(), { lr: -1 })).toThrow(ShapeError);
     expect(() => new Adam([new Tensor(new Float64Array(2), [2])], { lr: 0.1 })).toThrow(ShapeError);
+  });
+});
+
+describe('compileStep: loss, gradients and the update in one graph', () => {
+  it('matches step() with the gradients of the same loss, step by step', async () => {
+    // loss = sum((p0 * x - p1)^2) over a fixed x; gradients by autodiff in both paths.
+    const x = Tensor.from(Float32Array.from([0.5, -1, 2, 0.25, 1.5]), [5]);
+    const lossAndGrads = (xs: Tensor, [p0, p1]: Tensor[]) => {
+      const d = sub(mul(p0!, xs), p1!);
+      const loss = sum(mul(d, d));
+      loss.backward();
+      return { outputs: [loss.detach()], grads: [p0!.grad!, p1!.grad!] };
+    };
+    const init = () => [Tensor.from([0.3, -0.2, 0.1, 0.7, -0.4], [5]), Tensor.from([1], [1])];
+    const fused = new AdamW(init(), { lr: 0.05, weightDecay: 0.1 });
+    const plain = new AdamW(init(), { lr: 0.05, weightDecay: 0.1 });
+    const run = fused.compileStep(([xs], ps) => lossAndGrads(xs!, ps), [x]);
+    for (let s = 0; s < 4; s++) {
+      const [loss] = run.run([x]);
+      const ps = plain.params.map((p) => p.detach().requireGrad());
+      const ref = lossAndGrads(x, ps);
+      plain.step(ref.grads);
+      expect(await loss!.item()).toBeCloseTo(await ref.outputs[0]!.item(), 5);
+      for (const [i, p] of fused.params.entries()) {
+        const a = await p.f32();
+        const b = await plain.params[i]!.f32();
+        a.forEach((v, j) => expect(v).toBeCloseTo(b[j]!, 6));
+      }
+    }
+    expect(fused.steps).toBe(4);
+    // The moments are the optimizer's state, as after step().
+    const [sf, sp] = [await fused.state(), await plain.state()];
+    expect(Object.keys(sf.buffers).sort()).toEqual(Object.keys(sp.buffers).sort());
+    sf.buffers['v.0']!.forEach((v, j) => expect(v).toBeCloseTo(sp.buffers['v.0']![j]!, 8));
+    run.dispose();
   });
 });
