@@ -54,11 +54,11 @@ function pooledData(dIn: number, batch: number, batches: number): TrainingData {
   };
 }
 
-function sonde(arch: SaeArchitecture): { rowsPerSecond: number; medianStepMs: number } {
+async function sonde(arch: SaeArchitecture): Promise<{ rowsPerSecond: number; medianStepMs: number }> {
   const total = opts.warmup + opts.steps;
   const data = pooledData(opts.dIn, opts.batch, Math.min(total, 64));
   const stamps: number[] = [];
-  trainSae(data, {
+  await trainSae(data, {
     architecture: arch,
     width: opts.dSae,
     k: opts.k,
@@ -111,7 +111,7 @@ function torch(arch: SaeArchitecture): { rowsPerSecond: number; threads: number 
 
 const rows: string[] = [];
 for (const arch of opts.archs.split(',') as SaeArchitecture[]) {
-  const s = sonde(arch);
+  const s = await sonde(arch);
   const t = torch(arch);
   const ratio = t ? (s.rowsPerSecond / t.rowsPerSecond).toFixed(2) : 'n/a';
   const line = `| ${arch}${arch === 'topk' ? ` (k ${opts.k})` : ''} | ${opts.dIn} → ${opts.dSae} | ${opts.batch} | ${s.rowsPerSecond.toFixed(0)} | ${s.medianStepMs.toFixed(1)} | ${t ? `${t.rowsPerSecond.toFixed(0)} (${t.threads}t)` : 'n/a'} | ${ratio} |`;

@@ -105,7 +105,7 @@ try {
   const losses: number[] = [];
   const gradNorms: number[] = [];
   try {
-    train(cfg, weights, dataset, {
+    await train(cfg, weights, dataset, {
       steps: WARMUP + STEPS,
       batchSize: BATCH,
       ctx: CTX,

@@ -33,7 +33,7 @@ for (const seed of seeds) {
   for (const r of seed === seeds[0] ? runs : runs.slice(0, 1)) {
     const syn = new SyntheticFeatures({ seed });
     const t0 = performance.now();
-    const res = trainSae(syn.trainingData(), {
+    const res = await trainSae(syn.trainingData(), {
       architecture: 'standard',
       width: 512,
       hookName: 'synthetic',
@@ -41,8 +41,8 @@ for (const seed of seeds) {
       seed,
       ...r,
     });
-    const { mmcs, perFeature } = meanMaxCosine(syn.directions, res.sae.param('W_dec').f32Sync(), 256);
-    const ev = evaluateRows(res.sae, syn.rows(16384, 0xe7a1).x, 256);
+    const { mmcs, perFeature } = meanMaxCosine(syn.directions, await res.sae.param('W_dec').f32(), 256);
+    const ev = await evaluateRows(res.sae, syn.rows(16384, 0xe7a1).x, 256);
     const row = {
       seed,
       ...r,

@@ -44,12 +44,12 @@ const results: Record<string, unknown>[] = plotOnly
   : [];
 for (const hook of plotOnly ? [] : hooks) {
   const dir = path.join(work, `acts-${hook}`);
-  const m = harvestActivations(model, { hook, texts: train, outDir: dir });
+  const m = await harvestActivations(model, { hook, texts: train, outDir: dir });
   console.error(`${hook}: ${m.rows} training rows`);
   const data = storeTrainingData(ActivationStore.open(dir));
   for (const r of quick ? runs.slice(1, 2) : runs) {
     const t0 = performance.now();
-    const res = trainSae(data, {
+    const res = await trainSae(data, {
       architecture: r.arch,
       width,
       k: r.k,
@@ -59,9 +59,9 @@ for (const hook of plotOnly ? [] : hooks) {
       metadata: { model_name: 'stories260K', dataset_path: 'assets/corpus/stories260K-samples.txt[0:2400]' },
     });
     const seconds = (performance.now() - t0) / 1000;
-    const ev = evaluateSae(model, res.sae, held, { maxTokens: 40_000 });
+    const ev = await evaluateSae(model, res.sae, held, { maxTokens: 40_000 });
     const name = `${hook}-${r.arch}-${r.k ?? r.coefficient}`;
-    saveSaeLens(res.sae, path.join(work, 'saes', name), { sparsity: res.logDensity });
+    await saveSaeLens(res.sae, path.join(work, 'saes', name), { sparsity: res.logDensity });
     const row = {
       hook,
       arch: r.arch,

@@ -213,9 +213,12 @@ export async function trainTunedLens(
     const loss = perLayer.reduce((s, x) => s + x, 0);
     if (!Number.isFinite(loss)) throw new TunedLensError(`loss is ${loss} at step ${step + 1}: lower --lr`);
     opt.step([out[1]!, out[2]!]);
+    // Tensors are immutable: the optimizer hands back the updated translators.
+    [lens.A, lens.b] = opt.params as [Tensor, Tensor];
     opts.onStep?.(step + 1, loss, perLayer);
   }
   compiled?.dispose();
+  opt.dispose();
   lens.meta = { ...lens.meta, steps: lens.meta.steps + steps, ...(opts.data ? { data: opts.data } : {}) };
   return lens;
 }

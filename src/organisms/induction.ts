@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../engine/random.js';
 import { Tensor } from '../engine/tensor.js';
+import { gatherElements } from '../engine/ops/shape.js';
 import { SondeError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -83,21 +84,24 @@ export class OrganismError extends SondeError {}
  */
 export function repeatSpans(tokens: Tensor, rng: Rng, p: number): Tensor {
   const [B, P] = tokens.shape as [number, number];
-  const data = BigInt64Array.from(tokens.dataSync() as BigInt64Array);
+  // The curriculum draws only positions (never reads a token): a [B, P] map from each output position
+  // to the input position it copies, applied on the engine by one gather.
+  const source = new BigInt64Array(B * P);
   const maxL = Math.floor(P / 2);
   const minL = Math.min(8, maxL);
   for (let b = 0; b < B; b++) {
+    const row = source.subarray(b * P, (b + 1) * P);
+    for (let i = 0; i < P; i++) row[i] = BigInt(i);
     if (rng.next() >= p) continue;
     // A random period, so copying by a fixed positional offset cannot stand in for induction.
     const L = minL + rng.int(maxL - minL + 1);
-    const row = data.subarray(b * P, (b + 1) * P);
     for (let i = L - 1; i > 0; i--) {
       const j = rng.int(i + 1);
       [row[i], row[j]] = [row[j]!, row[i]!];
     }
     for (let i = L; i < P; i++) row[i] = row[i - L]!;
   }
-  return new Tensor(data, [B, P]);
+  return gatherElements(tokens, 1, new Tensor(source, [B, P]));
 }
 
 /** The built-in training text: stories sampled from stories260K (see assets/corpus/README.md). */
@@ -199,7 +203,7 @@ export async function trainInduction(opts: InductionOptions = {}): Promise<Induc
   const ckpt = path.resolve(`${o.out}.checkpoint`);
   let result: TrainResult;
   try {
-    result = train(cfg, weights, dataset, {
+    result = await train(cfg, weights, dataset, {
       steps: o.steps,
       batchSize: o.batchSize,
       ctx: o.ctx,

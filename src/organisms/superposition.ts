@@ -264,7 +264,7 @@ function sampleBatch(x: Float32Array, probs: number[], perInstance: number, rng:
  * Trains the toy ReLU output model for every (sparsity, importance decay) setting, `restarts` times
  * each, batched as one model, and returns each instance's W, b, loss and superposition measures.
  */
-export function trainSuperposition(opts: SuperpositionOptions): SuperpositionResult {
+export async function trainSuperposition(opts: SuperpositionOptions): Promise<SuperpositionResult> {
   validateSuperpositionOptions(opts);
   const n = opts.features;
   const m = opts.hidden;
@@ -289,16 +289,21 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
 
   // Parameters: W [I, m, n] Xavier-normal per instance, b [I, n] zero.
   const initRng = new Rng(seed);
-  const W = Tensor.zeros([I, m, n]);
   const std = Math.sqrt(2 / (m + n));
-  const wd = W.f32Sync();
-  for (let i = 0; i < wd.length; i++) wd[i] = initRng.normal() * std;
+  const W = new Tensor(
+    Float32Array.from({ length: I * m * n }, () => initRng.normal() * std),
+    [I, m, n],
+  );
   const b = Tensor.zeros([I, n]);
   const importance = inst.map((s) => Array.from({ length: n }, (_, i) => s.importanceDecay ** i));
   const imp = Tensor.from(Float32Array.from(importance.flat()), [I, 1, n]);
   const probs = inst.map((s) => 1 - s.sparsity);
-  const x = Tensor.zeros([I, B, n]);
-  const xd = x.f32Sync();
+  // Each batch is a fresh host array (an input tensor is never rewritten: a backend may still hold it).
+  const batch = (fill: (xd: Float32Array) => void): Tensor => {
+    const xd = new Float32Array(I * B * n);
+    fill(xd);
+    return new Tensor(xd, [I, B, n]);
+  };
   const dataRng = new Rng((seed ^ 0x5bd1e995) >>> 0);
 
   // One compiled graph: per-instance losses and the gradients of their sum.
@@ -312,20 +317,27 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
     sum(losses).backward();
     return [losses, w.grad!, bias.grad!];
   };
-  sampleBatch(xd, probs, B * n, dataRng);
-  const wEx = Tensor.from(Float32Array.from(wd), [I, m, n]).requireGrad();
-  const bEx = Tensor.zeros([I, n]).requireGrad();
+  let x = batch((xd) => sampleBatch(xd, probs, B * n, dataRng));
+  const wEx = W.detach().requireGrad();
+  const bEx = b.detach().requireGrad();
   const { fn } = TracedFunction.trace(lossAndGrads, [wEx, bEx, x, imp], { inlineLimit: 0 });
-  const compileSeconds = (performance.now() - t0) / 1000;
 
   const opt = new AdamW([W, b], { lr, weightDecay });
+  // Training: loss, gradients and the AdamW update in one graph per step.
+  const trainStep = opt.compileStep(
+    ([xs, im], [w, bias]) => {
+      const [, gW, gb] = lossAndGrads([w!, bias!, xs!, im!]);
+      return { outputs: [], grads: [gW!, gb!] };
+    },
+    [x, imp],
+  );
+  const compileSeconds = (performance.now() - t0) / 1000;
   const every = Math.max(1, opts.progressEvery ?? 100);
   const t1 = performance.now();
   try {
     for (let step = 0; step < steps; step++) {
-      if (step > 0) sampleBatch(xd, probs, B * n, dataRng);
-      const [, gW, gb] = fn.run([W, b, x, imp]);
-      opt.step([gW!, gb!]);
+      if (step > 0) x = batch((xd) => sampleBatch(xd, probs, B * n, dataRng));
+      trainStep.run([x, imp]);
       if (opts.onProgress && ((step + 1) % every === 0 || step + 1 === steps))
         opts.onProgress(step + 1, steps);
     }
@@ -337,20 +349,23 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
     const loss = new Float64Array(I);
     const per = B * n;
     for (let e = 0; e < evalBatches; e++) {
-      for (let si = 0; si < settings.length; si++) {
-        const first = si * restarts;
-        sampleBatch(xd.subarray(first * per, (first + 1) * per), [probs[first]!], per, evalRng);
-        for (let r = 1; r < restarts; r++) xd.copyWithin((first + r) * per, first * per, (first + 1) * per);
-      }
-      const l = fn.run([W, b, x, imp])[0]!.f32Sync();
+      const xe = batch((xd) => {
+        for (let si = 0; si < settings.length; si++) {
+          const first = si * restarts;
+          sampleBatch(xd.subarray(first * per, (first + 1) * per), [probs[first]!], per, evalRng);
+          for (let r = 1; r < restarts; r++) xd.copyWithin((first + r) * per, first * per, (first + 1) * per);
+        }
+      });
+      const l = await fn.run([...opt.params, xe, imp])[0]!.f32();
       for (let k = 0; k < I; k++) loss[k] += l[k]! / evalBatches;
     }
 
+    const [wd, bd] = [await opt.params[0]!.f32(), await opt.params[1]!.f32()];
     const instances: SuperpositionInstance[] = inst.map((s, k) => {
       const Wk = Array.from({ length: m }, (_, r) =>
         Array.from(wd.subarray((k * m + r) * n, (k * m + r + 1) * n)),
       );
-      const bk = Array.from(b.f32Sync().subarray(k * n, (k + 1) * n));
+      const bk = Array.from(bd.subarray(k * n, (k + 1) * n));
       return {
         index: k,
         ...s,
@@ -384,6 +399,8 @@ export function trainSuperposition(opts: SuperpositionOptions): SuperpositionRes
     };
   } finally {
     fn.dispose();
+    trainStep.dispose();
+    opt.dispose();
   }
 }
 
@@ -432,9 +449,9 @@ export function sweepSparsities(points: number, maxSparsity: number): number[] {
  * The paper's sparsity sweep: one batched run over many sparsities (best of `restarts` each), with
  * dimensions per feature and each feature's dimensionality against 1/(1-S) (the "sticky" plot).
  */
-export function sweepSparsity(opts: SweepOptions): SweepResult {
+export async function sweepSparsity(opts: SweepOptions): Promise<SweepResult> {
   const sparsities = opts.sparsities ?? sweepSparsities(opts.points ?? 10, opts.maxSparsity ?? 0.95);
-  const run = trainSuperposition({
+  const run = await trainSuperposition({
     ...opts,
     sparsities,
     importanceDecay: opts.importanceDecay ?? PAPER_DEFAULTS.importanceDecay,

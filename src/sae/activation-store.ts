@@ -89,11 +89,11 @@ function atomicWrite(file: string, bytes: string | Uint8Array): void {
 }
 
 /** Config and the first bytes of every weight: catches another model, or the same one processed. */
-function modelFingerprint(model: HookedTransformer): string {
+async function modelFingerprint(model: HookedTransformer): Promise<string> {
   const h = crypto.createHash('sha256').update(JSON.stringify(model.cfg));
   for (const name of [...model.weights.keys()].sort()) {
     const t = model.weights.get(name)!;
-    const d = t.dataSync();
+    const d = await t.data();
     h.update(`${name}:${t.dtype}:${t.shape.join(',')};`);
     h.update(new Uint8Array(d.buffer, d.byteOffset, Math.min(d.byteLength, 256)));
   }
@@ -183,7 +183,10 @@ function posInt(v: unknown, name: string): number {
  * continuation write the same shards as one run. A different hook or settings is an error.
  * Shards and the manifest are written atomically (temp file + rename); only one shard buffer is held.
  */
-export function harvestActivations(model: HookedTransformer, opts: HarvestOptions): StoreManifest {
+export async function harvestActivations(
+  model: HookedTransformer,
+  opts: HarvestOptions,
+): Promise<StoreManifest> {
   const hook = opts.hook;
   const ctx = posInt(opts.ctx ?? 128, 'ctx');
   const batchSize = posInt(opts.batchSize ?? 8, 'batchSize');
@@ -209,7 +212,7 @@ export function harvestActivations(model: HookedTransformer, opts: HarvestOption
     throw new ActivationDataError(`harvest: ctx ${ctx} exceeds the model's context of ${model.cfg.nCtx}`);
   }
   const bos = model.tokenizer?.bosId ?? model.cfg.bosTokenId ?? null;
-  const fingerprint = modelFingerprint(model);
+  const fingerprint = await modelFingerprint(model);
 
   const outDir = opts.outDir;
   fs.mkdirSync(outDir, { recursive: true });
@@ -350,7 +353,7 @@ export function harvestActivations(model: HookedTransformer, opts: HarvestOption
     if (d === 0) d = m.d = width;
     if (width !== d) throw new ActivationDataError(`${outDir}: ${hook} has width ${width}, the store ${d}`);
     buf ??= new Float32Array(shardRows * d);
-    const data = act.f32Sync();
+    const data = await act.f32(); // rows written to the store
     for (let b = 0; b < batch.length; b++) {
       const c = batch[b]!;
       const kept: number[] = [];

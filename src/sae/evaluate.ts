@@ -3,6 +3,7 @@
 // of the model with the SAE spliced in, against the clean model and the hook zero-ablated.
 import { noGrad, Tensor } from '../engine/tensor.js';
 import { reshape } from '../engine/ops/shape.js';
+import { gt, where } from '../engine/ops/elementwise.js';
 import { nextTokenLoss, type HookedTransformer } from '../hooks/hooked-transformer.js';
 import type { ForwardHook } from '../hooks/hooks.js';
 import { isTranscoder, SaeError } from './config.js';
@@ -202,12 +203,12 @@ export function densityStats(
  * the activations it predicts. Rows go through the SAE `batchSize` at a time (default 4096; BatchTopK
  * latents depend on it).
  */
-export function evaluateRows(
+export async function evaluateRows(
   sae: SparseAutoencoder,
   rows: Float32Array,
   dim: number,
   opts: RowMetricOptions & { targets?: Float32Array; batchSize?: number } = {},
-): SaeRowMetrics {
+): Promise<SaeRowMetrics> {
   const c = sae.cfg;
   if (dim !== c.dIn) throw new SaeError(`the rows have width ${dim}, but the SAE's d_in is ${c.dIn}`);
   if (rows.length % dim !== 0)
@@ -220,14 +221,12 @@ export function evaluateRows(
     throw new SaeError(`targets have ${targets.length} values, expected ${n} rows of width d_out=${c.dOut}`);
   const batch = opts.batchSize ?? 4096;
   const stats = new RowStats(c.dOut, c.dSae);
-  noGrad(() => {
-    for (let s = 0; s < n; s += batch) {
-      const m = Math.min(batch, n - s);
-      const x = new Tensor(rows.slice(s * dim, (s + m) * dim), [m, dim]);
-      const { acts, recons } = sae.forwardRows(x);
-      stats.add(targets.subarray(s * c.dOut, (s + m) * c.dOut), recons.f32Sync(), acts.f32Sync());
-    }
-  });
+  for (let s = 0; s < n; s += batch) {
+    const m = Math.min(batch, n - s);
+    const x = new Tensor(rows.slice(s * dim, (s + m) * dim), [m, dim]);
+    const { acts, recons } = noGrad(() => sae.forwardRows(x));
+    stats.add(targets.subarray(s * c.dOut, (s + m) * c.dOut), await recons.f32(), await acts.f32());
+  }
   return stats.finish(opts);
 }
 
@@ -238,12 +237,12 @@ export function evaluateRows(
  * target at hookNameOut); BOS positions are left out unless excludeBos is false. The model's other spliced
  * SAEs stay in place (this one, if spliced, is taken out for the clean and ablated runs).
  */
-export function evaluateSae(
+export async function evaluateSae(
   model: HookedTransformer,
   sae: SparseAutoencoder,
   data: string[] | number[][],
   opts: EvaluateOptions = {},
-): SaeEvaluation {
+): Promise<SaeEvaluation> {
   const c = sae.cfg;
   const out = c.hookNameOut ?? c.hookName;
   const ctx = opts.ctx ?? Math.min(128, model.cfg.nCtx);
@@ -278,17 +277,21 @@ export function evaluateSae(
         );
         const excluded = (bp: number) => bos !== null && ids[bp] === bos; // bp = b * P + p
         const anyExcluded = bos !== null && ids.includes(bos);
+        // [B, P] mask of the excluded positions (from the token ids, not from any tensor's values).
+        const excludedMask = gt(
+          new Tensor(
+            Float32Array.from(ids, (v) => (v === bos ? 1 : 0)),
+            [B, P],
+          ),
+          0,
+        );
         // Keeps excluded positions of `replacement` at their value in `orig` (same [B, P, ...] layout).
         const restore = (replacement: Tensor, orig: Tensor): Tensor => {
           if (!anyExcluded) return replacement;
-          const y = replacement.f32Sync().slice();
-          const o = orig.f32Sync();
-          const w = y.length / (B * P);
-          for (let bp = 0; bp < B * P; bp++)
-            if (excluded(bp)) y.set(o.subarray(bp * w, (bp + 1) * w), bp * w);
-          return new Tensor(y, replacement.shape);
+          const m = reshape(excludedMask, [B, P, ...replacement.shape.slice(2).map(() => 1)]);
+          return where(m, orig, replacement);
         };
-        const loss = (lg: Tensor) => nextTokenLoss(lg, tokens).itemSync();
+        const loss = (lg: Tensor) => nextTokenLoss(lg, tokens).item();
 
         // Clean, and zero-ablated at the replaced hook.
         const clean = model.run(tokens);
@@ -309,18 +312,18 @@ export function evaluateSae(
         ];
         const spliced = withSAEs(model, sae, () => model.runWithHooks(tokens, { fwd: hooks }));
         const n = B * (P - 1);
-        ce.clean += loss(clean) * n;
-        ce.spliced += loss(spliced) * n;
-        ce.zero += loss(zeroed) * n;
+        ce.clean += (await loss(clean)) * n;
+        ce.spliced += (await loss(spliced)) * n;
+        ce.zero += (await loss(zeroed)) * n;
         ce.predictions += n;
 
         const a = acts! as Tensor;
         const target = isTranscoder(c) ? (orig! as Tensor) : (input! as Tensor);
         const rowsPerPos = a.size / c.dSae / (B * P);
         stats.add(
-          reshape(target, [a.size / c.dSae, c.dOut]).f32Sync(),
-          (recons! as Tensor).f32Sync(),
-          a.f32Sync(),
+          await reshape(target, [a.size / c.dSae, c.dOut]).f32(),
+          await (recons! as Tensor).f32(),
+          await a.f32(),
           (r) => !excluded(Math.floor(r / rowsPerPos)),
         );
         done += B * P;

@@ -2,10 +2,10 @@
 // nonzero latent activation in a DuckDB feature store (src/sae/feature-store.ts), and each latent's direct
 // effect on the logits through the unembedding.
 import crypto from 'node:crypto';
-import { mul, sub } from '../engine/ops/elementwise.js';
+import { mul, neg, sub } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/nn.js';
-import { mean } from '../engine/ops/reduce.js';
-import { gather } from '../engine/ops/shape.js';
+import { mean, topk } from '../engine/ops/reduce.js';
+import { gather, reshape } from '../engine/ops/shape.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
@@ -43,11 +43,11 @@ const RESID_WRITE =
   /^(hook_embed|hook_pos_embed|blocks\.\d+\.(hook_resid_(pre|mid|post)|hook_attn_out|hook_mlp_out))$/;
 
 /** A hash of an SAE's config and parameters (identifies it in a feature store's meta). */
-export function saeFingerprint(sae: SparseAutoencoder): string {
+export async function saeFingerprint(sae: SparseAutoencoder): Promise<string> {
   const h = crypto.createHash('sha256').update(JSON.stringify({ ...sae.cfg, metadata: undefined }));
   for (const name of [...sae.params.keys()].sort()) {
     const t = sae.params.get(name)!;
-    const d = t.f32Sync();
+    const d = await t.f32();
     h.update(`${name}:${t.shape.join(',')};`);
     h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
@@ -202,7 +202,7 @@ export async function scanFeatures(
   if (totalTokens === 0) throw new SaeError('scan: the corpus has no tokens');
   const meta: FeatureStoreMeta = {
     sae: opts.saeSource ?? '(in memory)',
-    saeFingerprint: saeFingerprint(sae),
+    saeFingerprint: await saeFingerprint(sae),
     hook: sae.cfg.hookName,
     hookOut: sae.cfg.hookNameOut,
     dSae,
@@ -236,11 +236,11 @@ export async function scanFeatures(
       seq += batch.length;
       done += where.length;
       if (where.length === 0) continue;
-      const acts = noGrad(() => {
+      const acts = await noGrad(() => {
         const x = sae.toRows(capture(model, sae.cfg.hookName, batch, ctx), sae.cfg.dIn, sae.cfg.hookName);
         const rows = gather(x, 0, new Tensor(BigInt64Array.from(rowIds), [rowIds.length]));
         return sae.forwardRows(rows).acts;
-      }).f32Sync(); // [counted rows, d_sae]
+      }).f32(); // [counted rows, d_sae]
       for (let r = 0; r < where.length; r++) {
         const { seq: s, pos: p } = where[r]!;
         const base = r * dSae;
@@ -297,37 +297,41 @@ export function featureLogitsUnavailable(model: HookedTransformer, sae: SparseAu
  * residual) and the biases (ln_final.b, b_U: the same for every latent) are left out, so the values rank
  * tokens but are not logits of any particular input. Null when featureLogitsUnavailable says why.
  */
-export function featureLogits(
+export async function featureLogits(
   model: HookedTransformer,
   sae: SparseAutoencoder,
   feature: number,
   k = 10,
-): FeatureLogits | null {
-  const { dSae, dOut } = sae.cfg;
+): Promise<FeatureLogits | null> {
+  const { dSae } = sae.cfg;
   if (!Number.isInteger(feature) || feature < 0 || feature >= dSae)
     throw new SaeError(`feature ${feature} is outside this SAE's latents [0, ${dSae})`);
   if (!Number.isInteger(k) || k < 0) throw new SaeError(`k must be an integer >= 0, got ${k}`);
   if (featureLogitsUnavailable(model, sae) !== null) return null;
   const WU = model.weights.get('unembed.W_U')!;
   const V = WU.shape[1]!;
-  const row = sae
-    .param('W_dec')
-    .f32Sync()
-    .slice(feature * dOut, (feature + 1) * dOut);
   const norm = model.cfg.normalization;
   const center = norm === 'LN' || norm === 'LNPre';
   const lnW = norm === 'none' ? undefined : model.weights.get('ln_final.w');
-  const effects = noGrad(() => {
-    let d = new Tensor(row, [1, dOut]);
+  const kk = Math.min(k, V);
+  // The k largest and the k smallest effects, ranked on the engine (ties: the lower token id first).
+  const [top, bottom] = noGrad(() => {
+    let d = gather(sae.param('W_dec'), 0, new Tensor(BigInt64Array.of(BigInt(feature)), [1])); // [1, d_out]
     if (center) d = sub(d, mean(d, -1, true));
     if (lnW) d = mul(d, lnW);
-    return matmul(d, WU);
-  }).f32Sync();
-  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => effects[b]! - effects[a]! || a - b);
-  const kk = Math.min(k, V);
-  const pick = (ids: number[]): LogitEffect[] => {
+    const effects = reshape(matmul(d, WU), [V]);
+    if (kk === 0) return [null, null];
+    return [topk(effects, kk), topk(neg(effects), kk)];
+  });
+  const pick = async (
+    t: { values: Tensor; indices: Tensor } | null,
+    sign: number,
+  ): Promise<LogitEffect[]> => {
+    if (!t) return [];
+    const ids = await t.indices.toArray();
+    const values = await t.values.f32();
     const strings = model.tokenStrings(ids);
-    return ids.map((id, i) => ({ id, token: strings[i]!, value: effects[id]! }));
+    return ids.map((id, i) => ({ id, token: strings[i]!, value: sign * values[i]! + 0 })); // + 0: no -0
   };
   let dir = `W_dec[${feature}]`;
   if (center) dir = `(${dir} - its mean)`;
@@ -335,8 +339,8 @@ export function featureLogits(
   return {
     feature,
     hook: sae.cfg.hookNameOut ?? sae.cfg.hookName,
-    top: pick(order.slice(0, kk)),
-    bottom: pick(order.slice(V - kk).reverse()),
+    top: await pick(top, 1),
+    bottom: await pick(bottom, -1),
     method: `${dir} @ W_U: direct effect, without the final norm's scale and the biases`,
   };
 }

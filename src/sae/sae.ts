@@ -64,9 +64,9 @@ export class SparseAutoencoder implements Spliceable<SpliceOptions> {
     const rng = new Rng(opts.seed ?? 0);
     const shapes = paramShapes(cfg, opts.skip ?? false);
     const params: SaeParams = new Map();
-    for (const [n, s] of Object.entries(shapes)) params.set(n, Tensor.zeros(s));
-    const dec = params.get('W_dec')!.f32Sync();
-    const enc = params.get('W_enc')!.f32Sync();
+    // Drawn on the host from the seed, then made tensors.
+    const dec = new Float32Array(cfg.dSae * cfg.dOut);
+    const enc = new Float32Array(cfg.dIn * cfg.dSae);
     const norm = opts.decoderNorm ?? 0.1;
     for (let i = 0; i < cfg.dSae; i++) {
       const row = dec.subarray(i * cfg.dOut, (i + 1) * cfg.dOut);
@@ -78,11 +78,12 @@ export class SparseAutoencoder implements Spliceable<SpliceOptions> {
       for (let j = 0; j < cfg.dIn; j++)
         enc[j * cfg.dSae + i] = j < cfg.dOut ? row[j]! : rng.normal() * (norm / Math.sqrt(cfg.dIn));
     }
-    if (cfg.architecture === 'jumprelu')
-      params
-        .get('threshold')!
-        .f32Sync()
-        .fill(opts.threshold ?? 0.001);
+    for (const [n, s] of Object.entries(shapes)) {
+      if (n === 'W_dec') params.set(n, new Tensor(dec, s));
+      else if (n === 'W_enc') params.set(n, new Tensor(enc, s));
+      else if (n === 'threshold') params.set(n, Tensor.full(s, opts.threshold ?? 0.001));
+      else params.set(n, Tensor.zeros(s));
+    }
     return new SparseAutoencoder(cfg, params);
   }
 

@@ -467,7 +467,9 @@ export interface SaveSaeLensOptions {
 }
 
 /** The SAELens 6 cfg.json object and tensors for `sae` (folding the scaling factor, if any). */
-function toSaeLens(sae: SparseAutoencoder): { cfg: Json; tensors: Record<string, TensorToWrite> } {
+async function toSaeLens(
+  sae: SparseAutoencoder,
+): Promise<{ cfg: Json; tensors: Record<string, TensorToWrite> }> {
   const c = sae.cfg;
   const transcoder = c.hookNameOut !== null;
   const skip = sae.params.has('W_skip');
@@ -486,10 +488,12 @@ function toSaeLens(sae: SparseAutoencoder): { cfg: Json; tensors: Record<string,
   if (transcoder && c.applyBDecToInput)
     throw new SaeError('SAELens transcoders do not support apply_b_dec_to_input; set applyBDecToInput false');
 
-  const f32 = (name: string) => sae.param(name).f32Sync();
+  // The weights are written to a file: read each once.
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of sae.params) values.set(name, await t.f32());
+  const f32 = (name: string) => values.get(name)!;
   const tensors: Record<string, TensorToWrite> = {};
-  for (const [name, t] of sae.params)
-    tensors[name] = { dtype: 'F32', shape: [...t.shape], data: t.f32Sync() };
+  for (const [name, t] of sae.params) tensors[name] = { dtype: 'F32', shape: [...t.shape], data: f32(name) };
   if (skip)
     tensors.W_skip = { dtype: 'F32', shape: [c.dOut, c.dIn], data: transpose(f32('W_skip'), c.dIn, c.dOut) };
 
@@ -538,7 +542,11 @@ function toSaeLens(sae: SparseAutoencoder): { cfg: Json; tensors: Record<string,
  * 'expected_average_only_in' scaling factor is folded into the weights. Atomic: written to a sibling temp
  * folder, then renamed over `dir`; on error nothing is left behind and an existing `dir` is untouched.
  */
-export function saveSaeLens(sae: SparseAutoencoder, dir: string, opts: SaveSaeLensOptions = {}): void {
+export async function saveSaeLens(
+  sae: SparseAutoencoder,
+  dir: string,
+  opts: SaveSaeLensOptions = {},
+): Promise<void> {
   let out = sae;
   if (sae.cfg.architecture === 'batchtopk') {
     const t = opts.batchTopkThreshold ?? sae.cfg.metadata.topk_threshold;
@@ -549,7 +557,7 @@ export function saveSaeLens(sae: SparseAutoencoder, dir: string, opts: SaveSaeLe
       );
     out = batchTopkToJumpRelu(sae, t);
   }
-  const { cfg, tensors } = toSaeLens(out);
+  const { cfg, tensors } = await toSaeLens(out);
   const { sparsity } = opts;
   if (sparsity !== undefined && sparsity.length !== out.dSae)
     throw new SaeError(

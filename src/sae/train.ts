@@ -2,9 +2,9 @@
 // LR warm-up and decay, sparsity-coefficient warm-up, unit-norm decoder rows, b_dec initialised to the
 // geometric median, dead latents tracked over a window of rows and revived (aux-k loss or resampling),
 // atomic checkpoints with exact resume, and NaN detection that keeps the last good checkpoint.
-import { gt, mul, where } from '../engine/ops/elementwise.js';
+import { div, exp, gt, log, maximum, mul, sqrt, sub, where } from '../engine/ops/elementwise.js';
 import { min, sum } from '../engine/ops/reduce.js';
-import { cast, reshape } from '../engine/ops/shape.js';
+import { cast, gather, reshape, transpose } from '../engine/ops/shape.js';
 import { matmul } from '../engine/ops/nn.js';
 import { Rng } from '../engine/random.js';
 import { noGrad, Tensor } from '../engine/tensor.js';
@@ -20,7 +20,7 @@ import {
   type CheckpointState,
   type RunSettings,
 } from '../train/checkpoint.js';
-import { Adam, clipGradNorm } from '../train/optimizers.js';
+import { Adam, clipGradNorm, type OptimizerState } from '../train/optimizers.js';
 import { saeConfig, type SaeArchitecture, type SaeConfig } from './config.js';
 import { saeLoss, type LossSettings } from './losses.js';
 import { geometricMedian } from './stats.js';
@@ -201,7 +201,7 @@ export function topkDeadWindow(totalRows: number, batchSize: number): number {
   return Math.max(batchSize, Math.round(totalRows / 128));
 }
 
-export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainResult {
+export async function trainSae(data: TrainingData, opts: SaeTrainOptions): Promise<SaeTrainResult> {
   // Gao et al.'s aux-k uses 512 latents on wide models; SAELens d_in / 2. Take the smaller.
   const kAux = Math.max(1, Math.min(512, Math.floor(data.dIn / 2)));
   const defaults = { ...defaultTrainOptions(opts.architecture), kAux };
@@ -239,18 +239,12 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   if (o.architecture === 'jumprelu') {
     const t = params.get('threshold')!;
     params.delete('threshold');
-    params.set(
-      'log_threshold',
-      new Tensor(
-        t.f32Sync().map((v) => Math.log(v)),
-        t.shape,
-      ),
-    );
+    params.set('log_threshold', log(t));
   }
   if (o.bDecInit !== 'zeros') {
     const scaled = targetRows.map((v) => v * inScale);
     const center = o.bDecInit === 'mean' ? columnMean(scaled, data.dOut) : geometricMedian(scaled, data.dOut);
-    params.get('b_dec')!.f32Sync().set(center);
+    params.set('b_dec', new Tensor(center, params.get('b_dec')!.shape));
   }
   for (const [n, t] of o.initialParams ?? []) {
     const p = params.get(n);
@@ -258,13 +252,11 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       throw new SaeTrainError(
         `initial parameter '${n}' [${t.shape}] does not match the SAE's ${p ? `[${p.shape}]` : 'parameters'}`,
       );
-    p.f32Sync().set(t.f32Sync());
+    params.set(n, reshape(cast(t, 'float32'), p.shape));
   }
-  if (o.decoderNorm === 'unit') normalizeRows(params.get('W_dec')!);
+  if (o.decoderNorm === 'unit') params.set('W_dec', normalizeRows(params.get('W_dec')!));
 
   const names = [...params.keys()];
-  const tensors = names.map((n) => params.get(n)!);
-  const opt = new Adam(tensors, { lr: o.lr, betas: [0.9, 0.999] });
   const rowsSinceFired = new Float32Array(o.width);
   const fires = new Float64Array(o.width);
   const rng = new Rng(o.seed);
@@ -274,21 +266,28 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   let outState: unknown;
   let history: SaeTrainResult['history'] = [];
   let batchThreshold = 0;
-  const weightsForCheckpoint = () => new Map([...params, ['trainer.rows_since_fired', rowsSinceFiredTensor]]);
-  const rowsSinceFiredTensor = new Tensor(rowsSinceFired, [o.width]);
+  const weightsForCheckpoint = () =>
+    new Map([
+      ...params,
+      ['trainer.rows_since_fired', new Tensor(Float32Array.from(rowsSinceFired), [o.width])],
+    ]);
+  let resumedOptimizer: OptimizerState | null = null;
   const key = `sae:${cfg.architecture}:${cfg.dIn}x${cfg.dSae}x${cfg.dOut}:${names.join(',')}`;
   const runSettings = o.settings ?? defaultSettings(o);
   if (o.checkpointDir && (o.resume ?? true) && checkpointExists(o.checkpointDir)) {
     let ck: ReturnType<typeof loadCheckpoint>;
+    const loaded = weightsForCheckpoint();
     try {
-      ck = loadCheckpoint(o.checkpointDir, weightsForCheckpoint(), key);
+      ck = loadCheckpoint(o.checkpointDir, loaded, key);
       checkResumeSettings(o.checkpointDir, ck.state.step, ck.state.settings, runSettings);
     } catch (e) {
       if (e instanceof CheckpointSettingsError) throw e;
       if (!(e instanceof CheckpointError)) throw e;
       throw new SaeTrainError(`${e.message}: delete it to start over (sonde sae train: --no-resume)`);
     }
-    opt.loadState(ck.optimizer);
+    for (const n of names) params.set(n, loaded.get(n)!);
+    rowsSinceFired.set(await loaded.get('trainer.rows_since_fired')!.f32());
+    resumedOptimizer = ck.optimizer;
     rng.setState(ck.state.rngState);
     step = ck.state.step;
     resumedFrom = step;
@@ -305,6 +304,11 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       );
     }
   }
+  const opt = new Adam(
+    names.map((n) => params.get(n)!),
+    { lr: o.lr, betas: [0.9, 0.999] },
+  );
+  if (resumedOptimizer) opt.loadState(resumedOptimizer);
   const inStream = data.input(o.batchSize, o.seed, inState);
   const outStream = isTranscoder ? data.target!(o.batchSize, o.seed, outState) : null;
 
@@ -322,6 +326,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
   const traced = new Map<string, TracedFunction>();
   // Outputs: loss, mse, l0 (sum of actives), fired [d_sae], min positive act, then one grad per param.
   const runStep = (inputs: Tensor[], withAux: boolean, kNow: number | null): Tensor[] => {
+    const tensors = opt.params;
     const traceKey = `${withAux}:${kNow}`;
     const ready = traced.get(traceKey);
     if (ready) return ready.run([...inputs, ...tensors]);
@@ -391,8 +396,15 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
         nDead > 0 && settings.auxKCoefficient > 0,
         kNow,
       );
-      const loss = out[0]!.itemSync();
-      const mse = out[1]!.itemSync();
+      // The step's reads, at once: the loss and MSE (history, NaN check) and the firing counts (dead
+      // latents decide the next step's graph).
+      const [loss, mse, l0Sum, fired, minPos] = await Promise.all([
+        out[0]!.item(),
+        out[1]!.item(),
+        out[2]!.item(),
+        out[3]!.f32(),
+        out[4]!.item(),
+      ]);
       if (!Number.isFinite(loss) || !Number.isFinite(mse)) {
         const kept =
           o.checkpointDir && checkpointExists(o.checkpointDir)
@@ -402,10 +414,8 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
           `loss became ${loss} at step ${step + 1}${kept}: lower the learning rate or check the activations for NaN/Inf`,
         );
       }
-      const l0 = out[2]!.itemSync() / o.batchSize;
-      const fired = out[3]!.f32Sync();
-      const minPos = out[4]!.itemSync();
-      const grads = out.slice(5);
+      const l0 = l0Sum / o.batchSize;
+      let grads = out.slice(5);
       for (let i = 0; i < o.width; i++) {
         if (fired[i]! > 0) rowsSinceFired[i] = 0;
         else rowsSinceFired[i]! += o.batchSize;
@@ -414,9 +424,10 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
       // The inference threshold is that of k itself: it starts once the annealing is over.
       if (o.architecture === 'batchtopk' && Number.isFinite(minPos) && kNow === cfg.k)
         batchThreshold = batchThreshold === 0 ? minPos : 0.99 * batchThreshold + 0.01 * minPos;
-      if (o.clipNorm > 0) clipGradNorm(grads, o.clipNorm);
+      if (o.clipNorm > 0) grads = clipGradNorm(grads, o.clipNorm).grads;
       const W_dec_i = names.indexOf('W_dec');
-      if (o.decoderNorm === 'unit') removeParallelGrad(tensors[W_dec_i]!, grads[W_dec_i]!);
+      if (o.decoderNorm === 'unit')
+        grads[W_dec_i] = removeParallelGrad(opt.params[W_dec_i]!, grads[W_dec_i]!);
       opt.lr =
         step < o.lrWarmupSteps
           ? (o.lr * (step + 1)) / o.lrWarmupSteps
@@ -424,11 +435,12 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
             ? (o.lr * (steps - step)) / (steps - decayStart)
             : o.lr;
       opt.step(grads);
-      if (o.decoderNorm === 'unit') normalizeRows(tensors[W_dec_i]!);
+      if (o.decoderNorm === 'unit') opt.params[W_dec_i] = normalizeRows(opt.params[W_dec_i]!);
       step++;
       if (o.resampleEverySteps > 0 && step % o.resampleEverySteps === 0 && step < decayStart) {
-        resampleDead(cfg, params, opt, names, rowsSinceFired, o, inStream, outStream, inScale, rng);
+        await resampleDead(cfg, opt, names, rowsSinceFired, o, inStream, outStream, inScale, rng);
       }
+      names.forEach((n, i) => params.set(n, opt.params[i]!));
       rowsTimed += o.batchSize;
       const deadFraction = countDead(rowsSinceFired, o.deadWindowRows) / o.width;
       history.push({ step, loss, mse, l0, deadFraction });
@@ -458,6 +470,7 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
           batchThreshold,
           inScale,
         };
+        const optState = await opt.state();
         const state: CheckpointState = {
           step,
           rngState: rng.getState(),
@@ -468,11 +481,12 @@ export function trainSae(data: TrainingData, opts: SaeTrainOptions): SaeTrainRes
           extra: extra as unknown as Record<string, unknown>,
           settings: runSettings,
         };
-        saveCheckpoint(o.checkpointDir, weightsForCheckpoint(), opt.state(), state);
+        await saveCheckpoint(o.checkpointDir, weightsForCheckpoint(), optState, state);
       }
     }
   } finally {
     for (const fn of traced.values()) fn.dispose();
+    opt.dispose();
   }
 
   const sae = finalSae(cfg, params, o, inScale, batchThreshold);
@@ -534,15 +548,8 @@ function finalSae(
 ): SparseAutoencoder {
   const p = new Map<string, Tensor>();
   for (const [n, t] of params) {
-    if (n === 'log_threshold')
-      p.set(
-        'threshold',
-        new Tensor(
-          t.f32Sync().map((v) => Math.exp(v)),
-          t.shape,
-        ),
-      );
-    else p.set(n, new Tensor(Float32Array.from(t.f32Sync()), t.shape));
+    if (n === 'log_threshold') p.set('threshold', exp(t));
+    else p.set(n, t);
   }
   let finalCfg: SaeConfig = { ...cfg, scalingFactor: o.normalize ? inScale : null };
   if (cfg.architecture === 'batchtopk') {
@@ -634,33 +641,18 @@ function columnMean(rows: Float32Array, d: number): Float32Array {
   return Float32Array.from(out, (v) => v / n);
 }
 
-/** Rows of a [rows, cols] parameter rescaled to unit L2 norm (in place). */
-export function normalizeRows(t: Tensor): void {
-  const [rows, cols] = t.shape as [number, number];
-  const w = t.f32Sync();
-  for (let r = 0; r < rows; r++) {
-    let ss = 0;
-    for (let j = 0; j < cols; j++) ss += w[r * cols + j]! ** 2;
-    const s = 1 / Math.max(Math.sqrt(ss), 1e-12);
-    for (let j = 0; j < cols; j++) w[r * cols + j]! *= s;
-  }
+/** The rows of a [rows, cols] tensor rescaled to unit L2 norm. */
+export function normalizeRows(t: Tensor): Tensor {
+  return noGrad(() => div(t, maximum(sqrt(sum(mul(t, t), 1, true)), Tensor.scalar(1e-12))));
 }
 
-/** Removes from each decoder row's gradient its component along the row (it would only change the norm). */
-export function removeParallelGrad(w: Tensor, g: Tensor): void {
-  const [rows, cols] = w.shape as [number, number];
-  const wd = w.f32Sync();
-  const gd = g.f32Sync();
-  for (let r = 0; r < rows; r++) {
-    let dot = 0;
-    let ss = 0;
-    for (let j = 0; j < cols; j++) {
-      dot += wd[r * cols + j]! * gd[r * cols + j]!;
-      ss += wd[r * cols + j]! ** 2;
-    }
-    const c = dot / Math.max(ss, 1e-12);
-    for (let j = 0; j < cols; j++) gd[r * cols + j]! -= c * wd[r * cols + j]!;
-  }
+/** Each decoder row's gradient without its component along the row (that would only change the norm). */
+export function removeParallelGrad(w: Tensor, g: Tensor): Tensor {
+  return noGrad(() => {
+    const dot = sum(mul(w, g), 1, true); // [rows, 1]
+    const ss = maximum(sum(mul(w, w), 1, true), Tensor.scalar(1e-12));
+    return sub(g, mul(div(dot, ss), w));
+  });
 }
 
 function countDead(rowsSinceFired: Float32Array, window: number): number {
@@ -672,11 +664,11 @@ function countDead(rowsSinceFired: Float32Array, window: number): number {
 /**
  * Bricken et al. 2023's resampling: each dead latent gets a new decoder row along an input the SAE
  * reconstructs badly (sampled with probability ∝ squared error), an encoder column along it scaled to
- * 0.2 x the mean live encoder norm, a zero bias, and fresh Adam moments.
+ * 0.2 x the mean live encoder norm, a zero bias, and fresh Adam moments. Only the per-row errors are
+ * read (to draw the rows); the parameters are rewritten on the engine, masked by the dead latents.
  */
-function resampleDead(
+async function resampleDead(
   cfg: SaeConfig,
-  params: Map<string, Tensor>,
   opt: Adam,
   names: string[],
   rowsSinceFired: Float32Array,
@@ -685,69 +677,66 @@ function resampleDead(
   outStream: BatchStream | null,
   inScale: number,
   rng: Rng,
-): void {
+): Promise<void> {
   const dead: number[] = [];
   for (let i = 0; i < o.width; i++) if (rowsSinceFired[i]! >= o.deadWindowRows) dead.push(i);
   if (dead.length === 0) return;
-  const x = inStream.next().map((v) => v * inScale);
-  const y = outStream ? outStream.next().map((v) => v * inScale) : x;
   const { dIn, dOut, dSae } = cfg;
   const n = o.batchSize;
-  const recons = noGrad(() =>
-    inferenceView(cfg, params)
-      .forwardRows(new Tensor(x, [n, dIn]))
-      .recons.f32Sync(),
+  const x = new Tensor(
+    inStream.next().map((v) => v * inScale),
+    [n, dIn],
   );
-  const err = new Float64Array(n);
+  const y = outStream
+    ? new Tensor(
+        outStream.next().map((v) => v * inScale),
+        [n, dOut],
+      )
+    : x;
+  const ix = (name: string) => names.indexOf(name);
+  const biasName = cfg.architecture === 'gated' ? 'b_gate' : 'b_enc';
+  const params = new Map(names.map((nm, i) => [nm, opt.params[i]!] as const));
+  const diff = noGrad(() => sub(y, inferenceView(cfg, params).forwardRows(x).recons)); // [n, d_out]
+  const ss = sum(mul(diff, diff), 1); // [n]
+  const err = await mul(ss, ss).f32(); // probability ∝ squared loss
   let total = 0;
-  for (let r = 0; r < n; r++) {
-    let ss = 0;
-    for (let j = 0; j < dOut; j++) ss += (y[r * dOut + j]! - recons[r * dOut + j]!) ** 2;
-    total += err[r] = ss * ss; // probability ∝ squared loss
-  }
+  for (const e of err) total += e;
   if (!(total > 0)) return;
-  const W_enc = params.get('W_enc')!.f32Sync();
-  const W_dec = params.get('W_dec')!.f32Sync();
-  const bias = params.get(cfg.architecture === 'gated' ? 'b_gate' : 'b_enc')!.f32Sync();
-  const isDead = new Uint8Array(dSae);
-  for (const i of dead) isDead[i] = 1;
-  let liveNorm = 0;
-  for (let i = 0; i < dSae; i++) {
-    if (isDead[i]) continue;
-    let ss = 0;
-    for (let j = 0; j < dIn; j++) ss += W_enc[j * dSae + i]! ** 2;
-    liveNorm += Math.sqrt(ss);
-  }
-  liveNorm = dead.length < dSae ? liveNorm / (dSae - dead.length) : 1;
+  // The row each dead latent takes (live latents: row 0, masked out below).
+  const rowOf = new BigInt64Array(dSae);
+  const isDead = new Float32Array(dSae);
   for (const i of dead) {
     let u = rng.next() * total;
     let r = 0;
     while (r < n - 1 && (u -= err[r]!) > 0) r++;
-    // The new direction is the row's reconstruction error, normalised.
-    let ss = 0;
-    for (let j = 0; j < dOut; j++) ss += (y[r * dOut + j]! - recons[r * dOut + j]!) ** 2;
-    const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
-    for (let j = 0; j < dOut; j++) W_dec[i * dOut + j] = (y[r * dOut + j]! - recons[r * dOut + j]!) * inv;
-    let xs = 0;
-    for (let j = 0; j < dIn; j++) xs += x[r * dIn + j]! ** 2;
-    const encScale = (0.2 * liveNorm) / Math.max(Math.sqrt(xs), 1e-12);
-    for (let j = 0; j < dIn; j++) W_enc[j * dSae + i] = x[r * dIn + j]! * encScale;
-    bias[i] = 0;
+    rowOf[i] = BigInt(r);
+    isDead[i] = 1;
     rowsSinceFired[i] = 0;
   }
-  // Fresh Adam moments for the resampled entries.
-  const st = opt.state();
-  const zero = (param: string, index: (i: number) => number[]) => {
-    const p = names.indexOf(param);
-    for (const key of [`m.${p}`, `v.${p}`]) {
-      const b = st.buffers[key];
-      if (b) for (const i of dead) for (const j of index(i)) b[j] = 0;
-    }
-  };
-  zero('W_enc', (i) => Array.from({ length: dIn }, (_, j) => j * dSae + i));
-  zero('W_dec', (i) => Array.from({ length: dOut }, (_, j) => i * dOut + j));
-  zero(cfg.architecture === 'gated' ? 'b_gate' : 'b_enc', (i) => [i]);
-  opt.loadState(st);
+  const rows = new Tensor(rowOf, [dSae]);
+  const deadT = new Tensor(isDead, [dSae]);
+  const mask = gt(deadT, 0);
+  noGrad(() => {
+    const W_enc = opt.params[ix('W_enc')]!; // [d_in, d_sae]
+    const W_dec = opt.params[ix('W_dec')]!; // [d_sae, d_out]
+    const bias = opt.params[ix(biasName)]!; // [d_sae]
+    const colNorms = sqrt(sum(mul(W_enc, W_enc), 0)); // [d_sae]
+    const live = dSae - dead.length;
+    const liveNorm = live > 0 ? div(sum(mul(colNorms, sub(1, deadT))), live) : Tensor.scalar(1);
+    // The new direction is the row's reconstruction error, normalised.
+    const newDec = normalizeRows(gather(diff, 0, rows)); // [d_sae, d_out]
+    const xr = gather(x, 0, rows); // [d_sae, d_in]
+    const xNorm = maximum(sqrt(sum(mul(xr, xr), 1, true)), Tensor.scalar(1e-12));
+    const newEnc = transpose(mul(xr, div(mul(liveNorm, 0.2), xNorm))); // [d_in, d_sae]
+    opt.params[ix('W_dec')] = where(reshape(mask, [dSae, 1]), newDec, W_dec);
+    opt.params[ix('W_enc')] = where(reshape(mask, [1, dSae]), newEnc, W_enc);
+    opt.params[ix(biasName)] = where(mask, 0, bias);
+    // Fresh Adam moments for the resampled entries.
+    const keep = sub(1, deadT);
+    opt.scaleBuffers(ix('W_enc'), reshape(keep, [1, dSae]));
+    opt.scaleBuffers(ix('W_dec'), reshape(keep, [dSae, 1]));
+    opt.scaleBuffers(ix(biasName), keep);
+  });
 }
 
 /** The training parameters as an inference SAE on normalised inputs (JumpReLU thresholds exponentiated). */
@@ -756,13 +745,7 @@ function inferenceView(cfg: SaeConfig, params: Map<string, Tensor>): SparseAutoe
   const lt = p.get('log_threshold');
   if (lt) {
     p.delete('log_threshold');
-    p.set(
-      'threshold',
-      new Tensor(
-        lt.f32Sync().map((v) => Math.exp(v)),
-        lt.shape,
-      ),
-    );
+    p.set('threshold', exp(lt));
   }
   const c: SaeConfig = cfg.architecture === 'batchtopk' ? { ...cfg } : cfg;
   return new SparseAutoencoder({ ...c, normalizeActivations: 'none', scalingFactor: null }, p);

@@ -4,6 +4,7 @@ import { SondeError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { replaceDir } from '../models/save.js';
 import type { Weights } from '../models/weights.js';
+import { Tensor } from '../engine/tensor.js';
 import type { OptimizerState } from './optimizers.js';
 import { tempSibling } from '../io/leftovers.js';
 
@@ -34,19 +35,20 @@ export interface CheckpointState {
  * Writes weights, optimizer buffers and loop state into `dir` atomically: everything goes to a temp
  * folder that replaces `dir` by rename, so a kill at any moment leaves the previous checkpoint whole.
  */
-export function saveCheckpoint(
+export async function saveCheckpoint(
   dir: string,
   weights: Weights,
   opt: OptimizerState,
   state: CheckpointState,
-): void {
+): Promise<void> {
+  // Every value is read before anything is written, so the folder is never left half-made by a wait.
+  const w: Record<string, TensorToWrite> = {};
+  for (const [n, t] of weights) w[n] = { dtype: 'F32', shape: t.shape, data: await t.f32() };
   const target = path.resolve(dir);
   removeSupersededCheckpoints(target);
   const tmp = tempSibling(target);
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    const w: Record<string, TensorToWrite> = {};
-    for (const [n, t] of weights) w[n] = { dtype: 'F32', shape: t.shape, data: t.f32Sync() };
     writeSafetensors(path.join(tmp, 'model.safetensors'), w);
     const o: Record<string, TensorToWrite> = {};
     for (const [n, b] of Object.entries(opt.buffers)) o[n] = { dtype: 'F32', shape: [b.length], data: b };
@@ -85,7 +87,10 @@ export function checkpointExists(dir: string): boolean {
   return findCheckpoint(dir) !== null;
 }
 
-/** Loads a checkpoint into `weights` (in place) and returns the optimizer and loop state. */
+/**
+ * Loads a checkpoint into `weights` (the map's entries are replaced by the saved tensors; tensors are
+ * immutable) and returns the optimizer and loop state.
+ */
 export function loadCheckpoint(
   dir: string,
   weights: Weights,
@@ -106,7 +111,7 @@ export function loadCheckpoint(
       const data = wf.readFloat32(n);
       if (data.length !== t.size)
         throw new CheckpointError(`checkpoint weight '${n}' has ${data.length} values, model has ${t.size}`);
-      t.f32Sync().set(data);
+      weights.set(n, new Tensor(data, t.shape));
     }
   } finally {
     wf.close();

@@ -42,7 +42,8 @@ export interface TrainOptions {
   seed?: number;
   /** Rewrites each training batch (drawing only from `rng`, so resumes stay exact). */
   augment?: (tokens: Tensor, rng: Rng) => Tensor;
-  onStep?: (s: StepInfo) => void;
+  /** Called after each step (awaited: it may read tensors); `weights` holds the step's parameters. */
+  onStep?: (s: StepInfo) => void | Promise<void>;
   /** Called once, before the first step, when a checkpoint was resumed (with its step). */
   onResume?: (step: number) => void;
   /** Extra data stored with each checkpoint, returned on resume. */
@@ -109,27 +110,25 @@ function validate(o: TrainOptions): void {
 /**
  * Next-token training of any Sonde model on a token dataset, with a compiled train step (forward,
  * loss and backward as one ONNX graph, parameters fed by reference), evaluation on held-out text, and
- * atomic checkpoints that resume exactly.
+ * atomic checkpoints that resume exactly. The entries of `weights` are replaced by the trained tensors.
  */
-export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o: TrainOptions): TrainResult {
+export async function train(
+  cfg: ModelConfig,
+  weights: Weights,
+  data: TokenDataset,
+  o: TrainOptions,
+): Promise<TrainResult> {
   validate(o);
   if (o.ctx > cfg.nCtx && cfg.positional === 'learned') {
     throw new TrainError(`context ${o.ctx} is longer than the model's ${cfg.nCtx} positions`);
   }
   const names = [...weights.keys()];
-  const params = names.map((n) => weights.get(n)!);
   const sched: Schedule =
     o.schedule === 'cosine'
       ? schedules.cosine(o.lr, o.steps, o.warmupSteps ?? 0, o.minLr ?? 0)
       : o.schedule === 'warmup'
         ? schedules.linearWarmup(o.lr, o.warmupSteps ?? 0)
         : schedules.constant(o.lr);
-  const opt: Optimizer =
-    o.optimizer === 'sgd'
-      ? new SGD(params, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 0 })
-      : o.optimizer === 'adam'
-        ? new Adam(params, { lr: o.lr, betas: o.betas, weightDecay: o.weightDecay ?? 0 })
-        : new AdamW(params, { lr: o.lr, betas: o.betas, weightDecay: o.weightDecay ?? 0.01 });
   const rng = new Rng(o.seed ?? 0);
   const splits = data.splits();
   const key = modelKey(cfg, weights);
@@ -139,8 +138,18 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
   let resumedFrom: number | null = null;
   let extra: Record<string, unknown> | undefined;
   const settings = o.settings ?? defaultSettings(o);
-  if (o.checkpointDir && (o.resume ?? true) && checkpointExists(o.checkpointDir)) {
-    const ck = loadCheckpoint(o.checkpointDir, weights, key);
+  const ck =
+    o.checkpointDir && (o.resume ?? true) && checkpointExists(o.checkpointDir)
+      ? loadCheckpoint(o.checkpointDir, weights, key)
+      : null;
+  const params = names.map((n) => weights.get(n)!);
+  const opt: Optimizer =
+    o.optimizer === 'sgd'
+      ? new SGD(params, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 0 })
+      : o.optimizer === 'adam'
+        ? new Adam(params, { lr: o.lr, betas: o.betas, weightDecay: o.weightDecay ?? 0 })
+        : new AdamW(params, { lr: o.lr, betas: o.betas, weightDecay: o.weightDecay ?? 0.01 });
+  if (ck && o.checkpointDir) {
     checkResumeSettings(o.checkpointDir, ck.state.step, ck.state.settings, settings);
     opt.loadState(ck.optimizer);
     rng.setState(ck.state.rngState);
@@ -153,12 +162,13 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
   }
 
   const asMap = (ts: Tensor[]) => new Map(names.map((n, i) => [n, ts[i]!] as const));
-  // Parameters are declared inputs, so the optimizer's in-place updates reach every replay.
+  // Parameters are declared inputs: each replay gets the optimizer's current tensors.
   let trainStep: TracedFunction | null = null;
-  const runStep = (tokens: Tensor): { loss: number; grads: Tensor[] } => {
+  const runStep = (tokens: Tensor): { loss: Tensor; grads: Tensor[] } => {
+    const params = opt.params;
     if (trainStep) {
       const out = trainStep.run([tokens, ...params]);
-      return { loss: out[0]!.itemSync(), grads: out.slice(1) };
+      return { loss: out[0]!, grads: out.slice(1) };
     }
     for (const p of params) {
       p.requireGrad();
@@ -178,10 +188,11 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
       p.requiresGrad = false;
     }
     trainStep = fn;
-    return { loss: outputs[0]!.itemSync(), grads: outputs.slice(1) };
+    return { loss: outputs[0]!, grads: outputs.slice(1) };
   };
   let evalFn: TracedFunction | null = null;
-  const evalLoss = (): number => {
+  const evalLoss = async (): Promise<number> => {
+    const params = opt.params;
     const evalRng = new Rng((o.seed ?? 0) + 1_000_003);
     const n = o.evalBatches ?? 4;
     let total = 0;
@@ -198,8 +209,8 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
           ),
         );
         evalFn = traced.fn;
-        total += traced.outputs[0]!.itemSync();
-      } else total += evalFn.run([tokens, ...params])[0]!.itemSync();
+        total += await traced.outputs[0]!.item();
+      } else total += await evalFn.run([tokens, ...params])[0]!.item();
     }
     return total / n;
   };
@@ -212,11 +223,16 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
     const tokens = o.augment ? o.augment(sampled, rng) : sampled;
     const lr = sched(step);
     opt.lr = lr;
-    const { loss, grads } = runStep(tokens);
+    const { loss: lossT, grads } = runStep(tokens);
+    const clipped = o.clipNorm ? clipGradNorm(grads, o.clipNorm) : null;
+    opt.step(clipped ? clipped.grads : grads);
+    // The caller's map follows the optimizer (a model built on it sees the current weights).
+    names.forEach((n, i) => weights.set(n, opt.params[i]!));
+    // The one read per step: the loss (its history is the run's record and is checked for NaN).
+    const loss = await lossT.item();
     if (!Number.isFinite(loss))
       throw new TrainError(`loss is ${loss} at step ${step + 1}: lower the learning rate`);
-    const gradNorm = o.clipNorm ? clipGradNorm(grads, o.clipNorm) : null;
-    opt.step(grads);
+    const gradNorm = clipped ? await clipped.norm.item() : null;
     step++;
     losses.push(loss);
     tokensSince += o.batchSize * o.ctx;
@@ -228,27 +244,29 @@ export function train(cfg: ModelConfig, weights: Weights, data: TokenDataset, o:
       tokensPerSecond: (tokensSince / (performance.now() - t0)) * 1000,
     };
     if (o.evalEvery && (step % o.evalEvery === 0 || step === o.steps)) {
-      info.evalLoss = evalLoss();
+      info.evalLoss = await evalLoss();
       evals.push({ step, loss: info.evalLoss });
     }
-    o.onStep?.(info);
+    await o.onStep?.(info);
     if (step % 50 === 0) {
       t0 = performance.now();
       tokensSince = 0;
     }
     if (o.checkpointDir && ((o.checkpointEvery && step % o.checkpointEvery === 0) || step === last)) {
+      const optState = await opt.state();
       const state: CheckpointState = {
         step,
         rngState: rng.getState(),
-        optimizer: { kind: opt.state().kind, steps: opt.steps, lr: opt.lr },
+        optimizer: { kind: optState.kind, steps: opt.steps, lr: opt.lr },
         modelKey: key,
         losses,
         evals,
         extra: o.checkpointExtra?.(),
         settings,
       };
-      saveCheckpoint(o.checkpointDir, weights, opt.state(), state);
+      await saveCheckpoint(o.checkpointDir, weights, optState, state);
     }
   }
+  opt.dispose();
   return { step, losses, evals, resumedFrom, extra };
 }

@@ -34,3 +34,11 @@ export function identitySae(hookName: string, d = 64): SparseAutoencoder {
   }
   return standardSae(hookName, enc, dec, 2 * d);
 }
+
+/** Replaces an SAE parameter's leading values (tensors are immutable: a new tensor, same shape). */
+export async function setParam(sae: SparseAutoencoder, name: string, values: number[]): Promise<void> {
+  const t = sae.param(name);
+  const data = Float32Array.from(await t.f32());
+  data.set(values);
+  sae.params.set(name, new Tensor(data, t.shape));
+}

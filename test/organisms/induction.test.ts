@@ -44,14 +44,14 @@ describe('induction organism', () => {
     expect(r.scores.lossSecondRepeat).toBeGreaterThan(0.7 * r.scores.lossFirstRepeat);
   }, 300_000); // seeded training: slower when the suite runs other training tests alongside
 
-  it('makes self-repeating rows with a random period', () => {
+  it('makes self-repeating rows with a random period', async () => {
     const B = 6;
     const P = 64;
     const t = new Tensor(
       BigInt64Array.from({ length: B * P }, (_, i) => BigInt(100 + (i % 300))),
       [B, P],
     );
-    const out = repeatSpans(t, new Rng(1), 1).toArraySync();
+    const out = await repeatSpans(t, new Rng(1), 1).toArray();
     const periods = new Set<number>();
     for (let b = 0; b < B; b++) {
       const row = out.slice(b * P, (b + 1) * P);
@@ -60,6 +60,9 @@ describe('induction organism', () => {
       );
       expect(period, `row ${b}`).toBeDefined();
       expect(period!).toBeGreaterThanOrEqual(8);
+      // The first period is a shuffle of the row's own first tokens.
+      const orig = Array.from({ length: period! }, (_, i) => 100 + ((b * P + i) % 300));
+      expect([...row.slice(0, period!)].sort()).toEqual(orig.sort());
       periods.add(period!);
     }
     expect(periods.size).toBeGreaterThan(1);

@@ -105,9 +105,9 @@ describe('trainSuperposition: bad hyper-parameters are clear errors', () => {
     [{ ...ok, importanceDecay: 0 }, /importance decay must be a finite number > 0/],
     [{ ...ok, lr: -1 }, /learning rate must be a finite number > 0/],
     [{ ...ok, batch: 0 }, /batch must be an integer >= 1/],
-  ])('%o', (opts, message) => {
+  ])('%o', async (opts, message) => {
     expect(() => validateSuperpositionOptions(opts)).toThrow(message);
-    expect(() => trainSuperposition(opts)).toThrow(ToyModelError);
+    await expect(trainSuperposition(opts)).rejects.toThrow(ToyModelError);
   });
 
   it('sweepSparsities checks its range, and spaces 1/(1-S) evenly on a log scale', () => {
@@ -124,9 +124,9 @@ describe('trainSuperposition: bad hyper-parameters are clear errors', () => {
 describe('n = 5, m = 2, importance 0.9^i: the paper introduction figure', () => {
   let sweep: SweepResult;
   let at: (s: number) => SuperpositionInstance;
-  beforeAll(() => {
+  beforeAll(async () => {
     // One batched run: 4 sparsities x 4 restarts = 16 instances. Measured: 4.5 s on 2 busy cores.
-    sweep = sweepSparsity({ features: 5, hidden: 2, sparsities: [0, 0.5, 0.8, 0.9], ...FAST });
+    sweep = await sweepSparsity({ features: 5, hidden: 2, sparsities: [0, 0.5, 0.8, 0.9], ...FAST });
     at = (s) => sweep.run.best.find((r) => r.sparsity === s)!;
   });
 
@@ -207,8 +207,8 @@ function expectPentagon(r: SuperpositionInstance): void {
 }
 
 describe('uniform importance', () => {
-  it('n = 5, m = 2, S = 0.9: a regular pentagon, every D_i within 0.05 of 2/5', () => {
-    const run = trainSuperposition({
+  it('n = 5, m = 2, S = 0.9: a regular pentagon, every D_i within 0.05 of 2/5', async () => {
+    const run = await trainSuperposition({
       features: 5,
       hidden: 2,
       sparsities: [0.9],
@@ -224,7 +224,7 @@ describe('uniform importance', () => {
   });
 
   it('n = 20, m = 5, dense, importance 0.9^i: the 5 most important features get a dimension each', async () => {
-    const run = trainSuperposition({
+    const run = await trainSuperposition({
       features: 20,
       hidden: 5,
       sparsities: [0],

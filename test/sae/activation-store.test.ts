@@ -46,14 +46,17 @@ function referenceContexts(): number[][] {
 }
 
 /** The hook's rows at non-BOS positions, from runWithCache on the same batches. */
-function referenceRows(contexts: number[][], hook = HOOK): { rows: Float32Array[]; d: number } {
+async function referenceRows(
+  contexts: number[][],
+  hook = HOOK,
+): Promise<{ rows: Float32Array[]; d: number }> {
   const rows: Float32Array[] = [];
   let d = 0;
   for (let b = 0; b < contexts.length; b += BATCH) {
     const batch = contexts.slice(b, b + BATCH);
     const act = model.runWithCache(batch, { names: [hook] }).cache.get(hook);
     d = act.shape.slice(2).reduce((x, y) => x * y, 1);
-    const data = act.f32Sync();
+    const data = await act.f32();
     batch.forEach((c, i) =>
       c.forEach((tok, p) => {
         if (tok !== BOS) rows.push(data.slice((i * CTX + p) * d, (i * CTX + p + 1) * d));
@@ -74,8 +77,8 @@ const base = (outDir: string, extra: Partial<HarvestOptions> = {}): HarvestOptio
 });
 
 const contexts = referenceContexts();
-const ref = referenceRows(contexts);
-const full = harvestActivations(model, base(dir('full')));
+const ref = await referenceRows(contexts);
+const full = await harvestActivations(model, base(dir('full')));
 
 function storeRows(d: string): Float32Array {
   const s = ActivationStore.open(d);
@@ -89,7 +92,7 @@ function shardBytes(d: string, m: StoreManifest): Buffer[] {
 }
 
 describe('harvestActivations', () => {
-  it('stores the hook activation at every non-BOS position, in order', () => {
+  it('stores the hook activation at every non-BOS position, in order', async () => {
     const nonBos = contexts.flat().filter((t) => t !== BOS).length;
     expect(contexts.length).toBeGreaterThan(20);
     expect(full.rows).toBe(nonBos);
@@ -113,45 +116,51 @@ describe('harvestActivations', () => {
     expect(got).toEqual(want); // exactly
   });
 
-  it('stores float16 within float16 rounding, and flattens heads', () => {
-    const m = harvestActivations(model, base(dir('half'), { dtype: 'float16', texts: () => texts.values() }));
+  it('stores float16 within float16 rounding, and flattens heads', async () => {
+    const m = await harvestActivations(
+      model,
+      base(dir('half'), { dtype: 'float16', texts: () => texts.values() }),
+    );
     const got = storeRows(dir('half'));
     const want = new Float32Array(m.rows * 64);
     ref.rows.forEach((r, i) => want.set(float16ToFloat32(float32ToFloat16(r)), i * 64));
     expect(got).toEqual(want);
 
     // With excludeBos off, every position is a row (BOS included).
-    const withBos = harvestActivations(model, base(dir('bos'), { excludeBos: false, maxRows: 2 * CTX }));
-    const firstTwo = model
+    const withBos = await harvestActivations(
+      model,
+      base(dir('bos'), { excludeBos: false, maxRows: 2 * CTX }),
+    );
+    const firstTwo = await model
       .runWithCache(contexts.slice(0, BATCH), { names: [HOOK] })
       .cache.get(HOOK)
-      .f32Sync();
+      .f32();
     expect(withBos.rows).toBe(2 * CTX);
     expect(storeRows(dir('bos'))).toEqual(firstTwo.slice(0, 2 * CTX * 64));
 
-    const z = harvestActivations(model, base(dir('z'), { hook: 'blocks.0.attn.hook_z', maxRows: 60 }));
-    const zref = referenceRows(contexts.slice(0, BATCH), 'blocks.0.attn.hook_z');
+    const z = await harvestActivations(model, base(dir('z'), { hook: 'blocks.0.attn.hook_z', maxRows: 60 }));
+    const zref = await referenceRows(contexts.slice(0, BATCH), 'blocks.0.attn.hook_z');
     expect(z.d).toBe(model.cfg.nHeads * model.cfg.dHead);
     const zrows = storeRows(dir('z'));
     expect(zrows.length).toBe(60 * z.d);
     for (let i = 0; i < 60; i++) expect(zrows.slice(i * z.d, (i + 1) * z.d)).toEqual(zref.rows[i]);
   });
 
-  it('resumes after maxRows stops and after a crash, giving the same shards as one run', () => {
+  it('resumes after maxRows stops and after a crash, giving the same shards as one run', async () => {
     // maxRows mid-shard and mid-context, twice, then to the end.
-    const a = harvestActivations(model, base(dir('resume'), { maxRows: 130 }));
+    const a = await harvestActivations(model, base(dir('resume'), { maxRows: 130 }));
     expect([a.rows, a.complete, a.shards.map((s) => s.rows)]).toEqual([130, false, [100, 30]]);
-    const b = harvestActivations(model, base(dir('resume'), { maxRows: 257 }));
+    const b = await harvestActivations(model, base(dir('resume'), { maxRows: 257 }));
     expect([b.rows, b.shards.map((s) => s.rows)]).toEqual([257, [100, 100, 57]]);
-    const c = harvestActivations(model, base(dir('resume')));
+    const c = await harvestActivations(model, base(dir('resume')));
     expect(c).toEqual(full);
     expect(shardBytes(dir('resume'), c)).toEqual(shardBytes(dir('full'), full));
     // Already complete: nothing to do.
-    expect(harvestActivations(model, base(dir('resume')))).toEqual(full);
+    expect(await harvestActivations(model, base(dir('resume')))).toEqual(full);
 
     // A crash mid-run (the callback throws after some batches): listed shards are whole; continue.
     const progress: number[] = [];
-    expect(() =>
+    await expect(
       harvestActivations(
         model,
         base(dir('crash'), {
@@ -162,7 +171,7 @@ describe('harvestActivations', () => {
           },
         }),
       ),
-    ).toThrow('killed');
+    ).rejects.toThrow('killed');
     const partial = JSON.parse(
       fs.readFileSync(path.join(dir('crash'), 'manifest.json'), 'utf8'),
     ) as StoreManifest;
@@ -171,37 +180,43 @@ describe('harvestActivations', () => {
     expect(partial.rows).toBeGreaterThanOrEqual(300);
     expect(partial.complete).toBe(false);
     expect(progress.every((p, i) => i === 0 || p > progress[i - 1]!)).toBe(true);
-    const d = harvestActivations(model, base(dir('crash')));
+    const d = await harvestActivations(model, base(dir('crash')));
     expect(d).toEqual(full);
     expect(shardBytes(dir('crash'), d)).toEqual(shardBytes(dir('full'), full));
   });
 
-  it('refuses a folder harvested with other settings or from other texts', () => {
-    expect(() => harvestActivations(model, base(dir('full'), { hook: 'blocks.0.hook_resid_post' }))).toThrow(
+  it('refuses a folder harvested with other settings or from other texts', async () => {
+    await expect(
+      harvestActivations(model, base(dir('full'), { hook: 'blocks.0.hook_resid_post' })),
+    ).rejects.toThrow(
       /other settings.*hook: "blocks\.1\.hook_resid_post" there, "blocks\.0\.hook_resid_post" now/,
     );
-    expect(() => harvestActivations(model, base(dir('full'), { dtype: 'float16' }))).toThrow(
+    await expect(harvestActivations(model, base(dir('full'), { dtype: 'float16' }))).rejects.toThrow(
       ActivationDataError,
     );
-    expect(() => harvestActivations(model, base(dir('full'), { ctx: 32 }))).toThrow(/ctx: 24 there, 32 now/);
+    await expect(harvestActivations(model, base(dir('full'), { ctx: 32 }))).rejects.toThrow(
+      /ctx: 24 there, 32 now/,
+    );
     const processed = HookedTransformer.load(undefined, { processWeights: true, compile: 'never' });
-    expect(() => harvestActivations(processed, base(dir('full')))).toThrow(/another model/);
-    harvestActivations(model, base(dir('texts'), { maxRows: 150 }));
-    expect(() => harvestActivations(model, base(dir('texts'), { texts: [...texts].reverse() }))).toThrow(
-      /texts differ/,
+    await expect(harvestActivations(processed, base(dir('full')))).rejects.toThrow(/another model/);
+    await harvestActivations(model, base(dir('texts'), { maxRows: 150 }));
+    await expect(
+      harvestActivations(model, base(dir('texts'), { texts: [...texts].reverse() })),
+    ).rejects.toThrow(/texts differ/);
+    await expect(
+      harvestActivations(model, base(dir('x'), { hook: 'blocks.9.hook_resid_post' })),
+    ).rejects.toThrow(/unknown hook/);
+    await expect(
+      harvestActivations(model, base(dir('x'), { hook: 'blocks.0.attn.hook_pattern' })),
+    ).rejects.toThrow(/not one vector per position/);
+    await expect(harvestActivations(model, base(dir('x'), { texts: ['Hi'] }))).rejects.toThrow(
+      /single context/,
     );
-    expect(() => harvestActivations(model, base(dir('x'), { hook: 'blocks.9.hook_resid_post' }))).toThrow(
-      /unknown hook/,
-    );
-    expect(() => harvestActivations(model, base(dir('x'), { hook: 'blocks.0.attn.hook_pattern' }))).toThrow(
-      /not one vector per position/,
-    );
-    expect(() => harvestActivations(model, base(dir('x'), { texts: ['Hi'] }))).toThrow(/single context/);
   });
 });
 
 describe('ActivationStore', () => {
-  it('reads across shards and computes streamed statistics', () => {
+  it('reads across shards and computes streamed statistics', async () => {
     const s = ActivationStore.open(dir('full'));
     expect([s.rows, s.dim, s.hook, s.dtype]).toEqual([full.rows, 64, HOOK, 'float32']);
     const all = s.readAll();
@@ -240,7 +255,7 @@ describe('ActivationStore', () => {
   const indices = (batches: Float32Array[]) =>
     batches.flatMap((b) => Array.from(b.filter((_, i) => i % 2 === 0)));
 
-  it('covers every row exactly once per epoch, shuffled, within the buffer bound', () => {
+  it('covers every row exactly once per epoch, shuffled, within the buffer bound', async () => {
     const store = ActivationStore.open(npy);
     for (const [bufferRows, chunkRows] of [
       [200, 32],
@@ -270,7 +285,7 @@ describe('ActivationStore', () => {
     store.close();
   });
 
-  it('streams only the first `rows` rows when asked (the rest held out of training)', () => {
+  it('streams only the first `rows` rows when asked (the rest held out of training)', async () => {
     const store = ActivationStore.open(npy);
     const s = store.stream({ batchSize: 50, seed: 4, bufferRows: 200, chunkRows: 32, rows: 950 });
     const idx = indices(Array.from({ length: 57 }, () => s.next())); // three epochs of 950
@@ -285,7 +300,7 @@ describe('ActivationStore', () => {
     store.close();
   });
 
-  it('covers a multi-shard store once per epoch', () => {
+  it('covers a multi-shard store once per epoch', async () => {
     const s = ActivationStore.open(dir('full'));
     const all = s.readAll();
     const key = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
@@ -306,7 +321,7 @@ describe('ActivationStore', () => {
     s.close();
   });
 
-  it('resumes a stream exactly from its state', () => {
+  it('resumes a stream exactly from its state', async () => {
     const store = ActivationStore.open(npy);
     const opts = { batchSize: 150, seed: 11, bufferRows: 300, chunkRows: 64 };
     const straight = store.stream(opts);
@@ -329,7 +344,7 @@ describe('ActivationStore', () => {
     store.close();
   });
 
-  it('opens one .safetensors file as a store', () => {
+  it('opens one .safetensors file as a store', async () => {
     const s = ActivationStore.open(path.join(dir('full'), full.shards[1]!.file));
     expect([s.rows, s.dim, s.hook]).toEqual([100, 64, null]);
     expect(s.readAll()).toEqual(storeRows(dir('full')).slice(100 * 64, 200 * 64));

@@ -14,6 +14,7 @@ import {
   type ScanProgress,
 } from '../../src/sae/features.js';
 import { SparseAutoencoder } from '../../src/sae/sae.js';
+import { Tensor } from '../../src/engine/tensor.js';
 import { saveSaeLens } from '../../src/sae/saelens.js';
 import { ROOT, sonde } from '../helpers/cli.js';
 
@@ -31,14 +32,14 @@ const TEXTS = splitCorpus(
  * largest other token's, so it fires exactly on ' little'. Latent 1's decoder row is the unembedding column
  * of the token with the largest one (divided by ln_final.w), latent 2 never fires.
  */
-function knownSae(): { sae: SparseAutoencoder; little: number; loudest: number } {
-  const sae = SparseAutoencoder.init(
+async function knownSae(): Promise<{ sae: SparseAutoencoder; little: number; loudest: number }> {
+  const init = SparseAutoencoder.init(
     saeConfig({ architecture: 'standard', dIn: D, dSae: 16, hookName: 'blocks.0.hook_resid_pre' }),
     { seed: 3 },
   );
-  const WE = model.weights.get('embed.W_E')!.f32Sync();
-  const WU = model.weights.get('unembed.W_U')!.f32Sync();
-  const lnW = model.weights.get('ln_final.w')!.f32Sync();
+  const WE = await model.weights.get('embed.W_E')!.f32();
+  const WU = await model.weights.get('unembed.W_U')!.f32();
+  const lnW = await model.weights.get('ln_final.w')!.f32();
   const little = LITTLE[0]!;
   const e = WE.slice(little * D, (little + 1) * D);
   const n = Math.hypot(...e);
@@ -50,8 +51,9 @@ function knownSae(): { sae: SparseAutoencoder; little: number; loudest: number }
   let other = -Infinity;
   for (let t = 0; t < V; t++) if (t !== little) other = Math.max(other, proj(t));
   expect(proj(little)).toBeGreaterThan(other);
-  const enc = sae.param('W_enc').f32Sync();
-  const bEnc = sae.param('b_enc').f32Sync();
+  // Parameters are edited as host copies, then made a new SAE (tensors are immutable).
+  const enc = Float32Array.from(await init.param('W_enc').f32());
+  const bEnc = Float32Array.from(await init.param('b_enc').f32());
   for (let j = 0; j < D; j++) enc[j * 16 + 0] = e[j]! / n;
   bEnc[0] = -(proj(little) + other) / 2;
   for (let j = 0; j < D; j++) enc[j * 16 + 2] = 0;
@@ -63,15 +65,23 @@ function knownSae(): { sae: SparseAutoencoder; little: number; loudest: number }
     for (let j = 0; j < D; j++) s += WU[j * V + t]! ** 2;
     if (s > best) [best, loudest] = [s, t];
   }
-  const dec = sae.param('W_dec').f32Sync();
+  const dec = Float32Array.from(await init.param('W_dec').f32());
   for (let j = 0; j < D; j++) dec[1 * D + j] = WU[j * V + loudest]! / lnW[j]!;
+  const sae = withParams(init, { W_enc: enc, b_enc: bEnc, W_dec: dec });
   return { sae, little, loudest };
+}
+
+/** `sae` with some parameters replaced by these values (same shapes). */
+function withParams(sae: SparseAutoencoder, values: Record<string, Float32Array>): SparseAutoencoder {
+  const params = new Map(sae.params);
+  for (const [n, v] of Object.entries(values)) params.set(n, new Tensor(v, sae.param(n).shape));
+  return new SparseAutoencoder(sae.cfg, params);
 }
 
 let dir: string;
 let store: FeatureStore;
 const progress: ScanProgress[] = [];
-const { sae, little, loudest } = knownSae();
+const { sae, little, loudest } = await knownSae();
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-features-'));
@@ -142,7 +152,7 @@ describe('scanFeatures', () => {
     const x = model
       .runWithCache([ids], { names: ['blocks.0.hook_resid_pre'] })
       .cache.get('blocks.0.hook_resid_pre');
-    const acts = sae.encode(sae.toRows(x, D, 'x')).f32Sync();
+    const acts = await sae.encode(sae.toRows(x, D, 'x')).f32();
     const stored = await store.sql(
       'SELECT feature, value FROM acts WHERE seq = 1 AND pos = 5 ORDER BY feature',
     );
@@ -168,30 +178,31 @@ describe('scanFeatures', () => {
 });
 
 describe('featureLogits', () => {
-  it('ranks the token whose unembedding is the decoder direction first', () => {
-    const r = featureLogits(model, sae, 1, 5)!;
+  it('ranks the token whose unembedding is the decoder direction first', async () => {
+    const r = (await featureLogits(model, sae, 1, 5))!;
     expect(r.top[0]!.id).toBe(loudest);
     expect(r.top.length).toBe(5);
     expect(r.bottom.length).toBe(5);
-    const WU = model.weights.get('unembed.W_U')!.f32Sync();
+    const WU = await model.weights.get('unembed.W_U')!.f32();
     let self = 0;
     for (let j = 0; j < D; j++) self += WU[j * V + loudest]! ** 2;
     expect(r.top[0]!.value).toBeCloseTo(self, 3);
     expect(r.bottom[0]!.value).toBeLessThanOrEqual(r.bottom[4]!.value);
     expect(r.method).toMatch(/ln_final\.w/);
-    const neg = SparseAutoencoder.init(sae.cfg, { seed: 3 });
-    const dec = neg.param('W_dec').f32Sync();
-    const src = sae.param('W_dec').f32Sync();
+    const init = SparseAutoencoder.init(sae.cfg, { seed: 3 });
+    const dec = Float32Array.from(await init.param('W_dec').f32());
+    const src = await sae.param('W_dec').f32();
     for (let j = 0; j < D; j++) dec[1 * D + j] = -src[1 * D + j]!;
-    expect(featureLogits(model, neg, 1, 3)!.bottom[0]!.id).toBe(loudest);
-    expect(() => featureLogits(model, sae, 16)).toThrow(SaeError);
+    const neg = withParams(init, { W_dec: dec });
+    expect((await featureLogits(model, neg, 1, 3))!.bottom[0]!.id).toBe(loudest);
+    await expect(featureLogits(model, sae, 16)).rejects.toThrow(SaeError);
   });
 
-  it('is null, with the reason, off the residual stream', () => {
+  it('is null, with the reason, off the residual stream', async () => {
     const z = SparseAutoencoder.init(
       saeConfig({ architecture: 'standard', dIn: D, dSae: 4, hookName: 'blocks.0.attn.hook_z' }),
     );
-    expect(featureLogits(model, z, 0)).toBeNull();
+    expect(await featureLogits(model, z, 0)).toBeNull();
     expect(featureLogitsUnavailable(model, z)).toMatch(/not the residual stream/);
     expect(featureLogitsUnavailable(model, sae)).toBeNull();
   });
@@ -200,7 +211,7 @@ describe('featureLogits', () => {
 describe('sonde sae features / show', () => {
   it('scans into <sae>/features.duckdb, reuses it, and shows a latent (--json)', async () => {
     const saeDir = path.join(dir, 'sae');
-    saveSaeLens(sae, saeDir);
+    await saveSaeLens(sae, saeDir);
     const scan = [
       'sae',
       'features',
@@ -215,7 +226,7 @@ describe('sonde sae features / show', () => {
       '--json',
     ];
     const badHook = path.join(dir, 'sae-bad');
-    saveSaeLens(
+    await saveSaeLens(
       SparseAutoencoder.init(
         saeConfig({ architecture: 'standard', dIn: D, dSae: 4, hookName: 'blocks.9.hook_resid_pre' }),
       ),

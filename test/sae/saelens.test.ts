@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { Tensor } from '../../src/engine/tensor.js';
+import { setParam } from '../helpers/sae.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { saeConfig, SaeError, type SaeConfig } from '../../src/sae/config.js';
 import { SparseAutoencoder } from '../../src/sae/sae.js';
@@ -74,25 +75,26 @@ function worst(got: ArrayLike<number>, want: number[]): number {
 }
 const rows = (x: number[][]) => Tensor.from(Float32Array.from(x.flat()), [x.length, x[0]!.length]);
 
-function expectSameSae(a: SparseAutoencoder, b: SparseAutoencoder): void {
+async function expectSameSae(a: SparseAutoencoder, b: SparseAutoencoder): Promise<void> {
   expect(b.cfg).toEqual(a.cfg);
   expect([...b.params.keys()].sort()).toEqual([...a.params.keys()].sort());
   for (const [name, t] of a.params) {
     const u = b.param(name);
     expect(u.shape, name).toEqual(t.shape);
+    const [x, y] = [await u.f32(), await t.f32()];
     expect(
-      Buffer.from(u.f32Sync().buffer, u.f32Sync().byteOffset, u.f32Sync().byteLength).equals(
-        Buffer.from(t.f32Sync().buffer, t.f32Sync().byteOffset, t.f32Sync().byteLength),
+      Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(
+        Buffer.from(y.buffer, y.byteOffset, y.byteLength),
       ),
       name,
     ).toBe(true);
   }
 }
 
-function expectSaeError(fn: () => unknown, ...patterns: (string | RegExp)[]): void {
+async function expectSaeError(fn: () => unknown, ...patterns: (string | RegExp)[]): Promise<void> {
   let err: unknown;
   try {
-    fn();
+    await fn();
   } catch (e) {
     err = e;
   }
@@ -104,15 +106,15 @@ describe.each(NAMES)('SAELens fixture %s', (name) => {
   const r = ref(name);
   const dir = path.join(FIXTURES, name);
 
-  it('matches the float64 reference (pre, acts, recons)', () => {
+  it('matches the float64 reference (pre, acts, recons)', async () => {
     const sae = loadSaeLens(dir);
     const out = sae.forwardRows(rows(r.input));
     expect(out.pre.shape).toEqual([6, 32]);
     expect(out.acts.shape).toEqual([6, 32]);
     expect(out.recons.shape).toEqual([6, name === 'transcoder' ? 12 : 16]);
-    expect(worst(out.pre.f32Sync(), r.pre.flat())).toBeLessThan(1);
-    expect(worst(out.acts.f32Sync(), r.acts.flat())).toBeLessThan(1);
-    expect(worst(out.recons.f32Sync(), r.recons.flat())).toBeLessThan(1);
+    expect(worst(await out.pre.f32(), r.pre.flat())).toBeLessThan(1);
+    expect(worst(await out.acts.f32(), r.acts.flat())).toBeLessThan(1);
+    expect(worst(await out.recons.f32(), r.recons.flat())).toBeLessThan(1);
     // the fixture is not trivial: some latents fire, most do not
     const acts = r.acts.flat();
     const active = acts.filter((v) => v !== 0).length;
@@ -120,25 +122,25 @@ describe.each(NAMES)('SAELens fixture %s', (name) => {
     expect(active).toBeLessThan(acts.length);
   });
 
-  it('save -> load is exact, and the saved folder reproduces the reference', () => {
+  it('save -> load is exact, and the saved folder reproduces the reference', async () => {
     const sae = loadSaeLens(dir);
     const out = tmpPath(`rt-${name}`);
-    saveSaeLens(sae, out);
+    await saveSaeLens(sae, out);
     expect(fs.readdirSync(out).sort()).toEqual(['cfg.json', 'sae_weights.safetensors']);
     for (const t of readAll(path.join(out, 'sae_weights.safetensors')).values()) expect(t.dtype).toBe('F32');
     const back = loadSaeLens(out);
-    expectSameSae(sae, back);
-    expect(worst(back.forwardRows(rows(r.input)).recons.f32Sync(), r.recons.flat())).toBeLessThan(1);
+    await expectSameSae(sae, back);
+    expect(worst(await back.forwardRows(rows(r.input)).recons.f32(), r.recons.flat())).toBeLessThan(1);
     // and again: a second round trip writes the same files byte for byte
     const out2 = tmpPath(`rt2-${name}`);
-    saveSaeLens(back, out2);
+    await saveSaeLens(back, out2);
     for (const f of ['cfg.json', 'sae_weights.safetensors'])
       expect(fs.readFileSync(path.join(out2, f)).equals(fs.readFileSync(path.join(out, f)))).toBe(true);
   });
 });
 
 describe('loadSaeLens reads each layout', () => {
-  it('legacy layout: top-level hook info goes to metadata, architecture defaults to standard', () => {
+  it('legacy layout: top-level hook info goes to metadata, architecture defaults to standard', async () => {
     const sae = loadSaeLens(path.join(FIXTURES, 'standard-legacy'));
     expect(sae.cfg).toMatchObject({
       architecture: 'standard',
@@ -164,7 +166,7 @@ describe('loadSaeLens reads each layout', () => {
     expect([...sae.params.keys()].sort()).toEqual(['W_dec', 'W_enc', 'b_dec', 'b_enc']); // scaling_factor (all ones) dropped
   });
 
-  it('v6 layout: hook info from metadata; stored BF16 / F16 weights are read', () => {
+  it('v6 layout: hook info from metadata; stored BF16 / F16 weights are read', async () => {
     const jr = loadSaeLens(path.join(FIXTURES, 'jumprelu'));
     expect(jr.cfg).toMatchObject({
       architecture: 'jumprelu',
@@ -177,7 +179,7 @@ describe('loadSaeLens reads each layout', () => {
     expect(readAll(path.join(FIXTURES, 'jumprelu', 'sae_weights.safetensors')).get('threshold')!.dtype).toBe(
       'BF16',
     );
-    const thr = jr.param('threshold').f32Sync();
+    const thr = await jr.param('threshold').f32();
     expect(Math.min(...thr)).toBeGreaterThan(0.04);
 
     const tc = loadSaeLens(path.join(FIXTURES, 'transcoder'));
@@ -199,11 +201,11 @@ describe('loadSaeLens reads each layout', () => {
     expect([...g.params.keys()].sort()).toEqual(['W_dec', 'W_enc', 'b_dec', 'b_gate', 'b_mag', 'r_mag']);
   });
 
-  it('topk: k and apply_b_dec_to_input are read; rescale_acts_by_decoder_norm is folded into the weights', () => {
+  it('topk: k and apply_b_dec_to_input are read; rescale_acts_by_decoder_norm is folded into the weights', async () => {
     const sae = loadSaeLens(path.join(FIXTURES, 'topk'));
     expect(sae.cfg).toMatchObject({ architecture: 'topk', k: 4, applyBDecToInput: false });
     expect(sae.cfg.metadata).not.toHaveProperty('rescale_acts_by_decoder_norm');
-    const wDec = sae.param('W_dec').f32Sync();
+    const wDec = await sae.param('W_dec').f32();
     for (let i = 0; i < 32; i++) {
       let ss = 0;
       for (let j = 0; j < 16; j++) ss += wDec[i * 16 + j]! ** 2;
@@ -214,11 +216,11 @@ describe('loadSaeLens reads each layout', () => {
     const n0 = Math.hypot(...raw.subarray(0, 16));
     expect(Math.abs(n0 - 1)).toBeGreaterThan(0.01);
     const saved = tmpPath('topk-saved');
-    saveSaeLens(sae, saved);
+    await saveSaeLens(sae, saved);
     expect(readCfg(saved)).toMatchObject({ architecture: 'topk', k: 4, rescale_acts_by_decoder_norm: false });
   });
 
-  it('old key names and the pre-6 way of writing TopK and normalisation', () => {
+  it('old key names and the pre-6 way of writing TopK and normalisation', async () => {
     const d = copyFixture('standard-legacy');
     const cfg = readCfg(d);
     cfg.hook_point = cfg.hook_name;
@@ -237,7 +239,7 @@ describe('loadSaeLens reads each layout', () => {
     expect(sae.cfg.metadata).not.toHaveProperty('activation_fn_kwargs');
   });
 
-  it('a pre-6 finetuning scaling_factor is folded into W_dec', () => {
+  it('a pre-6 finetuning scaling_factor is folded into W_dec', async () => {
     const d = copyFixture('standard-legacy');
     const cfg = readCfg(d);
     cfg.finetuning_scaling_factor = true;
@@ -251,26 +253,26 @@ describe('loadSaeLens reads each layout', () => {
     });
     const r = ref('standard-legacy');
     const out = loadSaeLens(d).forwardRows(rows(r.input));
-    expect(worst(out.acts.f32Sync(), r.acts.flat())).toBeLessThan(1);
-    expect(worst(out.recons.f32Sync(), r.recons.flat())).toBeLessThan(1);
+    expect(worst(await out.acts.f32(), r.acts.flat())).toBeLessThan(1);
+    expect(worst(await out.recons.f32(), r.recons.flat())).toBeLessThan(1);
 
     // a non-trivial scaling_factor without the flag is refused, as SAELens does
     cfg.finetuning_scaling_factor = false;
     writeCfg(d, cfg);
-    expectSaeError(() => loadSaeLens(d), /scaling_factor/, /finetuning_scaling_factor is false/);
+    await expectSaeError(() => loadSaeLens(d), /scaling_factor/, /finetuning_scaling_factor is false/);
   });
 
-  it('the sparsity file is read, and round-trips through saveSaeLens', () => {
+  it('the sparsity file is read, and round-trips through saveSaeLens', async () => {
     const r = ref('jumprelu');
     const sp = readSaeLensSparsity(path.join(FIXTURES, 'jumprelu'))!;
     expect(Array.from(sp)).toEqual(r.sparsity);
     expect(readSaeLensSparsity(path.join(FIXTURES, 'gated'))).toBeNull();
     const out = tmpPath('sparsity');
-    saveSaeLens(loadSaeLens(path.join(FIXTURES, 'jumprelu')), out, { sparsity: sp });
+    await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'jumprelu')), out, { sparsity: sp });
     expect(Array.from(readSaeLensSparsity(out)!)).toEqual(r.sparsity);
-    expectSaeError(
-      () =>
-        saveSaeLens(loadSaeLens(path.join(FIXTURES, 'gated')), tmpPath('bad-sp'), {
+    await expectSaeError(
+      async () =>
+        await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'gated')), tmpPath('bad-sp'), {
           sparsity: sp.subarray(1),
         }),
       /sparsity has 31 values/,
@@ -279,9 +281,9 @@ describe('loadSaeLens reads each layout', () => {
 });
 
 describe('saveSaeLens writes SAELens 6 layout', () => {
-  it('the legacy fixture is saved with hook info under metadata', () => {
+  it('the legacy fixture is saved with hook info under metadata', async () => {
     const out = tmpPath('legacy-v6');
-    saveSaeLens(loadSaeLens(path.join(FIXTURES, 'standard-legacy')), out);
+    await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'standard-legacy')), out);
     const cfg = readCfg(out);
     expect(cfg).toMatchObject({
       architecture: 'standard',
@@ -318,9 +320,9 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
     expect(Array.from(w.get('W_enc')!.data)).toEqual(Array.from(orig.get('W_enc')!.data));
   });
 
-  it('a skip transcoder: architecture, d_out, hook_name_out, W_skip as [d_out, d_in]', () => {
+  it('a skip transcoder: architecture, d_out, hook_name_out, W_skip as [d_out, d_in]', async () => {
     const out = tmpPath('tc');
-    saveSaeLens(loadSaeLens(path.join(FIXTURES, 'transcoder')), out);
+    await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'transcoder')), out);
     const cfg = readCfg(out);
     expect(cfg).toMatchObject({
       architecture: 'skip_transcoder',
@@ -339,22 +341,27 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
     expect(Array.from(w.data)).toEqual(Array.from(orig.data));
   });
 
-  it('architecture names for Sonde SAEs and transcoders', () => {
+  it('architecture names for Sonde SAEs and transcoders', async () => {
     const base = { dIn: 8, dSae: 16, hookName: 'blocks.0.hook_resid_pre' };
-    const archOf = (cfg: SaeConfig, opts: { skip?: boolean } = {}) => {
+    const archOf = async (cfg: SaeConfig, opts: { skip?: boolean } = {}) => {
       const out = tmpPath('arch');
-      saveSaeLens(SparseAutoencoder.init(cfg, { seed: 1, ...opts }), out);
+      await saveSaeLens(SparseAutoencoder.init(cfg, { seed: 1, ...opts }), out);
       return readCfg(out).architecture;
     };
-    expect(archOf(saeConfig({ ...base, architecture: 'gated' }))).toBe('gated');
+    expect(await archOf(saeConfig({ ...base, architecture: 'gated' }))).toBe('gated');
     const tc = { ...base, hookNameOut: 'blocks.0.hook_mlp_out', dOut: 8 };
-    expect(archOf(saeConfig({ ...tc, architecture: 'standard' }))).toBe('transcoder');
-    expect(archOf(saeConfig({ ...tc, architecture: 'standard' }), { skip: true })).toBe('skip_transcoder');
-    expect(archOf(saeConfig({ ...tc, architecture: 'jumprelu' }))).toBe('jumprelu_transcoder');
-    expectSaeError(() => archOf(saeConfig({ ...tc, architecture: 'topk', k: 2 })), /no topk transcoder/);
+    expect(await archOf(saeConfig({ ...tc, architecture: 'standard' }))).toBe('transcoder');
+    expect(await archOf(saeConfig({ ...tc, architecture: 'standard' }), { skip: true })).toBe(
+      'skip_transcoder',
+    );
+    expect(await archOf(saeConfig({ ...tc, architecture: 'jumprelu' }))).toBe('jumprelu_transcoder');
+    await expectSaeError(
+      () => archOf(saeConfig({ ...tc, architecture: 'topk', k: 2 })),
+      /no topk transcoder/,
+    );
     // hook_z SAEs get SAELens's head reshaping
     const z = tmpPath('hookz');
-    saveSaeLens(
+    await saveSaeLens(
       SparseAutoencoder.init(
         saeConfig({ ...base, architecture: 'standard', hookName: 'blocks.0.attn.hook_z' }),
       ),
@@ -366,7 +373,7 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
 
   it.each(['standard', 'jumprelu'] as const)(
     '%s: an expected_average_only_in scaling factor is folded in, so the saved SAE takes raw inputs',
-    (architecture) => {
+    async (architecture) => {
       const s = 2.5;
       const cfg = saeConfig({
         architecture,
@@ -378,30 +385,32 @@ describe('saveSaeLens writes SAELens 6 layout', () => {
         metadata: { model_name: 'm' },
       });
       const sae = SparseAutoencoder.init(cfg, { seed: 3, decoderNorm: 1, threshold: 0.05 });
-      sae
-        .param('b_dec')
-        .f32Sync()
-        .set(Array.from({ length: 8 }, (_, i) => 0.1 * (i - 4)));
-      sae
-        .param('b_enc')
-        .f32Sync()
-        .set(Array.from({ length: 16 }, (_, i) => 0.05 * ((i % 7) - 3)));
+      await setParam(
+        sae,
+        'b_dec',
+        Array.from({ length: 8 }, (_, i) => 0.1 * (i - 4)),
+      );
+      await setParam(
+        sae,
+        'b_enc',
+        Array.from({ length: 16 }, (_, i) => 0.05 * ((i % 7) - 3)),
+      );
       const x = Tensor.from(
         Float32Array.from({ length: 5 * 8 }, (_, i) => Math.sin(1.3 * i + 0.2)),
         [5, 8],
       );
       const want = sae.forwardRows(x);
       const out = tmpPath('fold');
-      saveSaeLens(sae, out);
+      await saveSaeLens(sae, out);
       expect(readCfg(out).normalize_activations).toBe('none');
       const back = loadSaeLens(out);
       expect(back.cfg.normalizeActivations).toBe('none');
       expect(back.cfg.scalingFactor).toBeNull();
-      expect(back.param('W_enc').f32Sync()[3]).toBeCloseTo(sae.param('W_enc').f32Sync()[3]! * s, 6);
+      expect((await back.param('W_enc').f32())[3]).toBeCloseTo((await sae.param('W_enc').f32())[3]! * s, 6);
       const got = back.forwardRows(x);
-      expect(worst(got.acts.f32Sync(), Array.from(want.acts.f32Sync()))).toBeLessThan(1);
-      expect(worst(got.recons.f32Sync(), Array.from(want.recons.f32Sync()))).toBeLessThan(1);
-      expect(want.acts.f32Sync().some((v) => v > 0)).toBe(true);
+      expect(worst(await got.acts.f32(), Array.from(await want.acts.f32()))).toBeLessThan(1);
+      expect(worst(await got.recons.f32(), Array.from(await want.recons.f32()))).toBeLessThan(1);
+      expect((await want.acts.f32()).some((v) => v > 0)).toBe(true);
     },
   );
 });
@@ -415,41 +424,42 @@ describe('BatchTopK', () => {
     hookName: 'blocks.0.hook_resid_pre',
   });
 
-  it('batchTopkToJumpRelu keeps the weights and adds one threshold per latent', () => {
+  it('batchTopkToJumpRelu keeps the weights and adds one threshold per latent', async () => {
     const sae = SparseAutoencoder.init(cfg, { seed: 2, decoderNorm: 1 });
-    sae
-      .param('b_enc')
-      .f32Sync()
-      .set(Array.from({ length: 16 }, (_, i) => 0.03 * (i - 8)));
+    await setParam(
+      sae,
+      'b_enc',
+      Array.from({ length: 16 }, (_, i) => 0.03 * (i - 8)),
+    );
     const jr = batchTopkToJumpRelu(sae, 0.05);
     expect(jr.cfg.architecture).toBe('jumprelu');
     expect(jr.cfg.k).toBeNull();
-    expect(Array.from(jr.param('threshold').f32Sync())).toEqual(new Array(16).fill(Math.fround(0.05)));
+    expect(Array.from(await jr.param('threshold').f32())).toEqual(new Array(16).fill(Math.fround(0.05)));
     expect(jr.param('W_enc')).toBe(sae.param('W_enc'));
     const x = Tensor.from(
       Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(0.7 * i)),
       [4, 8],
     );
     const { pre, acts } = jr.forwardRows(x);
-    const p = pre.f32Sync();
-    const a = acts.f32Sync();
+    const p = await pre.f32();
+    const a = await acts.f32();
     for (let i = 0; i < p.length; i++) expect(a[i]).toBe(p[i]! > Math.fround(0.05) ? p[i] : 0);
     expect(a.some((v) => v > 0) && a.some((v, i) => v === 0 && p[i]! > 0)).toBe(true);
-    expectSaeError(() => batchTopkToJumpRelu(jr, 0.1), /takes a batchtopk SAE/);
+    await expectSaeError(() => batchTopkToJumpRelu(jr, 0.1), /takes a batchtopk SAE/);
   });
 
-  it('is saved as SAELens saves it for inference: jumprelu with the threshold', () => {
+  it('is saved as SAELens saves it for inference: jumprelu with the threshold', async () => {
     const sae = SparseAutoencoder.init(cfg, { seed: 2 });
-    expectSaeError(() => saveSaeLens(sae, tmpPath('btk')), /batchTopkToJumpRelu/);
+    await expectSaeError(async () => await saveSaeLens(sae, tmpPath('btk')), /batchTopkToJumpRelu/);
     const out = tmpPath('btk');
-    saveSaeLens(sae, out, { batchTopkThreshold: 0.25 });
+    await saveSaeLens(sae, out, { batchTopkThreshold: 0.25 });
     expect(readCfg(out).architecture).toBe('jumprelu');
     const back = loadSaeLens(out);
     expect(back.cfg.architecture).toBe('jumprelu');
-    expect(back.param('threshold').f32Sync()[7]).toBe(0.25);
+    expect((await back.param('threshold').f32())[7]).toBe(0.25);
   });
 
-  it('a SAELens BatchTopK training checkpoint loads as batchtopk and saves with its topk_threshold', () => {
+  it('a SAELens BatchTopK training checkpoint loads as batchtopk and saves with its topk_threshold', async () => {
     const d = copyFixture('topk');
     const c = readCfg(d);
     c.architecture = 'batchtopk';
@@ -462,81 +472,76 @@ describe('BatchTopK', () => {
     expect(sae.cfg).toMatchObject({ architecture: 'batchtopk', k: 4 });
     expect(sae.cfg.metadata).toMatchObject({ topk_threshold: 0.375, topk_threshold_lr: 0.01 });
     const out = tmpPath('btk-ckpt');
-    saveSaeLens(sae, out);
+    await saveSaeLens(sae, out);
     const back = loadSaeLens(out);
     expect(back.cfg.architecture).toBe('jumprelu');
     expect(back.cfg.metadata).not.toHaveProperty('topk_threshold');
-    expect(
-      back
-        .param('threshold')
-        .f32Sync()
-        .every((v) => v === 0.375),
-    ).toBe(true);
+    expect((await back.param('threshold').f32()).every((v) => v === 0.375)).toBe(true);
   });
 });
 
 describe('loadSaeLens errors', () => {
-  it('missing cfg.json or weights file', () => {
+  it('missing cfg.json or weights file', async () => {
     const empty = tmpPath('empty');
     fs.mkdirSync(empty);
-    expectSaeError(() => loadSaeLens(empty), path.join(empty, 'cfg.json'), /not found/);
+    await expectSaeError(() => loadSaeLens(empty), path.join(empty, 'cfg.json'), /not found/);
     const d = copyFixture('gated');
     fs.rmSync(path.join(d, 'sae_weights.safetensors'));
-    expectSaeError(() => loadSaeLens(d), /sae_weights\.safetensors: not found/);
+    await expectSaeError(() => loadSaeLens(d), /sae_weights\.safetensors: not found/);
   });
 
-  it('malformed cfg.json: bad JSON, missing or non-integer sizes, missing hook_name', () => {
+  it('malformed cfg.json: bad JSON, missing or non-integer sizes, missing hook_name', async () => {
     const d = copyFixture('gated');
     const cfgPath = path.join(d, 'cfg.json');
     const good = readCfg(d);
     fs.writeFileSync(cfgPath, '{"d_in": 16, "d_sae": ');
-    expectSaeError(() => loadSaeLens(d), cfgPath, /not valid JSON/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /not valid JSON/);
     fs.writeFileSync(cfgPath, '[1, 2]');
-    expectSaeError(() => loadSaeLens(d), cfgPath, /expected a JSON object/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /expected a JSON object/);
     writeCfg(d, { ...good, d_in: undefined });
-    expectSaeError(() => loadSaeLens(d), cfgPath, /"d_in" is missing/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /"d_in" is missing/);
     writeCfg(d, { ...good, d_sae: 32.5 });
-    expectSaeError(() => loadSaeLens(d), cfgPath, /"d_sae" must be a positive integer, got 32.5/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /"d_sae" must be a positive integer, got 32.5/);
     writeCfg(d, { ...good, d_in: '16' });
-    expectSaeError(() => loadSaeLens(d), /"d_in" must be a positive integer, got "16"/);
+    await expectSaeError(() => loadSaeLens(d), /"d_in" must be a positive integer, got "16"/);
     writeCfg(d, { ...good, metadata: { model_name: 'x' } });
-    expectSaeError(() => loadSaeLens(d), cfgPath, /"hook_name" is missing/);
+    await expectSaeError(() => loadSaeLens(d), cfgPath, /"hook_name" is missing/);
     writeCfg(d, { ...good, normalize_activations: 'whiten' });
-    expectSaeError(() => loadSaeLens(d), /unknown normalize_activations "whiten"/);
+    await expectSaeError(() => loadSaeLens(d), /unknown normalize_activations "whiten"/);
   });
 
-  it('unknown architecture lists the supported ones', () => {
+  it('unknown architecture lists the supported ones', async () => {
     const d = copyFixture('gated');
     writeCfg(d, { ...readCfg(d), architecture: 'sparsemax' });
-    expectSaeError(
+    await expectSaeError(
       () => loadSaeLens(d),
       /unknown architecture "sparsemax"/,
       /standard, topk, jumprelu, gated/,
       /skip_transcoder/,
     );
     writeCfg(d, { ...readCfg(d), architecture: 'standard', activation_fn: 'tanh-relu' });
-    expectSaeError(() => loadSaeLens(d), /activation_fn "tanh-relu" is not supported/);
+    await expectSaeError(() => loadSaeLens(d), /activation_fn "tanh-relu" is not supported/);
   });
 
-  it('a W_enc whose shape disagrees with d_in names the tensor and both shapes', () => {
+  it('a W_enc whose shape disagrees with d_in names the tensor and both shapes', async () => {
     const d = copyFixture('standard-legacy');
     rewriteWeights(d, (t) => {
       t.W_enc = { dtype: 'F32', shape: [15, 32], data: (t.W_enc!.data as Float32Array).subarray(0, 15 * 32) };
     });
-    expectSaeError(
+    await expectSaeError(
       () => loadSaeLens(d),
       /tensor 'W_enc' has shape \[15, 32\], expected \[16, 32\] \(\[d_in, d_sae\] from cfg\.json\)/,
     );
     // and a d_sae that disagrees with every tensor: the first one checked is named
     const e = copyFixture('jumprelu');
     writeCfg(e, { ...readCfg(e), d_sae: 30 });
-    expectSaeError(() => loadSaeLens(e), /tensor 'W_enc' has shape \[16, 32\], expected \[16, 30\]/);
+    await expectSaeError(() => loadSaeLens(e), /tensor 'W_enc' has shape \[16, 32\], expected \[16, 30\]/);
   });
 
-  it('missing and unexpected tensors', () => {
+  it('missing and unexpected tensors', async () => {
     const d = copyFixture('jumprelu');
     rewriteWeights(d, (t) => delete t.threshold);
-    expectSaeError(
+    await expectSaeError(
       () => loadSaeLens(d),
       /tensor 'threshold' \[d_sae\] is missing \(needed by a jumprelu SAE\)/,
     );
@@ -544,18 +549,18 @@ describe('loadSaeLens errors', () => {
     rewriteWeights(e, (t) => {
       t.b_enc = { dtype: 'F32', shape: [32], data: new Float32Array(32) };
     });
-    expectSaeError(() => loadSaeLens(e), /unexpected tensor 'b_enc' for a gated SAE/);
+    await expectSaeError(() => loadSaeLens(e), /unexpected tensor 'b_enc' for a gated SAE/);
   });
 
-  it('a transcoder needs d_out and hook_name_out, and no b_dec on the input', () => {
+  it('a transcoder needs d_out and hook_name_out, and no b_dec on the input', async () => {
     const d = copyFixture('transcoder');
     const good = readCfg(d);
     writeCfg(d, { ...good, d_out: undefined });
-    expectSaeError(() => loadSaeLens(d), /"d_out" is missing/);
+    await expectSaeError(() => loadSaeLens(d), /"d_out" is missing/);
     writeCfg(d, { ...good, metadata: { ...(good.metadata as object), hook_name_out: undefined } });
-    expectSaeError(() => loadSaeLens(d), /"hook_name_out" is missing/);
+    await expectSaeError(() => loadSaeLens(d), /"hook_name_out" is missing/);
     writeCfg(d, { ...good, apply_b_dec_to_input: true });
-    expectSaeError(() => loadSaeLens(d), /apply_b_dec_to_input is not supported for transcoders/);
+    await expectSaeError(() => loadSaeLens(d), /apply_b_dec_to_input is not supported for transcoders/);
   });
 });
 
@@ -563,27 +568,27 @@ describe('saveSaeLens is atomic', () => {
   const siblings = (target: string) =>
     fs.readdirSync(path.dirname(target)).filter((f) => f.startsWith(path.basename(target)));
 
-  it('a save that fails part-way leaves no folder and no temp folder', () => {
+  it('a save that fails part-way leaves no folder and no temp folder', async () => {
     const sae = loadSaeLens(path.join(FIXTURES, 'gated'));
     const bad = new SparseAutoencoder({ ...sae.cfg, metadata: { ...sae.cfg.metadata, n: 10n } }, sae.params);
     const parent = tmpPath('atomic');
     fs.mkdirSync(parent);
     const target = path.join(parent, 'sae');
     // fails while writing cfg.json, after the weights were written to the temp folder
-    expectSaeError(() => saveSaeLens(bad, target), /cannot write cfg\.json/, /BigInt/);
+    await expectSaeError(async () => await saveSaeLens(bad, target), /cannot write cfg\.json/, /BigInt/);
     expect(fs.readdirSync(parent)).toEqual([]);
 
     // an existing folder is left as it was
-    saveSaeLens(sae, target);
+    await saveSaeLens(sae, target);
     fs.writeFileSync(path.join(target, 'marker.txt'), 'keep');
     const before = fs.readFileSync(path.join(target, 'cfg.json'));
-    expectSaeError(() => saveSaeLens(bad, target), /cannot write cfg\.json/);
+    await expectSaeError(async () => await saveSaeLens(bad, target), /cannot write cfg\.json/);
     expect(siblings(target)).toEqual(['sae']);
     expect(fs.readFileSync(path.join(target, 'marker.txt'), 'utf8')).toBe('keep');
     expect(fs.readFileSync(path.join(target, 'cfg.json')).equals(before)).toBe(true);
 
     // a successful save replaces the folder whole (the stale file goes) and leaves nothing beside it
-    saveSaeLens(loadSaeLens(path.join(FIXTURES, 'jumprelu')), target);
+    await saveSaeLens(loadSaeLens(path.join(FIXTURES, 'jumprelu')), target);
     expect(fs.readdirSync(target).sort()).toEqual(['cfg.json', 'sae_weights.safetensors']);
     expect(readCfg(target).architecture).toBe('jumprelu');
     expect(siblings(target)).toEqual(['sae']);
@@ -591,7 +596,7 @@ describe('saveSaeLens is atomic', () => {
     // a regular file in the way is not replaced
     const file = path.join(parent, 'file');
     fs.writeFileSync(file, 'x');
-    expectSaeError(() => saveSaeLens(sae, file), /exists and is not a folder/);
+    await expectSaeError(async () => await saveSaeLens(sae, file), /exists and is not a folder/);
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
     expect(fs.readdirSync(parent).sort()).toEqual(['file', 'sae']);
   });

@@ -12,18 +12,18 @@ import { trainSae } from '../../src/sae/train.js';
 
 describe('TopK on the synthetic ground truth (512 features in 256 dimensions, ~5 active)', () => {
   for (const architecture of ['topk', 'batchtopk'] as const) {
-    it(`${architecture}, k = 5, width 512, 2^20 rows at the defaults: MMCS >= 0.95, at most 25 dead latents`, () => {
+    it(`${architecture}, k = 5, width 512, 2^20 rows at the defaults: MMCS >= 0.95, at most 25 dead latents`, async () => {
       const syn = new SyntheticFeatures({ seed: 0 });
-      const r = trainSae(syn.trainingData(), {
+      const r = await trainSae(syn.trainingData(), {
         architecture,
         k: 5,
         width: 512,
         hookName: 'synthetic',
         totalRows: 1 << 20,
       });
-      const { mmcs, perFeature } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32Sync(), 256);
+      const { mmcs, perFeature } = meanMaxCosine(syn.directions, await r.sae.param('W_dec').f32(), 256);
       // Fresh rows: even the rarest feature (p ≈ 3e-4) is active ~19 times in 65,536.
-      const ev = evaluateRows(r.sae, syn.rows(65536, 0xe7a1).x, 256);
+      const ev = await evaluateRows(r.sae, syn.rows(65536, 0xe7a1).x, 256);
       expect(mmcs).toBeGreaterThanOrEqual(0.95);
       expect(Array.from(perFeature.slice(384)).reduce((a, b) => a + b, 0) / 128).toBeGreaterThan(0.8);
       expect(ev.deadLatents.length).toBeLessThanOrEqual(DEAD_MAX);

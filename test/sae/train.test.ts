@@ -73,7 +73,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
       ).loss;
     };
 
-  it('standard ReLU with decoder-norm-weighted L1', () => {
+  it('standard ReLU with decoder-norm-weighted L1', async () => {
     const inp = inputs();
     const names = Object.keys(inp);
     const r = gradcheck(run('standard', names, settings('standard')), Object.values(inp), {
@@ -83,7 +83,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     expect(r.checked).toBeGreaterThan(80);
   });
 
-  it('TopK with a transcoder skip', () => {
+  it('TopK with a transcoder skip', async () => {
     const inp = inputs({ W_skip: f64([d, d], 6, 0.2) });
     const names = Object.keys(inp);
     // The aux-k loss stops gradients through its residual, which finite differences cannot see; it has
@@ -93,7 +93,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     expect(r.checked).toBeGreaterThan(80);
   });
 
-  it('gated (magnitude path, L1 on the gate, frozen-decoder auxiliary loss)', () => {
+  it('gated (magnitude path, L1 on the gate, frozen-decoder auxiliary loss)', async () => {
     const { b_enc: _drop, ...rest } = inputs();
     const inp = { ...rest, b_gate: f64([s], 7, 0.3), r_mag: f64([s], 8, 0.2), b_mag: f64([s], 9, 0.3) };
     const names = Object.keys(inp);
@@ -106,13 +106,13 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     expect(r.checked).toBeGreaterThan(50);
   });
 
-  it("the aux-k loss reaches only dead latents' encoder columns", () => {
+  it("the aux-k loss reaches only dead latents' encoder columns", async () => {
     const inp = inputs();
     const ts = Object.fromEntries(Object.entries(inp).map(([k, v]) => [k, v.requireGrad()]));
     const dead = new Tensor(Float64Array.from([1, 1, 0, 0, 0, 0, 0]), [s]);
     const p = new Map(Object.entries(ts).filter(([k]) => k !== 'x'));
     // Top-k loss gradients minus the same without aux: only latents 0 and 1 may differ.
-    const grad = (coef: number) => {
+    const grad = async (coef: number) => {
       for (const t of Object.values(ts)) t.grad = null;
       const parts = saeLoss(p, settings('topk', { auxKCoefficient: coef, applyBDecToInput: false }), {
         x: ts.x!,
@@ -121,10 +121,10 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
         dead,
       });
       parts.loss.backward();
-      return Float64Array.from(ts.W_enc!.grad!.dataSync() as Float64Array);
+      return Float64Array.from((await ts.W_enc!.grad!.data()) as Float64Array);
     };
-    const withAux = grad(1);
-    const without = grad(0);
+    const withAux = await grad(1);
+    const without = await grad(0);
     let deadDiff = 0;
     for (let j = 0; j < d; j++)
       for (let i = 0; i < s; i++) {
@@ -135,7 +135,7 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     expect(deadDiff).toBeGreaterThan(1e-3);
   });
 
-  it('the aux-k loss is normalised by the residual variance (Gao et al.), on the target variance scale', () => {
+  it('the aux-k loss is normalised by the residual variance (Gao et al.), on the target variance scale', async () => {
     const inp = inputs();
     const p = new Map(Object.entries(inp).filter(([k]) => k !== 'x'));
     const dead = Float64Array.from([1, 0, 1, 0, 0, 1, 0]);
@@ -146,9 +146,9 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
       dead: new Tensor(dead, [s]),
     });
     // By hand: top-3 latents reconstruct x; the 2 largest dead pre-activations (relu) fit the residual.
-    const [x, We, be, Wd, bd] = ['x', 'W_enc', 'b_enc', 'W_dec', 'b_dec'].map(
-      (k) => (inp as Record<string, Tensor>)[k]!.dataSync() as Float64Array,
-    ) as Float64Array[];
+    const [x, We, be, Wd, bd] = (await Promise.all(
+      ['x', 'W_enc', 'b_enc', 'W_dec', 'b_dec'].map((k) => (inp as Record<string, Tensor>)[k]!.data()),
+    )) as Float64Array[];
     const residual: number[][] = [];
     const auxRecon: number[][] = [];
     for (let r = 0; r < n; r++) {
@@ -175,43 +175,43 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     const xs = Array.from({ length: n }, (_, r) => Array.from(x!.subarray(r * d, (r + 1) * d)));
     const err =
       auxRecon.reduce((a, row, r) => a + row.reduce((b, v, j) => b + (v - residual[r]![j]!) ** 2, 0), 0) / n;
-    expect(parts.aux.itemSync()).toBeCloseTo((err * variance(xs)) / variance(residual), 10);
+    expect(await parts.aux.item()).toBeCloseTo((err * variance(xs)) / variance(residual), 10);
   });
 });
 
 describe('JumpReLU straight-through estimators', () => {
-  it('pass gradient to z through H(z - θ) and to θ through the rectangle kernel', () => {
+  it('pass gradient to z through H(z - θ) and to θ through the rectangle kernel', async () => {
     const eps = 0.1;
     const z = new Tensor(Float64Array.from([0.5, 1.04, 0.97, 2, 1.2, 0.99]), [2, 3]).requireGrad();
     const theta = new Tensor(Float64Array.from([1, 1, 1]), [3]).requireGrad();
     const y = estimators.jumpRelu(z, theta, eps);
-    expect(Array.from(y.dataSync() as Float64Array)).toEqual([0, 1.04, 0, 2, 1.2, 0]);
+    expect(Array.from((await y.data()) as Float64Array)).toEqual([0, 1.04, 0, 2, 1.2, 0]);
     const g = new Tensor(Float64Array.from([1, 2, 3, 4, 5, 6]), [2, 3]);
     y.backward(g);
-    expect(Array.from(z.grad!.dataSync() as Float64Array)).toEqual([0, 2, 0, 4, 5, 0]);
+    expect(Array.from((await z.grad!.data()) as Float64Array)).toEqual([0, 2, 0, 4, 5, 0]);
     // dθ_j = Σ_rows -(θ/ε) g K((z-θ)/ε), K = 1 where |z-θ| < ε/2: entries 1.04 (g=2), 0.97 (g=3), 0.99 (g=6).
-    const gt = Array.from(theta.grad!.dataSync() as Float64Array);
+    const gt = Array.from((await theta.grad!.data()) as Float64Array);
     expect(gt[0]).toBeCloseTo(0, 12);
     expect(gt[1]).toBeCloseTo(-10 * 2, 10);
     expect(gt[2]).toBeCloseTo(-10 * (3 + 6), 10);
   });
 
-  it('the L0 step has no gradient to z and -(1/ε)K to θ', () => {
+  it('the L0 step has no gradient to z and -(1/ε)K to θ', async () => {
     const eps = 0.1;
     const z = new Tensor(Float64Array.from([1.02, 0.5, 1.5]), [1, 3]).requireGrad();
     const theta = new Tensor(Float64Array.from([1, 0.52, 1]), [3]).requireGrad();
     const y = estimators.stepFn(z, theta, eps);
-    expect(Array.from(y.dataSync() as Float64Array)).toEqual([1, 0, 1]);
+    expect(Array.from((await y.data()) as Float64Array)).toEqual([1, 0, 1]);
     y.backward(new Tensor(Float64Array.from([1, 1, 1]), [1, 3]));
     expect(z.grad).toBeNull();
-    expect(Array.from(theta.grad!.dataSync() as Float64Array).map((v) => +v.toFixed(9))).toEqual([
+    expect(Array.from((await theta.grad!.data()) as Float64Array).map((v) => +v.toFixed(9))).toEqual([
       -10, -10, 0,
     ]);
   });
 });
 
 describe('geometric median', () => {
-  it('is the centre of a symmetric set and ignores an outlier the mean follows', () => {
+  it('is the centre of a symmetric set and ignores an outlier the mean follows', async () => {
     const square = Float32Array.from([1, 1, -1, 1, 1, -1, -1, -1, 0, 0].map((v) => v + 3));
     expect(Array.from(geometricMedian(square, 2)).map((v) => +v.toFixed(4))).toEqual([3, 3]);
     const outlier = Float32Array.from([0, 0, 0.1, 0, 0, 0.1, 0.1, 0.1, 1000, 1000]);
@@ -240,28 +240,28 @@ const base = (
 
 describe('trainer', () => {
   for (const arch of ['topk', 'jumprelu', 'standard', 'batchtopk', 'gated'] as const) {
-    it(`${arch}: stopping and resuming from a checkpoint gives the same SAE as one run`, () => {
+    it(`${arch}: stopping and resuming from a checkpoint gives the same SAE as one run`, async () => {
       const syn = smallSynthetic();
       const extra = arch === 'standard' ? { resampleEverySteps: 5 } : {};
-      const straight = trainSae(syn.trainingData(), base(arch, extra));
+      const straight = await trainSae(syn.trainingData(), base(arch, extra));
       const dir = path.join(tmp('resume'), 'ck');
-      const first = trainSae(
+      const first = await trainSae(
         syn.trainingData(),
         base(arch, { ...extra, checkpointDir: dir, stopAfterStep: 7 }),
       );
       expect(first.steps).toBe(7);
-      const resumed = trainSae(syn.trainingData(), base(arch, { ...extra, checkpointDir: dir }));
+      const resumed = await trainSae(syn.trainingData(), base(arch, { ...extra, checkpointDir: dir }));
       expect(resumed.resumedFrom).toBe(7);
       expect(resumed.steps).toBe(12);
       for (const [name, t] of straight.sae.params)
-        expect(Array.from(resumed.sae.param(name).f32Sync()), name).toEqual(Array.from(t.f32Sync()));
+        expect(Array.from(await resumed.sae.param(name).f32()), name).toEqual(Array.from(await t.f32()));
       expect(resumed.history.map((h) => h.loss)).toEqual(straight.history.map((h) => h.loss));
     });
   }
 
-  it('keeps decoder rows at unit norm (topk) and learns the data (MSE falls)', () => {
-    const r = trainSae(smallSynthetic().trainingData(), base('topk', { totalRows: 256 * 80 }));
-    const W = r.sae.param('W_dec').f32Sync();
+  it('keeps decoder rows at unit norm (topk) and learns the data (MSE falls)', async () => {
+    const r = await trainSae(smallSynthetic().trainingData(), base('topk', { totalRows: 256 * 80 }));
+    const W = await r.sae.param('W_dec').f32();
     // The saved SAE folds the input scale into W_dec; undo it to check the training constraint.
     const s = r.sae.cfg.scalingFactor ?? 1;
     for (let i = 0; i < 48; i++) {
@@ -273,15 +273,14 @@ describe('trainer', () => {
     expect(r.history[r.history.length - 1]!.mse).toBeLessThan(0.5 * r.history[0]!.mse);
   });
 
-  it('resampling revives latents that never fire', () => {
+  it('resampling revives latents that never fire', async () => {
     const syn = smallSynthetic();
     const data = syn.trainingData();
     const killed = 12;
     // The first latents start with a bias so negative that they never fire.
-    const b_enc = new Tensor(new Float32Array(48), [48]);
-    b_enc.f32Sync().fill(-1e3, 0, killed);
-    const runWith = (resample: number) =>
-      trainSae(
+    const b_enc = new Tensor(new Float32Array(48).fill(-1e3, 0, killed), [48]);
+    const runWith = async (resample: number) =>
+      await trainSae(
         data,
         base('standard', {
           totalRows: 256 * 30,
@@ -289,27 +288,27 @@ describe('trainer', () => {
           initialParams: new Map([['b_enc', b_enc]]),
         }),
       );
-    const dead = runWith(0);
-    const revived = runWith(6);
+    const dead = await runWith(0);
+    const revived = await runWith(6);
     const deadCount = (ld: Float32Array) => Array.from(ld.slice(0, killed)).filter((v) => v < -9).length;
     expect(deadCount(dead.logDensity)).toBe(killed);
     expect(deadCount(revived.logDensity)).toBeLessThan(killed / 2);
   });
 
-  it('refuses to resume with another lr, coefficient, seed or budget, naming each (old → new)', () => {
+  it('refuses to resume with another lr, coefficient, seed or budget, naming each (old → new)', async () => {
     const syn = smallSynthetic();
     const dir = path.join(tmp('settings'), 'ck');
-    trainSae(syn.trainingData(), base('topk', { checkpointDir: dir, stopAfterStep: 3 }));
-    const again = (over: Partial<SaeTrainOptions>) =>
-      trainSae(syn.trainingData(), base('topk', { checkpointDir: dir, ...over }));
-    expect(() => again({ lr: 0.05, coefficient: 2, seed: 3, totalRows: 256 * 20 })).toThrow(
+    await trainSae(syn.trainingData(), base('topk', { checkpointDir: dir, stopAfterStep: 3 }));
+    const again = async (over: Partial<SaeTrainOptions>) =>
+      await trainSae(syn.trainingData(), base('topk', { checkpointDir: dir, ...over }));
+    await expect(again({ lr: 0.05, coefficient: 2, seed: 3, totalRows: 256 * 20 })).rejects.toThrow(
       /\(step 3\) was made with other settings: totalRows 3072 → 5120, lr 0\.01 → 0\.05, coefficient 0\.5 → 2, seed 0 → 3; .*--no-resume/,
     );
-    expect(() => again({ lr: 0.05 })).toThrow(CheckpointSettingsError);
-    expect(again({ lr: 0.05, resume: false }).resumedFrom).toBeNull();
+    await expect(again({ lr: 0.05 })).rejects.toThrow(CheckpointSettingsError);
+    expect((await again({ lr: 0.05, resume: false })).resumedFrom).toBeNull();
   });
 
-  it('stops on NaN with a message naming the step and keeps the last good checkpoint', () => {
+  it('stops on NaN with a message naming the step and keeps the last good checkpoint', async () => {
     const syn = smallSynthetic();
     const good = syn.trainingData();
     const poisoned: TrainingData = {
@@ -328,23 +327,23 @@ describe('trainer', () => {
       },
     };
     const dir = path.join(tmp('nan'), 'ck');
-    expect(() => trainSae(poisoned, base('topk', { checkpointDir: dir, checkpointEverySteps: 2 }))).toThrow(
-      /loss became NaN at step 6 \(the last good checkpoint in .* is kept\)/,
-    );
-    expect(() => trainSae(poisoned, base('topk'))).toThrow(SaeTrainError);
+    await expect(
+      trainSae(poisoned, base('topk', { checkpointDir: dir, checkpointEverySteps: 2 })),
+    ).rejects.toThrow(/loss became NaN at step 6 \(the last good checkpoint in .* is kept\)/);
+    await expect(trainSae(poisoned, base('topk'))).rejects.toThrow(SaeTrainError);
     const ck = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as { step: number };
     expect(ck.step).toBe(4);
     // Resuming on clean data goes on from step 4.
-    const resumed = trainSae(good, base('topk', { checkpointDir: dir }));
+    const resumed = await trainSae(good, base('topk', { checkpointDir: dir }));
     expect(resumed.resumedFrom).toBe(4);
   });
 
-  it("TopK's dead window is 1/128 of the budget, at least a batch", () => {
+  it("TopK's dead window is 1/128 of the budget, at least a batch", async () => {
     expect(topkDeadWindow(1 << 20, 1024)).toBe(8192);
     expect(topkDeadWindow(30000, 1024)).toBe(1024);
   });
 
-  it("TopK's k anneals 8k, 4k, 2k, k over the first fraction of the steps, capped (d_in / 2)", () => {
+  it("TopK's k anneals 8k, 4k, 2k, k over the first fraction of the steps, capped (d_in / 2)", async () => {
     const ks = [0, 85, 86, 170, 171, 255, 256, 1023].map((s) => annealedK(5, 128, s, 1024, 0.25));
     expect(ks).toEqual([40, 40, 20, 20, 10, 10, 5, 5]);
     // stories260K (d_in 64), k 32: the cap is k itself, so no annealing.
@@ -354,16 +353,16 @@ describe('trainer', () => {
     expect(annealedK(null, 128, 0, 1024, 0.25)).toBe(null);
   });
 
-  it('recovers the features of a small synthetic problem (MMCS)', () => {
+  it('recovers the features of a small synthetic problem (MMCS)', async () => {
     const syn = smallSynthetic(1);
-    const r = trainSae(
+    const r = await trainSae(
       syn.trainingData(),
       base('topk', { k: 3, totalRows: 256 * 300, batchSize: 256, deadWindowRows: 4096 }),
     );
-    const { mmcs } = meanMaxCosine(syn.directions, r.sae.param('W_dec').f32Sync(), 24);
+    const { mmcs } = meanMaxCosine(syn.directions, await r.sae.param('W_dec').f32(), 24);
     expect(mmcs).toBeGreaterThan(0.9);
     // A random decoder scores far lower: the metric is not trivially high.
-    const random = meanMaxCosine(syn.directions, randn([48, 24], new Rng(5)).f32Sync(), 24);
+    const random = meanMaxCosine(syn.directions, await randn([48, 24], new Rng(5)).f32(), 24);
     expect(random.mmcs).toBeLessThan(0.6);
   });
 });

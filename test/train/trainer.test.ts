@@ -28,7 +28,7 @@ const tinyCfg = () =>
 const opts = { batchSize: 4, ctx: 32, lr: 3e-3, seed: 7, clipNorm: 1 };
 
 describe('token dataset', () => {
-  it('tokenizes once, reads windows, and samples deterministically', () => {
+  it('tokenizes once, reads windows, and samples deterministically', async () => {
     expect(data.meta.dtype).toBe('uint16');
     const text = fs.readFileSync(textPath, 'utf8').split('\n\n')[0]!.trim();
     expect(Array.from(data.window(0, 10))).toEqual(tokenizer.encode(text).slice(0, 10));
@@ -55,64 +55,64 @@ describe('token dataset', () => {
   });
 });
 
-describe('trainer', () => {
-  it('lowers the loss', () => {
+describe('trainer', async () => {
+  it('lowers the loss', async () => {
     const cfg = tinyCfg();
     const w = initWeights(cfg, 1);
-    const r = train(cfg, w, data, { ...opts, steps: 60 });
+    const r = await train(cfg, w, data, { ...opts, steps: 60 });
     const first = r.losses.slice(0, 5).reduce((a, b) => a + b) / 5;
     const last = r.losses.slice(-5).reduce((a, b) => a + b) / 5;
     expect(last).toBeLessThan(first - 0.5);
   });
 
-  it('resumes exactly: k steps, stop, resume to N equals N steps straight', () => {
+  it('resumes exactly: k steps, stop, resume to N equals N steps straight', async () => {
     const cfg = tinyCfg();
     const straight = initWeights(cfg, 2);
-    train(cfg, straight, data, { ...opts, steps: 12 });
+    await train(cfg, straight, data, { ...opts, steps: 12 });
     const ckpt = path.join(tmp, 'resume.ckpt');
     const a = initWeights(cfg, 2);
-    const first = train(cfg, a, data, { ...opts, steps: 12, stopAfter: 5, checkpointDir: ckpt });
+    const first = await train(cfg, a, data, { ...opts, steps: 12, stopAfter: 5, checkpointDir: ckpt });
     expect(first.step).toBe(5);
     const b = initWeights(cfg, 99); // different init: everything must come from the checkpoint
-    const second = train(cfg, b, data, { ...opts, steps: 12, checkpointDir: ckpt });
+    const second = await train(cfg, b, data, { ...opts, steps: 12, checkpointDir: ckpt });
     expect(second.resumedFrom).toBe(5);
     expect(second.losses).toHaveLength(12);
     for (const [n, t] of straight)
-      expect(Array.from(b.get(n)!.f32Sync()), n).toEqual(Array.from(t.f32Sync()));
+      expect(Array.from(await b.get(n)!.f32()), n).toEqual(Array.from(await t.f32()));
   });
 
-  it('survives a kill during a checkpoint write', () => {
+  it('survives a kill during a checkpoint write', async () => {
     const cfg = tinyCfg();
     const ckpt = path.join(tmp, 'kill.ckpt');
-    train(cfg, initWeights(cfg, 3), data, { ...opts, steps: 6, stopAfter: 4, checkpointDir: ckpt });
+    await train(cfg, initWeights(cfg, 3), data, { ...opts, steps: 6, stopAfter: 4, checkpointDir: ckpt });
     // A save that died half-way: a partial temp folder and the previous checkpoint moved aside.
     fs.mkdirSync(`${ckpt}.tmp-12345-1`);
     fs.writeFileSync(`${ckpt}.tmp-12345-1/model.safetensors`, 'partial');
     fs.renameSync(ckpt, `${ckpt}.old-12345-1`);
     const w = initWeights(cfg, 4);
-    const r = train(cfg, w, data, { ...opts, steps: 6, checkpointDir: ckpt });
+    const r = await train(cfg, w, data, { ...opts, steps: 6, checkpointDir: ckpt });
     expect(r.resumedFrom).toBe(4);
     expect(r.step).toBe(6);
   });
 
-  it('refuses to resume with other settings, naming each (old → new), and starts over without resume', () => {
+  it('refuses to resume with other settings, naming each (old → new), and starts over without resume', async () => {
     const cfg = tinyCfg();
     const ckpt = path.join(tmp, 'settings.ckpt');
-    train(cfg, initWeights(cfg, 6), data, { ...opts, steps: 6, stopAfter: 2, checkpointDir: ckpt });
+    await train(cfg, initWeights(cfg, 6), data, { ...opts, steps: 6, stopAfter: 2, checkpointDir: ckpt });
     const resume = (over: Partial<typeof opts>) =>
       train(cfg, initWeights(cfg, 6), data, { ...opts, steps: 6, checkpointDir: ckpt, ...over });
-    expect(() => resume({ lr: opts.lr * 2, seed: 8 })).toThrow(CheckpointSettingsError);
-    expect(() => resume({ lr: opts.lr * 2, seed: 8 })).toThrow(
+    await expect(resume({ lr: opts.lr * 2, seed: 8 })).rejects.toThrow(CheckpointSettingsError);
+    await expect(resume({ lr: opts.lr * 2, seed: 8 })).rejects.toThrow(
       `(step 2) was made with other settings: lr ${opts.lr} → ${opts.lr * 2}, seed 7 → 8;`,
     );
-    expect(() => resume({ steps: 8 } as Partial<typeof opts>)).toThrow(/steps 6 → 8/);
-    expect(resume({}).resumedFrom).toBe(2);
-    expect(resume({ lr: opts.lr * 2, resume: false } as Partial<typeof opts>).resumedFrom).toBeNull();
+    await expect(resume({ steps: 8 } as Partial<typeof opts>)).rejects.toThrow(/steps 6 → 8/);
+    expect((await resume({})).resumedFrom).toBe(2);
+    expect((await resume({ lr: opts.lr * 2, resume: false } as Partial<typeof opts>)).resumedFrom).toBeNull();
   });
 
-  it('refuses a checkpoint of another model and bad hyper-parameters', () => {
+  it('refuses a checkpoint of another model and bad hyper-parameters', async () => {
     const ckpt = path.join(tmp, 'other.ckpt');
-    train(tinyCfg(), initWeights(tinyCfg(), 5), data, { ...opts, steps: 2, checkpointDir: ckpt });
+    await train(tinyCfg(), initWeights(tinyCfg(), 5), data, { ...opts, steps: 2, checkpointDir: ckpt });
     const other = attnOnlyConfig({
       layers: 1,
       dModel: 32,
@@ -121,31 +121,31 @@ describe('trainer', () => {
       layerNorm: true,
       vocabSize: 512,
     });
-    expect(() =>
+    await expect(
       train(other, initWeights(other, 5), data, { ...opts, steps: 4, checkpointDir: ckpt }),
-    ).toThrow(CheckpointError);
+    ).rejects.toThrow(CheckpointError);
     const cfg = tinyCfg();
-    expect(() => train(cfg, initWeights(cfg, 1), data, { ...opts, steps: 0 })).toThrow(TrainError);
-    expect(() => train(cfg, initWeights(cfg, 1), data, { ...opts, steps: 3, lr: -1 })).toThrow(
+    await expect(train(cfg, initWeights(cfg, 1), data, { ...opts, steps: 0 })).rejects.toThrow(TrainError);
+    await expect(train(cfg, initWeights(cfg, 1), data, { ...opts, steps: 3, lr: -1 })).rejects.toThrow(
       /learning rate/,
     );
-    expect(() => train(cfg, initWeights(cfg, 1), data, { ...opts, steps: 3, ctx: 64 })).toThrow(
+    await expect(train(cfg, initWeights(cfg, 1), data, { ...opts, steps: 3, ctx: 64 })).rejects.toThrow(
       /longer than the model/,
     );
   });
 
-  it('saves an HF folder that loads and computes the same logits', () => {
+  it('saves an HF folder that loads and computes the same logits', async () => {
     const cfg = tinyCfg();
     const w = initWeights(cfg, 6);
-    train(cfg, w, data, { ...opts, steps: 3 });
+    await train(cfg, w, data, { ...opts, steps: 3 });
     const dir = path.join(tmp, 'saved');
     saveGpt2(dir, cfg, w, defaultModelDir());
     const loaded = HookedTransformer.load(dir);
     const inMemory = new HookedTransformer(cfg, w, tokenizer);
     expect(loaded.cfg.attnOnly).toBe(true);
     expect(loaded.hookNames()).not.toContain('blocks.0.hook_resid_mid');
-    expect(Array.from(loaded.run('Once upon a time').f32Sync())).toEqual(
-      Array.from(inMemory.run('Once upon a time').f32Sync()),
+    expect(Array.from(await loaded.run('Once upon a time').f32())).toEqual(
+      Array.from(await inMemory.run('Once upon a time').f32()),
     );
     // A full GPT-2 (with MLPs) round-trips too.
     const full = gpt2Config({ n_embd: 16, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 512 });

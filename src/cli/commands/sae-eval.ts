@@ -88,7 +88,7 @@ Examples:
       let started = false;
       let r: SaeEvaluation;
       try {
-        r = evaluateSae(model, sae, texts, {
+        r = await evaluateSae(model, sae, texts, {
           ctx: o.ctx,
           batchSize: o.batchSize,
           maxTokens: o.nTokens,

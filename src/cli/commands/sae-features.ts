@@ -155,7 +155,7 @@ async function openOrScan(
           ...g,
           model: g.model ?? (fs.existsSync(store.info.model) ? store.info.model : undefined),
         });
-        if (saeFingerprint(sae) !== store.info.saeFingerprint) sae = null;
+        if ((await saeFingerprint(sae)) !== store.info.saeFingerprint) sae = null;
       } catch {
         sae = null;
       }
@@ -174,7 +174,7 @@ async function openOrScan(
   const dataFile = o.data ?? defaultCorpusPath();
   const texts = readTexts(dataFile);
   const want = {
-    saeFingerprint: saeFingerprint(sae),
+    saeFingerprint: await saeFingerprint(sae),
     model: model.source,
     corpusFingerprint: corpusFingerprint(texts),
     ctx: o.ctx,
@@ -388,7 +388,7 @@ Examples:
           let logits = null;
           if (s && model) {
             logitsWhyNot = featureLogitsUnavailable(model, s);
-            logits = featureLogits(model, s, f, o.topK);
+            logits = await featureLogits(model, s, f, o.topK);
           } else logitsWhyNot = `the SAE at ${store.info.sae} is not available (give --sae DIR)`;
           if (o.plot)
             await writePlot(o.plot, activationHistogramSpec(store.info, hist.edges, hist.counts, f));

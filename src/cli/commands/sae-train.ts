@@ -178,7 +178,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
   let synthetic: SyntheticFeatures | null = null;
   let split: TrainingSplit | null = null;
   // What the reported numbers are measured on: never-trained-on data unless --test-fraction 0.
-  let heldOut: (sae: SparseAutoencoder) => HeldOutEval;
+  let heldOut: (sae: SparseAutoencoder) => Promise<HeldOutEval>;
   const metadata: Record<string, unknown> = {};
   const t0 = performance.now();
   if (o.synthetic) {
@@ -190,10 +190,10 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     });
     data = synthetic.trainingData();
     const syn = synthetic;
-    heldOut = (sae) => {
+    heldOut = async (sae) => {
       // Training never draws this block; 65536 rows see even the rarest feature (p ≈ 3e-4) ~19 times.
       const rows = syn.rows(SYNTHETIC_EVAL_ROWS, SYNTHETIC_EVAL_BLOCK).x;
-      return { metrics: evaluateRows(sae, rows, syn.dim), on: 'fresh synthetic rows', heldOut: true };
+      return { metrics: await evaluateRows(sae, rows, syn.dim), on: 'fresh synthetic rows', heldOut: true };
     };
     hookName = o.hook ?? 'synthetic';
     metadata.dataset_path = `synthetic:${o.features}x${o.dim}${o.correlation ? `:corr${o.correlation}` : ''}`;
@@ -204,10 +204,10 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     const s = split;
     data = storeTrainingData(input, target, s.train);
     dataRows = s.train;
-    heldOut = (sae) => {
+    heldOut = async (sae) => {
       if (s.train === s.total) return inSampleEval(data, sae);
       const n = Math.min(s.total - s.train, EVAL_ROWS);
-      const metrics = evaluateRows(sae, input.read(s.train, n), data.dIn, {
+      const metrics = await evaluateRows(sae, input.read(s.train, n), data.dIn, {
         targets: target?.read(s.train, n),
       });
       return { metrics, on: `held-out rows ${s.train + 1}-${s.train + n} of ${s.total}`, heldOut: true };
@@ -221,10 +221,10 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     split = splitData(docs.length, o.testFraction, 'documents', docs);
     const texts = docs.slice(0, split.train);
     const budget = o.nTokens ?? DEFAULT_BUDGET;
-    const harvest = (hook: string, suffix: string) => {
+    const harvest = async (hook: string, suffix: string) => {
       const dir = o.store ? (suffix ? `${o.store}${suffix}` : o.store) : `${outDir}.activations${suffix}`;
       progress.start(o.harvestTokens ?? budget, `harvest ${hook}`);
-      const m = harvestActivations(model, {
+      const m = await harvestActivations(model, {
         hook,
         texts,
         outDir: dir,
@@ -237,14 +237,14 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
       note(g, `harvested ${m.rows} rows of ${hook} into ${dir}${m.complete ? ' (whole corpus)' : ''}`);
       return ActivationStore.open(dir);
     };
-    const input = harvest(o.hook!, hookNameOut ? '-in' : '');
-    const target = hookNameOut ? harvest(hookNameOut, '-out') : undefined;
+    const input = await harvest(o.hook!, hookNameOut ? '-in' : '');
+    const target = hookNameOut ? await harvest(hookNameOut, '-out') : undefined;
     data = storeTrainingData(input, target);
     dataRows = input.rows;
     const s = split;
-    heldOut = (sae) => {
+    heldOut = async (sae) => {
       if (s.train === s.total) return inSampleEval(data, sae);
-      const ev = evaluateSae(model, sae, docs.slice(s.train), { ctx: o.ctx, maxTokens: EVAL_TOKENS });
+      const ev = await evaluateSae(model, sae, docs.slice(s.train), { ctx: o.ctx, maxTokens: EVAL_TOKENS });
       const on = `held-out documents ${s.train + 1}-${s.total} of ${s.total} (${ev.rows} tokens)`;
       return { metrics: ev, ceRecovered: ev.ce.recovered, on, heldOut: true };
     };
@@ -287,7 +287,7 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     '--seed': o.seed,
   };
   progress.start(Math.ceil(totalRows / batchSize), `train ${o.arch}`, ['L0', 'MSE', 'dead']);
-  const result: SaeTrainResult = trainSae(data, {
+  const result: SaeTrainResult = await trainSae(data, {
     architecture: o.arch,
     width,
     k: o.topK,
@@ -318,11 +318,11 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
       }),
   });
   progress.stop();
-  saveSaeLens(result.sae, outDir, { sparsity: result.logDensity });
+  await saveSaeLens(result.sae, outDir, { sparsity: result.logDensity });
   fs.rmSync(checkpointDir, { recursive: true, force: true });
   const seconds = (performance.now() - t0) / 1000;
 
-  const held = heldOut(result.sae);
+  const held = await heldOut(result.sae);
   const ev = held.metrics;
   const last = result.history[result.history.length - 1];
   const mmcs = synthetic
@@ -395,9 +395,9 @@ interface HeldOutEval {
 }
 
 /** --test-fraction 0: the numbers can only come from the training data, and say so. */
-function inSampleEval(data: TrainingData, sae: SparseAutoencoder): HeldOutEval {
+async function inSampleEval(data: TrainingData, sae: SparseAutoencoder): Promise<HeldOutEval> {
   const sample = data.sample(8192);
-  const metrics = evaluateRows(sae, sample.input, data.dIn, { targets: sample.target });
+  const metrics = await evaluateRows(sae, sample.input, data.dIn, { targets: sample.target });
   return { metrics, on: `${metrics.rows} training rows (in-sample: --test-fraction 0)`, heldOut: false };
 }
 

@@ -214,10 +214,10 @@ Examples:
           done = step;
         },
       };
-      const withProgress = <T>(fn: () => T): T => {
+      const withProgress = async <T>(fn: () => Promise<T>): Promise<T> => {
         bar.start(o.steps, 'training');
         try {
-          return fn();
+          return await fn();
         } finally {
           bar.stop();
         }
@@ -225,7 +225,7 @@ Examples:
       if (o.sweep !== undefined) {
         const points = o.sweep === true ? 10 : o.sweep;
         const sparsities = sweepSparsities(points, o.sparsity);
-        const sweep = withProgress(() => sweepSparsity({ ...common, sparsities }));
+        const sweep = await withProgress(() => sweepSparsity({ ...common, sparsities }));
         if (o.plot) await writePlot(o.plot, sweepPlotSpec(sweep));
         if (g.json) {
           printJson({
@@ -256,7 +256,7 @@ Examples:
         return;
       }
 
-      const run = withProgress(() => trainSuperposition({ ...common, sparsities: [o.sparsity] }));
+      const run = await withProgress(() => trainSuperposition({ ...common, sparsities: [o.sparsity] }));
       const best = run.best[0]!;
       if (o.plot) await writePlot(o.plot, superpositionPlotSpec(best));
       if (g.json) {
