@@ -206,7 +206,7 @@ describe('splicing an SAE', () => {
       const byMagnitude = Array.from(gd.keys()).sort((x, y) => Math.abs(gd[y]!) - Math.abs(gd[x]!));
       const first = byMagnitude[0]!;
       const order = [first, byMagnitude.find((i) => i % 96 !== first % 96)!];
-      expect(loss).toBeCloseTo(await model.loss([IDS]), 5);
+      expect(await loss.item()).toBeCloseTo(await model.loss([IDS]), 5);
       for (const idx of order.slice(0, 2)) {
         const at = (eps: number) =>
           model.runWithHooks([IDS], {
