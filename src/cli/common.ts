@@ -421,8 +421,8 @@ export interface TensorStats {
 }
 
 /** Mean, std (population), min, max and max |x| over the finite entries, in float64. */
-export function tensorStats(t: Tensor): TensorStats {
-  const d = t.dataSync() as ArrayLike<number | bigint>;
+export async function tensorStats(t: Tensor): Promise<TensorStats> {
+  const d = (await t.data()) as ArrayLike<number | bigint>;
   let n = 0;
   let sum = 0;
   let min = Infinity;
@@ -465,8 +465,8 @@ export function positionAxis(cfg: ModelConfig, hook: string, t: Tensor): number 
 }
 
 /** L2 norm of everything at each index of `axis` (finite entries only), summed over the batch. */
-export function normsAlong(t: Tensor, axis: number): number[] {
-  const d = t.dataSync() as ArrayLike<number | bigint>;
+export async function normsAlong(t: Tensor, axis: number): Promise<number[]> {
+  const d = (await t.data()) as ArrayLike<number | bigint>;
   const n = t.shape[axis] ?? 1;
   let inner = 1;
   for (let i = axis + 1; i < t.rank; i++) inner *= t.shape[i]!;

@@ -53,7 +53,7 @@ const WRONG = 9;
 
 /** Known failures: the test is kept and expected to fail until the bug named here is fixed. */
 const KNOWN: Record<string, Partial<Record<string, string>>> = {
-  processWeights: { 'induction-2l': 'processWeights throws on the attention-only organism (no ln2 / MLP)' },
+  processWeights: {},
   // attribution.ts qkEstimate re-derives attention as a causal softmax of q·k·scale.
   qkFix: {
     'gpt-neo-tiny': "AtP*'s QK fix ignores GPT-Neo's local attention window",

@@ -39,14 +39,19 @@ export interface ActivationSummary extends TensorStats {
 }
 
 /** Statistics of one cached activation, for the cache and demo commands. */
-export function summarize(cfg: ModelConfig, name: string, t: Tensor, withValues = false): ActivationSummary {
+export async function summarize(
+  cfg: ModelConfig,
+  name: string,
+  t: Tensor,
+  withValues = false,
+): Promise<ActivationSummary> {
   const axis = positionAxis(cfg, name, t);
   return {
     name,
-    ...tensorStats(t),
+    ...(await tensorStats(t)),
     positionAxis: axis,
-    norms: normsAlong(t, axis),
-    ...(withValues ? { values: t.toNestedSync() } : {}),
+    norms: await normsAlong(t, axis),
+    ...(withValues ? { values: await t.toNested() } : {}),
   };
 }
 
@@ -97,11 +102,15 @@ Examples:
       const useAttnResult = hooks.some((h) => h.endsWith('.attn.hook_result'));
       const input = resolveInput(model, inputFlags(opts, cmd));
       const { cache } = model.runWithCache(input.ids, { names: hooks, useAttnResult });
-      const summaries = hooks.map((h) => summarize(model.cfg, h, cache.get(h), opts.values === true));
+      const summaries = await Promise.all(
+        hooks.map((h) => summarize(model.cfg, h, cache.get(h), opts.values === true)),
+      );
       const strings = model.tokenStrings(input.ids);
       if (opts.plot) {
         const spec = attentionPatternSpec({
-          hooks: patterns.map((name) => ({ name, pattern: headMatrices(cache.get(name)) })),
+          hooks: await Promise.all(
+            patterns.map(async (name) => ({ name, pattern: await headMatrices(cache.get(name)) })),
+          ),
           tokens: strings,
         });
         await writePlot(opts.plot, spec);
@@ -126,9 +135,9 @@ Examples:
 }
 
 /** pattern[head][query][key] of a [1, head, query, key] attention pattern. */
-function headMatrices(t: Tensor): number[][][] {
+async function headMatrices(t: Tensor): Promise<number[][][]> {
   const [, H, Q, K] = t.shape as [number, number, number, number];
-  const x = t.f32Sync();
+  const x = await t.f32();
   return Array.from({ length: H }, (_, h) =>
     Array.from({ length: Q }, (_, q) => Array.from(x.subarray((h * Q + q) * K, (h * Q + q + 1) * K))),
   );

@@ -107,7 +107,7 @@ async function tour(model: HookedTransformer, cb: { onStart: () => void; onToken
     tokens: ids,
     top: (await readPredictions(model, reshape(slice(logits, 1, ids.length - 1), [1, -1]), 5))[0]!,
   };
-  const s = summarize(model.cfg, hook, cache.get(hook));
+  const s = await summarize(model.cfg, hook, cache.get(hook));
   const activation = {
     hook,
     shape: s.shape,
