@@ -37,6 +37,13 @@ export { generate, sample, type GenerateOptions, type GenerateResult } from './h
 // Methods
 export { headScores, repeatedTokens, type HeadScores, type HeadScoreOptions } from './methods/heads.js';
 export { singleToken } from './methods/tokens.js';
+export {
+  nextTokenLosses,
+  readPredictions,
+  readTokenStats,
+  tokenStats,
+  topTokens,
+} from './methods/predictions.js';
 export { logitLens, type LogitLensOptions, type LogitLensResult } from './methods/lens.js';
 export { residualDecomposition, applyFinalNorm, type ResidualDecomposition } from './methods/decompose.js';
 export {
