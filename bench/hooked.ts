@@ -17,21 +17,25 @@ export interface HookedTimes {
   sae: number;
 }
 
-/** Median ms of `fn(i)` over reps after one warm-up call per distinct structure (i = 0, 1). */
-function median(reps: number, fn: (i: number) => void): number {
-  fn(0);
-  fn(1); // the second sight of a structure compiles it
+/** Median ms of `fn(i)`, its result read, over reps after one warm-up call per structure (i = 0, 1). */
+async function median(reps: number, fn: (i: number) => Tensor): Promise<number> {
+  await fn(0).data();
+  await fn(1).data(); // the second sight of a structure compiles it
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    fn(i + 2);
+    await fn(i + 2).data();
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)]!;
 }
 
-export function hookedForwards(model: HookedTransformer, tokens: Tensor, reps: number): HookedTimes {
+export async function hookedForwards(
+  model: HookedTransformer,
+  tokens: Tensor,
+  reps: number,
+): Promise<HookedTimes> {
   const P = tokens.shape[1]!;
   const d = model.cfg.dModel;
   // A cached activation to patch from (another prompt), computed once.
@@ -40,16 +44,16 @@ export function hookedForwards(model: HookedTransformer, tokens: Tensor, reps: n
     [1, P],
   );
   const source = model.runWithCache(other, { names: [HOOK] }).cache.get(HOOK);
-  source.dataSync();
-  const patch = median(reps, (i) => {
+  await source.data();
+  const patch = await median(reps, (i) => {
     const mask = new Uint8Array(P);
     mask[(i * 37) % P] = 1;
     const at = new Tensor(mask, [1, P, 1]);
-    model.runWithHooks(tokens, { fwd: [{ name: HOOK, fn: (x) => where(at, source, x) }] }).dataSync();
+    return model.runWithHooks(tokens, { fwd: [{ name: HOOK, fn: (x) => where(at, source, x) }] });
   });
-  const steer = median(reps, (i) => {
+  const steer = await median(reps, (i) => {
     const v = Tensor.full([d], 0.01 * (i + 1));
-    model.runWithHooks(tokens, { fwd: [{ name: HOOK, fn: (x) => add(x, v) }] }).dataSync();
+    return model.runWithHooks(tokens, { fwd: [{ name: HOOK, fn: (x) => add(x, v) }] });
   });
   const sae = SparseAutoencoder.init({
     architecture: 'standard',
@@ -67,7 +71,7 @@ export function hookedForwards(model: HookedTransformer, tokens: Tensor, reps: n
   model.addSAE(sae);
   let saeMs: number;
   try {
-    saeMs = median(reps, () => void model.run(tokens).dataSync());
+    saeMs = await median(reps, () => model.run(tokens));
   } finally {
     model.resetSAEs();
   }

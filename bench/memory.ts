@@ -13,9 +13,9 @@ const tokens = new Tensor(
 );
 const t0 = performance.now();
 const { cache } = model.runWithCache(tokens);
-const ms = performance.now() - t0;
 let bytes = 0;
-for (const [, t] of cache) bytes += t.dataSync().byteLength;
+for (const [, t] of cache) bytes += (await t.data()).byteLength;
+const ms = performance.now() - t0;
 console.log(
   JSON.stringify({
     tokens: P,

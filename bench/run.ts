@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import '../src/engine/node.js';
 import { getBackend } from '../src/engine/backend/backend.js';
+import { realize } from '../src/engine/lazy.js';
 import { noGrad, Tensor } from '../src/engine/tensor.js';
 import { HookedTransformer } from '../src/hooks/hooked-transformer.js';
 import { makeHookPoint } from '../src/hooks/hooks.js';
@@ -24,19 +25,44 @@ const opts = new Command()
   .option('--torch-threads <list>', 'PyTorch intra-op thread counts to try (the fastest is reported)', '1,2')
   .option('--no-torch', 'skip PyTorch')
   .option('--python <path>', 'python with torch', '/usr/bin/python3')
+  .option('--torch-device <device>', 'PyTorch device: cpu or cuda', 'cpu')
   .option('--out <file>', 'markdown report', 'BENCHMARKS.md')
   .parse()
-  .opts<{ seq: string; reps: string; torchThreads: string; torch: boolean; python: string; out: string }>();
+  .opts<{
+    seq: string;
+    reps: string;
+    torchThreads: string;
+    torch: boolean;
+    python: string;
+    torchDevice: string;
+    out: string;
+  }>();
 
 const reps = Number(opts.reps);
 const seqs = opts.seq.split(',').map(Number);
 
-function time(fn: () => void): { median: number; min: number } {
-  fn(); // warm-up (and, for compiled paths, the trace)
+/** The tensors a call returned (a tensor, or logits with a cache or gradients), to read them. */
+function tensorsOf(r: unknown): Tensor[] {
+  if (r instanceof Tensor) return [r];
+  const o = r as { logits?: Tensor; loss?: Tensor; cache?: Iterable<[string, Tensor]>; grads?: Iterable<[string, Tensor]> };
+  return [
+    ...(o.loss ? [o.loss] : []),
+    ...(o.logits ? [o.logits] : []),
+    ...[...(o.cache ?? [])].map(([, t]) => t),
+    ...[...(o.grads ?? [])].map(([, t]) => t),
+  ];
+}
+
+/**
+ * Median and minimum ms of `fn` with its results computed (on a lazy or asynchronous backend a call
+ * only records: the time is the call plus the read).
+ */
+async function time(fn: () => unknown): Promise<{ median: number; min: number }> {
+  await realize(...tensorsOf(fn())); // warm-up (and, for compiled paths, the trace)
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    fn();
+    await realize(...tensorsOf(fn()));
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
@@ -79,6 +105,8 @@ function torchTimes(seq: number): Map<string, { ms: number; threads: number }> {
         String(reps),
         '--work',
         'all',
+        '--device',
+        opts.torchDevice,
       ],
       { encoding: 'utf8', maxBuffer: 1 << 24 },
     );
@@ -101,12 +129,12 @@ for (const P of seqs) {
     [1, P],
   );
   console.error(`seq ${P}: Sonde...`);
-  const fwd = time(() => compiled.run(tokens));
-  const fwdEager = time(() => eager.run(tokens));
-  const cache = time(() => compiled.runWithCache(tokens));
-  const cacheEager = time(() => eager.runWithCache(tokens));
-  const bwd = time(() => compiled.gradients(tokens, { names: [residNames] }));
-  const bwdEager = time(() => eager.gradients(tokens, { names: [residNames] }));
+  const fwd = await time(() => compiled.run(tokens));
+  const fwdEager = await time(() => eager.run(tokens));
+  const cache = await time(() => compiled.runWithCache(tokens));
+  const cacheEager = await time(() => eager.runWithCache(tokens));
+  const bwd = await time(() => compiled.gradients(tokens, { names: [residNames] }));
+  const bwdEager = await time(() => eager.gradients(tokens, { names: [residNames] }));
   // Hook cost: the eager forward with no hook function vs. with an (empty) hook plan on every point,
   // interleaved and taking the minimum, so that machine noise does not pass for hook cost.
   const plan = makeHookPoint({ fwd: [], bwd: [], cache: null, store: new Map() });
@@ -114,17 +142,17 @@ for (const P of seqs) {
   const emptyTimes: number[] = [];
   for (let i = 0; i < reps + 2; i++) {
     let t0 = performance.now();
-    noGrad(() => forward(cfg, weights, tokens));
+    await noGrad(() => forward(cfg, weights, tokens)).data();
     noneTimes.push(performance.now() - t0);
     t0 = performance.now();
-    noGrad(() => forward(cfg, weights, tokens, { hook: plan }));
+    await noGrad(() => forward(cfg, weights, tokens, { hook: plan })).data();
     emptyTimes.push(performance.now() - t0);
   }
   const none = { median: Math.min(...noneTimes.slice(1)) };
   const empty = { median: Math.min(...emptyTimes.slice(1)) };
   hookOverhead.push({ seq: P, none: none.median, empty: empty.median });
   console.error(`seq ${P}: hooked forwards...`);
-  hooked.push({ seq: P, forward: fwd.median, ...hookedForwards(compiled, tokens, reps) });
+  hooked.push({ seq: P, forward: fwd.median, ...(await hookedForwards(compiled, tokens, reps)) });
   console.error(`seq ${P}: PyTorch...`);
   const t = torchTimes(P);
   const flops = forwardFlops(cfg, P);

@@ -41,6 +41,7 @@ def parse_args():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--work", choices=WORKS + ("all",), default="all")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU comparison, scripts/gpu-bench.sh)")
     return ap.parse_args()
 
 
@@ -124,7 +125,7 @@ def gpt2(w, tokens, cache=None, grad_resid=False):
     x = embed + pos_embed
     if grad_resid:
         x = x.detach().requires_grad_(True)
-    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool, device=tokens.device), diagonal=1)
     scale = 1.0 / dh**0.5
     for i, blk in enumerate(w["blocks"]):
         p = f"blocks.{i}."
@@ -192,8 +193,12 @@ def main():
     torch.set_num_threads(a.threads)
     if a.seq > CFG["n_ctx"]:
         sys.exit(f"--seq must be <= {CFG['n_ctx']}")
+    dev = torch.device(a.device)
     w = make_weights(a.seed)
-    tokens = torch.randint(0, CFG["d_vocab"], (1, a.seq), generator=torch.Generator().manual_seed(a.seed + 1))
+    w = {k: ([{n: t.to(dev) for n, t in b.items()} for b in v] if k == "blocks" else v.to(dev)) for k, v in w.items()}
+    tokens = torch.randint(0, CFG["d_vocab"], (1, a.seq), generator=torch.Generator().manual_seed(a.seed + 1)).to(dev)
+    # A GPU runs asynchronously: wait for it before reading the clock.
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     fns = {"forward": run_forward, "cache": run_cache, "backward": run_backward}
     works = WORKS if a.work == "all" else (a.work,)
 
@@ -207,10 +212,12 @@ def main():
     for work in works:
         fn = fns[work]
         fn(w, tokens)  # warm-up
+        sync()
         times = []
         for _ in range(a.reps):
             t0 = time.perf_counter()
             result = fn(w, tokens)
+            sync()
             times.append((time.perf_counter() - t0) * 1000.0)
             del result
         print(

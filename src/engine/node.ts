@@ -21,7 +21,7 @@ registerBackendFactory(() => {
   }
   const threads = process.env.SONDE_THREADS ? Number(process.env.SONDE_THREADS) : undefined;
   const kind = process.env.SONDE_BACKEND ?? 'sync';
-  if (kind === 'async') return new OrtAsyncBackend({ threads });
+  if (kind === 'async') return new OrtAsyncBackend({ threads, device });
   if (kind !== 'sync') throw new DeviceError(`SONDE_BACKEND must be sync or async, got '${kind}'`);
   return new OrtNodeBackend({ device, threads });
 });

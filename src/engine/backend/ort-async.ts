@@ -17,13 +17,14 @@ const lib = (): Ort => (ort ??= require('onnxruntime-node') as Ort);
  */
 export class OrtAsyncBackend implements Backend {
   readonly name = 'onnxruntime-node (asynchronous API)';
-  readonly device = 'cpu';
+  readonly device: 'cpu' | 'webgpu';
   readonly synchronous = false;
   private readonly threads: number;
   private sessions = 0;
 
-  constructor(opts: { threads?: number } = {}) {
+  constructor(opts: { threads?: number; device?: 'cpu' | 'webgpu' } = {}) {
     this.threads = opts.threads ?? Math.max(1, Math.min(os.availableParallelism(), 8));
+    this.device = opts.device ?? 'cpu';
   }
 
   runKernel(kernel: Kernel): RawTensor[] {
@@ -43,6 +44,7 @@ export class OrtAsyncBackend implements Backend {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      ...(this.device === 'webgpu' ? { executionProviders: ['webgpu', 'cpu'] } : {}),
     });
     this.sessions++;
     const inputNames = graph.inputs.map((v) => v.name);
