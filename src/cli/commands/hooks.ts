@@ -1,6 +1,6 @@
 // sonde hooks: every hook point name, optionally with the activation shapes.
 import type { Command } from 'commander';
-import type { HookedTransformer } from '../../index.js';
+import { axisSize, hookTable, type HookedTransformer } from '../../index.js';
 import { fmtShape, globalsOf, loadModel, note, out, printJson, table } from '../common.js';
 
 export function registerHooks(program: Command): void {
@@ -40,8 +40,9 @@ Examples:
 }
 
 /**
- * Shapes from one forward pass on a 1-sequence batch whose length differs from every other dimension of the
- * model, so that the position axes can be told apart and named 'pos' (axis 0 is 'batch').
+ * Shapes from the model's hook table: config sizes as numbers, the batch and position axes by name
+ * ('pos' for query and key positions too). Points the table does not list (a spliced SAE's) are measured
+ * on one forward pass whose length differs from every size of the model.
  */
 export function hookShapes(
   model: HookedTransformer,
@@ -49,15 +50,26 @@ export function hookShapes(
   useAttnResult: boolean,
 ): Map<string, (number | string)[]> {
   const result = new Map<string, (number | string)[]>();
-  if (names.length === 0) return result;
   const c = model.cfg;
+  const byName = new Map(hookTable(c, { useAttnResult }).map((h) => [h.name, h]));
+  const unlisted: string[] = [];
+  for (const name of names) {
+    const spec = byName.get(name);
+    if (!spec) unlisted.push(name);
+    else
+      result.set(
+        name,
+        spec.axes.map((a) => (a === 'batch' ? 'batch' : (axisSize(c, a) ?? 'pos'))),
+      );
+  }
+  if (unlisted.length === 0) return result;
   const taken = new Set([1, c.nHeads, c.nKvHeads, c.dHead, c.dModel, c.dMlp, c.vocabSize]);
   let P = 3;
   while (taken.has(P)) P++;
   const first = c.bosTokenId ?? 0;
   const ids = Array.from({ length: Math.min(P, c.nCtx) }, (_, i) => (i === 0 ? first : i % c.vocabSize));
-  const { cache } = model.runWithCache(ids, { names, useAttnResult });
-  for (const name of names) {
+  const { cache } = model.runWithCache(ids, { names: unlisted, useAttnResult });
+  for (const name of unlisted) {
     const shape = cache.get(name).shape;
     result.set(
       name,
