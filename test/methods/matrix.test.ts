@@ -54,12 +54,7 @@ const WRONG = 9;
 /** Known failures: the test is kept and expected to fail until the bug named here is fixed. */
 const KNOWN: Record<string, Partial<Record<string, string>>> = {
   processWeights: {},
-  // attribution.ts qkEstimate re-derives attention as a causal softmax of q·k·scale.
-  qkFix: {
-    'gpt-neo-tiny': "AtP*'s QK fix ignores GPT-Neo's local attention window",
-    'gemma2-tiny': "AtP*'s QK fix ignores Gemma 2's attention soft-cap and sliding window",
-    'gemma3-tiny': "AtP*'s QK fix ignores Gemma 3's sliding window",
-  },
+  qkFix: {},
 };
 const known = (method: string, arch: string): string | undefined => KNOWN[method]?.[arch];
 
