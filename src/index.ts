@@ -8,7 +8,15 @@ export * from './errors.js';
 export { SafetensorsFile, SafetensorsCheckpoint, writeSafetensors } from './io/safetensors.js';
 export { loadTokenizer, type Tokenizer, type EncodeOptions } from './io/tokenizer.js';
 export type { ModelConfig } from './models/config.js';
-export { forward, emptyKVCache, type ForwardOptions, type KVCache } from './models/transformer.js';
+export {
+  forward,
+  emptyKVCache,
+  attentionPattern,
+  qkHookNames,
+  type ForwardOptions,
+  type KVCache,
+  type PatternOptions,
+} from './models/transformer.js';
 export { runModel, type Runnable, type RunModelOptions } from './hooks/run-model.js';
 export { processWeights, type ProcessOptions } from './models/process-weights.js';
 export {

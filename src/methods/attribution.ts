@@ -2,12 +2,14 @@
 // estimate of every activation patch of a sweep, grad(metric) · (source - base), from one forward and one
 // backward pass on the base run plus one forward pass on the source run.
 import { HookError, ShapeError, UsageError } from '../errors.js';
-import { mul, sub } from '../engine/ops/elementwise.js';
+import { add, mul, sub } from '../engine/ops/elementwise.js';
 import { indexTensor, take, type Selection } from '../engine/ops/intervene.js';
 import { sum } from '../engine/ops/reduce.js';
+import { expand, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
+import { attentionPattern, qkHookNames } from '../models/transformer.js';
 import {
   answerToken,
   hookComponents,
@@ -179,7 +181,6 @@ export async function attributionPatching(
   let C = !isHead ? 1 : target === 'k' || target === 'v' ? KV : H;
   const Pn = perPosition ? P : 1;
   const qkFixed = !hookMode && (target === 'q' || target === 'k') && (opts.qkFix ?? true);
-  const rot = cfg.positional === 'rotary';
   // One result row per layer, or the one hook.
   const hookNames = hookMode ? [opts.hook!] : Array.from({ length: L }, (_, l) => patchHookName(target, l));
   const R = hookNames.length;
@@ -187,11 +188,10 @@ export async function attributionPatching(
   const qkNames: string[] = [];
   const patternNames = Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_pattern`);
   if (qkFixed)
-    for (let l = 0; l < L; l++)
-      qkNames.push(
-        `blocks.${l}.attn.hook_${rot ? 'rot_' : ''}q`,
-        `blocks.${l}.attn.hook_${rot ? 'rot_' : ''}k`,
-      );
+    for (let l = 0; l < L; l++) {
+      const { q, k } = qkHookNames(cfg, l);
+      qkNames.push(q, k);
+    }
 
   const baseIds = direction === 'denoise' ? corruptIds : cleanIds;
   const srcIds = direction === 'denoise' ? cleanIds : corruptIds;
@@ -208,7 +208,6 @@ export async function attributionPatching(
       `the metric is the same on the clean and the corrupt prompt (${cleanMetric}): nothing to normalise`,
     );
 
-  const dh = cfg.dHead;
   let components = isHead ? Array.from({ length: C }, (_, c) => `H${c}`) : ['all'];
   let select = (v: Variant): Selection => patchSelection(target, 0, v);
   if (hookMode) {
@@ -241,20 +240,18 @@ export async function attributionPatching(
   for (let l = 0; l < R; l++) {
     const vs = variants.filter((v) => v.layer === l);
     const es = await linearEstimates(base.grads.get(hookNames[l]!), l);
-    const qk = qkFixed
-      ? {
-          qBase: await base.cache.get(qkNames[2 * l]!).f32(),
-          kBase: await base.cache.get(qkNames[2 * l + 1]!).f32(),
-          qSrc: await src.cache.get(qkNames[2 * l]!).f32(),
-          kSrc: await src.cache.get(qkNames[2 * l + 1]!).f32(),
-          gPattern: await base.grads.get(patternNames[l]!).f32(),
-        }
-      : null;
+    const qs = qkFixed
+      ? await qkEstimates(model, l, target as 'q' | 'k', vs, {
+          base: { q: base.cache.get(qkNames[2 * l]!), k: base.cache.get(qkNames[2 * l + 1]!) },
+          src: { q: src.cache.get(qkNames[2 * l]!), k: src.cache.get(qkNames[2 * l + 1]!) },
+          gPattern: base.grads.get(patternNames[l]!),
+        })
+      : es;
     vs.forEach((v, i) => {
       const [lr, li] = at(lin, v);
       lr[li] = es[i]!;
       const [er, ei] = at(est, v);
-      er[ei] = qk ? qkEstimate(v, P, H, KV, dh, cfg.attnScale, target as 'q' | 'k', qk) : es[i]!;
+      er[ei] = qs[i]!;
     });
   }
 
@@ -346,69 +343,50 @@ async function selectionSums(x: Tensor, selections: Selection[]): Promise<number
   });
 }
 
-/**
- * AtP*'s QK fix for one query or key patch: the patched head's attention pattern, recomputed exactly
- * (causal softmax of the patched scores), minus the base pattern, dotted with the gradient at hook_pattern.
- * q and k are [pos, head, d_head] (rotated when the model uses rotary embeddings); the pattern gradient is
- * [head, q, k]. A patched key (KV head g) changes every query head of its group.
- */
-function qkEstimate(
-  v: Variant,
-  P: number,
-  H: number,
-  KV: number,
-  dh: number,
-  scale: number,
-  target: 'q' | 'k',
-  t: {
-    qBase: Float32Array;
-    kBase: Float32Array;
-    qSrc: Float32Array;
-    kSrc: Float32Array;
-    gPattern: Float32Array;
-  },
-): number {
-  const group = H / KV;
-  const heads =
-    target === 'q' ? [v.component] : Array.from({ length: group }, (_, i) => v.component * group + i);
-  const patchedPos = (p: number) => v.position < 0 || v.position === p;
-  const rowBase = new Float64Array(P);
-  const rowNew = new Float64Array(P);
-  let e = 0;
-  for (const h of heads) {
-    const g = Math.floor(h / group);
-    for (let qi = 0; qi < P; qi++) {
-      if (target === 'q' && !patchedPos(qi)) continue;
-      const qb = t.qBase.subarray((qi * H + h) * dh, (qi * H + h + 1) * dh);
-      const qn = target === 'q' ? t.qSrc.subarray((qi * H + h) * dh, (qi * H + h + 1) * dh) : qb;
-      for (let s = 0; s <= qi; s++) {
-        const kb = t.kBase.subarray((s * KV + g) * dh, (s * KV + g + 1) * dh);
-        const kn =
-          target === 'k' && patchedPos(s) ? t.kSrc.subarray((s * KV + g) * dh, (s * KV + g + 1) * dh) : kb;
-        let a = 0;
-        let b = 0;
-        for (let i = 0; i < dh; i++) {
-          a += qb[i]! * kb[i]!;
-          b += qn[i]! * kn[i]!;
-        }
-        rowBase[s] = a * scale;
-        rowNew[s] = b * scale;
-      }
-      softmaxInPlace(rowBase, qi + 1);
-      softmaxInPlace(rowNew, qi + 1);
-      const gRow = (h * P + qi) * P;
-      for (let s = 0; s <= qi; s++) e += t.gPattern[gRow + s]! * (rowNew[s]! - rowBase[s]!);
-    }
-  }
-  return e;
-}
+/** Patterns [variants, head, q, k] of one chunk hold at most this many elements. */
+const QK_CHUNK_ELEMENTS = 1 << 24;
 
-function softmaxInPlace(x: Float64Array, n: number): void {
-  let m = -Infinity;
-  for (let i = 0; i < n; i++) m = Math.max(m, x[i]!);
-  let s = 0;
-  for (let i = 0; i < n; i++) s += x[i] = Math.exp(x[i]! - m);
-  for (let i = 0; i < n; i++) x[i]! /= s;
+/**
+ * AtP*'s QK fix for the query or key patches `vs` of layer l: each patched head's attention pattern,
+ * recomputed exactly by the models layer's attentionPattern (the forward's own scale, soft-cap, window,
+ * grouped-query heads), minus the base pattern, dotted with the gradient at hook_pattern [1, head, q, k].
+ * q and k are the activations at qkHookNames. The variants run as one batch per chunk (a float mask selects
+ * each one's patched head and positions), with the unpatched run as row 0 so that unchanged heads cancel
+ * exactly; only the estimates are read.
+ */
+async function qkEstimates(
+  model: HookedTransformer,
+  l: number,
+  target: 'q' | 'k',
+  vs: Variant[],
+  t: { base: { q: Tensor; k: Tensor }; src: { q: Tensor; k: Tensor }; gPattern: Tensor },
+): Promise<number[]> {
+  const { cfg, weights } = model;
+  const patched = t.base[target]; // [1, pos, head | kv_head, d_head]
+  const [, P, C] = patched.shape as [number, number, number];
+  const fixed = target === 'q' ? t.base.k : t.base.q;
+  const delta = sub(t.src[target], patched);
+  const chunk = Math.max(1, Math.floor(QK_CHUNK_ELEMENTS / (cfg.nHeads * P * P)) - 1);
+  const out: number[] = [];
+  for (let i = 0; i < vs.length; i += chunk) {
+    const part = vs.slice(i, i + chunk);
+    const n = part.length + 1;
+    const m = new Float32Array(n * P * C);
+    part.forEach((v, j) => {
+      for (let p = 0; p < P; p++)
+        if (v.position < 0 || v.position === p) m[((j + 1) * P + p) * C + v.component] = 1;
+    });
+    const x = add(patched, mul(Tensor.from(m, [n, P, C, 1]), delta));
+    const other = expand(fixed, [n, ...fixed.shape.slice(1)]);
+    const pattern =
+      target === 'q'
+        ? attentionPattern(cfg, weights, l, x, other)
+        : attentionPattern(cfg, weights, l, other, x);
+    const diff = sub(pattern, slice(pattern, 0, 0, 1));
+    const e = await sum(mul(diff, t.gPattern), [1, 2, 3]).f32();
+    out.push(...Array.from(e.subarray(1), Number));
+  }
+  return out;
 }
 
 function toIds(model: HookedTransformer, x: string | number[]): number[] {

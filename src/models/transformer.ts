@@ -155,7 +155,9 @@ function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
 }
 
 /** LayerNorm or RMSNorm with TransformerLens's hook_scale and hook_normalized (after weight and bias). */
-function norm(ctx: Ctx, name: string, x: Tensor): Tensor {
+type NormCtx = Pick<Ctx, 'cfg' | 'w' | 'hp'>;
+
+function norm(ctx: NormCtx, name: string, x: Tensor): Tensor {
   const { cfg, w, hp } = ctx;
   if (cfg.normalization === 'none') return x;
   const rms = cfg.normalization === 'RMS' || cfg.normalization === 'RMSPre';
@@ -182,12 +184,10 @@ function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
   let q = hp(`${a}.hook_q`, reshape(project(x, w.get(`${a}.W_Q`)!, w.get(`${a}.b_Q`)), [B, P, H, dh]));
   let k = hp(`${a}.hook_k`, reshape(project(x, w.get(`${a}.W_K`)!, w.get(`${a}.b_K`)), [B, P, KV, dh]));
   let v = hp(`${a}.hook_v`, reshape(project(x, w.get(`${a}.W_V`)!, w.get(`${a}.b_V`)), [B, P, KV, dh]));
-  if (cfg.qkNorm) {
-    q = norm(ctx, `${a}.q_norm`, q);
-    k = norm(ctx, `${a}.k_norm`, k);
-  }
   const local = attnTypeOf(cfg, l) === 'local';
   if (ctx.rope) {
+    // Per-head norms come before RoPE; without RoPE attentionPattern applies them.
+    [q, k] = qkNorms(ctx, a, q, k);
     const { cos, sin } = local ? ctx.rope.local : ctx.rope.global;
     q = hp(`${a}.hook_rot_q`, rotary(cfg, q, cos, sin));
     k = hp(`${a}.hook_rot_k`, rotary(cfg, k, cos, sin));
@@ -205,15 +205,8 @@ function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
   }
   const K = k.shape[1]!;
   const g = H / KV;
-  // Grouped-query attention without copying K/V: fold each KV head's query group into the row axis.
-  const qg = reshape(permute(q, [0, 2, 1, 3]), [B, KV, g * P, dh]);
-  const kT = permute(k, [0, 2, 3, 1]); // [batch, kv_head, d_head, k]
-  const raw = reshape(matmul(qg, kT), [B, H, P, K]);
-  const scaled = mul(raw, cfg.attnScale);
-  const capped = cfg.attnSoftcap ? softcap(scaled, cfg.attnSoftcap) : scaled;
   const mask = local ? ctx.mask.local! : ctx.mask.global;
-  const scores = hp(`${a}.hook_attn_scores`, where(mask, NEG_INF, capped));
-  const pattern = hp(`${a}.hook_pattern`, softmax(scores, -1)); // [batch, head, q, k]
+  const pattern = attentionPattern(cfg, w, l, q, k, { hook: hp, mask }); // [batch, head, q, k]
   const vh = permute(v, [0, 2, 1, 3]); // [batch, kv_head, k, d_head]
   const zh = reshape(matmul(reshape(pattern, [B, KV, g * P, K]), vh), [B, H, P, dh]);
   const z = hp(`${a}.hook_z`, permute(zh, [0, 2, 1, 3])); // [batch, pos, head, d_head]
@@ -230,6 +223,67 @@ function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
 }
 
 const NEG_INF = Tensor.scalar(-Infinity);
+
+/**
+ * The hook points whose activations {@link attentionPattern} takes for layer l: the last ones q and k pass
+ * before the scores (hook_rot_q/rot_k on rotary models, else hook_q/hook_k).
+ */
+export function qkHookNames(cfg: ModelConfig, l: number): { q: string; k: string } {
+  const r = cfg.positional === 'rotary' ? 'rot_' : '';
+  return { q: `blocks.${l}.attn.hook_${r}q`, k: `blocks.${l}.attn.hook_${r}k` };
+}
+
+export interface PatternOptions {
+  /** Called at hook_attn_scores and hook_pattern (and the q/k norms' hooks); the forward passes its own. */
+  hook?: HookPoint;
+  /**
+   * bool [batch|1, 1, q, k], true = masked. Default: the causal mask of layer l (with its local window),
+   * the queries being the last positions of the keys.
+   */
+  mask?: Tensor;
+}
+
+/**
+ * Layer l's attention pattern [batch, head, q, k] from q [batch, q, head, d_head] and k [batch, k, kv_head,
+ * d_head] at {@link qkHookNames}: the forward's own maths (q/k norms where they follow those hooks, scale,
+ * soft-cap, causal mask with the layer's window, grouped-query heads, softmax), so that methods which
+ * recompute patterns from patched q or k (AtP*'s QK fix) agree with the model by construction. The batch
+ * of q and k may hold many variants of one prompt.
+ */
+export function attentionPattern(
+  cfg: ModelConfig,
+  w: Weights,
+  l: number,
+  qIn: Tensor,
+  kIn: Tensor,
+  opts: PatternOptions = {},
+): Tensor {
+  const hp = opts.hook ?? NO_HOOKS;
+  const a = `blocks.${l}.attn`;
+  const [q, k] = cfg.positional === 'rotary' ? [qIn, kIn] : qkNorms({ cfg, w, hp }, a, qIn, kIn);
+  const [B, P, H, dh] = q.shape as [number, number, number, number];
+  const K = k.shape[1]!;
+  const KV = k.shape[2]!;
+  if (k.rank !== 4 || k.shape[0] !== B || k.shape[3] !== dh || H % KV !== 0 || K < P)
+    throw new ShapeError(`attentionPattern: q [${q.shape}] and k [${k.shape}] do not fit together`);
+  const g = H / KV;
+  // Grouped-query attention without copying K: fold each KV head's query group into the row axis.
+  const qg = reshape(permute(q, [0, 2, 1, 3]), [B, KV, g * P, dh]);
+  const kT = permute(k, [0, 2, 3, 1]); // [batch, kv_head, d_head, k]
+  const raw = reshape(matmul(qg, kT), [B, H, P, K]);
+  const scaled = mul(raw, cfg.attnScale);
+  const capped = cfg.attnSoftcap ? softcap(scaled, cfg.attnSoftcap) : scaled;
+  const local = attnTypeOf(cfg, l) === 'local';
+  const mask = opts.mask ?? attentionMask(1, P, K - P, undefined, local ? cfg.windowSize : undefined);
+  const scores = hp(`${a}.hook_attn_scores`, where(mask, NEG_INF, capped));
+  return hp(`${a}.hook_pattern`, softmax(scores, -1));
+}
+
+/** Qwen3's and Gemma 3's per-head RMSNorms of q and k over d_head (attn.q_norm, attn.k_norm). */
+function qkNorms(ctx: NormCtx, a: string, q: Tensor, k: Tensor): [Tensor, Tensor] {
+  if (!ctx.cfg.qkNorm) return [q, k];
+  return [norm(ctx, `${a}.q_norm`, q), norm(ctx, `${a}.k_norm`, k)];
+}
 
 function mlp(ctx: Ctx, l: number, x: Tensor): Tensor {
   const { cfg, w, hp } = ctx;

@@ -54,12 +54,7 @@ const WRONG = 9;
 /** Known failures: the test is kept and expected to fail until the bug named here is fixed. */
 const KNOWN: Record<string, Partial<Record<string, string>>> = {
   processWeights: {},
-  // attribution.ts qkEstimate re-derives attention as a causal softmax of q·k·scale.
-  qkFix: {
-    'gpt-neo-tiny': "AtP*'s QK fix ignores GPT-Neo's local attention window",
-    'gemma2-tiny': "AtP*'s QK fix ignores Gemma 2's attention soft-cap and sliding window",
-    'gemma3-tiny': "AtP*'s QK fix ignores Gemma 3's sliding window",
-  },
+  qkFix: {},
 };
 const known = (method: string, arch: string): string | undefined => KNOWN[method]?.[arch];
 
@@ -201,13 +196,13 @@ describe.each(ARCHS)('%s', (name) => {
 
   itKnown(
     'qkFix',
-    "[H1] attribution patching, QK fix on q: grad(pattern) · (the patched run's pattern - the base pattern)",
+    "[H1] attribution patching, QK fix on q and k: grad(pattern) · (the patched run's pattern - the base pattern)",
     async () => {
-      // The reference patches hook_q in a real forward and reads the pattern the model computes, so it has the
-      // model's own attention maths (scale, soft-cap, sliding window); the QK fix must agree with it.
+      // The reference patches hook_q (one head) or hook_k (one KV head: its whole query group) in a real forward
+      // and reads the pattern the model computes, so it has the model's own attention maths (scale, soft-cap,
+      // sliding window, grouped-query heads); the QK fix must agree with it.
       const P = CLEAN.length;
       const V = model.cfg.vocabSize;
-      const H = model.cfg.nHeads;
       const head = 0;
       const corrupt = Tensor.from([CORRUPT], undefined, 'int64');
       const pick = Tensor.from([ANSWER, WRONG], [2], 'int64');
@@ -215,31 +210,34 @@ describe.each(ARCHS)('%s', (name) => {
         const two = gather(reshape(slice(lg, 1, P - 1, P), [V]), 0, pick);
         return sum(mul(two, Tensor.from([1, -1], [2])));
       };
-      const r = await attributionPatching(model, { ...denoise, target: 'q', perPosition: true });
-      expect(r.qkFixed).toBe(true);
-      for (let l = 0; l < L; l++) {
-        const qName = `blocks.${l}.attn.hook_q`;
-        const patName = `blocks.${l}.attn.hook_pattern`;
-        const { grads, cache } = model.gradients(corrupt, { names: [patName], loss: logitDiff });
-        const g = await grads.get(patName).f32();
-        const base = await cache.get(patName).f32();
-        const cleanQ = model.runWithCache(tokens, { names: [qName] }).cache.get(qName);
-        for (let p = 0; p < P; p++) {
-          const mask = new Float32Array(P * H);
-          mask[p * H + head] = 1;
-          const m = Tensor.from(mask, [1, P, H, 1]);
-          let pattern: Tensor | null = null;
-          model.runWithHooks(corrupt, {
-            fwd: [
-              { name: qName, fn: (x) => add(x, mul(m, sub(cleanQ, x))) },
-              { name: patName, fn: (x) => void (pattern = x) },
-            ],
-          });
-          const patched = await pattern!.f32();
-          let want = 0;
-          for (let i = 0; i < g.length; i++) want += g[i]! * (patched[i]! - base[i]!);
-          const got = r.raw[l]![head]![p]! - r.corruptMetric;
-          expect(got, `L${l}H${head} pos ${p}`).toBeCloseTo(want, 4);
+      for (const target of ['q', 'k'] as const) {
+        const r = await attributionPatching(model, { ...denoise, target, perPosition: true });
+        expect(r.qkFixed).toBe(true);
+        const C = target === 'q' ? model.cfg.nHeads : model.cfg.nKvHeads;
+        for (let l = 0; l < L; l++) {
+          const name = `blocks.${l}.attn.hook_${target}`;
+          const patName = `blocks.${l}.attn.hook_pattern`;
+          const { grads, cache } = model.gradients(corrupt, { names: [patName], loss: logitDiff });
+          const g = await grads.get(patName).f32();
+          const base = await cache.get(patName).f32();
+          const clean = model.runWithCache(tokens, { names: [name] }).cache.get(name);
+          for (let p = 0; p < P; p++) {
+            const mask = new Float32Array(P * C);
+            mask[p * C + head] = 1;
+            const m = Tensor.from(mask, [1, P, C, 1]);
+            let pattern: Tensor | null = null;
+            model.runWithHooks(corrupt, {
+              fwd: [
+                { name, fn: (x) => add(x, mul(m, sub(clean, x))) },
+                { name: patName, fn: (x) => void (pattern = x) },
+              ],
+            });
+            const patched = await pattern!.f32();
+            let want = 0;
+            for (let i = 0; i < g.length; i++) want += g[i]! * (patched[i]! - base[i]!);
+            const got = r.raw[l]![head]![p]! - r.corruptMetric;
+            expect(got, `${target} L${l} head ${head} pos ${p}`).toBeCloseTo(want, 4);
+          }
         }
       }
     },
