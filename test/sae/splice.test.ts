@@ -1,7 +1,8 @@
 // Splicing SAEs and transcoders into the built-in model (stories260K: d_model 64, 5 layers, 8 heads).
 import '../../src/engine/node.js';
 import { describe, expect, it } from 'vitest';
-import { mul } from '../../src/engine/ops/elementwise.js';
+import { add, mul, sub } from '../../src/engine/ops/elementwise.js';
+import { indexTensor, maskAlong, take } from '../../src/engine/ops/intervene.js';
 import { sum } from '../../src/engine/ops/reduce.js';
 import { reshape } from '../../src/engine/ops/shape.js';
 import { Tensor } from '../../src/engine/tensor.js';
@@ -51,13 +52,13 @@ function manualHook(sae: SparseAutoencoder): ForwardHook {
 }
 
 describe('splicing an SAE', () => {
-  it('an identity SAE leaves the logits unchanged; its points are listed after its hook', () => {
+  it('an identity SAE leaves the logits unchanged; its points are listed after its hook', async () => {
     const H = 'blocks.2.hook_resid_pre';
-    const clean = model.run([IDS]).f32Sync();
+    const clean = await model.run([IDS]).f32();
     const before = model.hookNames();
     model.addSAE(identitySae(H));
     try {
-      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(await model.run([IDS]).f32(), clean)).toBeLessThan(1e-5);
       const names = model.hookNames();
       const i = names.indexOf(H);
       expect(names.slice(i, i + 6)).toEqual([
@@ -77,29 +78,29 @@ describe('splicing an SAE', () => {
     expect(model.saes).toEqual([]);
   });
 
-  it('a random SAE changes the logits exactly as applying it by hand', () => {
+  it('a random SAE changes the logits exactly as applying it by hand', async () => {
     const sae = randomSae('blocks.1.hook_resid_post', 1);
-    const clean = model.run([IDS]).f32Sync();
-    const manual = model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32Sync();
-    withSAEs(model, sae, () => {
-      const spliced = model.run([IDS]).f32Sync();
+    const clean = await model.run([IDS]).f32();
+    const manual = await model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32();
+    await withSAEs(model, sae, async () => {
+      const spliced = await model.run([IDS]).f32();
       expect(maxAbsDiff(spliced, clean)).toBeGreaterThan(0.1);
       expect(maxAbsDiff(spliced, manual)).toBeLessThan(1e-5);
       // Every entry point sees it: cache, hooks, loss.
-      expect(maxAbsDiff(model.runWithCache([IDS], { names: [] }).logits.f32Sync(), manual)).toBeLessThan(
+      expect(maxAbsDiff(await model.runWithCache([IDS], { names: [] }).logits.f32(), manual)).toBeLessThan(
         1e-5,
       );
-      expect(maxAbsDiff(model.runWithHooks([IDS]).f32Sync(), manual)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(await model.runWithHooks([IDS]).f32(), manual)).toBeLessThan(1e-5);
     });
-    expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBe(0);
+    expect(maxAbsDiff(await model.run([IDS]).f32(), clean)).toBe(0);
   });
 
-  it('user hooks at the hook see the SAE input; the cache holds [batch, pos, d_sae]', () => {
+  it('user hooks at the hook see the SAE input; the cache holds [batch, pos, d_sae]', async () => {
     const H = 'blocks.3.hook_resid_mid';
     const sae = randomSae(H, 2);
     const batch = [IDS, [...IDS].reverse()];
     const P = IDS.length;
-    withSAEs(model, sae, () => {
+    await withSAEs(model, sae, async () => {
       const { cache } = model.runWithCache(batch, {
         names: [
           H,
@@ -115,80 +116,70 @@ describe('splicing an SAE', () => {
       expect(cache.get(`${H}.hook_sae_input`).shape).toEqual([2, P, D]);
       expect(cache.get(`${H}.hook_sae_output`).shape).toEqual([2, P, D]);
       // The model's activation at H is the SAE's input; the output is the reconstruction.
-      expect(maxAbsDiff(cache.get(H).f32Sync(), cache.get(`${H}.hook_sae_input`).f32Sync())).toBe(0);
+      expect(maxAbsDiff(await cache.get(H).f32(), await cache.get(`${H}.hook_sae_input`).f32())).toBe(0);
       expect(
-        maxAbsDiff(cache.get(`${H}.hook_sae_recons`).f32Sync(), cache.get(`${H}.hook_sae_output`).f32Sync()),
+        maxAbsDiff(
+          await cache.get(`${H}.hook_sae_recons`).f32(),
+          await cache.get(`${H}.hook_sae_output`).f32(),
+        ),
       ).toBe(0);
       const rows = sae.forwardRows(reshape(cache.get(H), [2 * P, D]));
-      expect(maxAbsDiff(cache.get(`${H}.hook_sae_acts_post`).f32Sync(), rows.acts.f32Sync())).toBeLessThan(
-        1e-6,
-      );
-      // A forward hook at H edits the SAE's input.
-      const seen: number[] = [];
+      expect(
+        maxAbsDiff(await cache.get(`${H}.hook_sae_acts_post`).f32(), await rows.acts.f32()),
+      ).toBeLessThan(1e-6);
+      // A forward hook at H edits the SAE's input (the hook keeps the tensor it sees; read after the run).
+      let seen: Tensor | null = null;
       model.runWithHooks([IDS], {
         fwd: [
           { name: H, fn: (x) => mul(x, 2) },
-          { name: `${H}.hook_sae_input`, fn: (x) => void seen.push(...x.f32Sync().subarray(0, 3)) },
+          { name: `${H}.hook_sae_input`, fn: (x) => void (seen = x) },
         ],
       });
-      const plain = model
+      const plain = await model
         .runWithCache([IDS], { names: [H] })
         .cache.get(H)
-        .f32Sync();
-      expect(seen).toEqual(Array.from(plain.subarray(0, 3), (v) => v * 2));
+        .f32();
+      expect(Array.from((await seen!.f32()).subarray(0, 3))).toEqual(
+        Array.from(plain.subarray(0, 3), (v) => v * 2),
+      );
     });
   });
 
-  it('with the error term the logits are unchanged, but zeroing a latent removes its decoder write', () => {
+  it('with the error term the logits are unchanged, but zeroing a latent removes its decoder write', async () => {
     const H = 'blocks.2.hook_resid_post';
     const sae = randomSae(H, 3);
-    const clean = model.run([IDS]).f32Sync();
+    const clean = await model.run([IDS]).f32();
     const acts = withSAEs(model, sae, () =>
       model.runWithCache([IDS], { names: [`${H}.hook_sae_acts_post`] }).cache.get(`${H}.hook_sae_acts_post`),
     );
     // The latent with the largest total activation.
     const dSae = sae.dSae;
-    const a = acts.f32Sync();
+    const a = await acts.f32();
     const tot = new Float64Array(dSae);
     for (let i = 0; i < a.length; i++) tot[i % dSae]! += a[i]!;
     const j = tot.indexOf(Math.max(...tot));
     expect(tot[j]).toBeGreaterThan(0);
-    const zeroJ = (x: Tensor) => {
-      const d = x.f32Sync().slice();
-      for (let r = 0; r < d.length / dSae; r++) d[r * dSae + j] = 0;
-      return new Tensor(d, x.shape);
-    };
+    // Zero latent j: a mask along the latent axis (1 everywhere but j).
+    const keep = Float32Array.from({ length: dSae }, (_, i) => (i === j ? 0 : 1));
+    const zeroJ = (x: Tensor) => maskAlong(x, -1, Tensor.from(keep));
     const withErr = { sae, useErrorTerm: true };
-    withSAEs(model, withErr, () => {
+    await withSAEs(model, withErr, async () => {
       expect(model.hookNames()).toContain(`${H}.hook_sae_error`);
-      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBe(0);
-      const edited = model
+      expect(maxAbsDiff(await model.run([IDS]).f32(), clean)).toBe(0);
+      const edited = await model
         .runWithHooks([IDS], { fwd: [{ name: `${H}.hook_sae_acts_post`, fn: zeroJ }] })
-        .f32Sync();
+        .f32();
       expect(maxAbsDiff(edited, clean)).toBeGreaterThan(1e-3);
     });
-    // The expected logits, by a hook on the model without the SAE.
-    const wdec = sae
-      .param('W_dec')
-      .f32Sync()
-      .subarray(j * D, (j + 1) * D);
-    const expected = model
-      .runWithHooks([IDS], {
-        fwd: [
-          {
-            name: H,
-            fn: (x) => {
-              const d = x.f32Sync().slice();
-              for (let r = 0; r < d.length / D; r++)
-                for (let k = 0; k < D; k++) d[r * D + k]! -= a[r * dSae + j]! * wdec[k]!;
-              return new Tensor(d, x.shape);
-            },
-          },
-        ],
-      })
-      .f32Sync();
-    const edited = withSAEs(model, withErr, () =>
-      model.runWithHooks([IDS], { fwd: [{ name: `${H}.hook_sae_acts_post`, fn: zeroJ }] }).f32Sync(),
+    // The expected logits, by a hook on the model without the SAE: x - acts[..., j] * W_dec[j].
+    const jIndex = indexTensor([j]);
+    const actJ = take(acts, -1, jIndex); // [1, pos, 1]
+    const wdecJ = reshape(take(sae.param('W_dec'), 0, jIndex), [D]);
+    const expected = await model
+      .runWithHooks([IDS], { fwd: [{ name: H, fn: (x) => sub(x, mul(actJ, wdecJ)) }] })
+      .f32();
+    const edited = await withSAEs(model, withErr, () =>
+      model.runWithHooks([IDS], { fwd: [{ name: `${H}.hook_sae_acts_post`, fn: zeroJ }] }).f32(),
     );
     expect(maxAbsDiff(edited, expected)).toBeLessThan(1e-5);
   });
@@ -201,30 +192,31 @@ describe('splicing an SAE', () => {
       const { grads, loss } = model.gradients([IDS], { names: [name] });
       const g = grads.get(name);
       expect(g.shape).toEqual([1, IDS.length, 96]);
-      const gd = g.f32Sync();
+      const gd = await g.f32();
       // The entries with the largest gradients of two different latents.
       const byMagnitude = Array.from(gd.keys()).sort((x, y) => Math.abs(gd[y]!) - Math.abs(gd[x]!));
       const first = byMagnitude[0]!;
       const order = [first, byMagnitude.find((i) => i % 96 !== first % 96)!];
       expect(await loss.item()).toBeCloseTo(await model.loss([IDS]), 5);
       for (const idx of order.slice(0, 2)) {
+        // Nudge entry idx by eps: x + eps * oneHot(idx), the one-hot entering as a tensor.
         const at = (eps: number) =>
           model.runWithHooks([IDS], {
             fwd: [
               {
                 name,
                 fn: (x) => {
-                  const d = x.f32Sync().slice();
-                  d[idx]! += eps;
-                  return new Tensor(d, x.shape);
+                  const nudge = new Float32Array(x.size);
+                  nudge[idx] = eps;
+                  return add(x, Tensor.from(nudge, x.shape));
                 },
               },
             ],
           });
         const eps = 1e-2;
-        const lossOf = (t: Tensor) => {
+        const lossOf = async (t: Tensor) => {
           const V = model.cfg.vocabSize;
-          const lg = t.f32Sync();
+          const lg = await t.f32();
           let s = 0;
           for (let p = 0; p < IDS.length - 1; p++) {
             const row = lg.subarray(p * V, (p + 1) * V);
@@ -235,7 +227,7 @@ describe('splicing an SAE', () => {
           }
           return s / (IDS.length - 1);
         };
-        const fd = (lossOf(at(eps)) - lossOf(at(-eps))) / (2 * eps);
+        const fd = ((await lossOf(at(eps))) - (await lossOf(at(-eps)))) / (2 * eps);
         expect(Math.abs(fd - gd[idx]!)).toBeLessThan(1e-3 + 5e-3 * Math.abs(gd[idx]!));
       }
       // Backward hooks on a latent point fire too.
@@ -246,26 +238,26 @@ describe('splicing an SAE', () => {
     });
   });
 
-  it('a hook_z SAE reads the flattened heads; a per-head width fits too', () => {
+  it('a hook_z SAE reads the flattened heads; a per-head width fits too', async () => {
     const H = 'blocks.1.attn.hook_z';
     const sae = randomSae(H, 5);
-    const manual = model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32Sync();
-    withSAEs(model, sae, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32Sync(), manual)).toBeLessThan(1e-5);
+    const manual = await model.runWithHooks([IDS], { fwd: [manualHook(sae)] }).f32();
+    await withSAEs(model, sae, async () => {
+      expect(maxAbsDiff(await model.run([IDS]).f32(), manual)).toBeLessThan(1e-5);
       const { cache } = model.runWithCache([IDS], { names: [`${H}.hook_sae_input`, `${H}.hook_sae_output`] });
       expect(cache.get(`${H}.hook_sae_input`).shape).toEqual([1, IDS.length, 64]);
       expect(cache.get(`${H}.hook_sae_output`).shape).toEqual([1, IDS.length, 64]);
     });
     const perHead = identitySae(H, model.cfg.dHead);
-    const clean = model.run([IDS]).f32Sync();
-    withSAEs(model, perHead, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBeLessThan(1e-5);
+    const clean = await model.run([IDS]).f32();
+    await withSAEs(model, perHead, async () => {
+      expect(maxAbsDiff(await model.run([IDS]).f32(), clean)).toBeLessThan(1e-5);
       const acts = model.runWithCache([IDS], { names: [`${H}.hook_sae_acts_post`] }).cache;
       expect(acts.get(`${H}.hook_sae_acts_post`).shape).toEqual([1, IDS.length, 8, 16]);
     });
   });
 
-  it('a transcoder reads hookName and replaces hookNameOut, with its points under the output hook', () => {
+  it('a transcoder reads hookName and replaces hookNameOut, with its points under the output hook', async () => {
     const In = 'blocks.0.ln2.hook_normalized';
     const Out = 'blocks.0.hook_mlp_out';
     const tc = SparseAutoencoder.init(
@@ -273,25 +265,25 @@ describe('splicing an SAE', () => {
       { seed: 6, decoderNorm: 0.5 },
     );
     let input: Tensor | null = null;
-    const manual = model
+    const manual = await model
       .runWithHooks([IDS], {
         fwd: [
           { name: In, fn: (x) => void (input = x) },
           { name: Out, fn: (x) => reshape(tc.forwardRows(reshape(input!, [IDS.length, D])).recons, x.shape) },
         ],
       })
-      .f32Sync();
-    const clean = model.run([IDS]).f32Sync();
-    withSAEs(model, tc, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32Sync(), manual)).toBeLessThan(1e-5);
+      .f32();
+    const clean = await model.run([IDS]).f32();
+    await withSAEs(model, tc, async () => {
+      expect(maxAbsDiff(await model.run([IDS]).f32(), manual)).toBeLessThan(1e-5);
       const names = model.hookNames();
       expect(names[names.indexOf(Out) + 1]).toBe(`${Out}.hook_sae_input`);
       expect(names.some((n) => n.startsWith(`${In}.hook_sae`))).toBe(false);
       const { cache } = model.runWithCache([IDS], { names: [In, `${Out}.hook_sae_input`] });
-      expect(maxAbsDiff(cache.get(In).f32Sync(), cache.get(`${Out}.hook_sae_input`).f32Sync())).toBe(0);
+      expect(maxAbsDiff(await cache.get(In).f32(), await cache.get(`${Out}.hook_sae_input`).f32())).toBe(0);
     });
-    withSAEs(model, { sae: tc, useErrorTerm: true }, () => {
-      expect(maxAbsDiff(model.run([IDS]).f32Sync(), clean)).toBe(0);
+    await withSAEs(model, { sae: tc, useErrorTerm: true }, async () => {
+      expect(maxAbsDiff(await model.run([IDS]).f32(), clean)).toBe(0);
     });
   });
 
@@ -306,42 +298,45 @@ describe('splicing an SAE', () => {
     expect(spliced.tokens).not.toEqual(plain.tokens);
   });
 
-  it('compiled graphs include the SAEs and are never replayed stale', () => {
+  // On the asynchronous backend there is no TracedFunction path (HookedTransformer.compiled returns null
+  // there: every forward is recorded lazily and compiled when read), so these two tests check that the
+  // lazily compiled graphs see the SAEs, their parameter replacements and their removal.
+  it('compiled graphs include the SAEs and are never replayed stale', async () => {
     const compiled = HookedTransformer.load(undefined, { compile: 'always' });
     const H = 'blocks.2.hook_resid_mid';
     const sae = randomSae(H, 8);
-    const original = compiled.run([IDS]).f32Sync().slice();
-    const eager = withSAEs(model, sae, () => model.run([IDS]).f32Sync());
+    const original = (await compiled.run([IDS]).f32()).slice();
+    const eager = await withSAEs(model, sae, () => model.run([IDS]).f32());
     compiled.addSAE(sae);
-    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), eager)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), eager)).toBeLessThan(1e-5); // the replay
+    expect(maxAbsDiff(await compiled.run([IDS]).f32(), eager)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await compiled.run([IDS]).f32(), eager)).toBeLessThan(1e-5); // the replay
     // Cache and gradients through the compiled path.
     const name = `${H}.hook_sae_acts_post`;
-    const cacheC = compiled
+    const cacheC = await compiled
       .runWithCache([IDS], { names: [name] })
       .cache.get(name)
-      .f32Sync();
-    const gradC = compiled
+      .f32();
+    const gradC = await compiled
       .gradients([IDS], { names: [name] })
       .grads.get(name)
-      .f32Sync();
-    withSAEs(model, sae, () => {
+      .f32();
+    await withSAEs(model, sae, async () => {
       expect(
         maxAbsDiff(
           cacheC,
-          model
+          await model
             .runWithCache([IDS], { names: [name] })
             .cache.get(name)
-            .f32Sync(),
+            .f32(),
         ),
       ).toBeLessThan(1e-5);
       expect(
         maxAbsDiff(
           gradC,
-          model
+          await model
             .gradients([IDS], { names: [name] })
             .grads.get(name)
-            .f32Sync(),
+            .f32(),
         ),
       ).toBeLessThan(1e-5);
     });
@@ -349,29 +344,29 @@ describe('splicing an SAE', () => {
     const old = sae.param('W_dec');
     sae.params.set('W_dec', mul(old, -1));
     try {
-      const flipped = withSAEs(model, sae, () => model.run([IDS]).f32Sync());
-      expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), flipped)).toBeLessThan(1e-5);
+      const flipped = await withSAEs(model, sae, () => model.run([IDS]).f32());
+      expect(maxAbsDiff(await compiled.run([IDS]).f32(), flipped)).toBeLessThan(1e-5);
     } finally {
       sae.params.set('W_dec', old);
     }
     // With error term: another graph.
     compiled.removeSAE(H);
     compiled.addSAE(sae, { useErrorTerm: true });
-    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), original)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await compiled.run([IDS]).f32(), original)).toBeLessThan(1e-5);
     compiled.resetSAEs();
-    expect(maxAbsDiff(compiled.run([IDS]).f32Sync(), original)).toBe(0);
+    expect(maxAbsDiff(await compiled.run([IDS]).f32(), original)).toBe(0);
   });
 
-  it('a topk SAE compiles to the same logits as eager', () => {
+  it('a topk SAE compiles to the same logits as eager', async () => {
     const compiled = HookedTransformer.load(undefined, { compile: 'always' });
     const sae = randomSae('blocks.4.hook_resid_pre', 9, { architecture: 'topk', k: 5 });
-    const eager = withSAEs(model, sae, () => model.run([IDS, IDS]).f32Sync());
-    withSAEs(compiled, sae, () => {
-      expect(maxAbsDiff(compiled.run([IDS, IDS]).f32Sync(), eager)).toBeLessThan(1e-5);
-      const acts = compiled
+    const eager = await withSAEs(model, sae, () => model.run([IDS, IDS]).f32());
+    await withSAEs(compiled, sae, async () => {
+      expect(maxAbsDiff(await compiled.run([IDS, IDS]).f32(), eager)).toBeLessThan(1e-5);
+      const acts = await compiled
         .runWithCache([IDS], { names: ['blocks.4.hook_resid_pre.hook_sae_acts_post'] })
         .cache.get('blocks.4.hook_resid_pre.hook_sae_acts_post')
-        .f32Sync();
+        .f32();
       for (let r = 0; r < IDS.length; r++) {
         const nz = acts.subarray(r * 96, (r + 1) * 96).filter((v) => v !== 0).length;
         expect(nz).toBeLessThanOrEqual(5);
@@ -502,10 +497,7 @@ describe('methods on SAE latents', () => {
     const coef = 4;
     const e = new Float32Array(sae.dSae);
     e[j] = 1;
-    const dir = sae
-      .param('W_dec')
-      .f32Sync()
-      .subarray(j * D, (j + 1) * D);
+    const dir = reshape(take(sae.param('W_dec'), 0, indexTensor([j])), [D]); // W_dec[j]
     const prompt = 'Once upon a time';
     await withSAEs(model, sae, async () => {
       const onLatent = await nextTokenLogProbs(model, prompt, [steeringHook(latents, e, coef)]);
@@ -544,7 +536,7 @@ describe('methods on SAE latents', () => {
     const sae = randomSae('blocks.3.hook_resid_pre', 13);
     await withSAEs(model, sae, async () => {
       const r = await pathPatching(model, opts);
-      const lg = model.run(NAME.clean).f32Sync();
+      const lg = await model.run(NAME.clean).f32();
       const V = model.cfg.vocabSize;
       const last = lg.subarray(lg.length - V);
       expect(r.cleanMetric).toBeCloseTo(last[r.answer!.id]! - last[r.wrong!.id]!, 4);
