@@ -12,6 +12,7 @@ export const ASYNC_BACKEND_TESTS = [
   'test/models/reference.test.ts',
   'test/methods/matrix.test.ts',
   'test/sae/splice.test.ts',
+  'test/models/attention-pattern.test.ts',
 ];
 
 export default defineConfig({

@@ -44,7 +44,12 @@ const seqs = opts.seq.split(',').map(Number);
 /** The tensors a call returned (a tensor, or logits with a cache or gradients), to read them. */
 function tensorsOf(r: unknown): Tensor[] {
   if (r instanceof Tensor) return [r];
-  const o = r as { logits?: Tensor; loss?: Tensor; cache?: Iterable<[string, Tensor]>; grads?: Iterable<[string, Tensor]> };
+  const o = r as {
+    logits?: Tensor;
+    loss?: Tensor;
+    cache?: Iterable<[string, Tensor]>;
+    grads?: Iterable<[string, Tensor]>;
+  };
   return [
     ...(o.loss ? [o.loss] : []),
     ...(o.logits ? [o.logits] : []),

@@ -171,7 +171,6 @@ interface Setup {
 }
 
 async function prepare(model: HookedTransformer, opts: PathPatchingBase): Promise<Setup> {
-  const { cfg } = model;
   const cleanIds = toIds(model, opts.clean);
   const corruptIds = toIds(model, opts.corrupt);
   const P = cleanIds.length;
