@@ -262,7 +262,7 @@ try {
         `PyTorch with ${r.threads} intra-op thread${r.threads === 1 ? '' : 's'}: ${f0(r.tokens_per_s)} tokens/s (median step ${f1(r.median_step_ms)} ms).`,
     ),
     '',
-    `- **Sonde step** (median ${f1(sondeMedian)} ms): JS AdamW.step over ${(nParams / 1e6).toFixed(2)}M float32 parameters ${f1(adamMed)} ms (${pct(adamMed / sondeMedian)}), JS clipGradNorm ${f1(clipMed)} ms (norm below the threshold: no scaling pass) (${pct(clipMed / sondeMedian)}), batch sampling ${f1(sampleMed)} ms, leaving ~${f1(graphMs)} ms (${pct(graphMs / sondeMedian)}) for the ORT train-step graph (forward + loss + backward, parameters fed by reference, gradients returned as fresh buffers). The JS parts were timed standalone on tensors of the same sizes (median of 10), the step inside \`train()\`.`,
+    `- **Sonde step** (median ${f1(sondeMedian)} ms): AdamW.step (one compiled ORT graph over all parameters) over ${(nParams / 1e6).toFixed(2)}M float32 parameters ${f1(adamMed)} ms (${pct(adamMed / sondeMedian)}), clipGradNorm (engine ops) ${f1(clipMed)} ms (norm below the threshold: no scaling pass) (${pct(clipMed / sondeMedian)}), batch sampling ${f1(sampleMed)} ms, leaving ~${f1(graphMs)} ms (${pct(graphMs / sondeMedian)}) for the ORT train-step graph (forward + loss + backward, parameters fed by reference, gradients returned as fresh buffers). The optimizer and clipping were timed standalone on tensors of the same sizes (median of 10), the step inside \`train()\`.`,
     best
       ? `- **PyTorch step** (${best.threads}t): forward + backward ${pct(best.share.forward_backward)}, clip_grad_norm_ ${pct(best.share.clip)}, AdamW.step ${pct(best.share.optimizer)}, batch ${pct(best.share.data)} of the timed wall time.`
       : '- PyTorch: not run.',
