@@ -204,7 +204,7 @@ const lines = [
   `Median of ${reps} runs after one warm-up. PyTorch: Debian python3-torch on OpenBLAS, the fastest of intra-op threads {${opts.torchThreads}}, same process tree, same run.`,
   '',
   '- **forward**: logits. **cache**: logits plus every hook point (TransformerLens run_with_cache). **backward**: forward, mean next-token loss, and gradients at every `hook_resid_pre/mid/post` (weights frozen).',
-  '- Sonde compiled: the hook-free pass traced once into one ONNX graph (what `run`/`runWithCache`/`gradients` do from the second call on a shape). Sonde eager: one ORT kernel per op (`compile: 'never'`; what runs the first time a hooked forward's structure is seen, and for gradients through hooks).',
+  "- Sonde compiled: the hook-free pass traced once into one ONNX graph (what `run`/`runWithCache`/`gradients` do from the second call on a shape). Sonde eager: one ORT kernel per op (`compile: 'never'`; what runs the first time a hooked forward's structure is seen, and for gradients through hooks).",
   '- ratio = Sonde compiled / PyTorch (below 1.0 = Sonde faster). GFLOP/s counts matmul FLOPs (backward: 2x forward).',
   '',
   '| work | tokens | Sonde compiled (ms) | Sonde eager (ms) | PyTorch (ms) | ratio | Sonde GFLOP/s |',
