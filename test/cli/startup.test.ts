@@ -10,13 +10,14 @@ import { ROOT } from '../helpers/cli.js';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-startup-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-// ESM modules, seen by a loader hook (it runs on its own thread and reports on stderr).
+// ESM modules, seen by a loader hook. It runs on its own thread, so it writes to stderr synchronously:
+// a stream write from that thread can be lost when a quick command exits first.
 const esmHook = path.join(dir, 'esm-hook.mjs');
 fs.writeFileSync(
   esmHook,
   `import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent(
-  "export async function load(url, ctx, next) { process.stderr.write('LOADED ' + url + '\\\\n'); return next(url, ctx); }"));
+  "import { writeSync } from 'node:fs'; export async function load(url, ctx, next) { writeSync(2, 'LOADED ' + url + '\\\\n'); return next(url, ctx); }"));
 `,
 );
 // CommonJS modules (onnxruntime-node and onnx-proto are required), listed at exit.
