@@ -1,4 +1,4 @@
-import type { WeightSource } from './weights.js';
+import { WrappedSource, type WeightSource } from './weights.js';
 
 /** One step of a load, for a progress bar: counts cover every tensor in the checkpoint. */
 export interface LoadProgress {
@@ -26,34 +26,23 @@ export interface SizedWeightSource extends WeightSource {
  * Wraps a checkpoint so that every tensor read reports progress; architectures see a plain WeightSource.
  * The callback runs after each read, so a throw from it stops the load.
  */
-export class ProgressSource implements WeightSource {
+export class ProgressSource extends WrappedSource<SizedWeightSource> {
   private readonly seen = new Set<string>();
   private readonly tensorsTotal: number;
   private readonly bytesTotal: number;
   private bytesDone = 0;
 
   constructor(
-    private readonly inner: SizedWeightSource,
+    inner: SizedWeightSource,
     private readonly onProgress: (p: LoadProgress) => void,
   ) {
+    super(inner);
     const names = inner.names();
     this.tensorsTotal = names.length;
     this.bytesTotal = names.reduce((sum, n) => sum + inner.info(n).byteLength, 0);
   }
 
-  names(): string[] {
-    return this.inner.names();
-  }
-
-  has(name: string): boolean {
-    return this.inner.has(name);
-  }
-
-  info(name: string): { shape: number[] } {
-    return this.inner.info(name);
-  }
-
-  readFloat32(name: string): Float32Array {
+  override readFloat32(name: string): Float32Array {
     const data = this.inner.readFloat32(name);
     if (!this.seen.has(name)) {
       this.seen.add(name);

@@ -102,11 +102,9 @@ export function resolvePrefix(src: WeightSource, candidates: string[], probe: st
   );
 }
 
-/** A WeightSource that records the tensors read, so that a load can refuse tensors it left unused. */
-export class ReadTracker implements WeightSource {
-  readonly read = new Set<string>();
-
-  constructor(private readonly inner: WeightSource) {}
+/** A WeightSource that passes every call to another; wrappers override what they observe. */
+export class WrappedSource<S extends WeightSource = WeightSource> implements WeightSource {
+  constructor(protected readonly inner: S) {}
 
   names(): string[] {
     return this.inner.names();
@@ -121,6 +119,15 @@ export class ReadTracker implements WeightSource {
   }
 
   readFloat32(name: string): Float32Array {
+    return this.inner.readFloat32(name);
+  }
+}
+
+/** A WeightSource that records the tensors read, so that a load can refuse tensors it left unused. */
+export class ReadTracker extends WrappedSource {
+  readonly read = new Set<string>();
+
+  override readFloat32(name: string): Float32Array {
     this.read.add(name);
     return this.inner.readFloat32(name);
   }

@@ -5,7 +5,6 @@
 // Calls are awaited whether or not the method is asynchronous yet (methods are becoming async one by one).
 // Entries that run H1's methods (patching, path patching, attribution, ablation, steering) are marked [H1]:
 // their signatures may change when that branch merges.
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { add, mul, sub } from '../../src/engine/ops/elementwise.js';
@@ -25,25 +24,11 @@ import { steeringHook } from '../../src/methods/steering.js';
 import { createTunedLens } from '../../src/methods/tuned-lens.js';
 import { unembed } from '../../src/models/transformer.js';
 import { identitySae, standardSae } from '../helpers/sae.js';
+import { ARCHITECTURE_FIXTURES, fixtureDir } from '../helpers/fixtures.js';
 
 /** Fixture folders (one per architecture variant), the attention-only induction organism, and stories260K. */
-const ARCHS = [
-  'gpt2-tiny',
-  'gpt-neo-tiny',
-  'pythia-tiny',
-  'pythia-seq-tiny',
-  'llama-tiny',
-  'mistral-tiny',
-  'qwen2-tiny',
-  'qwen3-tiny',
-  'gemma-tiny',
-  'gemma2-tiny',
-  'gemma3-tiny',
-  'induction-2l',
-  'stories260K',
-];
-const dirOf = (name: string) =>
-  name === 'stories260K' ? path.resolve('assets/stories260K') : path.resolve('test/fixtures', name);
+const ARCHS = [...ARCHITECTURE_FIXTURES, 'induction-2l', 'stories260K'];
+const dirOf = fixtureDir;
 
 const CLEAN = [3, 17, 42, 8, 60, 5, 91, 23, 11, 77, 2, 40];
 const DIFF = 4;

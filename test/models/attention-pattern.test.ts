@@ -10,19 +10,9 @@ import { Tensor } from '../../src/engine/tensor.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
 import { attnTypeOf } from '../../src/models/config.js';
 import { attentionPattern, qkHookNames } from '../../src/models/transformer.js';
+import { ARCHITECTURE_FIXTURES } from '../helpers/fixtures.js';
 
-const ARCHS = [
-  'gpt2-tiny',
-  'gpt-neo-tiny',
-  'pythia-tiny',
-  'llama-tiny',
-  'mistral-tiny',
-  'qwen2-tiny',
-  'qwen3-tiny',
-  'gemma-tiny',
-  'gemma2-tiny',
-  'gemma3-tiny',
-];
+const ARCHS = ARCHITECTURE_FIXTURES;
 const TOKENS = [3, 17, 42, 8, 60, 5, 91, 23, 11, 77, 2, 40];
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

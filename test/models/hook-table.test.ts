@@ -11,24 +11,11 @@ import {
 } from '../../src/models/hook-table.js';
 import { checkSplice } from '../../src/sae/splice.js';
 import { identitySae } from '../helpers/sae.js';
+import { ARCHITECTURE_FIXTURES } from '../helpers/fixtures.js';
 
 const FIXTURES = path.resolve('test/fixtures');
 /** Every fixture architecture, and the attention-only induction organism. */
-const FIXTURE_NAMES = [
-  'gpt2-tiny',
-  'llama-tiny',
-  'llama-mlp-bias-tiny',
-  'gpt-neo-tiny',
-  'pythia-tiny',
-  'pythia-seq-tiny',
-  'gemma-tiny',
-  'gemma2-tiny',
-  'gemma3-tiny',
-  'mistral-tiny',
-  'qwen2-tiny',
-  'qwen3-tiny',
-  'induction-2l',
-];
+const FIXTURE_NAMES = [...ARCHITECTURE_FIXTURES, 'llama-mlp-bias-tiny', 'induction-2l'];
 // Two sequences of five: batch and position sizes differ from every config size.
 const IDS = [
   [1, 5, 9, 13, 17],

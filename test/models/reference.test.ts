@@ -8,6 +8,7 @@ import { logitLens } from '../../src/methods/lens.js';
 import { ropeInvFreq } from '../../src/models/config.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { emptyKVCache, forward } from '../../src/models/transformer.js';
+import { ARCHITECTURE_FIXTURES } from '../helpers/fixtures.js';
 
 interface Reference {
   tokens: number[][];
@@ -38,20 +39,7 @@ function relErr(got: ArrayLike<number>, want: number[]): number {
 }
 
 /** Random-weight checkpoints in each architecture's exact HF layout (scripts/reference/). */
-const FIXTURE_NAMES = [
-  'gpt2-tiny',
-  'llama-tiny',
-  'gpt-neo-tiny',
-  'pythia-tiny',
-  'pythia-seq-tiny',
-  'gemma-tiny',
-  'gemma2-tiny',
-  'gemma3-tiny',
-  'mistral-tiny',
-  'llama-mlp-bias-tiny',
-  'qwen2-tiny',
-  'qwen3-tiny',
-];
+const FIXTURE_NAMES = [...ARCHITECTURE_FIXTURES, 'llama-mlp-bias-tiny'];
 
 describe.each(FIXTURE_NAMES)('%s matches the float64 PyTorch reference', (name) => {
   const ref = load(name);
