@@ -27,7 +27,7 @@ export interface GlobalOptions {
   json: boolean;
   quiet: boolean;
   debug: boolean;
-  /** Overwrite an existing --out (cli/output.ts). */
+  /** Overwrite an existing --out or --plot (cli/output.ts). */
   force: boolean;
 }
 

@@ -49,7 +49,7 @@ export function registerAttribute(program: Command): void {
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       const opts = {
         clean: o.clean,

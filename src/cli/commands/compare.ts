@@ -100,7 +100,7 @@ Examples:
       const g = globalsOf(cmd);
       if (o.method !== 'cka' && o.method !== 'svcca')
         throw new UsageError(`--method must be cka or svcca, got '${o.method}'`);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const a = await loadModel(g, o.modelA ?? g.model);
       const b = await loadModel(g, o.modelB ?? g.model);
       const s = await similarityMatrix(a, b, texts(o.data ?? defaultCorpus(), o.texts), {

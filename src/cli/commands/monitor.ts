@@ -53,12 +53,11 @@ Examples:
     )
     .action(async (o: MonitorOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       if ((o.data === undefined) === (o.prompt === undefined))
         throw new UsageError('give --data FILE or --prompt TEXT');
       if (o.generate !== undefined && o.prompt === undefined)
         throw new UsageError('--generate needs --prompt');
-      checkPlotPath(o.plot);
       const model = await loadModel(g);
       const probe = loadProbe(o.probe);
       const spec: MonitorSpec = {

@@ -64,7 +64,7 @@ Examples:
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       const bar = createProgress(g);
       let shown = 0;

@@ -93,7 +93,7 @@ Examples:
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       let vector: Float32Array;
       let hook: string;
