@@ -5,7 +5,19 @@ import { UsageError } from '../../index.js';
 import { defaultCorpus } from '../../organisms/induction.js';
 import { similarityMatrix, type SimilarityMatrix, type SimilarityMethod } from '../../methods/similarity.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
-import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import {
+  fitText,
+  fmt,
+  globalsOf,
+  intArg,
+  loadModel,
+  out,
+  printJson,
+  table,
+  truncateFlags,
+  truncateOption,
+  type TruncateKeep,
+} from '../common.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 function label(hook: string): string {
@@ -74,6 +86,7 @@ interface CompareOpts {
   texts: number;
   method: string;
   plot?: string;
+  truncate?: TruncateKeep | true;
 }
 
 export function registerCompare(program: Command): void {
@@ -86,6 +99,7 @@ export function registerCompare(program: Command): void {
     .option('--texts <n>', 'paragraphs used', intArg(1), 16)
     .option('--method <m>', 'cka or svcca', 'cka')
     .option(PLOT_FLAG, 'write the similarity matrix as a heatmap')
+    .addOption(truncateOption())
     .addHelpText(
       'after',
       `
@@ -103,7 +117,17 @@ Examples:
       checkPlotPath(o.plot, g.force);
       const a = await loadModel(g, o.modelA ?? g.model);
       const b = await loadModel(g, o.modelB ?? g.model);
-      const s = await similarityMatrix(a, b, texts(o.data ?? defaultCorpus(), o.texts), {
+      // Both models run model A's tokens, so a paragraph must fit the smaller context.
+      const both = {
+        cfg: { nCtx: Math.min(a.cfg.nCtx, b.cfg.nCtx), bosTokenId: a.cfg.bosTokenId },
+        encode: (t: string) => a.encode(t),
+      };
+      const fit = truncateFlags(o, cmd);
+      const source = o.data === undefined ? 'the built-in stories' : `--data '${o.data}'`;
+      const ids = texts(o.data ?? defaultCorpus(), o.texts).map((t, i) =>
+        fitText(both, t, fit, `paragraph ${i + 1} of ${source}`),
+      );
+      const s = await similarityMatrix(a, b, ids, {
         method: o.method as SimilarityMethod,
       });
       if (o.plot) await writePlot(o.plot, heatmapSpec(s, a.source, b.source));
