@@ -1,7 +1,11 @@
 // Input past the model's context: refused in one line, or cut by --truncate with a note on stderr.
 // stories260K (the default model) is rotary with n_ctx 512; before, 2,801 tokens ran with exit 0 and no
 // word, and 10,501 tokens killed the process (exit 128, no message).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
 import { sonde } from '../helpers/cli.js';
 
 const ids = (n: number) =>
@@ -62,5 +66,68 @@ describe('input longer than the context', () => {
       "sonde: the input has 600 tokens, more than the model's context of 512: shorten it, or pass --truncate " +
         'to keep its last 504 tokens and leave 8 to generate (--truncate first keeps the first 504)\n',
     );
+  });
+});
+
+// The commands that take prompts or texts other than --prompt/--tokens (steer, monitor, patch, attribute,
+// compare) fit each one by the same rule (cli/common.ts fitText), naming the text that is too long.
+describe('prompts past the context in steer, patch, attribute and compare', () => {
+  const line = 'Once upon a time there was a girl named Lily. ';
+  const clean = line.repeat(60);
+  const corrupt = line.repeat(59) + 'Once upon a time there was a girl named Tim. ';
+  const pair = ['--clean', clean, '--corrupt', corrupt, '--answer', 'Lily', '--wrong', 'Tim'];
+  const steer = ['--positive', 'examples/boy-prompts.txt', '--negative', 'examples/girl-prompts.txt'];
+  const refusal = (what: string, n: number, keep = 512, room = 0) =>
+    `sonde: ${what} has ${n} tokens, more than the model's context of 512: shorten it, or pass --truncate to ` +
+    `keep its last ${keep} tokens${room ? ` and leave ${room} to generate` : ''} (--truncate first keeps the first ${keep})\n`;
+
+  it('are refused in one line naming the text and --truncate', async () => {
+    const model = await HookedTransformer.load(path.resolve('assets/stories260K'));
+    const n = model.encode(clean).length;
+    expect(n).toBeGreaterThan(512);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-context-'));
+    const paragraphs = path.join(dir, 'paragraphs.txt');
+    fs.writeFileSync(paragraphs, `A short one.\n\n${clean}\n`);
+    const [patch, attribute, steered, compare] = await Promise.all([
+      sonde('patch', ...pair),
+      sonde('attribute', ...pair),
+      sonde('steer', '--prompt', clean, ...steer, '--hook', 'blocks.3.hook_resid_post', '--max-tokens', '4'),
+      sonde('compare', '--data', paragraphs),
+    ]);
+    expect([patch.code, patch.stdout, patch.stderr]).toEqual([1, '', refusal('--clean', n)]);
+    expect([attribute.code, attribute.stderr]).toEqual([1, refusal('--clean', n)]);
+    expect([steered.code, steered.stderr]).toEqual([1, refusal('--prompt', n, 508, 4)]);
+    const p2 = model.encode(clean.trim()).length;
+    expect([compare.code, compare.stderr]).toEqual([1, refusal(`paragraph 2 of --data '${paragraphs}'`, p2)]);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('run with --truncate: BOS and the last tokens of each prompt, with a note', async () => {
+    const model = await HookedTransformer.load(path.resolve('assets/stories260K'));
+    const ids = model.encode(clean);
+    const [attribute, steered] = await Promise.all([
+      sonde('--json', 'attribute', ...pair, '--truncate'),
+      sonde(
+        'steer',
+        '--prompt',
+        clean,
+        ...steer,
+        '--hook',
+        'blocks.3.hook_resid_post',
+        '--max-tokens',
+        '4',
+        '--truncate',
+      ),
+    ]);
+    expect(attribute.code).toBe(0);
+    const doc = JSON.parse(attribute.stdout) as { cleanTokens: number[]; corruptTokens: number[] };
+    expect(doc.cleanTokens).toEqual([ids[0], ...ids.slice(ids.length - 511)]);
+    expect(doc.corruptTokens).toEqual([ids[0], ...model.encode(corrupt).slice(ids.length - 511)]);
+    expect(steered.code).toBe(0);
+    expect(steered.stderr).toBe(
+      `note: --prompt has ${ids.length} tokens, more than the model's context of 512; --truncate kept the BOS ` +
+        `token and the last 507 (dropped ${ids.length - 508} after BOS)\n`,
+    );
+    expect(steered.stdout).toMatch(/^Steering at blocks\.3\.hook_resid_post/);
   });
 });
