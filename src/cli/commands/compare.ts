@@ -16,6 +16,7 @@ import {
   table,
   truncateFlags,
   truncateOption,
+  type TruncateFlags,
   type TruncateKeep,
 } from '../common.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
@@ -104,7 +105,9 @@ export function registerCompare(program: Command): void {
       'after',
       `
 Rows are model A's residual streams (each block's input, then the last block's output), columns model B's.
-Both models must share a tokenizer; positions of all texts (without BOS) are the samples.
+Both models must share a tokenizer; positions of all texts (without BOS) are the samples. A --data
+paragraph longer than the smaller context is refused unless --truncate; the built-in stories keep
+their first tokens that fit.
 
 Examples:
   sonde compare --model-a induction-seed0 --model-b induction-seed1 --plot cka.svg
@@ -122,7 +125,9 @@ Examples:
         cfg: { nCtx: Math.min(a.cfg.nCtx, b.cfg.nCtx), bosTokenId: a.cfg.bosTokenId },
         encode: (t: string) => a.encode(t),
       };
-      const fit = truncateFlags(o, cmd);
+      // The built-in stories are samples, not the user's text: each is cut to its first tokens that fit.
+      const fit: TruncateFlags =
+        o.data === undefined && o.truncate === undefined ? { truncate: 'first' } : truncateFlags(o, cmd);
       const source = o.data === undefined ? 'the built-in stories' : `--data '${o.data}'`;
       const ids = texts(o.data ?? defaultCorpus(), o.texts).map((t, i) =>
         fitText(both, t, fit, `paragraph ${i + 1} of ${source}`),
