@@ -27,7 +27,7 @@ export interface GlobalOptions {
   json: boolean;
   quiet: boolean;
   debug: boolean;
-  /** Overwrite an existing --out (cli/output.ts). */
+  /** Overwrite an existing --out or --plot (cli/output.ts). */
   force: boolean;
 }
 
@@ -252,9 +252,39 @@ export function inputFlags(
     prompt: opts.tokens !== undefined && !explicitPrompt ? undefined : opts.prompt,
     tokens: opts.tokens,
     prependBos: opts.prependBos,
+    ...truncateFlags(opts, cmd),
+  };
+}
+
+/** What fitting a text to the context needs of a model: its tokenizer, context and BOS token. */
+export type ContextModel = Pick<HookedTransformer, 'encode'> & {
+  cfg: Pick<ModelConfig, 'nCtx' | 'bosTokenId'>;
+};
+
+/** What --truncate says (alone it means 'last') and where its note goes. */
+export type TruncateFlags = Pick<InputFlags, 'truncate' | 'onNote'>;
+
+/** The --truncate flag of a command (see truncateOption) as fitText and resolveInput take it. */
+export function truncateFlags(opts: { truncate?: TruncateKeep | true }, cmd: Command): TruncateFlags {
+  return {
     truncate: opts.truncate === true ? 'last' : opts.truncate,
     onNote: (line) => note(globalsOf(cmd), line),
   };
+}
+
+/**
+ * A text a command runs (a --clean prompt, a line of a --data file) as token ids, encoded as the model's
+ * tokenizer does, no longer than the context: refused past it, or cut as --truncate says (less `room`
+ * positions kept free for generation). `what` names the text in the message: '--clean'.
+ */
+export function fitText(
+  model: ContextModel,
+  text: string,
+  flags: TruncateFlags,
+  what: string,
+  room = 0,
+): number[] {
+  return fitContext(model, model.encode(text), flags, room, what);
 }
 
 /**
@@ -273,11 +303,17 @@ export function resolveInput(
 }
 
 /** `ids` cut to the context less `room` as --truncate says, or a UsageError naming the flag. */
-function fitContext(model: HookedTransformer, ids: number[], flags: InputFlags, room: number): number[] {
+function fitContext(
+  model: ContextModel,
+  ids: number[],
+  flags: TruncateFlags,
+  room: number,
+  name = 'the input',
+): number[] {
   const nCtx = model.cfg.nCtx;
   const max = Math.max(1, nCtx - room);
   if (ids.length <= (flags.truncate === undefined ? nCtx : max)) return ids;
-  const what = `the input has ${ids.length} tokens, more than the model's context of ${nCtx}`;
+  const what = `${name} has ${ids.length} tokens, more than the model's context of ${nCtx}`;
   if (flags.truncate === undefined) {
     const leave = max < nCtx ? ` and leave ${nCtx - max} to generate` : '';
     throw new UsageError(

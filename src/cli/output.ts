@@ -19,10 +19,10 @@ export interface OutputSpec {
   /** Allowed extensions of a file, with the dot: ['.svg']. */
   ext?: string[];
   /**
-   * What an existing path means: 'replace' (a cheap result such as a plot is simply rewritten), 'force'
-   * (refused unless --force: a trained result), 'reuse' (a store or checkpoint a run continues).
+   * What an existing path means: 'force' (refused unless --force: a result, a plot included, is never
+   * overwritten by surprise), 'reuse' (a store or checkpoint a run continues).
    */
-  existing: 'replace' | 'force' | 'reuse';
+  existing: 'force' | 'reuse';
 }
 
 /** Throws UsageError naming the flag when `spec.path` cannot be written as asked. */
@@ -70,17 +70,17 @@ export function checkOutputs(specs: (OutputSpec | undefined | false)[], force = 
   for (const s of specs) if (s && s.path !== undefined) checkOutput(s, force);
 }
 
-/** An --plot file: SVG or PNG by its extension, rewritten when it exists. */
+/** An --plot file: SVG or PNG by its extension; an existing one is replaced only with --force, as --out. */
 export function plotOutput(file: string | undefined): OutputSpec | undefined {
   return file === undefined
     ? undefined
-    : { flag: '--plot', path: file, kind: 'file', ext: [...PLOT_EXTENSIONS], existing: 'replace' };
+    : { flag: '--plot', path: file, kind: 'file', ext: [...PLOT_EXTENSIONS], existing: 'force' };
 }
 
-/** Checks an --plot file (when given) before the work. */
-export function checkPlotPath(file: string | undefined): void {
+/** Checks an --plot file (when given) before the work; `force` is the global --force. */
+export function checkPlotPath(file: string | undefined, force: boolean): void {
   const spec = plotOutput(file);
-  if (spec) checkOutput(spec);
+  if (spec) checkOutput(spec, force);
 }
 
 /**

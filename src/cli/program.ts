@@ -56,7 +56,7 @@ export async function buildProgram(only?: string): Promise<Command> {
     .option('--json', 'machine-readable output: one JSON document on stdout')
     .option('-q, --quiet', 'no progress bars or notes on stderr')
     .option('--debug', 'print stack traces on errors')
-    .option('--force', 'overwrite an existing --out instead of refusing')
+    .option('--force', 'overwrite an existing --out or --plot instead of refusing')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .helpCommand('help [command]', 'show help for a command')
     .showSuggestionAfterError(true)

@@ -95,13 +95,13 @@ function endsSentence(token: string): boolean {
  */
 export async function runMonitor(
   model: HookedTransformer,
-  texts: string[],
+  texts: (string | number[])[],
   spec: MonitorSpec,
 ): Promise<MonitorReport> {
   const { start, threshold } = scorer(spec);
   const position = monitorPosition(spec);
   const X = await collectActivations(model, texts, spec.hook, { position: 'all' });
-  const tokens = texts.map((t) => model.tokenStrings(model.encode(t)));
+  const tokens = texts.map((t) => model.tokenStrings(t));
   const scores: (number | null)[][] = tokens.map((t) => t.map(() => null));
   const hits: MonitorHit[] = [];
   let next = start();
@@ -178,12 +178,13 @@ export function monitorHook(
  */
 export async function monitoredGeneration(
   model: HookedTransformer,
-  prompt: string,
+  prompt: string | number[],
   spec: MonitorSpec,
   opts: Omit<GenerateOptions, 'onToken'> & { stopOnFire?: boolean } = {},
 ): Promise<MonitoredGeneration> {
   const position = monitorPosition(spec);
-  const promptIds = model.encode(prompt, { prependBos: opts.prependBos });
+  const promptIds =
+    typeof prompt === 'string' ? model.encode(prompt, { prependBos: opts.prependBos }) : [...prompt];
   const P = promptIds.length;
   const generated: number[] = [];
   const scores: (number | null)[] = [];

@@ -31,10 +31,10 @@ export interface CollectOptions {
   prependBos?: boolean;
 }
 
-/** The activation at `hook` for each text (texts are run one at a time: no padding). */
+/** The activation at `hook` for each text or token ids (run one at a time: no padding). */
 export async function collectActivations(
   model: HookedTransformer,
-  texts: string[],
+  texts: (string | number[])[],
   hook: string,
   opts: CollectOptions = {},
 ): Promise<Matrix> {

@@ -26,15 +26,15 @@ export interface DifferenceOfMeans {
 /** mean(activations of textsA) - mean(activations of textsB) at `hook` (default: each text's last token). */
 export async function differenceOfMeans(
   model: HookedTransformer,
-  textsA: string[],
-  textsB: string[],
+  textsA: (string | number[])[],
+  textsB: (string | number[])[],
   hook: string,
   opts: { position?: Position } = {},
 ): Promise<DifferenceOfMeans> {
   if (textsA.length === 0 || textsB.length === 0)
     throw new ShapeError('differenceOfMeans needs at least one text in each set');
   const position = opts.position ?? 'last';
-  const mean = async (texts: string[]) => {
+  const mean = async (texts: (string | number[])[]) => {
     const X = await collectActivations(model, texts, hook, { position });
     const m = new Float64Array(X.dim);
     for (let i = 0; i < X.rows; i++) for (let j = 0; j < X.dim; j++) m[j]! += X.data[i * X.dim + j]! / X.rows;
@@ -106,7 +106,7 @@ export function directionalAblationHook(hook: HookSelector, direction: ArrayLike
 /** The same sampling (prompt, seed, temperature) without and with the hooks. */
 export async function steeredGeneration(
   model: HookedTransformer,
-  prompt: string,
+  prompt: string | number[],
   hooks: ForwardHook[],
   opts: Omit<GenerateOptions, 'hooks'> = {},
 ): Promise<{ unsteered: GenerateResult; steered: GenerateResult }> {
@@ -120,7 +120,7 @@ export async function steeredGeneration(
 /** Log-probabilities of the next token after the prompt (last position), optionally with hooks. */
 export async function nextTokenLogProbs(
   model: HookedTransformer,
-  prompt: string,
+  prompt: string | number[],
   hooks: ForwardHook[] = [],
 ): Promise<Float64Array> {
   const logits = hooks.length ? model.runWithHooks(prompt, { fwd: hooks }) : model.run(prompt);

@@ -4,8 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Command } from 'commander';
 import { checkOutput } from '../../src/cli/output.js';
-import { sondeWithin, ROOT } from '../helpers/cli.js';
+import { buildProgram } from '../../src/cli/program.js';
+import { sonde, sondeWithin, ROOT } from '../helpers/cli.js';
 import { execFile } from 'node:child_process';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-output-'));
@@ -30,17 +32,17 @@ describe('checkOutput', () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'a-dir-'));
 
   it('names the flag and the problem', () => {
-    const check = (p: string, kind: 'file' | 'dir', existing: 'replace' | 'force' | 'reuse', force = false) =>
+    const check = (p: string, kind: 'file' | 'dir', existing: 'force' | 'reuse', force = false) =>
       checkOutput(
         { flag: '--out', path: p, kind, existing, ext: kind === 'file' ? ['.svg'] : undefined },
         force,
       );
     expect(() => check(file, 'dir', 'force')).toThrow(`--out: '${file}' is a file; give a folder name`);
-    expect(() => check(dir, 'file', 'replace')).toThrow(/must end in \.svg/);
-    expect(() => check(path.join(dir, 'x.png'), 'file', 'replace')).toThrow(
+    expect(() => check(dir, 'file', 'force')).toThrow(/must end in \.svg/);
+    expect(() => check(path.join(dir, 'x.png'), 'file', 'force')).toThrow(
       `--out: '${path.join(dir, 'x.png')}' must end in .svg`,
     );
-    expect(() => check(path.join(tmp, 'no/such/x.svg'), 'file', 'replace')).toThrow(
+    expect(() => check(path.join(tmp, 'no/such/x.svg'), 'file', 'force')).toThrow(
       `--out: folder '${path.join(tmp, 'no/such')}' does not exist`,
     );
     expect(() => check(dir, 'dir', 'force')).toThrow(
@@ -55,7 +57,7 @@ describe('checkOutput', () => {
 
   it.runIf(process.platform === 'linux')('refuses a place nobody can write (even root)', () => {
     expect(() =>
-      checkOutput({ flag: '--plot', path: '/proc/x.svg', kind: 'file', existing: 'replace' }),
+      checkOutput({ flag: '--plot', path: '/proc/x.svg', kind: 'file', existing: 'force' }),
     ).toThrow(/^--plot: cannot write in '\/proc'/);
   });
 });
@@ -112,4 +114,64 @@ describe('commands check their outputs before the work', () => {
     expect(fs.readdirSync(tmp).filter((n) => n.startsWith('probe-out'))).toEqual(['probe-out']);
     expect(fs.readdirSync(ownTmp).filter((n) => n.startsWith('sonde-'))).toEqual([]);
   }, 300_000);
+});
+
+describe('--plot never overwrites a file without --force', () => {
+  const refusal = (f: string) => `--plot: '${f}' already exists (add --force to overwrite it)`;
+
+  it('heads --plot onto a file: one line naming it and --force, the file unchanged; --force replaces it', async () => {
+    const f = path.join(tmp, 'taken.svg');
+    fs.writeFileSync(f, 'old plot');
+    const refused = await sonde('heads', '--plot', f);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toBe(`sonde: ${refusal(f)}\n`);
+    expect(fs.readFileSync(f, 'utf8')).toBe('old plot');
+    const forced = await sonde('--force', 'heads', '--plot', f);
+    expect(forced.stderr).toBe('');
+    expect(forced.code).toBe(0);
+    expect(fs.readFileSync(f, 'utf8')).toMatch(/^<svg /);
+  });
+
+  // Every command that takes --plot, with its required options (the plot is checked before they are read).
+  const f = path.join(tmp, 'existing.png');
+  const commands: string[][] = [
+    ['cache', '--hook', 'blocks.0.attn.hook_pattern'],
+    ['heads'],
+    ['lens'],
+    ['dla'],
+    ['patch', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
+    ['attribute', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
+    ['ablate'],
+    ['train', 'induction'],
+    ['toy', 'superposition', '--features', '5', '--hidden', '2', '--sparsity', '0.9'],
+    ['probe', '--data', 'no-such.jsonl', '--layers', 'all'],
+    ['steer', '--prompt', 'a'],
+    ['monitor', '--probe', 'no-such.json', '--prompt', 'a'],
+    ['tuned-lens', 'eval', '--lens', 'no-such'],
+    ['compare'],
+    ['sae', 'eval', '--sae', 'no-such'],
+    ['sae', 'show', '--sae', 'no-such', '--feature', '0'],
+  ];
+
+  it('the list above is every command with --plot', async () => {
+    const withPlot = (c: Command, prefix: string[]): string[] => [
+      ...(c.options.some((o) => o.long === '--plot') ? [prefix.join(' ')] : []),
+      ...c.commands.flatMap((s) => withPlot(s, [...prefix, s.name()])),
+    ];
+    const all = withPlot(await buildProgram(), []).sort();
+    // A command's name: its words before the first option.
+    const names = commands.map((c) => {
+      const opt = c.findIndex((w) => w.startsWith('-'));
+      return c.slice(0, opt === -1 ? c.length : opt).join(' ');
+    });
+    expect(names.sort()).toEqual(all);
+  });
+
+  it.each(commands.map((c) => [c.join(' '), c]))('%s refuses it before any work', async (_, args) => {
+    fs.writeFileSync(f, 'old plot');
+    const program = await buildProgram();
+    await expect(program.parseAsync(['node', 'sonde', ...args, '--plot', f])).rejects.toThrow(refusal(f));
+    expect(fs.readFileSync(f, 'utf8')).toBe('old plot');
+  });
 });

@@ -43,7 +43,7 @@ describe('attention pattern plots', () => {
     const [a, b, bad] = await Promise.all([
       sonde('cache', ...hook, '--plot', svg),
       sonde('cache', ...hook, '--plot', png, '--json'),
-      sonde('cache', '--hook', 'blocks.1.hook_resid_post', '--plot', svg),
+      sonde('cache', '--hook', 'blocks.1.hook_resid_post', '--plot', path.join(dir, 'none.svg')),
     ]);
     expect(a.code).toBe(0);
     expect(a.stdout).toContain(`plot: ${svg}`);

@@ -48,8 +48,12 @@ describe('writePlot', () => {
   });
 
   it('--plot paths are checked before any work: the extension and the folder', () => {
-    expect(() => checkPlotPath('x.jpg')).toThrow("--plot: 'x.jpg' must end in .svg or .png");
-    expect(() => checkPlotPath('/no/such/dir/x.png')).toThrow("--plot: folder '/no/such/dir' does not exist");
-    expect(() => checkPlotPath(path.join(os.tmpdir(), 'x.png'))).not.toThrow();
+    expect(() => checkPlotPath('x.jpg', false)).toThrow("--plot: 'x.jpg' must end in .svg or .png");
+    expect(() => checkPlotPath('/no/such/dir/x.png', false)).toThrow(
+      "--plot: folder '/no/such/dir' does not exist",
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-plot-'));
+    expect(() => checkPlotPath(path.join(dir, 'x.png'), false)).not.toThrow();
+    fs.rmSync(dir, { recursive: true });
   });
 });

@@ -77,7 +77,7 @@ export function registerAblate(program: Command): void {
       if (o.heads !== undefined && o.heads !== 'all')
         throw new UsageError(`--heads '${o.heads}': only 'all'`);
       if (o.heads !== undefined && o.head) throw new UsageError('give --heads all or --head LxHy, not both');
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       let input: number[][];
       let reference: number[][] | undefined;

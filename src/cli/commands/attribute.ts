@@ -10,9 +10,18 @@ import {
   type PatchTarget,
 } from '../../methods/patching.js';
 import { writePlot } from '../../plot/vega.js';
-import { fmt, globalsOf, loadModel, out, printJson, table } from '../common.js';
+import {
+  fmt,
+  globalsOf,
+  loadModel,
+  out,
+  printJson,
+  table,
+  truncateOption,
+  type TruncateKeep,
+} from '../common.js';
 import { createProgress } from '../progress.js';
-import { heatmapSpec, positionLabels } from './patch.js';
+import { heatmapSpec, positionLabels, promptPair } from './patch.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface AttributeFlags {
@@ -27,6 +36,7 @@ interface AttributeFlags {
   gradDrop?: boolean;
   compare?: boolean;
   plot?: string;
+  truncate?: TruncateKeep | true;
 }
 
 export function registerAttribute(program: Command): void {
@@ -44,16 +54,16 @@ export function registerAttribute(program: Command): void {
     .option('--no-qk-fix', "targets q, k: the plain linear estimate instead of AtP*'s exact softmax")
     .option('--grad-drop', "also compute AtP*'s GradDrop magnitudes (one backward pass per layer)")
     .option('--compare', 'also run real activation patching and print the correlation')
+    .addOption(truncateOption())
     .option(PLOT_FLAG, 'write a heatmap of the estimate')
     .action(async (o: AttributeFlags, cmd: Command) => {
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       const opts = {
-        clean: o.clean,
-        corrupt: o.corrupt,
+        ...promptPair(model, o, cmd),
         answer: o.answer,
         wrong: o.wrong,
         target: o.component as PatchTarget,

@@ -91,7 +91,7 @@ Examples:
       const hooks = [...new Set(opts.hook)];
       const patterns = hooks.filter((h) => h.endsWith('.hook_pattern'));
       if (opts.plot) {
-        checkPlotPath(opts.plot);
+        checkPlotPath(opts.plot, g.force);
         if (!patterns.length)
           throw new UsageError(
             '--plot draws attention patterns: give a --hook ending in .attn.hook_pattern, e.g. blocks.0.attn.hook_pattern',

@@ -5,7 +5,20 @@ import { UsageError } from '../../index.js';
 import { defaultCorpus } from '../../organisms/induction.js';
 import { similarityMatrix, type SimilarityMatrix, type SimilarityMethod } from '../../methods/similarity.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
-import { fmt, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import {
+  fitText,
+  fmt,
+  globalsOf,
+  intArg,
+  loadModel,
+  out,
+  printJson,
+  table,
+  truncateFlags,
+  truncateOption,
+  type TruncateFlags,
+  type TruncateKeep,
+} from '../common.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 function label(hook: string): string {
@@ -74,6 +87,7 @@ interface CompareOpts {
   texts: number;
   method: string;
   plot?: string;
+  truncate?: TruncateKeep | true;
 }
 
 export function registerCompare(program: Command): void {
@@ -86,11 +100,14 @@ export function registerCompare(program: Command): void {
     .option('--texts <n>', 'paragraphs used', intArg(1), 16)
     .option('--method <m>', 'cka or svcca', 'cka')
     .option(PLOT_FLAG, 'write the similarity matrix as a heatmap')
+    .addOption(truncateOption())
     .addHelpText(
       'after',
       `
 Rows are model A's residual streams (each block's input, then the last block's output), columns model B's.
-Both models must share a tokenizer; positions of all texts (without BOS) are the samples.
+Both models must share a tokenizer; positions of all texts (without BOS) are the samples. A --data
+paragraph longer than the smaller context is refused unless --truncate; the built-in stories keep
+their first tokens that fit.
 
 Examples:
   sonde compare --model-a induction-seed0 --model-b induction-seed1 --plot cka.svg
@@ -100,10 +117,22 @@ Examples:
       const g = globalsOf(cmd);
       if (o.method !== 'cka' && o.method !== 'svcca')
         throw new UsageError(`--method must be cka or svcca, got '${o.method}'`);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const a = await loadModel(g, o.modelA ?? g.model);
       const b = await loadModel(g, o.modelB ?? g.model);
-      const s = await similarityMatrix(a, b, texts(o.data ?? defaultCorpus(), o.texts), {
+      // Both models run model A's tokens, so a paragraph must fit the smaller context.
+      const both = {
+        cfg: { nCtx: Math.min(a.cfg.nCtx, b.cfg.nCtx), bosTokenId: a.cfg.bosTokenId },
+        encode: (t: string) => a.encode(t),
+      };
+      // The built-in stories are samples, not the user's text: each is cut to its first tokens that fit.
+      const fit: TruncateFlags =
+        o.data === undefined && o.truncate === undefined ? { truncate: 'first' } : truncateFlags(o, cmd);
+      const source = o.data === undefined ? 'the built-in stories' : `--data '${o.data}'`;
+      const ids = texts(o.data ?? defaultCorpus(), o.texts).map((t, i) =>
+        fitText(both, t, fit, `paragraph ${i + 1} of ${source}`),
+      );
+      const s = await similarityMatrix(a, b, ids, {
         method: o.method as SimilarityMethod,
       });
       if (o.plot) await writePlot(o.plot, heatmapSpec(s, a.source, b.source));

@@ -67,7 +67,7 @@ Examples:
     )
     .action(async (o: DlaOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       const answer = tokenFlag(model, 'answer', o.answer, o.answerId);
       if (answer === undefined) throw new UsageError('missing --answer TOKEN (or --answer-id N)');

@@ -30,7 +30,7 @@ Examples:
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
-        if (o.plot) checkPlotPath(o.plot);
+        checkPlotPath(o.plot, g.force);
         const model = await loadModel(g);
         const s = await headScores(model, { seqLen: o.seqLen, batch: o.batchSize, seed: o.seed });
         const named = (m: number[][]) =>

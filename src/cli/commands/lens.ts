@@ -90,7 +90,7 @@ Examples:
     )
     .action(async (o: LensOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
       const target = tokenFlag(model, 'target', o.target, o.targetId);
       const input = resolveInput(model, inputFlags(o, cmd));

@@ -5,6 +5,7 @@ import { monitoredGeneration, runMonitor, type MonitorSpec } from '../../methods
 import { loadProbe, type Position } from '../../methods/probes.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import {
+  fitText,
   fmt,
   fmtToken,
   globalsOf,
@@ -14,9 +15,12 @@ import {
   printJson,
   table,
   temperatureArg,
+  truncateFlags,
+  truncateOption,
+  type TruncateKeep,
 } from '../common.js';
 import { numberArg } from './probe.js';
-import { readTexts } from './steer.js';
+import { readFittedTexts } from './steer.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface MonitorOpts {
@@ -29,6 +33,7 @@ interface MonitorOpts {
   seed: number;
   temperature: number;
   plot?: string;
+  truncate?: TruncateKeep | true;
 }
 
 export function registerMonitor(program: Command): void {
@@ -44,6 +49,7 @@ export function registerMonitor(program: Command): void {
     .option('--seed <n>', 'sampling seed', intArg(0), 0)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', temperatureArg, 0)
     .option(PLOT_FLAG, 'the scores where the probe is read (a bar per text, or a line per text)')
+    .addOption(truncateOption())
     .addHelpText(
       'after',
       `
@@ -53,13 +59,13 @@ Examples:
     )
     .action(async (o: MonitorOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       if ((o.data === undefined) === (o.prompt === undefined))
         throw new UsageError('give --data FILE or --prompt TEXT');
       if (o.generate !== undefined && o.prompt === undefined)
         throw new UsageError('--generate needs --prompt');
-      checkPlotPath(o.plot);
       const model = await loadModel(g);
+      const fit = truncateFlags(o, cmd);
       const probe = loadProbe(o.probe);
       const spec: MonitorSpec = {
         hook: probe.hook,
@@ -74,7 +80,8 @@ Examples:
       let hits: { text: number; position: number; token: string; score: number }[];
       let stopped: boolean | null = null;
       if (o.generate !== undefined) {
-        const r = await monitoredGeneration(model, o.prompt!, spec, {
+        const prompt = fitText(model, o.prompt!, fit, '--prompt', o.generate);
+        const r = await monitoredGeneration(model, prompt, spec, {
           maxTokens: o.generate,
           seed: o.seed,
           temperature: o.temperature,
@@ -86,8 +93,11 @@ Examples:
         hits = r.hits.map((h) => ({ text: 0, position: h.position, token: h.token, score: h.score }));
         stopped = r.stopped;
       } else {
-        texts = o.data ? readTexts(o.data) : [o.prompt!];
-        ({ scores, tokens, hits } = await runMonitor(model, texts, spec));
+        const input = o.data
+          ? readFittedTexts(model, o.data, fit, '--data')
+          : { texts: [o.prompt!], ids: [fitText(model, o.prompt!, fit, '--prompt')] };
+        texts = input.texts;
+        ({ scores, tokens, hits } = await runMonitor(model, input.ids, spec));
       }
       const readAt = READ_AT[probe.position](o.generate !== undefined);
       if (o.plot) await writePlot(o.plot, scoresSpec(scores, tokens, threshold, probe.labels[1], readAt));

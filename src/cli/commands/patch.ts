@@ -12,7 +12,20 @@ import {
 } from '../../methods/patching.js';
 import { divergingHeatmapSpec } from '../../plot/heatmap.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
-import { fmt, fmtToken, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import {
+  fitText,
+  fmt,
+  fmtToken,
+  globalsOf,
+  intArg,
+  loadModel,
+  out,
+  printJson,
+  table,
+  truncateFlags,
+  truncateOption,
+  type TruncateKeep,
+} from '../common.js';
 import { createProgress } from '../progress.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
@@ -26,6 +39,23 @@ interface PatchFlags {
   direction: string;
   batchSize: number;
   plot?: string;
+  truncate?: TruncateKeep | true;
+}
+
+/**
+ * --clean and --corrupt as token ids within the model's context (sonde patch and attribute): refused
+ * past it, or cut alike by --truncate, so that equal lengths stay equal.
+ */
+export function promptPair(
+  model: HookedTransformer,
+  o: { clean: string; corrupt: string; truncate?: TruncateKeep | true },
+  cmd: Command,
+): { clean: number[]; corrupt: number[] } {
+  const flags = truncateFlags(o, cmd);
+  return {
+    clean: fitText(model, o.clean, flags, '--clean'),
+    corrupt: fitText(model, o.corrupt, flags, '--corrupt'),
+  };
 }
 
 export function registerPatch(program: Command): void {
@@ -45,6 +75,7 @@ export function registerPatch(program: Command): void {
       'denoise',
     )
     .option('--batch-size <n>', 'patched runs per forward pass', intArg(1), 64)
+    .addOption(truncateOption())
     .option(PLOT_FLAG, 'write a heatmap (layer x position, or layer x head)')
     .addHelpText(
       'after',
@@ -64,15 +95,15 @@ Examples:
       const g = globalsOf(cmd);
       if (o.direction !== 'denoise' && o.direction !== 'noise')
         throw new UsageError(`--direction '${o.direction}': use denoise or noise`);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
+      const prompts = promptPair(model, o, cmd);
       const bar = createProgress(g);
       let shown = 0;
       let result: PatchingResult;
       try {
         result = await activationPatching(model, {
-          clean: o.clean,
-          corrupt: o.corrupt,
+          ...prompts,
           answer: o.answer,
           wrong: o.wrong,
           target: o.component as PatchTarget,

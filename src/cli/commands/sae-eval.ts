@@ -73,7 +73,7 @@ Examples:
     )
     .action(async (o: EvalOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const sae = loadSaeLens(o.sae);
       const model = await loadModel(g);
       const dataFile = o.data ?? defaultCorpusPath();

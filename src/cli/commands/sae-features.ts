@@ -377,7 +377,7 @@ Examples:
         cmd: Command,
       ) => {
         const g = globalsOf(cmd);
-        if (o.plot) checkPlotPath(o.plot);
+        checkPlotPath(o.plot, g.force);
         const { store, sae: s, model } = await openOrScan(g, o, cmd, true, o.feature);
         try {
           const f = o.feature;

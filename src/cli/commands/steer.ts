@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import { loadProbe } from '../../methods/probes.js';
 import {
   differenceOfMeans,
@@ -11,6 +12,7 @@ import {
 } from '../../methods/steering.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
 import {
+  fitText,
   fmt,
   globalsOf,
   intArg,
@@ -18,7 +20,11 @@ import {
   out,
   printJson,
   temperatureArg,
+  truncateFlags,
+  truncateOption,
   validateHookNames,
+  type TruncateFlags,
+  type TruncateKeep,
 } from '../common.js';
 import { numberArg } from './probe.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
@@ -49,6 +55,17 @@ export function readTexts(file: string): string[] {
   return texts;
 }
 
+/** The texts of a file (readTexts) and their token ids within the model's context (fitText). */
+export function readFittedTexts(
+  model: HookedTransformer,
+  file: string,
+  flags: TruncateFlags,
+  flag: string,
+): { texts: string[]; ids: number[][] } {
+  const texts = readTexts(file);
+  return { texts, ids: texts.map((t, i) => fitText(model, t, flags, `text ${i + 1} of ${flag} '${file}'`)) };
+}
+
 interface SteerOpts {
   prompt: string;
   positive?: string;
@@ -60,6 +77,7 @@ interface SteerOpts {
   seed: number;
   temperature: number;
   plot?: string;
+  truncate?: TruncateKeep | true;
 }
 
 export function registerSteer(program: Command): void {
@@ -81,6 +99,7 @@ export function registerSteer(program: Command): void {
     .option('--seed <n>', 'sampling seed (the same for both runs)', intArg(0), 0)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', temperatureArg, 0)
     .option(PLOT_FLAG, 'next-token probabilities without and with steering')
+    .addOption(truncateOption())
     .addHelpText(
       'after',
       `
@@ -93,8 +112,10 @@ Examples:
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       const model = await loadModel(g);
+      const fit = truncateFlags(o, cmd);
+      const prompt = fitText(model, o.prompt, fit, '--prompt', o.maxTokens);
       let vector: Float32Array;
       let hook: string;
       let source: string;
@@ -114,20 +135,28 @@ Examples:
         if (!o.hook) throw new UsageError('missing --hook NAME');
         hook = o.hook;
         validateHookNames([hook], model.hookNames());
-        const dm = await differenceOfMeans(model, readTexts(o.positive), readTexts(o.negative), hook);
+        const dm = await differenceOfMeans(
+          model,
+          readFittedTexts(model, o.positive, fit, '--positive').ids,
+          readFittedTexts(model, o.negative, fit, '--negative').ids,
+          hook,
+        );
         vector = dm.vector;
         norm = dm.norm;
         source = `difference of means ${o.positive} - ${o.negative}`;
       }
       validateHookNames([hook], model.hookNames());
       const steer = steeringHook(hook, vector, o.coefficient);
-      const r = await steeredGeneration(model, o.prompt, [steer], {
+      const r = await steeredGeneration(model, prompt, [steer], {
         maxTokens: o.maxTokens,
         seed: o.seed,
         temperature: o.temperature,
       });
-      const cont = (t: string) => (t.startsWith(o.prompt) ? t.slice(o.prompt.length) : t);
-      if (o.plot) await writePlot(o.plot, await nextTokenSpec(model, o.prompt, steer));
+      // The continuation: the text after the prompt (or after what --truncate kept of it).
+      const kept = model.decode(prompt);
+      const cont = (t: string) =>
+        t.startsWith(o.prompt) ? t.slice(o.prompt.length) : t.startsWith(kept) ? t.slice(kept.length) : t;
+      if (o.plot) await writePlot(o.plot, await nextTokenSpec(model, o.prompt, prompt, steer));
       if (g.json) {
         printJson({
           model: model.source,
@@ -170,10 +199,11 @@ function wrap(text: string, width: number): string[] {
 async function nextTokenSpec(
   model: Awaited<ReturnType<typeof loadModel>>,
   prompt: string,
+  promptIds: number[],
   steer: ReturnType<typeof steeringHook>,
 ): Promise<TopLevelSpec> {
-  const base = await nextTokenLogProbs(model, prompt);
-  const steered = await nextTokenLogProbs(model, prompt, [steer]);
+  const base = await nextTokenLogProbs(model, promptIds);
+  const steered = await nextTokenLogProbs(model, promptIds, [steer]);
   const top = new Set<number>();
   for (const lp of [base, steered])
     [...lp.keys()]

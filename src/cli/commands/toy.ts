@@ -194,7 +194,7 @@ Examples:
       }
       if (o.sweep !== undefined && o.sparsity === 0)
         throw new UsageError('--sweep: give the largest sparsity with --sparsity, in (0, 1)');
-      if (o.plot) checkPlotPath(o.plot);
+      checkPlotPath(o.plot, g.force);
       // A progress bar over the training steps (on a terminal, without --json or --quiet).
       const bar = createProgress(g);
       let done = 0;

@@ -139,7 +139,7 @@ Examples:
     .action(
       async (o: { lens: string; data?: string; ctx: number; windows: number; plot?: string }, c: Command) => {
         const g = globalsOf(c);
-        if (o.plot) checkPlotPath(o.plot);
+        checkPlotPath(o.plot, g.force);
         const model = await loadModel(g);
         const lens = loadTunedLens(o.lens, model);
         const data = lensDataset(model, o.data ?? defaultCorpus());
