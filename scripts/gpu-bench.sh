@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${1:-python3}"
 export SONDE_DEVICE=webgpu SONDE_BACKEND=async
-"$PYTHON" -c 'import torch; assert torch.cuda.is_available(), "PyTorch sees no CUDA device"; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
+"$PYTHON" -c 'import sys, torch
+if not torch.cuda.is_available(): sys.exit("gpu-bench: PyTorch sees no CUDA device (run this on the GPU machine)")
+print("torch", torch.__version__, torch.cuda.get_device_name(0))'
 # Correctness on the device first: every architecture against its float64 reference.
 npx vitest run --project async-backend test/models/reference.test.ts
 npx tsx bench/main.ts --seq 128,512 --reps 5 --torch-threads 1 --torch-device cuda --python "$PYTHON" --out BENCHMARKS-gpu.md
