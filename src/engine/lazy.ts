@@ -4,10 +4,10 @@ import {
   type AsyncCompiledGraph,
   type CompiledGraph,
   type GraphSpec,
-  type OnnxNode,
   type RawTensor,
 } from './backend/backend.js';
 import { withEngineState } from './context.js';
+import { appendKernel } from './graph.js';
 import type { PendingOp, Tensor } from './tensor.js';
 
 /**
@@ -81,31 +81,14 @@ function plan(targets: Tensor[]): Plan | null {
     return n;
   };
   ops.forEach((op, i) => {
-    const local = new Map<string, string>();
-    op.inputs.forEach((t, j) => local.set(`x${j}`, t.isReady ? nameOf(t) : (names.get(t) ?? nameOf(t))));
-    (op.kernel.consts ?? []).forEach((c, j) => {
-      const n = `k${i}_c${j}`;
-      spec.initializers.push({ name: n, tensor: c });
-      local.set(`c${j}`, n);
-    });
-    op.outputs.forEach((t, j) => {
+    const inputNames = op.inputs.map((t) => (t.isReady ? nameOf(t) : (names.get(t) ?? nameOf(t))));
+    const outputNames = op.outputs.map((t, j) => {
       const n = `k${i}_y${j}`;
       if (!t.isReady) names.set(t, n);
-      local.set(`y${j}`, n);
+      return n;
     });
-    const rename = (s: string) => (s === '' ? '' : (local.get(s) ?? `k${i}_${s}`));
-    for (const node of op.kernel.nodes) {
-      const renamed: OnnxNode = {
-        ...node,
-        inputs: node.inputs.map(rename),
-        outputs: node.outputs.map(rename),
-      };
-      spec.nodes.push(renamed);
-    }
-    key.push(
-      `${op.kernel.key}(${op.inputs.map((_, j) => local.get(`x${j}`)).join(',')})` +
-        (op.kernel.consts ?? []).map(constKey).join(';'),
-    );
+    appendKernel(spec, i, op.kernel, inputNames, outputNames);
+    key.push(`${op.kernel.key}(${inputNames.join(',')})` + (op.kernel.consts ?? []).map(constKey).join(';'));
   });
   const outputs = wanted;
   spec.outputs = outputs.map((t) => names.get(t)!);

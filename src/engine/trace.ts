@@ -3,9 +3,9 @@ import {
   type CompiledGraph,
   type GraphSpec,
   type Kernel,
-  type OnnxNode,
   type RawTensor,
 } from './backend/backend.js';
+import { appendKernel } from './graph.js';
 import { Tensor, withRecorder, type OpRecorder } from './tensor.js';
 
 interface Entry {
@@ -98,27 +98,12 @@ export class TracedFunction {
 
     entries.forEach((e, i) => {
       if (!live.has(i)) return;
-      const local = new Map<string, string>();
-      e.inputs.forEach((t, j) => local.set(`x${j}`, nameOf(t)));
-      (e.kernel.consts ?? []).forEach((c, j) => {
-        const n = `k${i}_c${j}`;
-        graph.initializers.push({ name: n, tensor: c });
-        local.set(`c${j}`, n);
-      });
-      e.outputs.forEach((t, j) => {
+      const inputNames = e.inputs.map(nameOf);
+      const outputNames = e.outputs.map((t, j) =>
         // An output already named (an input passed through) gets a fresh alias.
-        const n = names.has(t.id) ? `k${i}_y${j}` : nameOf(t);
-        local.set(`y${j}`, n);
-      });
-      const rename = (s: string) => (s === '' ? '' : (local.get(s) ?? `k${i}_${s}`));
-      for (const node of e.kernel.nodes) {
-        const renamed: OnnxNode = {
-          ...node,
-          inputs: node.inputs.map(rename),
-          outputs: node.outputs.map(rename),
-        };
-        graph.nodes.push(renamed);
-      }
+        names.has(t.id) ? `k${i}_y${j}` : nameOf(t),
+      );
+      appendKernel(graph, i, e.kernel, inputNames, outputNames);
     });
 
     const outputNames = outputs.map((t, i) => {
