@@ -71,6 +71,9 @@ export {
   type PatchingOptions,
   type PatchingResult,
 } from './methods/patching.js';
+// Circuits: the edge graph, ACDC, EAP / EAP-IG, causal scrubbing, attribution graphs
+export * from './circuits/index.js';
+
 // Training and model organisms
 export { SGD, Adam, AdamW, clipGradNorm, schedules, type Optimizer } from './train/optimizers.js';
 export { tokenizeFile, TokenDataset } from './train/dataset.js';

@@ -18,6 +18,8 @@ export interface HookPointSpec {
 export interface HookTableOptions {
   /** Include blocks.L.attn.hook_result (each head's output; TransformerLens's use_attn_result). */
   useAttnResult?: boolean;
+  /** Include the per-head and MLP input copies (the forward's useSplitInputs); ln1's hooks go silent. */
+  useSplitInputs?: boolean;
 }
 
 const RESID: readonly Axis[] = ['batch', 'pos', 'd_model'];
@@ -45,7 +47,11 @@ export function hookTable(cfg: ModelConfig, opts: HookTableOptions = {}): HookPo
     layer = l;
     const b = `blocks.${l}`;
     add(`${b}.hook_resid_pre`, RESID);
-    norm(`${b}.ln1`, ['batch', 'pos'], 'd_model');
+    if (opts.useSplitInputs) {
+      add(`${b}.hook_q_input`, ['batch', 'pos', 'n_heads', 'd_model']);
+      add(`${b}.hook_k_input`, ['batch', 'pos', 'n_kv_heads', 'd_model']);
+      add(`${b}.hook_v_input`, ['batch', 'pos', 'n_kv_heads', 'd_model']);
+    } else norm(`${b}.ln1`, ['batch', 'pos'], 'd_model');
     add(`${b}.attn.hook_q`, heads('n_heads'));
     add(`${b}.attn.hook_k`, heads('n_kv_heads'));
     add(`${b}.attn.hook_v`, heads('n_kv_heads'));
@@ -68,6 +74,7 @@ export function hookTable(cfg: ModelConfig, opts: HookTableOptions = {}): HookPo
       continue;
     }
     if (!cfg.parallelAttnMlp) add(`${b}.hook_resid_mid`, RESID);
+    if (opts.useSplitInputs) add(`${b}.hook_mlp_in`, RESID);
     norm(`${b}.ln2`, ['batch', 'pos'], 'd_model');
     if (cfg.gatedMlp) add(`${b}.mlp.hook_pre_linear`, ['batch', 'pos', 'd_mlp']);
     add(`${b}.mlp.hook_pre`, ['batch', 'pos', 'd_mlp']);

@@ -41,6 +41,13 @@ export interface ForwardOptions {
   kvCache?: KVCache;
   /** Compute per-head outputs at blocks.L.attn.hook_result (TransformerLens's use_attn_result). */
   useAttnResult?: boolean;
+  /**
+   * Give each head its own copy of the residual stream at blocks.L.hook_q_input / hook_k_input /
+   * hook_v_input [batch, pos, n_heads | n_kv_heads, d_model] (TransformerLens's use_split_qkv_input), and
+   * the MLP its own at blocks.L.hook_mlp_in: circuit methods patch each receiver's input on its own.
+   * ln1 then runs per head, without its hooks.
+   */
+  useSplitInputs?: boolean;
   /** Stop after this block's resid_post and return it instead of logits. */
   stopAtLayer?: number;
   /**
@@ -143,15 +150,40 @@ function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
   const resid = hp(`${p}.hook_resid_pre`, residIn);
   // hook_attn_out / hook_mlp_out hold what joins the residual stream: after Gemma's post-norms.
   const post = (name: string, x: Tensor) => (cfg.postNorms ? norm(ctx, `${p}.${name}`, x) : x);
-  const attnOut = hp(`${p}.hook_attn_out`, post('ln1_post', attention(ctx, l, norm(ctx, `${p}.ln1`, resid))));
+  const split = ctx.opts.useSplitInputs === true;
+  const attnIn = split ? splitQkvInputs(ctx, l, resid) : norm(ctx, `${p}.ln1`, resid);
+  const attnOut = hp(`${p}.hook_attn_out`, post('ln1_post', attention(ctx, l, attnIn)));
   if (cfg.attnOnly) return hp(`${p}.hook_resid_post`, add(resid, attnOut));
+  // The MLP's own copy of what it reads, so that patching it leaves the residual stream as it is.
+  const mlpIn = (x: Tensor) => (split ? hp(`${p}.hook_mlp_in`, x) : x);
   if (cfg.parallelAttnMlp) {
-    const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, resid)));
+    const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, mlpIn(resid))));
     return hp(`${p}.hook_resid_post`, add(add(resid, attnOut), mlpOut));
   }
   const mid = hp(`${p}.hook_resid_mid`, add(resid, attnOut));
-  const mlpOut = hp(`${p}.hook_mlp_out`, post('ln2_post', mlp(ctx, l, norm(ctx, `${p}.ln2`, mid))));
+  const mlpOut = hp(`${p}.hook_mlp_out`, post('ln2_post', mlp(ctx, l, norm(ctx, `${p}.ln2`, mlpIn(mid)))));
   return hp(`${p}.hook_resid_post`, add(mid, mlpOut));
+}
+
+/** Per-head inputs of q, k and v [batch, pos, heads, d_model], each through ln1 (whose hooks stay silent). */
+interface SplitInputs {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+}
+
+function splitQkvInputs(ctx: Ctx, l: number, resid: Tensor): SplitInputs {
+  const { cfg, hp } = ctx;
+  const p = `blocks.${l}`;
+  const [B, P, D] = resid.shape as [number, number, number];
+  const copies = (heads: number) => expand(reshape(resid, [B, P, 1, D]), [B, P, heads, D]);
+  const quiet = { ...ctx, hp: NO_HOOKS };
+  const input = (name: string, heads: number) => norm(quiet, `${p}.ln1`, hp(`${p}.${name}`, copies(heads)));
+  return {
+    q: input('hook_q_input', cfg.nHeads),
+    k: input('hook_k_input', cfg.nKvHeads),
+    v: input('hook_v_input', cfg.nKvHeads),
+  };
 }
 
 /** LayerNorm or RMSNorm with TransformerLens's hook_scale and hook_normalized (after weight and bias). */
@@ -176,14 +208,32 @@ function project(x: Tensor, W: Tensor, b: Tensor | undefined): Tensor {
   return b ? add(y, b) : y;
 }
 
-function attention(ctx: Ctx, l: number, x: Tensor): Tensor {
+/** [batch, pos, heads, d_model] -> [batch, pos, heads, d_head]: head h through its own columns of W. */
+function projectHeads(x: Tensor, W: Tensor, b: Tensor | undefined, dh: number): Tensor {
+  const [B, P, n, D] = x.shape as [number, number, number, number];
+  const perHead = reshape(permute(x, [2, 0, 1, 3]), [n, B * P, D]); // one GEMM per head
+  const Wh = permute(reshape(W, [D, n, dh]), [1, 0, 2]); // [heads, d_model, d_head]
+  const y = permute(reshape(matmul(perHead, Wh), [n, B, P, dh]), [1, 2, 0, 3]);
+  return b ? add(y, reshape(b, [n, dh])) : y;
+}
+
+function attention(ctx: Ctx, l: number, x: Tensor | SplitInputs): Tensor {
   const { cfg, w, hp, opts } = ctx;
   const a = `blocks.${l}.attn`;
-  const [B, P] = x.shape as [number, number];
   const { nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
-  let q = hp(`${a}.hook_q`, reshape(project(x, w.get(`${a}.W_Q`)!, w.get(`${a}.b_Q`)), [B, P, H, dh]));
-  let k = hp(`${a}.hook_k`, reshape(project(x, w.get(`${a}.W_K`)!, w.get(`${a}.b_K`)), [B, P, KV, dh]));
-  let v = hp(`${a}.hook_v`, reshape(project(x, w.get(`${a}.W_V`)!, w.get(`${a}.b_V`)), [B, P, KV, dh]));
+  const heads = (name: 'Q' | 'K' | 'V', n: number): Tensor => {
+    const W = w.get(`${a}.W_${name}`)!;
+    const b = w.get(`${a}.b_${name}`);
+    if (x instanceof Tensor) {
+      const [B, P] = x.shape as [number, number];
+      return reshape(project(x, W, b), [B, P, n, dh]);
+    }
+    return projectHeads(name === 'Q' ? x.q : name === 'K' ? x.k : x.v, W, b, dh);
+  };
+  const [B, P] = (x instanceof Tensor ? x : x.q).shape as [number, number];
+  let q = hp(`${a}.hook_q`, heads('Q', H));
+  let k = hp(`${a}.hook_k`, heads('K', KV));
+  let v = hp(`${a}.hook_v`, heads('V', KV));
   const local = attnTypeOf(cfg, l) === 'local';
   if (ctx.rope) {
     // Per-head norms come before RoPE; without RoPE attentionPattern applies them.

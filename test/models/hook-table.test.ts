@@ -10,6 +10,8 @@ import {
   trailingShape,
 } from '../../src/models/hook-table.js';
 import { checkSplice } from '../../src/sae/splice.js';
+import { Tensor } from '../../src/engine/tensor.js';
+import { runModel } from '../../src/hooks/run-model.js';
 import { identitySae } from '../helpers/sae.js';
 import { ARCHITECTURE_FIXTURES } from '../helpers/fixtures.js';
 
@@ -95,5 +97,25 @@ describe('hook table entries', () => {
     expect(trailingShape(cfg, p)).toBeNull();
     expect(hookShape(cfg, p, 1, 1, 7)).toEqual([1, 4, 1, 8]);
     expect(positionAxisOf(hookSpec(cfg, 'blocks.1.attn.hook_z')!)).toBe(1);
+  });
+});
+
+describe.each(FIXTURE_NAMES)('split inputs of %s (useSplitInputs)', (name) => {
+  const model = HookedTransformer.load(path.join(FIXTURES, name), { compile: 'never' });
+
+  it('reaches the table with per-head q/k/v inputs and mlp_in, and leaves the logits unchanged', () => {
+    const table = hookTable(model.cfg, { useAttnResult: true, useSplitInputs: true });
+    const store = new Map<string, Tensor>();
+    const hook = model.hookPoint({ cache: () => true, store });
+    const tokens = Tensor.from(IDS, undefined, 'int64');
+    const logits = runModel(model, tokens, { hook, useAttnResult: true, useSplitInputs: true });
+    expect([...store.keys()]).toEqual(table.map((h) => h.name));
+    for (const spec of table)
+      expect(store.get(spec.name)!.shape, spec.name).toEqual(hookShape(model.cfg, spec, 2, 5));
+    const plain = model.run(IDS).f32Sync();
+    const split = logits.f32Sync();
+    let worst = 0;
+    for (let i = 0; i < plain.length; i++) worst = Math.max(worst, Math.abs(plain[i]! - split[i]!));
+    expect(worst).toBeLessThan(1e-4);
   });
 });
