@@ -475,9 +475,10 @@ def main():
     kl = ref["effects"]["kl"]
     known = [n for n in EDGE_NAMES if abs(kl[n]) > 1e-6]
     ref["knownCircuit"] = known
+    ref["knownCircuitZero"] = [n for n in EDGE_NAMES if abs(ref["effectsZero"]["kl"][n]) > 1e-6]
     inside = min(abs(kl[n]) for n in known)
     outside = max(abs(v) for n, v in kl.items() if n not in known)
-    print(f"known circuit ({len(known)} edges): {known}")
+    print(f"known circuit ({len(known)} edges): {known}; with zero ablation {ref['knownCircuitZero']}")
     print(f"kl effects: smallest in the circuit {inside:.6g}, largest outside {outside:.3g}")
     for m in METRICS:
         for field in ["effects", "eap", "eapIg5"]:

@@ -100,6 +100,16 @@ describe('circuit-induction-handset fixture', () => {
     expect(kl / n).toBeCloseTo(ref.corruptMetric.kl, 4);
   });
 
+  it('does induction: on 15 tokens repeated, the second half predicts each next token', async () => {
+    const r = [9, 4, 14, 1, 7, 12, 3, 15, 6, 11, 2, 13, 8, 5, 10];
+    const ids = [0, ...r, ...r]; // 31 tokens: all but the last position of the context
+    const logits = await model.run([ids]).f32();
+    for (let p = 16; p < ids.length - 1; p++) {
+      const logp = logSoftmax(logits.subarray(p * V, (p + 1) * V));
+      expect(Math.exp(logp[ids[p + 1]!]!)).toBeGreaterThan(0.98);
+    }
+  });
+
   it('a0.h0 attends to the previous token and a1.h0 to the token after the earlier copy', async () => {
     for (const p of pairs) {
       const ids = p.clean_ids;
