@@ -4,8 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { tempSibling } from '../io/leftovers.js';
 import { tryLock, type Lock } from '../io/lock.js';
 import { PLOT_EXTENSIONS } from '../plot/vega.js';
+import { toJson } from './common.js';
 
 /** The --plot flag as commands declare it: `.option(PLOT_FLAG, 'what is drawn')`; the extension picks the format. */
 export const PLOT_FLAG = '--plot <file.svg|png>';
@@ -101,4 +103,18 @@ function nearestExisting(dir: string): string {
     d = up;
   }
   return d;
+}
+
+/** An --out JSON file: refused when it exists unless --force. */
+export function jsonOutput(file: string | undefined): OutputSpec | undefined {
+  return file === undefined
+    ? undefined
+    : { flag: '--out', path: file, kind: 'file', ext: ['.json'], existing: 'force' };
+}
+
+/** Writes a result document as --out does: JSON as --json prints it, through a temp file then rename. */
+export function writeJsonFile(file: string, doc: unknown): void {
+  const tmp = tempSibling(file);
+  fs.writeFileSync(tmp, toJson(doc) + '\n');
+  fs.renameSync(tmp, file);
 }
