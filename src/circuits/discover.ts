@@ -18,6 +18,9 @@ export function checkMethod(name: string): DiscoveryMethod {
   return name as DiscoveryMethod;
 }
 
+/** The methods as papers write them. */
+export const METHOD_NAMES: Record<DiscoveryMethod, string> = { acdc: 'ACDC', eap: 'EAP', 'eap-ig': 'EAP-IG' };
+
 /** EAP-IG's integration steps when none are given (Hanna et al. use 5 or more). */
 export const DEFAULT_IG_STEPS = 5;
 

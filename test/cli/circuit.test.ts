@@ -61,7 +61,8 @@ describe.concurrent('sonde circuit', () => {
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual(doc);
   });
 
-  it('a human table: the method, the metrics, the circuit and the top edges by |score|', async () => {
+  it('a human table: the method, the metrics, the circuit and the top edges by |score|; --plot draws it', async () => {
+    const svg = path.join(tmp, 'eap-ig.svg');
     const r = await sonde(
       'circuit',
       '--model',
@@ -76,6 +77,8 @@ describe.concurrent('sonde circuit', () => {
       '5',
       '--show',
       '3',
+      '--plot',
+      svg,
     );
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
@@ -86,6 +89,10 @@ describe.concurrent('sonde circuit', () => {
     expect(lines[5]).toMatch(/^edge\s+score\s+in circuit$/);
     expect(lines[6]).toMatch(/^a1\.h0->logits\s+-5\.458\s+yes$/);
     expect(lines[9]).toBe('score: kl(kept) - kl(patched) (3 of 29 edges; --json lists all)');
+    expect(lines[11]).toBe(`plot: ${svg}`);
+    const drawn = fs.readFileSync(svg, 'utf8');
+    expect(drawn).toMatch(/^<svg/);
+    expect(drawn).toContain('EAP-IG circuit: 5 of 29 edges, faithfulness 1.000');
   });
 
   it('--list --json: every node, receiver and edge of the model with counts', async () => {

@@ -7,14 +7,18 @@ import {
   DEFAULT_IG_STEPS,
   discoverCircuit,
   DISCOVERY_METHODS,
+  METHOD_NAMES,
   type DiscoverOptions,
   type DiscoveryResult,
 } from '../../circuits/discover.js';
+import { circuitDrawing } from '../../circuits/drawing.js';
 import { circuitListing, type GraphListing } from '../../circuits/listing.js';
 import { checkMetric, CIRCUIT_METRICS } from '../../circuits/metric.js';
 import { readPairs } from '../../circuits/pairs.js';
 import type { Ablation } from '../../circuits/task.js';
 import { fmt, globalsOf, intArg, loadModel, out, printJson, table, warn } from '../common.js';
+import { circuitSpec } from '../../plot/circuit.js';
+import { writePlot } from '../../plot/vega.js';
 import { createProgress } from '../progress.js';
 import { checkOutputs, jsonOutput, PLOT_FLAG, plotOutput, writeJsonFile } from '../output.js';
 
@@ -149,20 +153,16 @@ Examples:
       for (const w of result.warnings) warn(w);
       const doc = { model: model.source, data: o.data, ...result, plot: o.plot ?? null };
       if (o.out) writeJsonFile(o.out, doc);
+      if (o.plot) await writePlot(o.plot, circuitSpec(circuitDrawing(result, model.cfg)));
       if (g.json) {
         printJson(doc);
         return;
       }
       printResult(result, o.show);
       if (o.out) out(`\nwrote ${o.out}`);
+      if (o.plot) out(`${o.out ? '' : '\n'}plot: ${o.plot}`);
     });
 }
-
-const METHOD_NAMES: Record<DiscoveryResult['method'], string> = {
-  acdc: 'ACDC',
-  eap: 'EAP',
-  'eap-ig': 'EAP-IG',
-};
 
 function printResult(r: DiscoveryResult, show: number): void {
   const how =
@@ -172,7 +172,9 @@ function printResult(r: DiscoveryResult, show: number): void {
   out(`${METHOD_NAMES[r.method]} on ${r.pairs} pairs: metric ${r.metric}, ${r.ablation} ablation, ${how}`);
   out(`${r.metric}: clean ${fmt(r.cleanMetric)}, corrupt ${fmt(r.corruptMetric)} (every edge patched)`);
   const c = r.circuit;
-  const pruned = r.prunedEdges ? ` (${r.prunedEdges} kept edges off every input->logits path pruned)` : '';
+  const pruned = r.prunedEdges
+    ? ` (pruned ${r.prunedEdges} kept edge${r.prunedEdges > 1 ? 's' : ''} on no input->logits path)`
+    : '';
   out(
     `circuit: ${c.edges.length} of ${r.graph.edges} edges, ${c.nodes.length} nodes${pruned}; ` +
       `${r.metric} ${fmt(c.metric)}, faithfulness ${c.faithfulness.toFixed(3)}`,
