@@ -7,3 +7,4 @@ export * from './eap.js';
 export * from './acdc.js';
 export * from './discover.js';
 export * from './listing.js';
+export * from './drawing.js';

@@ -82,7 +82,9 @@ export function registerCircuit(program: Command): void {
 The graph's nodes are the input (token + position embeddings), each head a{l}.h{h}, each MLP m{l} and
 the logits; a head receives through its q, k and v inputs (a1.h0<k>), an MLP and the logits through
 their input. An edge sender->receiver is patched by replacing the sender's contribution to that one
-input with its value on the corrupt prompt (or zero with --ablation zero).
+input with its value on the corrupt prompt (or zero with --ablation zero). Under grouped-query
+attention, a{l}.h{g}<k> and <v> are KV head g's inputs, shared by its group of query heads (--list
+names the group).
 
 Metrics: kl (KL of the patched from the clean next-token distribution at the scored positions),
 logit-diff ("answer" minus "wrong" at the last position; both needed in every pair), loss (next-token
