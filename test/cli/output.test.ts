@@ -143,6 +143,7 @@ describe('--plot never overwrites a file without --force', () => {
     ['patch', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
     ['attribute', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
     ['ablate'],
+    ['circuit', '--method', 'acdc', '--data', 'no-such.jsonl', '--metric', 'kl', '--threshold', '0.1'],
     ['train', 'induction'],
     ['toy', 'superposition', '--features', '5', '--hidden', '2', '--sparsity', '0.9'],
     ['probe', '--data', 'no-such.jsonl', '--layers', 'all'],
