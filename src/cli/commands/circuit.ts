@@ -62,7 +62,11 @@ export function registerCircuit(program: Command): void {
     .option('--method <m>', `how to find the circuit: ${DISCOVERY_METHODS.join(', ')}`)
     .option('--data <file.jsonl>', 'clean/corrupt pairs: {"clean": TEXT, "corrupt": TEXT} per line')
     .option('--metric <m>', `what the circuit must preserve: ${CIRCUIT_METRICS.join(', ')}`)
-    .option('--threshold <t>', 'acdc: drop an edge when patching it costs less than t', nonNegativeArg)
+    .option(
+      '--threshold <t>',
+      'acdc: drop an edge when patching it costs less than t (default: the first --sweep value)',
+      nonNegativeArg,
+    )
     .option('--sweep <t,...>', 'acdc: also run these thresholds and report each circuit', thresholdListArg)
     .option('--top <n>', 'eap, eap-ig: keep the n edges of largest |score|', intArg(1))
     .option('--score-threshold <s>', 'eap, eap-ig: keep every edge with |score| >= s', nonNegativeArg)
@@ -96,10 +100,13 @@ from the input to the logits, then checked by real patching: its metric with eve
 and its faithfulness, (metric - corrupt) / (clean - corrupt).
 
 Examples:
-  sonde circuit --list --model test/fixtures/induction-2l
-  sonde circuit --method acdc --data pairs.jsonl --metric kl --threshold 0.01 --sweep 0.001,0.1
-  sonde circuit --method eap-ig --data pairs.jsonl --metric kl --top 20 --plot circuit.svg
-  sonde circuit --method eap --data pairs.jsonl --metric logit-diff --top 20 --json`,
+  sonde circuit --list
+  sonde circuit --method eap-ig --data examples/circuit-names.jsonl --metric logit-diff --top 40 \\
+    --plot names.svg
+  sonde circuit --method acdc --data examples/circuit-names.jsonl --metric logit-diff \\
+    --threshold 0.1 --sweep 0.05,0.2 --json --out names-acdc.json
+  sonde circuit --model test/fixtures/induction-2l --method acdc --data examples/induction-pairs.jsonl \\
+    --metric kl --threshold 0.02`,
     )
     .action(async (o: CircuitFlags, cmd: Command) => {
       const g = globalsOf(cmd);
