@@ -16,26 +16,10 @@ import { Rng } from '../../src/engine/random.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
 import { runModel } from '../../src/hooks/run-model.js';
+import { randomPairs } from '../helpers/circuit-pairs.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 
 const ARCHS = ['gpt2-tiny', 'pythia-tiny', 'llama-tiny', 'gemma2-tiny', 'qwen3-tiny'];
-
-/** Random clean/corrupt pairs of two lengths, the corrupt side differing in about half its tokens. */
-function randomPairs(vocab: number, seed: number): CircuitPair[] {
-  const rng = new Rng(seed);
-  const pairs: CircuitPair[] = [];
-  for (const [count, P] of [
-    [4, 7],
-    [3, 5],
-  ] as const)
-    for (let i = 0; i < count; i++) {
-      const clean = Array.from({ length: P }, () => rng.int(vocab));
-      const corrupt = clean.map((t) => (rng.next() < 0.5 ? rng.int(vocab) : t));
-      const answer = rng.int(vocab);
-      pairs.push({ clean, corrupt, answer, wrong: (answer + 1 + rng.int(vocab - 1)) % vocab });
-    }
-  return pairs;
-}
 
 /** The metric as a linear form of the logits (logit-diff) or log-probs (loss), written apart from metric.ts. */
 function metricWeights(
