@@ -15,6 +15,7 @@ import { fixtureDir } from '../helpers/fixtures.js';
 
 const induction = HookedTransformer.load(fixtureDir('induction-2l'), { compile: 'never' });
 const gpt2 = HookedTransformer.load(fixtureDir('gpt2-tiny'), { compile: 'never' });
+const llama = HookedTransformer.load(fixtureDir('llama-tiny'), { compile: 'never' }); // GQA: KV heads serve 3 heads
 const inductionData = inductionPairs(
   induction.cfg.bosTokenId!,
   induction.cfg.vocabSize,
@@ -29,6 +30,7 @@ const SETUPS: [string, HookedTransformer, CircuitPair[], CircuitMetric, number][
   // Fewer pairs than the circuit check below: these tests make many patched runs.
   ['induction-2l', induction, inductionData.filter((_, i) => i % 2 === 0), 'loss', 0.1],
   ['gpt2-tiny', gpt2, randomPairs(gpt2.cfg.vocabSize, 11), 'logit-diff', 0.02],
+  ['llama-tiny', llama, randomPairs(llama.cfg.vocabSize, 13), 'loss', 0.005],
 ];
 
 /**
