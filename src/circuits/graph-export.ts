@@ -1,8 +1,11 @@
 // An attribution graph in circuit-tracer's frontend format (the JSON its graph viewer and Neuronpedia load):
 // `metadata`, `qParams`, `nodes` (node ids and feature_type values as circuit-tracer writes them) and `links`
 // (`source`, `target`, signed `weight` = direct effect), restricted to the pruned graph.
+import fs from 'node:fs';
+import { tempSibling } from '../io/leftovers.js';
 import { errorNode, logitNode, tokenNode, type AttributionGraph } from './attribution-graph.js';
 import type { PrunedGraph } from './graph-influence.js';
+import type { CircuitPlot } from '../plot/circuit.js';
 
 export interface GraphFileNode {
   node_id: string;
@@ -164,4 +167,53 @@ export function graphFile(g: AttributionGraph, p: PrunedGraph, o: GraphFileOptio
     nodes: used,
     links,
   };
+}
+
+/** The graph file's nodes and links as a circuit drawing: rows embeddings, layers 0..L-1, logits. */
+export function graphPlot(file: GraphFile, nLayers: number): CircuitPlot {
+  const rowOf = (layer: string) => (layer === 'E' ? -1 : Number(layer));
+  const kinds: Record<GraphFileNode['feature_type'], string> = {
+    'cross layer transcoder': 'feature',
+    'mlp reconstruction error': 'error',
+    embedding: 'token',
+    logit: 'logit',
+  };
+  const label = (n: GraphFileNode): string => {
+    switch (n.feature_type) {
+      case 'cross layer transcoder':
+        return `#${n.node_id.split('_')[1]}`;
+      case 'mlp reconstruction error':
+        return 'error';
+      case 'embedding':
+        return file.metadata.prompt_tokens[n.ctx_idx] ?? '';
+      case 'logit':
+        return /^Output "(.*)" \(p=(.*)\)$/.exec(n.clerp)?.slice(1, 3).join(' ') ?? n.clerp;
+    }
+  };
+  const rowLabels = new Map<number, string>([
+    [-1, 'embeddings'],
+    ...Array.from({ length: nLayers }, (_, l) => [l, `layer ${l}`] as [number, string]),
+    [nLayers + 1, 'logits'],
+  ]);
+  return {
+    title: `Attribution graph: ${JSON.stringify(file.metadata.prompt)}`,
+    subtitle: `${file.nodes.length} nodes, ${file.links.length} links (pruned at node threshold ${file.metadata.node_threshold})`,
+    nodes: file.nodes.map((n) => ({
+      id: n.node_id,
+      layer: rowOf(n.layer),
+      position: n.ctx_idx,
+      label: label(n),
+      kind: kinds[n.feature_type],
+    })),
+    edges: file.links,
+    rowLabels,
+    columnLabels: file.metadata.prompt_tokens.map((t, i) => `${i} ${JSON.stringify(t)}`),
+  };
+}
+
+/** Writes a graph file atomically (temp file, then rename). */
+export function saveGraphFile(file: string, doc: GraphFile): void {
+  const tmp = tempSibling(file);
+  fs.writeFileSync(tmp, JSON.stringify(doc) + '\n');
+  fs.renameSync(tmp, file);
 }

@@ -148,3 +148,58 @@ export async function graphScores(g: AttributionGraph): Promise<GraphScores> {
   const completeness = div(sum(matmul(outInfl, sub(Tensor.scalar(1), fromErrors))), sum(outInfl));
   return { replacement: await replacement.item(), completeness: await completeness.item() };
 }
+
+/** A path of kept edges into a logit: node indices from a token or error node to the logit. */
+export interface GraphPath {
+  nodes: number[];
+  /** Product along the path of each edge's share of its target's input (normalised |weight|). */
+  strength: number;
+}
+
+/**
+ * The strongest paths of the pruned graph into logit node `logit`, one per starting token or error node, best
+ * first: from each start, the path of kept edges maximising the product of normalised edge weights.
+ */
+export async function strongestPaths(
+  g: AttributionGraph,
+  p: PrunedGraph,
+  logit: number,
+  k = 5,
+): Promise<GraphPath[]> {
+  const n = g.n;
+  const kept = new Float32Array(g.adjacency);
+  for (let i = 0; i < n * n; i++) if (!p.edges[i]) kept[i] = 0;
+  const An = await normalized(adjacencyTensor(g, kept)).f32();
+  // Nodes are ordered so that every edge's target is a logit or a feature of a later layer than its
+  // source's: settle nodes from the logit backwards by layer.
+  const best = new Float64Array(n);
+  const next = new Int32Array(n).fill(-1);
+  best[logit] = 1;
+  const layerOf = (i: number) =>
+    i < g.features.length
+      ? g.features[i]!.layer
+      : i < tokenNode(g, 0)
+        ? Math.floor((i - g.features.length) / g.nPos)
+        : -1;
+  const order = Array.from({ length: logitNode(g, 0) }, (_, i) => i).sort((a, b) => layerOf(b) - layerOf(a));
+  for (const s of order)
+    for (let t = 0; t < n; t++) {
+      const v = An[t * n + s]! * best[t]!;
+      if (v > best[s]!) {
+        best[s] = v;
+        next[s] = t;
+      }
+    }
+  const starts = Array.from(
+    { length: logitNode(g, 0) - errorNode(g, 0, 0) },
+    (_, i) => errorNode(g, 0, 0) + i,
+  )
+    .filter((s) => best[s]! > 0)
+    .sort((a, b) => best[b]! - best[a]!)
+    .slice(0, k);
+  return starts.map((s) => {
+    const nodes = [s];
+    for (let i = s; i !== logit; i = next[i]!) nodes.push(next[i]!);
+    return { nodes, strength: best[s]! };
+  });
+}
