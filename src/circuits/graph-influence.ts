@@ -28,7 +28,7 @@ function influenceOf(An: Tensor, w: Tensor, depth: number): Tensor {
   return total;
 }
 
-const adjacencyTensor = (g: AttributionGraph, a = g.adjacency) => new Tensor(a, [g.n, g.n]);
+const adjacencyTensor = (g: AttributionGraph) => new Tensor(g.adjacency, [g.n, g.n]);
 /** The logit probabilities on the logit nodes, 0 elsewhere: [1, n]. */
 function logitWeights(g: AttributionGraph): Tensor {
   const w = new Float32Array(g.n);
@@ -89,9 +89,9 @@ export async function pruneGraph(
   for (let i = 0; i < n; i++) nodes[i] = i >= firstToken || influence[i]! >= t ? 1 : 0;
 
   // Edge influence on the graph restricted to the kept nodes.
-  const pruned = new Float32Array(g.adjacency);
-  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) if (!nodes[r] || !nodes[c]) pruned[r * n + c] = 0;
-  const An = normalized(adjacencyTensor(g, pruned));
+  const keep = new Tensor(Float32Array.from(nodes), [n]);
+  const pruned = mul(adjacencyTensor(g), mul(reshape(keep, [n, 1]), reshape(keep, [1, n])));
+  const An = normalized(pruned);
   const w = logitWeights(g);
   const rowWeight = reshape(add(influenceOf(An, w, depthOf(g)), w), [n, 1]);
   const scores = await mul(An, rowWeight).f32();
@@ -167,9 +167,8 @@ export async function strongestPaths(
   k = 5,
 ): Promise<GraphPath[]> {
   const n = g.n;
-  const kept = new Float32Array(g.adjacency);
-  for (let i = 0; i < n * n; i++) if (!p.edges[i]) kept[i] = 0;
-  const An = await normalized(adjacencyTensor(g, kept)).f32();
+  const kept = mul(adjacencyTensor(g), new Tensor(Float32Array.from(p.edges), [n, n]));
+  const An = await normalized(kept).f32();
   // Nodes are ordered so that every edge's target is a logit or a feature of a later layer than its
   // source's: settle nodes from the logit backwards by layer.
   const best = new Float64Array(n);
