@@ -24,6 +24,7 @@ import {
 } from '../../src/circuits/replacement-model.js';
 import { defaultTranscodersDir, loadTranscoders } from '../../src/circuits/transcoder-set.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
+import { fixtureDir } from '../helpers/fixtures.js';
 import { gpt2Config } from '../../src/models/gpt2.js';
 import { initGpt2Weights } from '../../src/models/init.js';
 import { saeConfig } from '../../src/sae/config.js';
@@ -295,6 +296,50 @@ describe('attribution graph on stories260K with the committed transcoders', () =
       expect(l.weight).toBe(g.adjacency[index.get(l.target)! * g.n + index.get(l.source)!]);
   });
 });
+
+describe.each(['gpt2-tiny', 'pythia-tiny', 'qwen3-tiny', 'gemma2-tiny'])(
+  'attribution graph on %s with random transcoders (biases, LayerNorm, parallel blocks, GQA, post-norms)',
+  (name) => {
+    it('is exactly linear and matches finite differences', async () => {
+      const model = HookedTransformer.load(fixtureDir(name));
+      const D = model.cfg.dModel;
+      const tcs = Array.from({ length: model.cfg.nLayers }, (_, l) =>
+        SparseAutoencoder.init(
+          saeConfig({
+            architecture: 'standard',
+            dIn: D,
+            dSae: 24,
+            dOut: D,
+            hookName: `blocks.${l}.ln2.hook_normalized`,
+            hookNameOut: `blocks.${l}.hook_mlp_out`,
+          }),
+          { seed: l, decoderNorm: 0.5 },
+        ),
+      );
+      const tokens = Tensor.from([3, 17, 5, 42, 8, 77, 21], [1, 7], 'int64');
+      const lr = localReplacement(model, tcs, tokens);
+      const g = await attributionGraph(model, tcs, tokens, { batchSize: 16 });
+      expect(g.features.length).toBeGreaterThan(10);
+      const real = await model.run(tokens).f32();
+      const rep = await replacementForward(model, tcs, lr, promptSources(lr)).logits.f32();
+      real.forEach((v, i) => expect(Math.abs(rep[i]! - v)).toBeLessThan(1e-5));
+      const clean = await targetValues(model, tcs, lr, g, promptSources(lr));
+      const constant = await targetValues(model, tcs, lr, g, zeroSources(lr));
+      const sums = incoming(g);
+      clean.forEach((v, t) =>
+        expect(Math.abs(sums[t]! + constant[t]! - v)).toBeLessThan(1e-4 * (1 + Math.abs(v))),
+      );
+      const targets = [...g.features.keys(), ...g.logits.map((_, k) => logitNode(g, k))];
+      for (const s of [0, g.features.length - 1, errorNode(g, 0, 3), tokenNode(g, 2)]) {
+        const without = await targetValues(model, tcs, lr, g, withoutNode(lr, g, s));
+        targets.forEach((t, i) => {
+          const effect = clean[i]! - without[i]!;
+          expect(Math.abs(g.adjacency[t * g.n + s]! - effect)).toBeLessThan(1e-4 * (1 + Math.abs(effect)));
+        });
+      }
+    });
+  },
+);
 
 describe('attribution graph of a hand-made model (known answers)', () => {
   // d_model 2, vocab 3, two layers; attention and the real MLPs write nothing, so the residual stream is the
