@@ -2,6 +2,7 @@
 // `metadata`, `qParams`, `nodes` (node ids and feature_type values as circuit-tracer writes them) and `links`
 // (`source`, `target`, signed `weight` = direct effect), restricted to the pruned graph.
 import fs from 'node:fs';
+import path from 'node:path';
 import { tempSibling } from '../io/leftovers.js';
 import { errorNode, logitNode, tokenNode, type AttributionGraph } from './attribution-graph.js';
 import type { PrunedGraph } from './graph-influence.js';
@@ -211,9 +212,27 @@ export function graphPlot(file: GraphFile, nLayers: number): CircuitPlot {
   };
 }
 
-/** Writes a graph file atomically (temp file, then rename). */
+/** The index circuit-tracer's viewer reads beside the graph files: `{"graphs": [metadata, ...]}`. */
+export const GRAPH_INDEX = 'graph-metadata.json';
+
+/**
+ * Writes a graph file atomically (temp file, then rename) and lists it in the folder's graph-metadata.json
+ * (replacing an entry of the same slug), so circuit-tracer's viewer serving that folder shows it.
+ */
 export function saveGraphFile(file: string, doc: GraphFile): void {
-  const tmp = tempSibling(file);
-  fs.writeFileSync(tmp, JSON.stringify(doc) + '\n');
-  fs.renameSync(tmp, file);
+  const write = (target: string, value: unknown) => {
+    const tmp = tempSibling(target);
+    fs.writeFileSync(tmp, JSON.stringify(value) + '\n');
+    fs.renameSync(tmp, target);
+  };
+  write(file, doc);
+  const index = path.join(path.dirname(path.resolve(file)), GRAPH_INDEX);
+  let graphs: { slug?: string }[] = [];
+  try {
+    const prev = JSON.parse(fs.readFileSync(index, 'utf8')) as { graphs?: unknown };
+    if (Array.isArray(prev.graphs)) graphs = prev.graphs as { slug?: string }[];
+  } catch {
+    // no index yet (or an unreadable one, which is replaced)
+  }
+  write(index, { graphs: [...graphs.filter((x) => x.slug !== doc.metadata.slug), doc.metadata] });
 }

@@ -51,6 +51,9 @@ describe('sonde graph', () => {
     expect(g.nodes.filter((n: { feature_type: string }) => n.feature_type === 'logit')).toHaveLength(
       doc.logits.length,
     );
+    // Listed in the folder's index for circuit-tracer's viewer.
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'graph-metadata.json'), 'utf8'));
+    expect(index.graphs).toEqual([g.metadata]);
     const svgText = fs.readFileSync(svg, 'utf8');
     expect(svgText).toMatch(/^<svg/);
     expect(svgText).toContain(`Attribution graph: ${JSON.stringify(PROMPT)}`);

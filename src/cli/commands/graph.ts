@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { attributionGraph, type AttributionGraph } from '../../circuits/attribution-graph.js';
-import { graphFile, graphPlot, saveGraphFile } from '../../circuits/graph-export.js';
+import { GRAPH_INDEX, graphFile, graphPlot, saveGraphFile } from '../../circuits/graph-export.js';
 import { graphScores, pruneGraph, strongestPaths } from '../../circuits/graph-influence.js';
 import { defaultTranscodersDir, loadTranscoders } from '../../circuits/transcoder-set.js';
 import { Tensor } from '../../engine/tensor.js';
@@ -97,7 +97,8 @@ export function registerGraph(program: Command): void {
 The MLPs are replaced by the transcoders plus an error node per layer and position (what they miss), the
 attention patterns and norm scales frozen at their values on the prompt: every feature's pre-activation and
 every logit is then a sum of direct effects from the features, errors and tokens before it. The graph is
-pruned as circuit-tracer does (influence on the logits through the normalised adjacency).
+pruned as circuit-tracer does (influence on the logits through the normalised adjacency). --out also lists
+the graph in graph-metadata.json beside it, the index circuit-tracer's viewer reads from a folder.
 
 Examples:
   sonde graph --prompt "Once upon a time, there was a little girl named Lily. She"
@@ -243,7 +244,7 @@ Examples:
         `Strongest paths into ${fmtToken(logitStrings[0]!)} (product of each edge's share of its target's input):`,
       );
       for (const p of paths) out(`  ${fmt(p.strength, 3)}  ${p.nodes.map(name).join(' -> ')}`);
-      if (o.out) out(`\ngraph file: ${o.out}`);
+      if (o.out) out(`\ngraph file: ${o.out} (listed in ${GRAPH_INDEX} beside it)`);
       if (o.plot) out(`plot: ${o.plot}`);
     });
 }
