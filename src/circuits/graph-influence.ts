@@ -157,8 +157,9 @@ export interface GraphPath {
 }
 
 /**
- * The strongest paths of the pruned graph into logit node `logit`, one per starting token or error node, best
- * first: from each start, the path of kept edges maximising the product of normalised edge weights.
+ * The k strongest paths of the pruned graph from a token or error node into logit node `logit`: the paths of
+ * kept edges with the largest products of normalised edge weights (k best per node, by dynamic programming
+ * from the logit backwards).
  */
 export async function strongestPaths(
   g: AttributionGraph,
@@ -169,11 +170,11 @@ export async function strongestPaths(
   const n = g.n;
   const kept = mul(adjacencyTensor(g), new Tensor(Float32Array.from(p.edges), [n, n]));
   const An = await normalized(kept).f32();
-  // Nodes are ordered so that every edge's target is a logit or a feature of a later layer than its
-  // source's: settle nodes from the logit backwards by layer.
-  const best = new Float64Array(n);
-  const next = new Int32Array(n).fill(-1);
-  best[logit] = 1;
+  // best[s]: s's k strongest continuations to the logit, each (strength, next node, rank there).
+  type Step = { strength: number; next: number; rank: number };
+  const best: Step[][] = Array.from({ length: n }, () => []);
+  best[logit] = [{ strength: 1, next: -1, rank: -1 }];
+  // Every edge goes from a node to a logit or to a feature of a later layer: settle later layers first.
   const layerOf = (i: number) =>
     i < g.features.length
       ? g.features[i]!.layer
@@ -181,24 +182,27 @@ export async function strongestPaths(
         ? Math.floor((i - g.features.length) / g.nPos)
         : -1;
   const order = Array.from({ length: logitNode(g, 0) }, (_, i) => i).sort((a, b) => layerOf(b) - layerOf(a));
-  for (const s of order)
+  for (const s of order) {
+    const options: Step[] = [];
     for (let t = 0; t < n; t++) {
-      const v = An[t * n + s]! * best[t]!;
-      if (v > best[s]!) {
-        best[s] = v;
-        next[s] = t;
-      }
+      const w = An[t * n + s]!;
+      if (w > 0) best[t]!.forEach((b, rank) => options.push({ strength: w * b.strength, next: t, rank }));
     }
-  const starts = Array.from(
-    { length: logitNode(g, 0) - errorNode(g, 0, 0) },
-    (_, i) => errorNode(g, 0, 0) + i,
-  )
-    .filter((s) => best[s]! > 0)
-    .sort((a, b) => best[b]! - best[a]!)
-    .slice(0, k);
-  return starts.map((s) => {
-    const nodes = [s];
-    for (let i = s; i !== logit; i = next[i]!) nodes.push(next[i]!);
-    return { nodes, strength: best[s]! };
-  });
+    best[s] = options.sort((a, b) => b.strength - a.strength).slice(0, k);
+  }
+  const starts: { s: number; rank: number; strength: number }[] = [];
+  for (let s = errorNode(g, 0, 0); s < logitNode(g, 0); s++)
+    best[s]!.forEach((b, rank) => starts.push({ s, rank, strength: b.strength }));
+  return starts
+    .sort((a, b) => b.strength - a.strength)
+    .slice(0, k)
+    .map(({ s, rank, strength }) => {
+      const nodes = [s];
+      for (let i = s, r = rank; i !== logit;) {
+        const step = best[i]![r]!;
+        nodes.push(step.next);
+        [i, r] = [step.next, step.rank];
+      }
+      return { nodes, strength };
+    });
 }

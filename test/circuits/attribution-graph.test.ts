@@ -239,7 +239,7 @@ describe('attribution graph on stories260K with the committed transcoders', () =
       scan: 'stories260K-transcoders',
       prompt: 'Once upon a time',
       tokenStrings: model.tokenStrings(g.tokens),
-      logitStrings: g.logits.map((l) => model.decode([l.token])),
+      logitStrings: model.tokenStrings(g.logits.map((l) => l.token)),
       dSae: 512,
       nodeThreshold: 0.8,
     });

@@ -80,7 +80,7 @@ describe('sonde graph', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/replacement score 0\.\d{3}, completeness score 0\.\d{3}/);
     expect(r.stdout).toContain('pruned (nodes 0.5, edges 0.9)');
-    expect(r.stdout).toMatch(/Strongest paths into "lo"/);
+    expect(r.stdout).toMatch(/Strongest paths into " lo"/);
     const bad = await sonde('graph', '--prompt', PROMPT, '--node-threshold', '1.5');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('--node-threshold must be in [0, 1], got 1.5');

@@ -150,7 +150,8 @@ Examples:
       const scores = await graphScores(graph);
       const pruned = await pruneGraph(graph, o.nodeThreshold, o.edgeThreshold);
       const strings = model.tokenStrings(graph.tokens);
-      const logitStrings = graph.logits.map((l) => model.decode([l.token]));
+      // Per-token strings, not decode(): decoding a lone token drops its leading space.
+      const logitStrings = model.tokenStrings(graph.logits.map((l) => l.token));
       const file = graphFile(graph, pruned, {
         slug: o.slug ?? (o.out ? path.basename(o.out, '.json') : 'sonde-graph'),
         scan: path.basename(path.resolve(dir)),
