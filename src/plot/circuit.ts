@@ -38,36 +38,61 @@ interface Placed {
   kind: string;
 }
 
+/** Horizontal room one node takes in a crowded cell (a lone node's column is 1 wide). */
+const NODE_ROOM = 0.45;
+
+export interface CircuitLayout {
+  nodes: Placed[];
+  /** Centre of each position's column (none without positions). */
+  centres: number[];
+  /** x runs over [0, extent]. */
+  extent: number;
+}
+
 /**
- * Node coordinates: rows by layer (in order of the distinct layers), columns by position with the nodes
- * sharing a cell side by side within it; without positions, a row's nodes spread over the width.
+ * Node coordinates: rows by layer (in order of the distinct layers), columns by position, each column as
+ * wide as its most crowded cell needs, the nodes sharing a cell side by side; without positions, a row's
+ * nodes spread over the whole width.
  */
-export function layoutCircuit(nodes: readonly CircuitPlotNode[]): Placed[] {
+export function layoutCircuit(nodes: readonly CircuitPlotNode[]): CircuitLayout {
   const layers = [...new Set(nodes.map((n) => n.layer))].sort((a, b) => a - b);
   const row = new Map(layers.map((l, i) => [l, i] as const));
-  const positioned = nodes.some((n) => n.position !== undefined);
-  const columns = positioned ? Math.max(1, ...nodes.map((n) => (n.position ?? 0) + 1)) : 1;
   const cells = new Map<string, CircuitPlotNode[]>();
   for (const n of nodes) {
     const key = `${n.layer}|${n.position ?? ''}`;
     cells.set(key, [...(cells.get(key) ?? []), n]);
   }
+  const nPos = nodes.reduce((m, n) => Math.max(m, n.position === undefined ? 0 : n.position + 1), 0);
+  const crowd = new Array<number>(nPos).fill(0);
+  let rowCrowd = 0;
+  for (const group of cells.values()) {
+    const p = group[0]!.position;
+    if (p === undefined) rowCrowd = Math.max(rowCrowd, group.length);
+    else crowd[p] = Math.max(crowd[p]!, group.length);
+  }
+  const widths = crowd.map((c) => Math.max(1, c * NODE_ROOM));
+  const starts = widths.map((_, i) => widths.slice(0, i).reduce((a, b) => a + b, 0));
+  const extent = Math.max(
+    1,
+    rowCrowd * NODE_ROOM,
+    widths.reduce((a, b) => a + b, 0),
+  );
   const placed: Placed[] = [];
   for (const group of cells.values()) {
-    group.forEach((n, i) => {
-      // Within a cell of width 1 (or the whole width without positions), nodes share it evenly.
-      const width = n.position !== undefined ? 0.8 : columns;
-      const left = n.position !== undefined ? n.position - 0.4 : -0.5;
+    const p = group[0]!.position;
+    // Nodes share 80% of their column (or the whole width without positions) evenly.
+    const [left, width] = p === undefined ? [0, extent] : [starts[p]! + 0.1 * widths[p]!, 0.8 * widths[p]!];
+    group.forEach((n, i) =>
       placed.push({
         id: n.id,
         x: left + (width * (i + 0.5)) / group.length,
         y: row.get(n.layer)!,
         label: n.label ?? n.id,
         kind: n.kind ?? 'node',
-      });
-    });
+      }),
+    );
   }
-  return placed;
+  return { nodes: placed, centres: starts.map((s, i) => s + widths[i]! / 2), extent };
 }
 
 /**
@@ -75,7 +100,8 @@ export function layoutCircuit(nodes: readonly CircuitPlotNode[]): Placed[] {
  * width and opacity grow with |weight|, red for positive and blue for negative weights (as the heatmaps).
  */
 export function circuitSpec(c: CircuitPlot): TopLevelSpec {
-  const placed = layoutCircuit(c.nodes);
+  const layout = layoutCircuit(c.nodes);
+  const placed = layout.nodes;
   const at = new Map(placed.map((p) => [p.id, p] as const));
   const drawn = c.edges.filter((e) => at.has(e.source) && at.has(e.target));
   // A reduce, not Math.max(...): a whole circuit graph can have more edges than a call has arguments.
@@ -99,16 +125,18 @@ export function circuitSpec(c: CircuitPlot): TopLevelSpec {
     .sort((a, b) => a.strength - b.strength);
   const rows = [...new Set(c.nodes.map((n) => n.layer))].sort((a, b) => a - b);
   const rowNames = rows.map((l) => c.rowLabels?.get(l) ?? `layer ${l}`);
-  const columns = Math.max(1, ...placed.map((p) => Math.ceil(p.x + 0.5)));
   const xLabels = c.columnLabels ?? [];
-  const labelExpr = (names: string[]) => `(${JSON.stringify(names)})[datum.value] || ''`;
+  // Axis labels by value: the row index, or the column's centre (numbers key an object as strings).
+  const labelAt = (values: number[], names: string[]) =>
+    `(${JSON.stringify(Object.fromEntries(values.map((v, i) => [String(v), names[i] ?? ''])))})[datum.value] || ''`;
+  const centres = layout.centres.slice(0, xLabels.length);
   const x = {
     type: 'quantitative',
-    scale: { domain: [-0.5, columns - 0.5], nice: false, zero: false },
-    axis: xLabels.length
+    scale: { domain: [0, layout.extent], nice: false, zero: false },
+    axis: centres.length
       ? {
-          values: xLabels.map((_, i) => i),
-          labelExpr: labelExpr(xLabels),
+          values: centres,
+          labelExpr: labelAt(centres, xLabels),
           labelAngle: -45,
           grid: false,
           title: null,
@@ -118,12 +146,20 @@ export function circuitSpec(c: CircuitPlot): TopLevelSpec {
   const y = {
     type: 'quantitative',
     scale: { domain: [-0.5, rows.length - 0.5], nice: false, zero: false },
-    axis: { values: rows.map((_, i) => i), labelExpr: labelExpr(rowNames), grid: false, title: null },
+    axis: {
+      values: rows.map((_, i) => i),
+      labelExpr: labelAt(
+        rows.map((_, i) => i),
+        rowNames,
+      ),
+      grid: false,
+      title: null,
+    },
   } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: c.title, subtitle: c.subtitle ?? '' },
-    width: Math.max(300, Math.min(1200, 90 * columns)),
+    width: Math.max(300, Math.min(1400, 90 * layout.extent)),
     height: Math.max(200, Math.min(900, 90 * rows.length)),
     layer: [
       {
