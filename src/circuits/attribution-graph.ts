@@ -7,7 +7,7 @@
 import { UsageError } from '../errors.js';
 import { add, mul, sub } from '../engine/ops/elementwise.js';
 import { indexTensor, take } from '../engine/ops/intervene.js';
-import { softmax } from '../engine/ops/nn.js';
+import { matmul, softmax } from '../engine/ops/nn.js';
 import { mean, sum, topk } from '../engine/ops/reduce.js';
 import { concat, gather, reshape, slice, transpose } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
@@ -18,6 +18,7 @@ import {
   promptSources,
   replacementForward,
   type LocalReplacement,
+  type ReplacementProbes,
   type ReplacementSources,
 } from './replacement-model.js';
 
@@ -157,79 +158,95 @@ export function demeanedUnembed(model: HookedTransformer, logits: readonly Logit
   return transpose(take(centred, 1, indexTensor(logits.map((l) => l.token))));
 }
 
-/** Back-propagates batches of targets through the frozen replacement model and reads the direct effects. */
+/**
+ * Back-propagates batches of targets through the frozen replacement model and reads the direct effects.
+ * The gradient of a target at layer l's MLP output, g, gives every source written there: a feature's
+ * effect is its activation times W_dec[f] · g at its position, an error node's is its vector · g; the
+ * gradient at the embeddings gives the tokens'. Only the sources' entry points are batched.
+ */
 class Attributor {
-  /** Per layer: flat (pos · d_sae + index) indices of its active features, as a tensor, or null. */
-  private readonly active: (Tensor | null)[];
+  /**
+   * Per layer with active features: what each writes to the residual stream, laid out so that one matmul
+   * with the flattened gradient [batch, pos · d_model] gives every feature's effect: column j holds
+   * activation_j · W_dec[f_j] at feature j's position, zeros elsewhere [pos · d_model, k].
+   */
+  private readonly writes: (Tensor | null)[];
+  private readonly src: ReplacementSources;
 
   constructor(
     private readonly model: HookedTransformer,
     private readonly transcoders: readonly SparseAutoencoder[],
     private readonly lr: LocalReplacement,
-    private readonly features: readonly FeatureNode[],
+    features: readonly FeatureNode[],
   ) {
-    this.active = transcoders.map((tc, l) => {
-      const flat = features.filter((f) => f.layer === l).map((f) => f.pos * tc.dSae + f.index);
-      return flat.length ? indexTensor(flat) : null;
+    this.src = promptSources(lr);
+    const P = lr.nPos;
+    this.writes = transcoders.map((tc, l) => {
+      const fs = features.filter((f) => f.layer === l);
+      const k = fs.length;
+      if (!k) return null;
+      const d = tc.cfg.dOut;
+      const flat = indexTensor(fs.map((f) => f.pos * tc.dSae + f.index));
+      const acts = gather(reshape(lr.acts[l]!, [P * tc.dSae]), 0, flat); // [k]
+      const rows = take(tc.param('W_dec'), 0, indexTensor(fs.map((f) => f.index))); // [k, d_model]
+      const onehot = new Float32Array(k * P);
+      fs.forEach((f, j) => (onehot[j * P + f.pos] = 1));
+      const placed = mul(new Tensor(onehot, [k, P, 1]), reshape(mul(rows, reshape(acts, [k, 1])), [k, 1, d]));
+      return transpose(reshape(placed, [k, P * d])); // [pos · d_model, k]
     });
   }
 
   /** Rows of logit targets, given their demeaned unembedding directions [k, d_model]. */
   async logitRows(directions: Tensor): Promise<Float32Array[]> {
     const k = directions.shape[0]!;
-    const { src, out } = this.run(k);
+    const { probes, out } = this.run(k);
     const P = this.lr.nPos;
     const lastPos = slice(out.final, 1, P - 1, P); // [k, 1, d_model]
     const objective = sum(mul(lastPos, reshape(directions, [k, 1, directions.shape[1]!])));
-    return this.rows(objective, src, k);
+    return this.rows(objective, probes, k);
   }
 
   /** Rows of feature targets: their pre-activations. */
   async featureRows(batch: readonly FeatureNode[]): Promise<Float32Array[]> {
     const B = batch.length;
-    const { src, out } = this.run(B);
+    const { probes, out } = this.run(B);
     const P = this.lr.nPos;
     let objective: Tensor | null = null;
     for (let l = 0; l < this.transcoders.length; l++) {
       if (!batch.some((f) => f.layer === l)) continue;
-      const d = this.transcoders[l]!.dSae;
-      // One-hot selection of each row's target, built from indices alone and fed as an input.
-      const mask = new Float32Array(B * P * d);
+      const tc = this.transcoders[l]!;
+      // Each row's target position and feature as one-hot masks, built from indices alone and fed as inputs.
+      const posMask = new Float32Array(B * P);
+      const featMask = new Float32Array(B * tc.dSae);
       batch.forEach((f, b) => {
-        if (f.layer === l) mask[(b * P + f.pos) * d + f.index] = 1;
+        if (f.layer !== l) return;
+        posMask[b * P + f.pos] = 1;
+        featMask[b * tc.dSae + f.index] = 1;
       });
-      const term = sum(mul(out.pre[l]!, new Tensor(mask, [B, P, d])));
+      const x = sum(mul(out.inputs[l]!, new Tensor(posMask, [B, P, 1])), 1); // [B, d_in]
+      const term = sum(mul(tc.encodePre(x), new Tensor(featMask, [B, tc.dSae])));
       objective = objective ? add(objective, term) : term;
     }
-    return this.rows(objective!, src, B);
+    return this.rows(objective!, probes, B);
   }
 
   private run(B: number) {
-    const leaf = (t: Tensor) => t.detach().requireGrad();
-    const p = promptSources(this.lr, B);
-    const src: ReplacementSources = {
-      embed: leaf(p.embed),
-      acts: p.acts.map(leaf),
-      errors: p.errors.map(leaf),
-    };
-    return { src, out: replacementForward(this.model, this.transcoders, this.lr, src) };
+    const zero = () => Tensor.zeros([B, this.lr.nPos, this.model.cfg.dModel]).requireGrad();
+    const probes: ReplacementProbes = { embed: zero(), mlpOut: this.transcoders.map(zero) };
+    return { probes, out: replacementForward(this.model, this.transcoders, this.lr, this.src, probes) };
   }
 
   /** Back-propagates the sum of the batch's targets (row b depends on batch row b only) and reads the rows. */
-  private async rows(objective: Tensor, src: ReplacementSources, B: number): Promise<Float32Array[]> {
+  private async rows(objective: Tensor, probes: ReplacementProbes, B: number): Promise<Float32Array[]> {
     objective.backward();
     const lr = this.lr;
-    const P = lr.nPos;
-    const effect = (leaf: Tensor, value: Tensor) =>
-      leaf.grad ? mul(leaf.grad, value) : mul(Tensor.zeros(leaf.shape), value);
+    const grad = (t: Tensor) => t.grad ?? Tensor.zeros(t.shape as number[]);
     const parts: Tensor[] = [];
-    this.active.forEach((idx, l) => {
-      if (!idx) return;
-      const d = this.transcoders[l]!.dSae;
-      parts.push(gather(reshape(effect(src.acts[l]!, lr.acts[l]!), [B, P * d]), 1, idx));
+    this.writes.forEach((w, l) => {
+      if (w) parts.push(matmul(reshape(grad(probes.mlpOut[l]!), [B, w.shape[0]!]), w)); // [B, k]
     });
-    lr.errors.forEach((e, l) => parts.push(sum(effect(src.errors[l]!, e), -1)));
-    parts.push(sum(effect(src.embed, lr.embed), -1));
+    lr.errors.forEach((e, l) => parts.push(sum(mul(grad(probes.mlpOut[l]!), e), -1)));
+    parts.push(sum(mul(grad(probes.embed), lr.embed), -1));
     const all = await concat(parts, 1).f32(); // [B, sources]
     const n = all.length / B;
     return Array.from({ length: B }, (_, b) => all.slice(b * n, (b + 1) * n));

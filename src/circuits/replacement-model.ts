@@ -121,9 +121,19 @@ export interface ReplacementSources {
   errors: Tensor[];
 }
 
+/**
+ * Zeros [batch, pos, d_model] added where sources enter the residual stream: the token embeddings and each
+ * layer's MLP output. They set the batch size, and their gradients are the gradients there, per batch row
+ * (one target per row), while the sources themselves stay unbatched.
+ */
+export interface ReplacementProbes {
+  embed: Tensor;
+  mlpOut: Tensor[];
+}
+
 export interface ReplacementOutputs {
-  /** Per layer: transcoder pre-activations [batch, pos, d_sae]. */
-  pre: Tensor[];
+  /** Per layer: the transcoder's input [batch, pos, d_in]. */
+  inputs: Tensor[];
   /** What the unembedding reads (finalHook) [batch, pos, d_model]. */
   final: Tensor;
   logits: Tensor;
@@ -135,45 +145,57 @@ export function promptSources(lr: LocalReplacement, batch = 1): ReplacementSourc
   return { embed: rep(lr.embed), acts: lr.acts.map(rep), errors: lr.errors.map(rep) };
 }
 
+/** Per layer: the transcoders' pre-activations [batch, pos, d_sae] in a replacement run. */
+export function preActivations(transcoders: readonly SparseAutoencoder[], out: ReplacementOutputs): Tensor[] {
+  return out.inputs.map((x, l) => {
+    const tc = transcoders[l]!;
+    const [B, P] = x.shape as [number, number];
+    return reshape(tc.encodePre(reshape(x, [B * P, tc.dIn])), [B, P, tc.dSae]);
+  });
+}
+
 /**
- * The frozen replacement model on batched source values. Layer l's MLP output is
+ * The frozen replacement model on source values ([1 or batch, pos, ...]). Layer l's MLP output is
  * true + (decode(acts) − recons) + (errors − prompt errors): with the prompt's own sources it is the true
  * output exactly (no rounding), so the outputs equal the real model's; it is affine in the sources, and the
  * features' activations are inputs (stop-gradient sources), never recomputed from the pre-activations.
- * Gradients flow to whatever source tensors require them.
  */
 export function replacementForward(
   model: HookedTransformer,
   transcoders: readonly SparseAutoencoder[],
   lr: LocalReplacement,
   src: ReplacementSources,
+  probes?: ReplacementProbes,
 ): ReplacementOutputs {
-  const B = src.embed.shape[0]!;
+  const B = (probes ?? src).embed.shape[0]!;
   const P = lr.nPos;
   const byInput = new Map(transcoders.map((t, l) => [t.cfg.hookName, l] as const));
   const byOutput = new Map(transcoders.map((_t, l) => [mlpOutHook(l), l] as const));
   const inputs: Tensor[] = [];
-  const pre: Tensor[] = [];
   const last = finalHook(model.cfg);
   let final: Tensor | null = null;
+  const probed = (x: Tensor, probe: Tensor | undefined, shape: readonly number[]) =>
+    probe ? add(x, probe) : x.shape[0] === shape[0] ? x : expand(x, shape);
   const hook = (name: string, x: Tensor): Tensor => {
-    if (name === 'hook_embed') return src.embed;
+    if (name === 'hook_embed') return probed(src.embed, probes?.embed, x.shape);
     const frozen = lr.frozen.get(name);
     if (frozen) return expand(frozen, x.shape);
     const li = byInput.get(name);
-    if (li !== undefined) {
-      const tc = transcoders[li]!;
-      const rows = reshape(x, [B * P, tc.dIn]);
-      inputs[li] = rows;
-      pre[li] = reshape(tc.encodePre(rows), [B, P, tc.dSae]);
-    }
+    if (li !== undefined) inputs[li] = x;
     const lo = byOutput.get(name);
     if (lo !== undefined) {
       const tc = transcoders[lo]!;
-      const decoded = reshape(tc.decode(reshape(src.acts[lo]!, [B * P, tc.dSae]), inputs[lo]), x.shape);
+      // A skip connection reads the (batched) input, so its activations are batched too.
+      const skip = tc.params.has('W_skip');
+      const acts =
+        skip && src.acts[lo]!.shape[0] !== B ? expand(src.acts[lo]!, [B, P, tc.dSae]) : src.acts[lo]!;
+      const n = acts.shape[0]! * P;
+      const xin = skip ? reshape(inputs[lo]!, [B * P, tc.dIn]) : undefined;
+      const decoded = reshape(tc.decode(reshape(acts, [n, tc.dSae]), xin), [n / P, P, tc.cfg.dOut]);
       const y = add(lr.mlpOut[lo]!, add(sub(decoded, lr.recons[lo]!), sub(src.errors[lo]!, lr.errors[lo]!)));
-      if (name === last) final = y;
-      return y;
+      const out = probed(y, probes?.mlpOut[lo], x.shape);
+      if (name === last) final = out;
+      return out;
     }
     if (name === last) final = x;
     return x;
@@ -181,5 +203,5 @@ export function replacementForward(
   const tokens = B === 1 ? lr.tokens : expand(lr.tokens, [B, P]);
   const logits = runModel(model, tokens, { hook });
   if (!final) throw new SaeError(`the forward pass never reached '${last}'`);
-  return { pre, final, logits };
+  return { inputs, final, logits };
 }

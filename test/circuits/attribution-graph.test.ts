@@ -17,6 +17,7 @@ import { graphFile } from '../../src/circuits/graph-export.js';
 import { graphScores, nodeInfluence, pruneGraph, thresholdFor } from '../../src/circuits/graph-influence.js';
 import {
   localReplacement,
+  preActivations,
   promptSources,
   replacementForward,
   type LocalReplacement,
@@ -39,7 +40,7 @@ async function targetValues(
   src: ReplacementSources,
 ): Promise<number[]> {
   const out = replacementForward(model, tcs, lr, src);
-  const pre = await Promise.all(out.pre.map((p) => p.f32()));
+  const pre = await Promise.all(preActivations(tcs, out).map((p) => p.f32()));
   const last = reshape(slice(out.final, 1, g.nPos - 1, g.nPos), [1, model.cfg.dModel]);
   const logits = await matmul(last, transpose(demeanedUnembed(model, g.logits))).f32();
   return [
@@ -109,7 +110,7 @@ describe('attribution graph on stories260K with the committed transcoders', () =
     for (let i = 0; i < real.length; i++) worst = Math.max(worst, Math.abs(real[i]! - rep[i]!));
     expect(worst).toBeLessThan(1e-5);
     // Its feature pre-activations are the transcoders' on the real run.
-    const pre = await out.pre[3]!.f32();
+    const pre = await preActivations(tcs, out)[3]!.f32();
     const acts = await lr.acts[3]!.f32();
     for (let i = 0; i < pre.length; i++) expect(Math.max(pre[i]!, 0)).toBeCloseTo(acts[i]!, 5);
   });
