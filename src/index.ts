@@ -221,7 +221,7 @@ export {
   strongestPaths,
   type GraphScores,
   type PrunedGraph,
-} from './circuits/graph-influence.js';
-export { graphFile, saveGraphFile, type GraphFile } from './circuits/graph-export.js';
+} from './circuits/attribution-influence.js';
+export { graphFile, saveGraphFile, type GraphFile } from './circuits/attribution-file.js';
 export { defaultTranscodersDir, loadTranscoders } from './circuits/transcoder-set.js';
 export { circuitSpec, type CircuitPlot } from './plot/circuit.js';

@@ -13,8 +13,13 @@ import {
   tokenNode,
   type AttributionGraph,
 } from '../../src/circuits/attribution-graph.js';
-import { graphFile } from '../../src/circuits/graph-export.js';
-import { graphScores, nodeInfluence, pruneGraph, thresholdFor } from '../../src/circuits/graph-influence.js';
+import { graphFile } from '../../src/circuits/attribution-file.js';
+import {
+  graphScores,
+  nodeInfluence,
+  pruneGraph,
+  thresholdFor,
+} from '../../src/circuits/attribution-influence.js';
 import {
   localReplacement,
   preActivations,

@@ -7,7 +7,7 @@ import {
   pruneGraph,
   strongestPaths,
   thresholdFor,
-} from '../../src/circuits/graph-influence.js';
+} from '../../src/circuits/attribution-influence.js';
 
 // One layer, one position: nodes f0, f1 (features), err, tok, logit (p = 1). Direct effects:
 // tok -> f0: 2; tok -> f1: 1, err -> f1: -1; f0 -> logit: 3, f1 -> logit: -1, tok -> logit: 1.

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tempSibling } from '../io/leftovers.js';
 import { errorNode, logitNode, tokenNode, type AttributionGraph } from './attribution-graph.js';
-import type { PrunedGraph } from './graph-influence.js';
+import type { PrunedGraph } from './attribution-influence.js';
 import type { CircuitPlot } from '../plot/circuit.js';
 
 export interface GraphFileNode {
