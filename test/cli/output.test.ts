@@ -142,6 +142,7 @@ describe('--plot never overwrites a file without --force', () => {
     ['dla'],
     ['patch', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
     ['attribute', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
+    ['graph'],
     ['ablate'],
     ['train', 'induction'],
     ['toy', 'superposition', '--features', '5', '--hidden', '2', '--sparsity', '0.9'],
