@@ -13,6 +13,7 @@ export const ASYNC_BACKEND_TESTS = [
   'test/methods/matrix.test.ts',
   'test/sae/splice.test.ts',
   'test/models/attention-pattern.test.ts',
+  'test/circuits/reference.test.ts',
 ];
 
 export default defineConfig({

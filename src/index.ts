@@ -210,3 +210,21 @@ export { type LoadProgress } from './models/load-progress.js';
 // Hugging Face Hub downloads (huggingface_hub's cache layout) and model aliases
 export * from './io/hub/index.js';
 export { MODEL_ALIASES, findAlias, closeAliases, float32Bytes, type ModelAlias } from './models/aliases.js';
+// Attribution graphs (circuit-tracer): transcoders replacing the MLPs, frozen attention and norms
+export {
+  attributionGraph,
+  type AttributionGraph,
+  type AttributionOptions,
+} from './circuits/attribution-graph.js';
+export { localReplacement, replacementForward, type LocalReplacement } from './circuits/replacement-model.js';
+export {
+  graphScores,
+  nodeInfluence,
+  pruneGraph,
+  strongestPaths,
+  type GraphScores,
+  type PrunedGraph,
+} from './circuits/attribution-influence.js';
+export { graphFile, saveGraphFile, type GraphFile } from './circuits/attribution-file.js';
+export { defaultTranscodersDir, loadTranscoders } from './circuits/transcoder-set.js';
+export { circuitSpec, type CircuitPlot } from './plot/circuit.js';

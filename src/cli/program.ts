@@ -23,6 +23,7 @@ const COMMANDS: [name: string, load: () => Promise<Register>][] = [
   ['patch', async () => (await import('./commands/patch.js')).registerPatch],
   ['attribute', async () => (await import('./commands/attribute.js')).registerAttribute],
   ['circuit', async () => (await import('./commands/circuit.js')).registerCircuit],
+  ['graph', async () => (await import('./commands/graph.js')).registerGraph],
   ['ablate', async () => (await import('./commands/ablate.js')).registerAblate],
   ['train', async () => (await import('./commands/train.js')).registerTrain],
   ['toy', async () => (await import('./commands/toy.js')).registerToy],

@@ -142,6 +142,7 @@ describe('--plot never overwrites a file without --force', () => {
     ['dla'],
     ['patch', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
     ['attribute', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
+    ['graph'],
     ['ablate'],
     ['circuit', '--method', 'acdc', '--data', 'no-such.jsonl', '--metric', 'kl', '--threshold', '0.1'],
     ['train', 'induction'],
