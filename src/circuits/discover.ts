@@ -153,37 +153,40 @@ export function checkOptions(opts: DiscoverOptions): void {
 async function discoverAcdc(task: CircuitTask, opts: DiscoverOptions): Promise<DiscoveryResult> {
   const { graph } = task;
   const threshold = opts.threshold ?? opts.sweep![0]!;
-  const runs = new Map<number, AcdcResult>();
-  const run = async (t: number) => {
-    const have = runs.get(t);
-    if (have) return have;
-    const r = await acdc(task, {
-      threshold: t,
-      onProgress: (done, total) => opts.onProgress?.(`acdc ${t}`, done, total),
-    });
-    runs.set(t, r);
-    return r;
-  };
-  const measured = async (r: AcdcResult): Promise<CircuitSummary> => {
-    const kept = await measure(task, r.inCircuit, r.metric);
-    return kept.summary;
+  // One ACDC run and its measured circuit per threshold (the main one may also be in the sweep).
+  const runs = new Map<number, Promise<{ acdc: AcdcResult; kept: Measured }>>();
+  const run = (t: number) => {
+    if (!runs.has(t))
+      runs.set(
+        t,
+        (async () => {
+          const r = await acdc(task, {
+            threshold: t,
+            onProgress: (done, total) => opts.onProgress?.(`acdc ${t}`, done, total),
+          });
+          return { acdc: r, kept: await measure(task, r.inCircuit, r.metric) };
+        })(),
+      );
+    return runs.get(t)!;
   };
   const main = await run(threshold);
   const scores: (number | null)[] = new Array<number | null>(graph.edges.length).fill(null);
   // ACDC's delta is how much worse the metric gets; as a score, the metric lost by patching the edge.
   const sign = higherIsBetter(task.metric) ? 1 : -1;
-  for (const d of main.decisions) scores[graph.index.get(d.edge)!] = sign * d.delta;
-  const kept = await measure(task, main.inCircuit, main.metric);
-  const sweep: SweepPoint[] | null = opts.sweep?.length ? [] : null;
-  for (const t of opts.sweep ?? []) sweep!.push({ threshold: t, ...(await measured(await run(t))) });
+  for (const d of main.acdc.decisions) scores[graph.index.get(d.edge)!] = sign * d.delta;
+  let sweep: SweepPoint[] | null = null;
+  if (opts.sweep?.length) {
+    sweep = [];
+    for (const t of opts.sweep) sweep.push({ threshold: t, ...(await run(t)).kept.summary });
+  }
   return {
     ...header(task, opts),
     threshold,
-    edges: edgeReports(graph, scores, kept.inCircuit),
-    circuit: kept.summary,
-    prunedEdges: kept.pruned,
+    edges: edgeReports(graph, scores, main.kept.inCircuit),
+    circuit: main.kept.summary,
+    prunedEdges: main.kept.pruned,
     sweep,
-    runs: main.runs,
+    runs: main.acdc.runs,
     warnings: [],
   };
 }
@@ -242,15 +245,17 @@ function header(task: CircuitTask, opts: DiscoverOptions) {
   };
 }
 
+interface Measured {
+  inCircuit: boolean[];
+  pruned: number;
+  summary: CircuitSummary;
+}
+
 /**
  * A kept edge set pruned to the input → logits paths, and its metric by real patching (every other edge
  * patched). `known` is the metric of the unpruned set when already measured (reused if pruning drops nothing).
  */
-async function measure(
-  task: CircuitTask,
-  chosen: boolean[],
-  known: number | null,
-): Promise<{ inCircuit: boolean[]; pruned: number; summary: CircuitSummary }> {
+async function measure(task: CircuitTask, chosen: boolean[], known: number | null): Promise<Measured> {
   const { graph } = task;
   const { inCircuit, nodes } = pruneCircuit(graph, chosen);
   const pruned = chosen.filter(Boolean).length - inCircuit.filter(Boolean).length;
