@@ -61,7 +61,7 @@ export function rowMetric(metric: CircuitMetric, batch: PairBatch, cleanLogits: 
     pairs.forEach((pair, b) => {
       if (pair.answer === undefined || pair.wrong === undefined)
         throw new UsageError(
-          `metric logit-diff needs "answer" and "wrong" tokens in every pair (pair ${batch.indices[b]} has none)`,
+          `metric logit-diff needs "answer" and "wrong" tokens in every pair (${pair.source ?? `pair ${batch.indices[b]! + 1}`} has none)`,
         );
       idx[2 * b] = BigInt(pair.answer);
       idx[2 * b + 1] = BigInt(pair.wrong);

@@ -25,6 +25,8 @@ export interface CircuitPair {
   answer?: number;
   wrong?: number;
   positions?: number[];
+  /** Where it came from, for messages ("data.jsonl line 3"). */
+  source?: string;
 }
 
 const KEYS = new Set(['clean', 'corrupt', 'clean_ids', 'corrupt_ids', 'answer', 'wrong', 'positions']);
@@ -62,7 +64,7 @@ export function toPairs(
       throw new UsageError(
         `${at}: clean has ${clean.length} tokens and corrupt ${corrupt.length}; a pair needs equal lengths (patching is position by position)`,
       );
-    const pair: CircuitPair = { clean, corrupt };
+    const pair: CircuitPair = { clean, corrupt, source: at };
     const token = (v: unknown, name: string): number => {
       if (typeof v !== 'string' && typeof v !== 'number')
         throw new UsageError(`${at}: "${name}" must be one token (text or id)`);
