@@ -5,3 +5,5 @@ export * from './edge-run.js';
 export * from './task.js';
 export * from './eap.js';
 export * from './acdc.js';
+export * from './hypothesis.js';
+export * from './scrub.js';
