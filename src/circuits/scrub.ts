@@ -34,8 +34,7 @@ import { pairBatches, type CircuitPair } from './pairs.js';
 export type ScrubBaseline = 'random' | 'listed-inputs';
 
 export const SCRUB_BASELINES: Record<ScrubBaseline, string> = {
-  random:
-    'every input resampled: the logits read every sender on a random example (a fresh one per position)',
+  random: 'every input resampled: the logits read all senders on a random example, a fresh one per position',
   'listed-inputs':
     "the output's claims kept, every listed head's q, k and v inputs resampled from random examples",
 };
@@ -47,10 +46,12 @@ export interface ScrubOptions {
   baseline?: ScrubBaseline;
   /** An example is far from the mean when its loss recovered differs from the mean by more (default 0.5). */
   far?: number;
-  /** Bytes one forward pass may hold, roughly (default 256 MiB); examples are split across passes. */
+  /** Bytes one forward pass may hold, roughly (default 512 MiB); examples are split across passes. */
   budget?: number;
   /** Rows one example's treeified evaluation may take (default 200,000). */
   maxRows?: number;
+  /** Names the hypothesis in errors (its file). */
+  where?: string;
 }
 
 export interface ScrubExample {
@@ -232,7 +233,7 @@ export async function scrub(
   opts: ScrubOptions = {},
 ): Promise<ScrubResult> {
   const graph = circuitGraph(model.cfg);
-  const hyp = isCompiled(hypothesis) ? hypothesis : compileHypothesis(graph, hypothesis);
+  const hyp = isCompiled(hypothesis) ? hypothesis : compileHypothesis(graph, hypothesis, opts.where);
   const samples = opts.samples ?? 4;
   const seed = opts.seed ?? 0;
   const baselineName = opts.baseline ?? 'random';
@@ -276,7 +277,7 @@ export async function scrub(
         baseline: baselineRoots.map((r) => r + offset),
       };
     });
-    for (const chunk of chunks(forests, bytesPerRow(model, graph, P), opts.budget ?? 256 * 2 ** 20)) {
+    for (const chunk of chunks(forests, bytesPerRow(model, graph, P), opts.budget ?? 512 * 2 ** 20)) {
       const losses = await runChunk(model, graph, group.pairs, chunk, forests);
       forwardPasses++;
       rows += losses.rows;
@@ -334,28 +335,31 @@ function shiftRow(r: TreeRow, offset: number): TreeRow {
   return { example: r.example, sources };
 }
 
-/** Rough bytes a row of the pass holds: activations, the stacked sender sums, attention, logits. */
+/** Rough bytes a row of the pass holds at once: a layer's activations, the sender sums, attention, logits. */
 function bytesPerRow(model: HookedTransformer, graph: CircuitGraph, P: number): number {
   const { dModel: D, nHeads: H, vocabSize } = model.cfg;
   const S = graph.senders.length;
-  return 4 * P * (D * (3 * H + 2 * S + 32) + 2 * H * P + 2 * vocabSize);
+  return 4 * P * (D * (3 * H + S + 16) + 2 * H * P + 2 * vocabSize);
 }
 
-/** Examples grouped so that a pass holds about `budget` bytes (an example's tree is never split). */
+/**
+ * Examples grouped so that a pass holds about `budget` bytes: their tree rows, and the plain rows of the
+ * examples they read (at most all of the group's). An example's tree is never split.
+ */
 function chunks(forests: Forest[], perRow: number, budget: number): number[][] {
   const out: number[][] = [];
   let cur: number[] = [];
   let rows = 0;
+  const exactRows = (k: number) => Math.min(forests.length, k);
   forests.forEach((f, e) => {
-    // Its rows and at most one exact row per example it reads from.
-    const need = 2 * f.rows.length + 1;
-    if (cur.length && (rows + need) * perRow > budget) {
+    const treeRows = rows + f.rows.length;
+    if (cur.length && (treeRows + exactRows(treeRows)) * perRow > budget) {
       out.push(cur);
       cur = [];
       rows = 0;
     }
     cur.push(e);
-    rows += need;
+    rows += f.rows.length;
   });
   if (cur.length) out.push(cur);
   return out;

@@ -23,6 +23,7 @@ const COMMANDS: [name: string, load: () => Promise<Register>][] = [
   ['patch', async () => (await import('./commands/patch.js')).registerPatch],
   ['attribute', async () => (await import('./commands/attribute.js')).registerAttribute],
   ['ablate', async () => (await import('./commands/ablate.js')).registerAblate],
+  ['scrub', async () => (await import('./commands/scrub.js')).registerScrub],
   ['train', async () => (await import('./commands/train.js')).registerTrain],
   ['toy', async () => (await import('./commands/toy.js')).registerToy],
   ['probe', async () => (await import('./commands/probe.js')).registerProbe],

@@ -143,6 +143,7 @@ describe('--plot never overwrites a file without --force', () => {
     ['patch', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
     ['attribute', '--clean', 'a', '--corrupt', 'b', '--answer', 'c', '--wrong', 'd'],
     ['ablate'],
+    ['scrub', '--data', 'no-such.jsonl', 'no-such.json'],
     ['train', 'induction'],
     ['toy', 'superposition', '--features', '5', '--hidden', '2', '--sparsity', '0.9'],
     ['probe', '--data', 'no-such.jsonl', '--layers', 'all'],
