@@ -3,6 +3,19 @@
 // on that feature, at each position, recursively, and everything unclaimed on an unrelated example. The
 // loss it keeps, against the clean model and a named baseline, is the hypothesis's loss recovered.
 //
+// Choices where the method leaves room:
+// - A claimed sender that is not listed is its output in a plain forward on the drawn example: claiming a
+//   node without listing it claims everything it reads (nothing below it is scrubbed). The alternative,
+//   resampling its inputs at random, would assert that none of them matter, a claim the hypothesis never
+//   made. A listed head's q, k or v left out claims nothing: that input is resampled entirely.
+// - Draws are per receiver and per position, from the examples of the same length (a receiver at position
+//   p reads position p of its example), the current one included: agreeing examples are drawn from the
+//   dataset's distribution conditioned on the feature, as the method defines. So `position` and `none`
+//   draw alike here.
+// - The logits' claimed listed heads are evaluated once per sample and read at every position: each
+//   position's loss reads only its own position, so the expected loss is that of fresh draws per position.
+//   Below the logits every (row, receiver, position) gets its own row: a head's output mixes positions.
+//
 // Treeified evaluation as one forward pass: every evaluation of a listed head on some example is a row of
 // one batch (the rows of a "tree"), and a replaced receiver's input at (row, position) is assembled from the
 // sender outputs of other rows of the same pass: senders are always in earlier layers than their
@@ -98,7 +111,7 @@ export interface ScrubResult {
 }
 
 /** Where a replaced receiver reads its senders at one position: rows of the pass (-1: the row itself). */
-interface Sources {
+export interface Sources {
   claim: ReceiverClaim;
   /** Per position, [row evaluating the listed claimed senders, example for the other claimed ones, example
    * for the unclaimed ones]; -1 = the row itself (a position past what is needed: nothing replaced). */
@@ -106,12 +119,12 @@ interface Sources {
 }
 
 /** One row of an example's tree: a forward on `example` in which the receivers in `sources` are replaced. */
-interface TreeRow {
+export interface TreeRow {
   example: number;
   sources: Map<number, Sources>;
 }
 
-interface Forest {
+export interface Forest {
   rows: TreeRow[];
   /** Rows whose logits are scored: the hypothesis's samples, then the baseline's. */
   scrubbed: number[];
@@ -206,7 +219,7 @@ class TreeSampler {
 }
 
 /** The hypothesis the baseline evaluates. */
-function baselineHypothesis(hyp: Hypothesis, baseline: ScrubBaseline, logits: number): Hypothesis {
+export function baselineHypothesis(hyp: Hypothesis, baseline: ScrubBaseline, logits: number): Hypothesis {
   const nothing = (receiver: number): ReceiverClaim => ({
     receiver,
     claimed: [],
@@ -258,25 +271,7 @@ export async function scrub(
       throw new UsageError(
         `scrubbing resamples among examples of the same length: example ${group.indices[0]} is the only one of ${P} tokens`,
       );
-    const pool = new Pool(
-      group.pairs.map((p) => p.clean),
-      rng,
-    );
-    const maxRows = opts.maxRows ?? 200_000;
-    const forests = group.pairs.map((pair, e): Forest => {
-      const upTo = Math.max(...scoredPositions('loss', pair));
-      const sample = (h: Hypothesis) => new TreeSampler(h, pool, P, maxRows);
-      const s = sample(hyp);
-      const scrubbedRoots = Array.from({ length: samples }, () => s.root(e, upTo));
-      const b = sample(base);
-      const baselineRoots = Array.from({ length: samples }, () => b.root(e, upTo));
-      const offset = s.rows.length;
-      return {
-        rows: [...s.rows, ...b.rows.map((r) => shiftRow(r, offset))],
-        scrubbed: scrubbedRoots,
-        baseline: baselineRoots.map((r) => r + offset),
-      };
-    });
+    const forests = sampleForests(hyp, base, group.pairs, samples, rng, opts.maxRows ?? 200_000);
     for (const chunk of chunks(forests, bytesPerRow(model, graph, P), opts.budget ?? 512 * 2 ** 20)) {
       const losses = await runChunk(model, graph, group.pairs, chunk, forests);
       forwardPasses++;
@@ -319,6 +314,38 @@ export async function scrub(
     rows,
     forwardPasses,
   };
+}
+
+/**
+ * The treeified hypothesis (and baseline) of every example of one length group, `samples` roots each: every
+ * draw at every position, made in example order from `rng`.
+ */
+export function sampleForests(
+  hyp: Hypothesis,
+  base: Hypothesis,
+  pairs: CircuitPair[],
+  samples: number,
+  rng: Rng,
+  maxRows: number,
+): Forest[] {
+  const P = pairs[0]!.clean.length;
+  const pool = new Pool(
+    pairs.map((p) => p.clean),
+    rng,
+  );
+  return pairs.map((pair, e): Forest => {
+    const upTo = Math.max(...scoredPositions('loss', pair));
+    const s = new TreeSampler(hyp, pool, P, maxRows);
+    const scrubbedRoots = Array.from({ length: samples }, () => s.root(e, upTo));
+    const b = new TreeSampler(base, pool, P, maxRows);
+    const baselineRoots = Array.from({ length: samples }, () => b.root(e, upTo));
+    const offset = s.rows.length;
+    return {
+      rows: [...s.rows, ...b.rows.map((r) => shiftRow(r, offset))],
+      scrubbed: scrubbedRoots,
+      baseline: baselineRoots.map((r) => r + offset),
+    };
+  });
 }
 
 function isCompiled(h: unknown): h is Hypothesis {

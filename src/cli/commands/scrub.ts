@@ -131,7 +131,7 @@ function report(r: ScrubResult, file: string, n: number): void {
       `quantiles 5% ${fmt(q.q05, 3)}  25% ${fmt(q.q25, 3)}  50% ${fmt(q.q50, 3)}  75% ${fmt(q.q75, 3)}  95% ${fmt(q.q95, 3)}`,
   );
   out(
-    `${d.farFromMean.fraction === 0 ? 'none' : fmtPercent(d.farFromMean.fraction)} of examples are more than ${d.farFromMean.threshold} from the mean` +
+    `${d.farFromMean.fraction === 0 ? '0%' : fmtPercent(d.farFromMean.fraction)} of examples are more than ${d.farFromMean.threshold} from the mean` +
       (d.count < n ? ` (${n - d.count} examples have clean = baseline and no loss recovered)` : ''),
   );
 }
