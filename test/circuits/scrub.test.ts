@@ -261,6 +261,22 @@ describe('hypotheses are checked against the model', () => {
       /give "agree"/,
     );
   });
+
+  it('grouped-query heads sharing a KV head must claim the same for its k and v', () => {
+    const llama = circuitGraph(HookedTransformer.load(fixtureDir('stories260K')).cfg); // 8 heads, 4 KV heads
+    const head = (agree: FeatureName) => ({ k: { from: ['a0.h0'], agree } });
+    const spec = (a: FeatureName, b: FeatureName) => ({
+      output: ['a1.h0', 'a1.h1'],
+      heads: { 'a1.h0': head(a), 'a1.h1': head(b) },
+    });
+    expect(() => compileHypothesis(llama, spec('prev_token', 'token'))).toThrow(
+      /a1.h0 and a1.h1 share the k input a1.h0<k> \(grouped-query attention\)/,
+    );
+    const ok = compileHypothesis(llama, spec('prev_token', 'prev_token'));
+    expect(ok.heads.get(llama.senders.findIndex((s) => s.name === 'a1.h1'))![1]!.receiver).toBe(
+      llama.receivers.findIndex((r) => r.name === 'a1.h0<k>'),
+    );
+  });
 });
 
 /** Host log-softmax of logits [1, pos, vocab] -> per position, per token. */
