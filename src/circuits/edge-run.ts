@@ -85,6 +85,12 @@ export interface EdgeRunSpec {
   input?: (embedded: Tensor) => Tensor;
   /** Sees each receiver group's input [batch, pos, count, d_model] as it is formed (for its gradient). */
   onReceiver?: (group: ReceiverGroup, x: Tensor) => void;
+  /**
+   * Replaces each receiver group's input [batch, pos, count, d_model], given the sender outputs recorded
+   * so far in this run (per sender group, in order; the group's upstream ones come first): causal
+   * scrubbing builds receiver inputs from other rows' senders.
+   */
+  receive?: (group: ReceiverGroup, x: Tensor, senders: readonly Tensor[]) => Tensor;
 }
 
 export interface EdgeRunResult {
@@ -167,7 +173,8 @@ export function edgeRun(model: HookedTransformer, tokens: Tensor, spec: EdgeRunS
           const g = groups.get(name);
           if (!g) return x;
           const wide = g.hook.endsWith('_input') ? x : reshape(x, [B, P, 1, D]);
-          const patched = spec.patch ? sub(wide, correction(g)) : wide;
+          const corrected = spec.patch ? sub(wide, correction(g)) : wide;
+          const patched = spec.receive ? spec.receive(g, corrected, senders) : corrected;
           spec.onReceiver?.(g, patched);
           return g.hook.endsWith('_input') ? patched : reshape(patched, [B, P, D]);
         },

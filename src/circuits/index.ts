@@ -8,3 +8,5 @@ export * from './acdc.js';
 export * from './discover.js';
 export * from './listing.js';
 export * from './drawing.js';
+export * from './hypothesis.js';
+export * from './scrub.js';

@@ -31,11 +31,20 @@ export interface CircuitPair {
 
 const KEYS = new Set(['clean', 'corrupt', 'clean_ids', 'corrupt_ids', 'answer', 'wrong', 'positions']);
 
+export interface PairOptions {
+  /**
+   * Lines may give only the clean side (causal scrubbing resamples from the dataset itself and needs no
+   * corrupt prompt); such a pair's corrupt tokens are its clean ones.
+   */
+  cleanOnly?: boolean;
+}
+
 /** Checks pairs against the model; `where(i)` names a pair in errors ("data.jsonl line 3"). */
 export function toPairs(
   model: HookedTransformer,
   inputs: PairInput[],
   where: (i: number) => string = (i) => `pair ${i}`,
+  opts: PairOptions = {},
 ): CircuitPair[] {
   if (inputs.length === 0) throw new UsageError('no pairs: give at least one {"clean", "corrupt"} pair');
   return inputs.map((x, i) => {
@@ -59,7 +68,10 @@ export function toPairs(
       }
     };
     const clean = side(x.clean, x.clean_ids, 'clean');
-    const corrupt = side(x.corrupt, x.corrupt_ids, 'corrupt');
+    const corrupt =
+      opts.cleanOnly && x.corrupt === undefined && x.corrupt_ids === undefined
+        ? clean
+        : side(x.corrupt, x.corrupt_ids, 'corrupt');
     if (clean.length !== corrupt.length)
       throw new UsageError(
         `${at}: clean has ${clean.length} tokens and corrupt ${corrupt.length}; a pair needs equal lengths (patching is position by position)`,
@@ -91,7 +103,7 @@ export function toPairs(
 }
 
 /** Reads a .jsonl pairs file (blank lines skipped); errors name the file and line. */
-export function readPairs(model: HookedTransformer, file: string): CircuitPair[] {
+export function readPairs(model: HookedTransformer, file: string, opts: PairOptions = {}): CircuitPair[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -112,6 +124,7 @@ export function readPairs(model: HookedTransformer, file: string): CircuitPair[]
     model,
     lines.map((l) => l.value),
     (i) => `${file} line ${lines[i]!.line}`,
+    opts,
   );
 }
 

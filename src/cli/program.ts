@@ -25,6 +25,7 @@ const COMMANDS: [name: string, load: () => Promise<Register>][] = [
   ['circuit', async () => (await import('./commands/circuit.js')).registerCircuit],
   ['graph', async () => (await import('./commands/graph.js')).registerGraph],
   ['ablate', async () => (await import('./commands/ablate.js')).registerAblate],
+  ['scrub', async () => (await import('./commands/scrub.js')).registerScrub],
   ['train', async () => (await import('./commands/train.js')).registerTrain],
   ['toy', async () => (await import('./commands/toy.js')).registerToy],
   ['probe', async () => (await import('./commands/probe.js')).registerProbe],

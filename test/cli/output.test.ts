@@ -145,6 +145,7 @@ describe('--plot never overwrites a file without --force', () => {
     ['graph'],
     ['ablate'],
     ['circuit', '--method', 'acdc', '--data', 'no-such.jsonl', '--metric', 'kl', '--threshold', '0.1'],
+    ['scrub', '--data', 'no-such.jsonl', 'no-such.json'],
     ['train', 'induction'],
     ['toy', 'superposition', '--features', '5', '--hidden', '2', '--sparsity', '0.9'],
     ['probe', '--data', 'no-such.jsonl', '--layers', 'all'],
