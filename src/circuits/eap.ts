@@ -65,6 +65,7 @@ async function gradientRun(
   const { logits } = edgeRun(task.model, b.batch.clean, {
     graph: task.graph,
     corrupt: null,
+    positions: b.positions, // unscored positions carry no gradient: not unembedded
     input: (x) => {
       const [n, P, D] = x.shape as [number, number, number];
       const from = reshape(corruptInput, [n, P, D]);
@@ -79,7 +80,7 @@ async function gradientRun(
       });
     },
   });
-  const loss = mul(sum(b.metric(logits)), 1 / N);
+  const loss = mul(sum(b.metricAt(logits)), 1 / N);
   loss.backward();
   await Promise.all(groups.map((g) => grads.get(g.hook)?.data()));
 }

@@ -56,6 +56,11 @@ export interface ForwardOptions {
    */
   startAtLayer?: number;
   residual?: Tensor;
+  /**
+   * Int64 positions [q]: the logits only at these positions, [batch, q, vocab] (a metric that scores the
+   * last position need not unembed the others).
+   */
+  logitPositions?: Tensor;
 }
 
 interface Ctx {
@@ -129,6 +134,7 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
     if (opts.stopAtLayer === l) return resid;
   }
   if (opts.kvCache) opts.kvCache.length = past + P;
+  if (opts.logitPositions) resid = gather(resid, 1, opts.logitPositions);
   return unembed(cfg, w, norm(ctx, 'ln_final', resid));
 }
 
