@@ -67,13 +67,14 @@ export async function acdc(task: CircuitTask, opts: AcdcOptions): Promise<AcdcRe
     let i = 0;
     while (i < incoming.length) {
       const trial = incoming.slice(i, i + batch);
-      // Variant j drops trial[0..j] on top of the current circuit.
-      const values = new Float32Array(trial.length * E);
-      for (let j = 0; j < trial.length; j++) {
+      // Variant j drops trial[0..j] on top of the current circuit. A short trial is padded with copies
+      // of its last variant: one run shape per receiver block, one compiled graph for all its runs.
+      const values = new Float32Array(batch * E);
+      for (let j = 0; j < batch; j++) {
         values.set(patched, j * E);
-        for (let k = 0; k <= j; k++) values[j * E + trial[k]!] = 1;
+        for (let k = 0; k <= Math.min(j, trial.length - 1); k++) values[j * E + trial[k]!] = 1;
       }
-      const metrics = await patchedMetrics(task, values, trial.length);
+      const metrics = await patchedMetrics(task, values, batch);
       runs++;
       for (let j = 0; j < trial.length; j++) {
         i++;

@@ -81,6 +81,8 @@ export interface EdgeRunSpec {
    * batch is the variants times the n pairs. Null: nothing is patched (one variant).
    */
   patch?: { values: Float32Array; variants: number } | null;
+  /** Rows repeated this many times when nothing is patched (EAP-IG's steps, told apart by `input`). */
+  variants?: number;
   /** Replaces the input sender's output [batch, pos, d_model] (EAP-IG's interpolation). */
   input?: (embedded: Tensor) => Tensor;
   /** Sees each receiver group's input [batch, pos, count, d_model] as it is formed (for its gradient). */
@@ -113,7 +115,7 @@ export function edgeRun(model: HookedTransformer, tokens: Tensor, spec: EdgeRunS
   const { cfg } = model;
   const { graph } = spec;
   const [n, P] = tokens.shape as [number, number];
-  const V = spec.patch?.variants ?? 1;
+  const V = spec.patch?.variants ?? spec.variants ?? 1;
   const B = V * n;
   const D = cfg.dModel;
   const L = cfg.nLayers;

@@ -5,7 +5,7 @@ import { add, mul } from '../engine/ops/elementwise.js';
 import { sum } from '../engine/ops/reduce.js';
 import { reshape } from '../engine/ops/shape.js';
 import { Tensor, noGrad } from '../engine/tensor.js';
-import { lazily, realize } from '../engine/lazy.js';
+import { compiledReads, lazily, realize } from '../engine/lazy.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { edgeRun } from './edge-run.js';
 import { circuitGraph, type CircuitGraph } from './graph.js';
@@ -75,8 +75,9 @@ export async function circuitTask(
       };
     }),
   );
-  // Computed now, once: left lazy, every patched run's graph would recompute them.
-  await realize(...pending);
+  // Computed now, once: left lazy, every patched run's graph would recompute them. Compiled on first
+  // sight: kernel by kernel, a large model's edge run costs many compiled runs.
+  await compiledReads(() => realize(...pending));
   const task: CircuitTask = {
     model,
     graph,
@@ -180,7 +181,7 @@ export async function patchedMetrics(task: CircuitTask, values: Float32Array, V:
         return acc!;
       }),
     );
-    out.push(...(await total.toArray()));
+    out.push(...(await compiledReads(() => total.toArray())));
   }
   return out;
 }
