@@ -4,7 +4,7 @@
 // patched run of a sweep has one structure and runs as one compiled graph.
 import { add, div, mul, sub } from '../engine/ops/elementwise.js';
 import { matmul } from '../engine/ops/nn.js';
-import { concat, expand, permute, reshape } from '../engine/ops/shape.js';
+import { concat, expand, permute, reshape, slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { runModel } from '../hooks/run-model.js';
@@ -183,6 +183,24 @@ export function edgeRun(model: HookedTransformer, tokens: Tensor, spec: EdgeRunS
     }
     return reshape(permute(reshape(out!, [V, g.count, n, P, D]), [0, 2, 3, 1, 4]), [B, P, g.count, D]);
   };
+  // A block's q, k and v inputs read the same residual stream and are consecutive receivers: one
+  // product for the three reads the stacked differences once instead of three times.
+  const split = new Map<string, Tensor>();
+  const correctionOf = (g: ReceiverGroup): Tensor => {
+    const done = split.get(g.hook);
+    if (done) return done;
+    const block = /^(blocks\.\d+)\.hook_[qkv]_input$/.exec(g.hook)?.[1];
+    if (!block) return correction(g);
+    const parts = (['q', 'k', 'v'] as const).map((k) => groups.get(`${block}.hook_${k}_input`)!);
+    const count = parts.reduce((c, p) => c + p.count, 0);
+    const all = correction({ hook: block, first: parts[0]!.first, count, upstream: g.upstream });
+    let at = 0;
+    for (const p of parts) {
+      split.set(p.hook, slice(all, 2, at, at + p.count));
+      at += p.count;
+    }
+    return split.get(g.hook)!;
+  };
 
   const hook = model.hookPoint({
     fwd: [
@@ -215,7 +233,7 @@ export function edgeRun(model: HookedTransformer, tokens: Tensor, spec: EdgeRunS
           const g = groups.get(name);
           if (!g) return x;
           const wide = g.hook.endsWith('_input') ? x : reshape(x, [B, P, 1, D]);
-          const patched = spec.patch ? sub(wide, correction(g)) : wide;
+          const patched = spec.patch ? sub(wide, correctionOf(g)) : wide;
           spec.onReceiver?.(g, patched);
           return g.hook.endsWith('_input') ? patched : reshape(patched, [B, P, D]);
         },

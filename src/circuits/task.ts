@@ -140,8 +140,8 @@ function bytesPerVariant(task: CircuitTask, start: number): number {
   return rows * cfg.dModel * 4 * (2 * own + 4 * cfg.nHeads);
 }
 
-/** How many variants a patched run starting at block `start` takes at once within `budget` bytes (default 256 MiB). */
-export function variantsPerRun(task: CircuitTask, start = 0, budget = 256 * 2 ** 20): number {
+/** How many variants a patched run starting at block `start` takes at once within `budget` bytes (default 1 GiB). */
+export function variantsPerRun(task: CircuitTask, start = 0, budget = 2 ** 30): number {
   return Math.max(1, Math.floor(budget / bytesPerVariant(task, start)));
 }
 
