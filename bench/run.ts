@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --seq 128,512 --reps 5 --torch-threads 1,2 --no-torch --out BENCHMARKS.md]
+ * npm run bench [-- --seq 128,512 --reps 5 --torch-threads 1,2 --no-torch --no-circuits --out BENCHMARKS.md]
  *
  * GPT-2-small-sized model, random weights: forward, forward with the full activation cache, and
  * backward to every residual activation, in Sonde and in PyTorch (CPU) in the same run.
@@ -17,6 +17,7 @@ import { HookedTransformer } from '../src/hooks/hooked-transformer.js';
 import { makeHookPoint } from '../src/hooks/hooks.js';
 import { forward } from '../src/models/transformer.js';
 import { forwardFlops, gpt2SmallConfig, randomWeights } from './gpt2-small.js';
+import { circuitBench, circuitSection } from './circuits.js';
 import { hookedForwards, type HookedTimes } from './hooked.js';
 
 const opts = new Command()
@@ -24,6 +25,7 @@ const opts = new Command()
   .option('--reps <n>', 'timed repetitions', '5')
   .option('--torch-threads <list>', 'PyTorch intra-op thread counts to try (the fastest is reported)', '1,2')
   .option('--no-torch', 'skip PyTorch')
+  .option('--no-circuits', 'skip circuit discovery (EAP, ACDC)')
   .option('--python <path>', 'python with torch', '/usr/bin/python3')
   .option('--torch-device <device>', 'PyTorch device: cpu or cuda', 'cpu')
   .option('--out <file>', 'markdown report', 'BENCHMARKS.md')
@@ -33,6 +35,7 @@ const opts = new Command()
     reps: string;
     torchThreads: string;
     torch: boolean;
+    circuits: boolean;
     python: string;
     torchDevice: string;
     out: string;
@@ -195,6 +198,11 @@ if (mem.status === 0) {
   memoryLine = `Eager \`runWithCache\` of every hook point at 1024 tokens, in a fresh process: ${m.activations} activations, ${m.cacheGiB.toFixed(2)} GiB of tensors, process RSS ${m.rssGiB.toFixed(2)} GiB (weights included), ${(m.ms / 1000).toFixed(1)} s.`;
 }
 
+// Circuit discovery: EAP and ACDC on the same model, small pairs (bench/circuits.ts).
+const circuits = opts.circuits
+  ? circuitSection(await circuitBench(compiled, { reps, log: (s) => console.error(s) }))
+  : [];
+
 const f = (x: number) => x.toFixed(1);
 const lines = [
   '# Benchmarks',
@@ -229,6 +237,7 @@ const lines = [
       `| ${h.seq} | ${f(h.forward)} | ${f(h.patch)} | ${(h.patch / h.forward).toFixed(2)} | ${f(h.steer)} | ${(h.steer / h.forward).toFixed(2)} | ${f(h.sae)} | ${(h.sae / h.forward).toFixed(2)} |`,
   ),
   '',
+  ...(circuits.length ? [...circuits, ''] : []),
   '## Hook overhead (eager forward, interleaved runs, minimum)',
   '',
   '| tokens | no hook function (ms) | empty hook plan at every point (ms) | ratio |',

@@ -9,9 +9,14 @@ import { badness, faithfulness, patchedMetrics, variantsPerRun, type CircuitTask
 
 export interface AcdcOptions {
   threshold: number;
-  /** Edges tested per patched run (default: as many as fit in memory, at most 64). */
+  /** Edges tested per patched run (default: as many as fit in memory, at most 64; more for later receivers). */
   batch?: number;
   onProgress?: (tested: number, total: number) => void;
+  /**
+   * Which receivers to test (default: all). The others keep every incoming edge untested (a benchmark
+   * measures a slice of a large graph this way).
+   */
+  receivers?: (r: Receiver, index: number) => boolean;
 }
 
 export interface AcdcDecision {
@@ -39,7 +44,10 @@ export async function acdc(task: CircuitTask, opts: AcdcOptions): Promise<AcdcRe
   if (!Number.isFinite(opts.threshold) || opts.threshold < 0)
     throw new UsageError(`--threshold must be a number ≥ 0, got ${opts.threshold}`);
   const E = graph.edges.length;
-  const batch = Math.max(1, opts.batch ?? Math.min(64, variantsPerRun(task)));
+  const L = task.model.cfg.nLayers;
+  // A receiver's patched runs start at its block: the later the block, the more variants fit in a run.
+  const batchAt = (layer: number) =>
+    Math.max(1, opts.batch ?? Math.min(64, variantsPerRun(task, Math.min(layer, L - 1))));
   const offsets = edgeOffsets(graph);
   const patched = new Float32Array(E); // 1 = dropped from the circuit
   const outgoing = outgoingCounts(graph);
@@ -49,21 +57,24 @@ export async function acdc(task: CircuitTask, opts: AcdcOptions): Promise<AcdcRe
   let tested = 0;
   for (let r = graph.receivers.length - 1; r >= 0; r--) {
     const rec = graph.receivers[r]!;
+    if (opts.receivers && !opts.receivers(rec, r)) continue;
     const incoming = Array.from({ length: rec.upstream }, (_, s) => offsets[r]! + rec.upstream - 1 - s);
     if (!alive(graph, rec, outgoing, task.model.cfg.nHeads / task.model.cfg.nKvHeads)) {
       for (const e of incoming) drop(e);
       continue;
     }
+    const batch = batchAt(rec.layer);
     let i = 0;
     while (i < incoming.length) {
       const trial = incoming.slice(i, i + batch);
-      // Variant j drops trial[0..j] on top of the current circuit.
-      const values = new Float32Array(trial.length * E);
-      for (let j = 0; j < trial.length; j++) {
+      // Variant j drops trial[0..j] on top of the current circuit. A short trial is padded with copies
+      // of its last variant: one run shape per receiver block, one compiled graph for all its runs.
+      const values = new Float32Array(batch * E);
+      for (let j = 0; j < batch; j++) {
         values.set(patched, j * E);
-        for (let k = 0; k <= j; k++) values[j * E + trial[k]!] = 1;
+        for (let k = 0; k <= Math.min(j, trial.length - 1); k++) values[j * E + trial[k]!] = 1;
       }
-      const metrics = await patchedMetrics(task, values, trial.length);
+      const metrics = await patchedMetrics(task, values, batch);
       runs++;
       for (let j = 0; j < trial.length; j++) {
         i++;

@@ -5,11 +5,11 @@ import { add, mul } from '../engine/ops/elementwise.js';
 import { sum } from '../engine/ops/reduce.js';
 import { reshape } from '../engine/ops/shape.js';
 import { Tensor, noGrad } from '../engine/tensor.js';
-import { lazily } from '../engine/lazy.js';
+import { compiledReads, lazily, realize } from '../engine/lazy.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { edgeRun } from './edge-run.js';
 import { circuitGraph, type CircuitGraph } from './graph.js';
-import { higherIsBetter, rowMetric, type CircuitMetric, type RowMetric } from './metric.js';
+import { higherIsBetter, metricPositions, rowMetric, type CircuitMetric, type RowMetric } from './metric.js';
 import { pairBatches, type CircuitPair, type PairBatch } from './pairs.js';
 
 /** What a patched edge carries instead of its sender's output: the corrupt run's value, or zero. */
@@ -20,7 +20,13 @@ export interface TaskBatch {
   /** Sender outputs per sender group on the clean and the corrupt tokens, [n, pos, count, d_model]. */
   cleanSenders: Tensor[];
   corruptSenders: Tensor[];
+  /** The clean run's blocks.L.hook_resid_pre per block [n, pos, d_model]: patched runs start there. */
+  cleanResiduals: Tensor[];
+  /** The metric on logits at every position [rows, pos, vocab]. */
   metric: RowMetric;
+  /** The positions some pair scores, and the metric on logits at those only [rows, positions, vocab]. */
+  positions: number[];
+  metricAt: RowMetric;
 }
 
 export interface CircuitTask {
@@ -51,18 +57,27 @@ export async function circuitTask(
   const ablation = opts.ablation ?? 'corrupt';
   if (ablation !== 'corrupt' && ablation !== 'zero')
     throw new UsageError(`unknown ablation '${String(ablation)}': use corrupt or zero`);
+  const pending: Tensor[] = [];
   const batches = noGrad(() =>
     pairBatches(pairs, opts.batchSize ?? 32).map((batch): TaskBatch => {
       const clean = lazily(() => edgeRun(model, batch.clean, { graph, corrupt: null }));
       const corrupt = lazily(() => edgeRun(model, batch.corrupt, { graph, corrupt: null }));
+      const positions = metricPositions(opts.metric, batch);
+      pending.push(clean.logits, ...clean.senders, ...corrupt.senders, ...clean.residuals);
       return {
         batch,
         cleanSenders: clean.senders,
         corruptSenders: corrupt.senders,
+        cleanResiduals: clean.residuals,
         metric: rowMetric(opts.metric, batch, clean.logits),
+        positions,
+        metricAt: rowMetric(opts.metric, batch, clean.logits, positions),
       };
     }),
   );
+  // Computed now, once: left lazy, every patched run's graph would recompute them. Compiled on first
+  // sight: kernel by kernel, a large model's edge run costs many compiled runs.
+  await compiledReads(() => realize(...pending));
   const task: CircuitTask = {
     model,
     graph,
@@ -96,26 +111,52 @@ export function faithfulness(task: CircuitTask, metric: number): number {
   return (metric - task.corruptMetric) / (task.cleanMetric - task.corruptMetric);
 }
 
-/** Bytes one variant of a patched run holds in its stacked sender differences (to size batches). */
-function bytesPerVariant(task: CircuitTask): number {
-  const { cfg } = task.model;
-  const rows = Math.max(...task.batches.map((b) => b.batch.pairs.length * b.batch.pairs[0]!.clean.length));
-  return rows * cfg.dModel * task.graph.senders.length * 4 * 2;
+/**
+ * The first block a patched run must compute: that of the earliest receiver any variant patches an edge
+ * into (edges are ordered by receiver, in forward order). The blocks before it are the clean run's.
+ */
+export function startLayer(task: CircuitTask, values: Float32Array, V: number): number {
+  const { graph } = task;
+  const E = graph.edges.length;
+  const L = task.model.cfg.nLayers;
+  let first = E;
+  for (let v = 0; v < V; v++) {
+    const row = values.subarray(v * E, v * E + first);
+    const e = row.findIndex((x) => x !== 0);
+    if (e >= 0) first = e;
+  }
+  // The logits' receiver reads the last block's output: start at the last block.
+  return first === E ? L - 1 : Math.min(graph.receivers[graph.edges[first]!.receiver]!.layer, L - 1);
 }
 
-/** How many variants a patched run takes at once within `budget` bytes (default 256 MiB). */
-export function variantsPerRun(task: CircuitTask, budget = 256 * 2 ** 20): number {
-  return Math.max(1, Math.floor(budget / bytesPerVariant(task)));
+/**
+ * Bytes one variant of a patched run starting at block `start` holds: its senders' stacked differences
+ * (the earlier senders' are shared) and the per-head copies of the residual stream in a block.
+ */
+function bytesPerVariant(task: CircuitTask, start: number): number {
+  const { cfg } = task.model;
+  const rows = Math.max(...task.batches.map((b) => b.batch.pairs.length * b.batch.pairs[0]!.clean.length));
+  const own = task.graph.senders.filter((s) => s.layer >= start).length;
+  return rows * cfg.dModel * 4 * (2 * own + 4 * cfg.nHeads);
+}
+
+/** How many variants a patched run starting at block `start` takes at once within `budget` bytes (default 1 GiB). */
+export function variantsPerRun(task: CircuitTask, start = 0, budget = 2 ** 30): number {
+  return Math.max(1, Math.floor(budget / bytesPerVariant(task, start)));
 }
 
 /**
  * The metric, averaged over the pairs, of V patched runs: values[v * edges + e] is how much of edge e
- * variant v patches (1 = all). Runs in chunks of variants; reads once per chunk.
+ * variant v patches (1 = all). The runs start at the first block a variant patches (the clean run's
+ * activations stand for the blocks before) and unembed only the scored positions. Runs in chunks of
+ * variants; reads once per chunk.
  */
 export async function patchedMetrics(task: CircuitTask, values: Float32Array, V: number): Promise<number[]> {
   const E = task.graph.edges.length;
   const N = task.pairs.length;
-  const chunk = variantsPerRun(task);
+  const layer = startLayer(task, values, V);
+  const chunk = variantsPerRun(task, layer);
+  const first = task.graph.senders.findIndex((s) => s.layer >= layer);
   const out: number[] = [];
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const Vc = Math.min(chunk, V - v0);
@@ -125,18 +166,29 @@ export async function patchedMetrics(task: CircuitTask, values: Float32Array, V:
         let acc: Tensor | null = null;
         for (const b of task.batches) {
           const n = b.batch.pairs.length;
+          // Sender groups before the start block (senderGroups: the input, then per layer heads, MLP).
+          const before = b.cleanSenders.filter((_, g) => groupStart(b, g) < first);
           const { logits } = edgeRun(task.model, b.batch.clean, {
             graph: task.graph,
             corrupt: task.ablation === 'corrupt' ? b.corruptSenders : null,
             patch: { values: part, variants: Vc },
+            ...(layer > 0 ? { start: { layer, residual: b.cleanResiduals[layer]!, senders: before } } : {}),
+            positions: b.positions,
           });
-          const perVariant = mul(sum(reshape(b.metric(logits), [Vc, n]), 1), 1 / N);
+          const perVariant = mul(sum(reshape(b.metricAt(logits), [Vc, n]), 1), 1 / N);
           acc = acc ? add(acc, perVariant) : perVariant;
         }
         return acc!;
       }),
     );
-    out.push(...(await total.toArray()));
+    out.push(...(await compiledReads(() => total.toArray())));
   }
   return out;
+}
+
+/** Index in graph.senders of sender group g's first sender. */
+function groupStart(b: TaskBatch, g: number): number {
+  let i = 0;
+  for (let k = 0; k < g; k++) i += b.cleanSenders[k]!.shape[2]!;
+  return i;
 }

@@ -142,6 +142,22 @@ const syncGraphs = new GraphCache<CompiledGraph>(32);
 const asyncGraphs = new GraphCache<{ graph: Promise<AsyncCompiledGraph>; dispose(): void }>(32);
 /** Structures seen once: computed kernel by kernel, since compiling costs more than one run. */
 const seenOnce = new Set<string>();
+/** > 0 while a sweep reads: its structures will run again, so they compile on first sight. */
+let sweeping = 0;
+
+/**
+ * Runs `read` (which reads lazy tensors) compiling every structure on its first sight: for sweeps that
+ * run one structure many times (a patched run per batch of edges), where the kernel-by-kernel first
+ * pass of a large graph costs many compiled runs.
+ */
+export async function compiledReads<T>(read: () => Promise<T>): Promise<T> {
+  sweeping++;
+  try {
+    return await read();
+  } finally {
+    sweeping--;
+  }
+}
 
 /** Computes the tensors on a backend that runs synchronously (the CPU backend). */
 export function realizeSync(targets: Tensor[]): void {
@@ -153,7 +169,7 @@ export function realizeSync(targets: Tensor[]): void {
   const p = plan(targets);
   if (!p) return;
   let graph = syncGraphs.get(p.key);
-  if (!graph && !seenOnce.has(p.key)) {
+  if (!graph && !seenOnce.has(p.key) && sweeping === 0) {
     seenOnce.add(p.key);
     replay(p);
     return;

@@ -56,6 +56,11 @@ export interface ForwardOptions {
    */
   startAtLayer?: number;
   residual?: Tensor;
+  /**
+   * Int64 positions [q]: the logits only at these positions, [batch, q, vocab] (a metric that scores the
+   * last position need not unembed the others).
+   */
+  logitPositions?: Tensor;
 }
 
 interface Ctx {
@@ -129,6 +134,7 @@ export function forward(cfg: ModelConfig, w: Weights, tokens: Tensor, opts: Forw
     if (opts.stopAtLayer === l) return resid;
   }
   if (opts.kvCache) opts.kvCache.length = past + P;
+  if (opts.logitPositions) resid = gather(resid, 1, opts.logitPositions);
   return unembed(cfg, w, norm(ctx, 'ln_final', resid));
 }
 
@@ -155,7 +161,9 @@ function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
   const attnOut = hp(`${p}.hook_attn_out`, post('ln1_post', attention(ctx, l, attnIn)));
   if (cfg.attnOnly) return hp(`${p}.hook_resid_post`, add(resid, attnOut));
   // The MLP's own copy of what it reads, so that patching it leaves the residual stream as it is.
-  const mlpIn = (x: Tensor) => (split ? hp(`${p}.hook_mlp_in`, x) : x);
+  // A new node (not x itself, which the residual stream carries on), so that a gradient taken there is
+  // the MLP's alone.
+  const mlpIn = (x: Tensor) => (split ? hp(`${p}.hook_mlp_in`, ownCopy(x)) : x);
   if (cfg.parallelAttnMlp) {
     const mlpOut = hp(`${p}.hook_mlp_out`, mlp(ctx, l, norm(ctx, `${p}.ln2`, mlpIn(resid))));
     return hp(`${p}.hook_resid_post`, add(add(resid, attnOut), mlpOut));
@@ -163,6 +171,11 @@ function block(ctx: Ctx, l: number, residIn: Tensor): Tensor {
   const mid = hp(`${p}.hook_resid_mid`, add(resid, attnOut));
   const mlpOut = hp(`${p}.hook_mlp_out`, post('ln2_post', mlp(ctx, l, norm(ctx, `${p}.ln2`, mlpIn(mid)))));
   return hp(`${p}.hook_resid_post`, add(mid, mlpOut));
+}
+
+function ownCopy(x: Tensor): Tensor {
+  const [B, P, D] = x.shape as [number, number, number];
+  return reshape(reshape(x, [B, P, 1, D]), [B, P, D]);
 }
 
 /** Per-head inputs of q, k and v [batch, pos, heads, d_model], each through ln1 (whose hooks stay silent). */
