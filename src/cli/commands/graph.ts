@@ -26,7 +26,7 @@ import {
   truncateOption,
   type TruncateKeep,
 } from '../common.js';
-import { checkOutputs, PLOT_FLAG, plotOutput } from '../output.js';
+import { checkOutputs, PLOT_FLAG, plotOutput, jsonOutput } from '../output.js';
 import { createProgress } from '../progress.js';
 import { numberArg } from './probe.js';
 import { DEFAULT_PROMPT } from './run.js';
@@ -107,19 +107,7 @@ Examples:
     )
     .action(async (o: GraphOpts, cmd: Command) => {
       const g = globalsOf(cmd);
-      checkOutputs(
-        [
-          o.out !== undefined && {
-            flag: '--out',
-            path: o.out,
-            kind: 'file',
-            ext: ['.json'],
-            existing: 'force',
-          },
-          plotOutput(o.plot),
-        ],
-        g.force,
-      );
+      checkOutputs([jsonOutput(o.out), plotOutput(o.plot)], g.force);
       if (g.model !== undefined && o.transcoders === undefined)
         throw new UsageError(
           '--transcoders DIR is needed with --model (the built-in ones are for stories260K)',

@@ -25,7 +25,7 @@ import {
   validateHookNames,
   warn,
 } from '../common.js';
-import { checkOutputs, PLOT_FLAG, plotOutput } from '../output.js';
+import { checkOutputs, PLOT_FLAG, plotOutput, jsonOutput } from '../output.js';
 
 export function choiceArg<T extends string>(choices: readonly T[]): (v: string) => T {
   return (v) => {
@@ -106,19 +106,7 @@ Examples:
         throw new UsageError("--layers: only 'all' is supported");
       const labelNames = o.labels.split(',');
       if (labelNames.length !== 2) throw new UsageError('--labels: give two names, e.g. girl,boy');
-      checkOutputs(
-        [
-          o.out !== undefined && {
-            flag: '--out',
-            path: o.out,
-            kind: 'file',
-            ext: ['.json'],
-            existing: 'force',
-          },
-          plotOutput(o.plot),
-        ],
-        g.force,
-      );
+      checkOutputs([jsonOutput(o.out), plotOutput(o.plot)], g.force);
       const { texts, labels } = readLabelledJsonl(o.data);
       checkProbeLabels(labels, `data file '${o.data}'`);
       const model = await loadModel(g);

@@ -1,15 +1,13 @@
 // sonde scrub: causal scrubbing of a hypothesis (a JSON file) over a dataset; loss recovered and its
 // per-example distribution.
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import { readHypothesis } from '../../circuits/hypothesis.js';
 import { readPairs } from '../../circuits/pairs.js';
 import { scrub, SCRUB_BASELINES, type ScrubBaseline, type ScrubResult } from '../../circuits/scrub.js';
-import { tempSibling } from '../../io/leftovers.js';
 import { histogramSpec } from '../../plot/histogram.js';
 import { writePlot } from '../../plot/vega.js';
-import { fmt, fmtPercent, globalsOf, intArg, loadModel, out, printJson, table, toJson } from '../common.js';
-import { checkOutputs, PLOT_FLAG, plotOutput } from '../output.js';
+import { fmt, fmtPercent, globalsOf, intArg, loadModel, out, printJson, table } from '../common.js';
+import { checkOutputs, PLOT_FLAG, plotOutput, jsonOutput, writeJsonFile } from '../output.js';
 import { choiceArg, numberArg } from './probe.js';
 
 interface ScrubFlags {
@@ -70,19 +68,7 @@ Examples:
     )
     .action(async (file: string, o: ScrubFlags, cmd: Command) => {
       const g = globalsOf(cmd);
-      checkOutputs(
-        [
-          o.out !== undefined && {
-            flag: '--out',
-            path: o.out,
-            kind: 'file',
-            ext: ['.json'],
-            existing: 'force',
-          },
-          plotOutput(o.plot),
-        ],
-        g.force,
-      );
+      checkOutputs([jsonOutput(o.out), plotOutput(o.plot)], g.force);
       const hypothesis = readHypothesis(file);
       const model = await loadModel(g);
       const examples = readPairs(model, o.data, { cleanOnly: true });
@@ -94,11 +80,7 @@ Examples:
         where: file,
       });
       const doc = { model: model.source, hypothesis: file, data: o.data, ...r };
-      if (o.out) {
-        const tmp = tempSibling(o.out);
-        fs.writeFileSync(tmp, toJson(doc) + '\n');
-        fs.renameSync(tmp, o.out);
-      }
+      if (o.out) writeJsonFile(o.out, doc);
       if (o.plot) await writePlot(o.plot, plotSpec(r, file));
       if (g.json) {
         printJson({ ...doc, out: o.out ?? null, plot: o.plot ?? null });
