@@ -59,7 +59,7 @@ export async function acdc(task: CircuitTask, opts: AcdcOptions): Promise<AcdcRe
     const rec = graph.receivers[r]!;
     if (opts.receivers && !opts.receivers(rec, r)) continue;
     const incoming = Array.from({ length: rec.upstream }, (_, s) => offsets[r]! + rec.upstream - 1 - s);
-    if (!alive(graph, rec, outgoing, task.model.cfg.nHeads / task.model.cfg.nKvHeads)) {
+    if (!alive(graph, rec, outgoing)) {
       for (const e of incoming) drop(e);
       continue;
     }
@@ -115,14 +115,10 @@ function outgoingCounts(graph: CircuitGraph): number[] {
 }
 
 /**
- * Whether a receiver still reaches the logits: its node has a kept outgoing edge. A KV head's k and v
- * inputs serve a group of query heads: alive while any of them is.
+ * Whether a receiver still reaches the logits: a node it feeds has a kept outgoing edge (a KV head's k and v
+ * inputs feed a group of query heads: alive while any of them is).
  */
-function alive(graph: CircuitGraph, r: Receiver, outgoing: number[], group: number): boolean {
+function alive(graph: CircuitGraph, r: Receiver, outgoing: number[]): boolean {
   if (r.kind === 'logits') return true;
-  const index = (name: string) => graph.senders.findIndex((s) => s.name === name);
-  if (r.kind === 'mlp' || r.kind === 'q') return outgoing[index(r.node)]! > 0;
-  for (let h = r.head! * group; h < (r.head! + 1) * group; h++)
-    if (outgoing[index(`a${r.layer}.h${h}`)]! > 0) return true;
-  return false;
+  return r.feeds.some((node) => outgoing[graph.senders.findIndex((s) => s.name === node)]! > 0);
 }

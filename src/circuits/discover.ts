@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { acdc, type AcdcResult } from './acdc.js';
 import { edgeAttribution } from './eap.js';
-import { headName, type CircuitGraph, type Edge } from './graph.js';
+import type { CircuitGraph, Edge } from './graph.js';
 import { higherIsBetter, type CircuitMetric } from './metric.js';
 import type { CircuitPair } from './pairs.js';
 import { circuitTask, faithfulness, patchedMetrics, type Ablation, type CircuitTask } from './task.js';
@@ -286,7 +286,7 @@ export function pruneCircuit(
   graph: CircuitGraph,
   chosen: boolean[],
 ): { inCircuit: boolean[]; nodes: string[] } {
-  const feeds = receiverNodes(graph);
+  const feeds = graph.receivers.map((r) => r.feeds);
   const sender = (e: Edge) => graph.senders[e.sender]!.name;
   const edges = graph.edges.filter((_, i) => chosen[i]);
   // Edges run forward in graph order (by receiver), so one pass each way settles reachability.
@@ -302,19 +302,6 @@ export function pruneCircuit(
       chosen[i] === true && fromInput.has(sender(e)) && feeds[e.receiver]!.some((n) => toLogits.has(n)),
   );
   return { inCircuit, nodes: graph.nodes.filter((n) => fromInput.has(n) && toLogits.has(n)) };
-}
-
-/**
- * The nodes each receiver feeds: its own, except a KV head's k and v inputs, which feed every query head
- * of its group (GQA).
- */
-export function receiverNodes(graph: CircuitGraph): string[][] {
-  const count = (kind: 'q' | 'k') => graph.receivers.filter((r) => r.layer === 0 && r.kind === kind).length;
-  const group = count('q') / Math.max(1, count('k'));
-  return graph.receivers.map((r) => {
-    if (r.kind !== 'k' && r.kind !== 'v') return [r.node];
-    return Array.from({ length: group }, (_, i) => headName(r.layer, r.head! * group + i));
-  });
 }
 
 function edgeReports(graph: CircuitGraph, scores: (number | null)[], inCircuit: boolean[]): EdgeReport[] {

@@ -2,7 +2,7 @@
 // the logits on top; an edge per pair of nodes, weighted by its score (src/plot/circuit.ts draws it).
 import type { ModelConfig } from '../models/config.js';
 import type { CircuitPlot, CircuitPlotEdge } from '../plot/circuit.js';
-import { METHOD_NAMES, receiverNodes, type DiscoveryResult } from './discover.js';
+import { METHOD_NAMES, type DiscoveryResult } from './discover.js';
 import { circuitGraph } from './graph.js';
 
 export function circuitDrawing(r: DiscoveryResult, cfg: ModelConfig): CircuitPlot {
@@ -18,7 +18,7 @@ export function circuitDrawing(r: DiscoveryResult, cfg: ModelConfig): CircuitPlo
   const kind = (node: string) =>
     node === 'input' || node === 'logits' ? node : node.startsWith('m') ? 'mlp' : 'head';
   const inCircuit = new Set(r.circuit.nodes);
-  const feeds = receiverNodes(graph);
+  const feeds = graph.receivers.map((r) => r.feeds);
   // q, k and v edges between the same two nodes are drawn as one line: the one of largest |score|.
   const lines = new Map<string, CircuitPlotEdge>();
   for (const name of r.circuit.edges) {

@@ -1,6 +1,5 @@
 // The computational graph circuit methods work on, named as EAP-IG and the MIB benchmark name it: senders
 // `input`, `a{l}.h{h}`, `m{l}`; receivers `a{l}.h{h}<q|k|v>`, `m{l}`, `logits`; edges `sender->receiver`.
-import { UsageError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
 
 /** What writes to the residual stream: the embeddings, one attention head, one MLP. */
@@ -22,6 +21,8 @@ export interface Receiver {
   layer: number;
   /** The head (q) or KV head (k, v). */
   head?: number;
+  /** The nodes it feeds: its own, except that a KV head's k and v inputs feed every query head of its group. */
+  feeds: string[];
   /**
    * How many senders are upstream of it: they are always the first `upstream` senders, so a receiver's
    * incoming edges are a prefix of the sender list.
@@ -58,9 +59,14 @@ export function circuitGraph(cfg: ModelConfig): CircuitGraph {
   const receivers: Receiver[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
     const before = senders.length;
+    const group = cfg.nHeads / cfg.nKvHeads;
     for (const kind of ['q', 'k', 'v'] as const) {
       const n = kind === 'q' ? cfg.nHeads : cfg.nKvHeads;
-      for (let h = 0; h < n; h++)
+      for (let h = 0; h < n; h++) {
+        const feeds =
+          kind === 'q'
+            ? [headName(l, h)]
+            : Array.from({ length: group }, (_, i) => headName(l, h * group + i));
         receivers.push({
           name: `${headName(l, h)}<${kind}>`,
           node: headName(l, h),
@@ -68,13 +74,22 @@ export function circuitGraph(cfg: ModelConfig): CircuitGraph {
           layer: l,
           head: h,
           upstream: before,
+          feeds,
         });
+      }
     }
     for (let h = 0; h < cfg.nHeads; h++)
       senders.push({ name: headName(l, h), kind: 'head', layer: l, head: h });
     if (cfg.attnOnly) continue;
     const upstream = cfg.parallelAttnMlp ? before : senders.length;
-    receivers.push({ name: mlpName(l), node: mlpName(l), kind: 'mlp', layer: l, upstream });
+    receivers.push({
+      name: mlpName(l),
+      node: mlpName(l),
+      kind: 'mlp',
+      layer: l,
+      upstream,
+      feeds: [mlpName(l)],
+    });
     senders.push({ name: mlpName(l), kind: 'mlp', layer: l });
   }
   receivers.push({
@@ -83,6 +98,7 @@ export function circuitGraph(cfg: ModelConfig): CircuitGraph {
     kind: 'logits',
     layer: cfg.nLayers,
     upstream: senders.length,
+    feeds: ['logits'],
   });
   const edges: Edge[] = [];
   receivers.forEach((r, ri) => {
@@ -96,15 +112,4 @@ export function circuitGraph(cfg: ModelConfig): CircuitGraph {
     index: new Map(edges.map((e, i) => [e.name, i] as const)),
     nodes: [...senders.map((s) => s.name), 'logits'],
   };
-}
-
-/** An edge's index, or a UsageError naming a near edge. */
-export function edgeIndex(graph: CircuitGraph, name: string): number {
-  const i = graph.index.get(name);
-  if (i !== undefined) return i;
-  const [s, r] = name.split('->');
-  const hint = graph.edges.find((e) => e.name.startsWith(`${s}->`) || (r && e.name.endsWith(`->${r}`)));
-  throw new UsageError(
-    `'${name}' is not an edge of this model's graph (edges are named like '${hint?.name ?? graph.edges[0]!.name}')`,
-  );
 }

@@ -1,7 +1,6 @@
 // The full circuit graph of a model as `sonde circuit --list` shows it: every node, receiver and edge,
 // with counts by kind (so a graph's size can be checked against a hand count or a paper's).
 import type { ModelConfig } from '../models/config.js';
-import { receiverNodes } from './discover.js';
 import { circuitGraph, type Receiver } from './graph.js';
 
 export type NodeKind = 'input' | 'head' | 'mlp' | 'logits';
@@ -39,7 +38,7 @@ export function circuitListing(cfg: ModelConfig): GraphListing {
     ...graph.senders.map((s) => ({ name: s.name, kind: s.kind as NodeKind, layer: s.layer })),
     { name: 'logits', kind: 'logits' as const, layer: cfg.nLayers },
   ];
-  const feeds = receiverNodes(graph);
+  const feeds = graph.receivers.map((r) => r.feeds);
   const receivers = graph.receivers.map((r, i) => ({
     name: r.name,
     node: r.node,
