@@ -40,7 +40,7 @@ import random
 
 import torch
 
-from reference_io import DT, f32_round, r9, read_safetensors, write_json, write_safetensors
+from reference_io import DT, byte_level_bpe, f32_round, r9, read_safetensors, write_json, write_safetensors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT_DIR = os.path.join(ROOT, "test", "fixtures", "circuit-induction-handset")
@@ -163,30 +163,7 @@ def config():
 
 def tokenizer():
     """A byte-level BPE with no merges over the letters A..O: text 'ABC' is the ids 1, 2, 3."""
-    level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    special = {"content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False}
-    vocab = {"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(LETTERS)}}
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [{"id": 0, **special, "normalized": False, "special": True}],
-        "normalizer": None,
-        "pre_tokenizer": level,
-        "post_processor": {**level, "trim_offsets": False},
-        "decoder": level,
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": "",
-            "end_of_word_suffix": "",
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "vocab": vocab,
-            "merges": [],
-        },
-    }
+    return byte_level_bpe({"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(LETTERS)}})
 
 
 # ----------------------------------------------------------------------------

@@ -25,6 +25,8 @@ import json
 import os
 import string
 
+from reference_io import byte_level_bpe
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
 
@@ -41,38 +43,7 @@ def tokenizer_json():
         vocab[c] = len(vocab)
     for a, b in MERGES:
         vocab[a + b] = len(vocab)
-    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [
-            {
-                "id": 0,
-                "content": ENDOFTEXT,
-                "single_word": False,
-                "lstrip": False,
-                "rstrip": False,
-                "normalized": False,
-                "special": True,
-            }
-        ],
-        "normalizer": None,
-        "pre_tokenizer": byte_level,
-        "post_processor": dict(byte_level, trim_offsets=False),
-        "decoder": byte_level,
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": "",
-            "end_of_word_suffix": "",
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "vocab": vocab,
-            "merges": [f"{a} {b}" for a, b in MERGES],
-        },
-    }
+    return byte_level_bpe(vocab, MERGES, ENDOFTEXT)
 
 
 def write_json(path, obj):

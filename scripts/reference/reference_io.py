@@ -113,3 +113,40 @@ def next_token_loss(logits, tokens):
 
 def dir_size(d):
     return sum(os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d)))
+
+
+def byte_level_bpe(vocab, merges=(), eos="<|endoftext|>"):
+    """A tokenizer.json of a byte-level BPE (GPT-2/NeoX/Qwen style) with `eos` as its one special token
+    (id vocab[eos]); merges are (a, b) pairs."""
+    level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [
+            {
+                "id": vocab[eos],
+                "content": eos,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
+        ],
+        "normalizer": None,
+        "pre_tokenizer": level,
+        "post_processor": dict(level, trim_offsets=False),
+        "decoder": level,
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": "",
+            "end_of_word_suffix": "",
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "vocab": vocab,
+            "merges": [f"{a} {b}" for a, b in merges],
+        },
+    }
