@@ -1,37 +1,14 @@
 // sonde scrub end to end: the hand-set induction circuit, its outputs, and one-line errors for bad input.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { sonde, type CliResult } from '../helpers/cli.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ENTRY = path.join(ROOT, 'src/cli/index.ts');
 const HANDSET = ['--model', 'test/fixtures/circuit-induction-handset'];
 const DATA = ['--data', 'examples/scrub/handset.jsonl'];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sonde(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', ENTRY, ...args],
-      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000, maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-function oneLineError(r: Result): string {
+function oneLineError(r: CliResult): string {
   expect(r.code).toBe(1);
   expect(r.stdout).toBe('');
   const lines = r.stderr.trimEnd().split('\n');
