@@ -7,7 +7,7 @@ import { reshape } from '../engine/ops/shape.js';
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { compiledReads, lazily, realize } from '../engine/lazy.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
-import { edgeRun } from './edge-run.js';
+import { edgeRun, senderGroups } from './edge-run.js';
 import { circuitGraph, type CircuitGraph } from './graph.js';
 import { higherIsBetter, metricPositions, rowMetric, type CircuitMetric, type RowMetric } from './metric.js';
 import { pairBatches, type CircuitPair, type PairBatch } from './pairs.js';
@@ -157,6 +157,8 @@ export async function patchedMetrics(task: CircuitTask, values: Float32Array, V:
   const layer = startLayer(task, values, V);
   const chunk = variantsPerRun(task, layer);
   const first = task.graph.senders.findIndex((s) => s.layer >= layer);
+  // Sender groups (the input, then per layer its heads and its MLP) before the start block are shared.
+  const groups = senderGroups(task.graph);
   const out: number[] = [];
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const Vc = Math.min(chunk, V - v0);
@@ -166,8 +168,7 @@ export async function patchedMetrics(task: CircuitTask, values: Float32Array, V:
         let acc: Tensor | null = null;
         for (const b of task.batches) {
           const n = b.batch.pairs.length;
-          // Sender groups before the start block (senderGroups: the input, then per layer heads, MLP).
-          const before = b.cleanSenders.filter((_, g) => groupStart(b, g) < first);
+          const before = b.cleanSenders.filter((_, g) => groups[g]!.first < first);
           const { logits } = edgeRun(task.model, b.batch.clean, {
             graph: task.graph,
             corrupt: task.ablation === 'corrupt' ? b.corruptSenders : null,
@@ -184,11 +185,4 @@ export async function patchedMetrics(task: CircuitTask, values: Float32Array, V:
     out.push(...(await compiledReads(() => total.toArray())));
   }
   return out;
-}
-
-/** Index in graph.senders of sender group g's first sender. */
-function groupStart(b: TaskBatch, g: number): number {
-  let i = 0;
-  for (let k = 0; k < g; k++) i += b.cleanSenders[k]!.shape[2]!;
-  return i;
 }
