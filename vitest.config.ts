@@ -22,7 +22,16 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     projects: [
-      { extends: true, test: { name: 'cpu', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'cpu', include: ['test/**/*.test.ts'], exclude: ['test/web/**'] } },
+      // The explorer in a real Chromium (installed and the page built by the global setup).
+      {
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['test/web/**/*.test.ts'],
+          globalSetup: ['test/web/global-setup.ts'],
+        },
+      },
       {
         extends: true,
         test: { name: 'async-backend', include: ASYNC_BACKEND_TESTS, env: { SONDE_BACKEND: 'async' } },

@@ -22,3 +22,15 @@ export function isLightCommandLine(args: string[]): boolean {
   const w = firstWord(args);
   return w === undefined || LIGHT_COMMANDS.has(w);
 }
+
+/** Every value of a repeatable option (`--model a --model b`, `--model=a`), in order. */
+export function allValues(args: string[], flag: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a === flag && i + 1 < args.length) values.push(args[++i]!);
+    else if (a.startsWith(`${flag}=`)) values.push(a.slice(flag.length + 1));
+  }
+  return values;
+}

@@ -36,6 +36,7 @@ const COMMANDS: [name: string, load: () => Promise<Register>][] = [
   ['sae', async () => (await import('./commands/sae.js')).registerSae],
   ['models', async () => (await import('./commands/models.js')).registerModels],
   ['download', async () => (await import('./commands/download.js')).registerDownload],
+  ['serve', async () => (await import('./commands/serve.js')).registerServe],
 ];
 
 /** The command a command line names (its first word that is not a global option), if it is one of ours. */

@@ -4,9 +4,9 @@
 import { add, gt, sub } from '../engine/ops/elementwise.js';
 import { crossEntropy } from '../engine/ops/nn.js';
 import { logsumexp, sum, topk } from '../engine/ops/reduce.js';
-import { cast, gather, slice, squeeze } from '../engine/ops/shape.js';
+import { cast, gather, reshape, slice, squeeze } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
-import type { HookedTransformer } from '../hooks/hooked-transformer.js';
+import { nextTokenLoss, type HookedTransformer } from '../hooks/hooked-transformer.js';
 
 export interface Prediction {
   id: number;
@@ -72,4 +72,36 @@ export async function readTokenStats(
   const s = tokenStats(logits, id);
   const [logit, logProb, rank] = await Promise.all([s.logit.f32(), s.logProb.f32(), s.rank.f32()]);
   return { logit, logProb, rank };
+}
+
+/** A prompt's tokens, the top-k predictions after each, and the loss of each actual next token. */
+export interface PromptPredictions {
+  tokens: number[];
+  strings: string[];
+  topK: number;
+  /** predictions[i]: the top-k tokens predicted to follow position i. */
+  predictions: Prediction[][];
+  /** losses[i]: cross-entropy of the actual token i+1 given the prefix (null at the last position). */
+  losses: (number | null)[];
+  /** Mean next-token cross-entropy in nats (null for a single token). */
+  loss: number | null;
+}
+
+/** One forward pass over `ids`: what `sonde run` prints and the explorer's prompt view shows. */
+export async function promptPredictions(
+  model: HookedTransformer,
+  ids: number[],
+  topK: number,
+): Promise<PromptPredictions> {
+  const { tokens } = model.toTokens(ids);
+  const logits = model.run(tokens);
+  const V = logits.shape[2]!;
+  const many = ids.length >= 2;
+  const [predictions, perToken, loss] = await Promise.all([
+    readPredictions(model, reshape(logits, [ids.length, V]), topK),
+    many ? nextTokenLosses(logits, tokens).toArray() : [],
+    many ? nextTokenLoss(logits, tokens).item() : null,
+  ]);
+  const losses = ids.map((_, p) => (perToken as number[])[p] ?? null);
+  return { tokens: ids, strings: model.tokenStrings(ids), topK, predictions, losses, loss };
 }

@@ -1,7 +1,6 @@
 // sonde run: tokens, top-k next-token predictions at every position, and the mean next-token loss.
 import type { Command } from 'commander';
-import { nextTokenLoss, reshape, type HookedTransformer } from '../../index.js';
-import { nextTokenLosses, readPredictions } from '../../methods/predictions.js';
+import { promptPredictions, type PromptPredictions } from '../../methods/predictions.js';
 import {
   fmt,
   fmtPercent,
@@ -17,42 +16,14 @@ import {
   truncateOption,
   table,
   type InputFlags,
-  type Prediction,
 } from '../common.js';
 
 export const DEFAULT_PROMPT = 'Once upon a time';
 
-export interface RunResult {
+export interface RunResult extends PromptPredictions {
   model: string;
   prompt: string | null;
   prependBos: boolean;
-  tokens: number[];
-  strings: string[];
-  topK: number;
-  /** predictions[i]: the top-k tokens predicted to follow position i. */
-  predictions: Prediction[][];
-  /** losses[i]: cross-entropy of the actual token i+1 given the prefix (null at the last position). */
-  losses: (number | null)[];
-  /** Mean next-token cross-entropy in nats (null for a single token). */
-  loss: number | null;
-}
-
-export async function runPrompt(
-  model: HookedTransformer,
-  ids: number[],
-  topK: number,
-): Promise<Omit<RunResult, 'model' | 'prompt' | 'prependBos'>> {
-  const { tokens } = model.toTokens(ids);
-  const logits = model.run(tokens);
-  const V = logits.shape[2]!;
-  const many = ids.length >= 2;
-  const [predictions, perToken, loss] = await Promise.all([
-    readPredictions(model, reshape(logits, [ids.length, V]), topK),
-    many ? nextTokenLosses(logits, tokens).toArray() : [],
-    many ? nextTokenLoss(logits, tokens).item() : null,
-  ]);
-  const losses = ids.map((_, p) => perToken[p] ?? null);
-  return { tokens: ids, strings: model.tokenStrings(ids), topK, predictions, losses, loss };
 }
 
 export function registerRun(program: Command): void {
@@ -88,7 +59,7 @@ Examples:
         model: model.source,
         prompt: input.prompt,
         prependBos: input.prependBos,
-        ...(await runPrompt(model, input.ids, opts.topK)),
+        ...(await promptPredictions(model, input.ids, opts.topK)),
       };
       if (g.json) return printJson(r);
       printRun(r);
