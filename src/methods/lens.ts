@@ -27,6 +27,8 @@ export interface LogitLensOptions extends InputOptions {
   topK?: number;
   /** Read each block input through this tuned lens's translator instead (the final layer is unchanged). */
   tunedLens?: TunedLens;
+  /** Also report the rank and probability of the actual next token at each position (`next`). */
+  nextToken?: boolean;
 }
 
 export interface LogitLensResult {
@@ -39,6 +41,9 @@ export interface LogitLensResult {
   top: LensToken[][][];
   /** targets[layer][pos]: the target's rank, probability and logit (null without a target). */
   targets: LensTarget[][] | null;
+  /** next[layer][pos]: the actual next token's (tokens[pos + 1]) rank, probability and logit, for pos < P - 1
+   * (null unless asked for with `nextToken`). */
+  next: LensTarget[][] | null;
   /** Lens logits [layers, pos, vocab]; the last layer is the model's own logits. */
   logits: Tensor;
 }
@@ -53,7 +58,7 @@ export async function logitLens(
   input: ModelInput,
   opts: LogitLensOptions = {},
 ): Promise<LogitLensResult> {
-  const { target, topK = 5, tunedLens, ...inputOpts } = opts;
+  const { target, topK = 5, tunedLens, nextToken = false, ...inputOpts } = opts;
   if (!Number.isInteger(topK) || topK < 0) throw new ShapeError(`topK must be an integer >= 0, got ${topK}`);
   const targetId = target === undefined ? null : singleToken(model, target, 'target');
   const { tokens, attentionMask } = model.toTokens(input, inputOpts);
@@ -85,10 +90,13 @@ export async function logitLens(
   }
   // Everything row-wise runs on the engine; only the top-k and the target's numbers are read.
   const flat = reshape(logits, [layers.length * P, V]);
-  const [ids, preds, stats] = await Promise.all([
-    tokens.toArray(),
+  const ids = await tokens.toArray();
+  // Row l * P + p predicts tokens[p + 1] (the last position's row is read against itself and dropped).
+  const nextIds = layers.flatMap(() => ids.map((_, p) => ids[Math.min(p + 1, P - 1)]!));
+  const [preds, stats, nextStats] = await Promise.all([
     readPredictions(model, flat, topK),
     targetId === null ? null : readTokenStats(flat, targetId),
+    nextToken ? readTokenStats(flat, nextIds) : null,
   ]);
   const top: LensToken[][][] = layers.map((_, l) => preds.slice(l * P, (l + 1) * P));
   let targets: LensTarget[][] | null = null;
@@ -107,13 +115,29 @@ export async function logitLens(
       }),
     );
   }
+  const strings = model.tokenStrings(ids);
+  const next =
+    nextStats &&
+    layers.map((_, l) =>
+      Array.from({ length: P - 1 }, (_, p) => {
+        const i = l * P + p;
+        return {
+          id: ids[p + 1]!,
+          token: strings[p + 1]!,
+          prob: Math.exp(nextStats.logProb[i]!),
+          logit: nextStats.logit[i]!,
+          rank: nextStats.rank[i]!,
+        };
+      }),
+    );
   return {
     tokens: ids,
-    strings: model.tokenStrings(ids),
+    strings,
     layers,
     target: targetId === null ? null : { id: targetId, token: model.tokenStrings([targetId])[0]! },
     top,
     targets,
+    next,
     logits,
   };
 }

@@ -4,7 +4,7 @@
 import { add, gt, sub } from '../engine/ops/elementwise.js';
 import { crossEntropy } from '../engine/ops/nn.js';
 import { logsumexp, sum, topk } from '../engine/ops/reduce.js';
-import { cast, gather, reshape, slice, squeeze } from '../engine/ops/shape.js';
+import { cast, gather, gatherElements, reshape, slice, squeeze } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
 import { nextTokenLoss, type HookedTransformer } from '../hooks/hooked-transformer.js';
 
@@ -32,7 +32,19 @@ export function topTokens(logits: Tensor, k: number): { ids: Tensor; logits: Ten
 
 /** Token `id`'s logit, log-probability and rank (1 + the number of strictly larger logits) in each row, each [...]. */
 export function tokenStats(logits: Tensor, id: number): { logit: Tensor; logProb: Tensor; rank: Tensor } {
-  const picked = gather(logits, -1, Tensor.from([id], [1], 'int64')); // [..., 1]
+  return pickedStats(logits, gather(logits, -1, Tensor.from([id], [1], 'int64')));
+}
+
+/** tokenStats of a different token in each row of logits [rows, vocab]: row r's ids[r], each [rows]. */
+export function rowTokenStats(
+  logits: Tensor,
+  ids: number[],
+): { logit: Tensor; logProb: Tensor; rank: Tensor } {
+  return pickedStats(logits, gatherElements(logits, -1, Tensor.from(ids, [ids.length, 1], 'int64')));
+}
+
+/** Logit, log-probability and rank of the picked logits [..., 1] in their rows of logits [..., vocab]. */
+function pickedStats(logits: Tensor, picked: Tensor): { logit: Tensor; logProb: Tensor; rank: Tensor } {
   const above = sum(cast(gt(logits, picked), 'float32'), -1);
   return {
     logit: squeeze(picked, -1),
@@ -64,12 +76,12 @@ export async function readPredictions(
   });
 }
 
-/** tokenStats read back: per row, the token's logit, log-probability and rank. */
+/** tokenStats (one id for every row, or one id per row) read back: per row, the token's logit, log-probability and rank. */
 export async function readTokenStats(
   logits: Tensor,
-  id: number,
+  id: number | number[],
 ): Promise<{ logit: Float32Array; logProb: Float32Array; rank: Float32Array }> {
-  const s = tokenStats(logits, id);
+  const s = typeof id === 'number' ? tokenStats(logits, id) : rowTokenStats(logits, id);
   const [logit, logProb, rank] = await Promise.all([s.logit.f32(), s.logProb.f32(), s.rank.f32()]);
   return { logit, logProb, rank };
 }

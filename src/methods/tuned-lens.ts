@@ -333,3 +333,35 @@ export function loadTunedLens(dir: string, model?: HookedTransformer): TunedLens
     f.close();
   }
 }
+
+export interface TrainedTunedLens {
+  lens: TunedLens;
+  /** The held-out KL after training (also saved in lens.meta.heldOutKL). */
+  kl: LensKL;
+  /** The last step's training loss (KL summed over layers). */
+  finalTrainLoss: number;
+}
+
+/**
+ * What `sonde tuned-lens train` and the explorer's tuned-lens job do: tokenize a text file, train on its
+ * first 90% and measure the held-out KL of the logit and tuned lenses on the rest.
+ */
+export async function trainTunedLensOnText(
+  model: HookedTransformer,
+  textFile: string,
+  opts: Omit<TunedLensTrainOptions, 'data'> = {},
+): Promise<TrainedTunedLens> {
+  const data = lensDataset(model, textFile);
+  let finalTrainLoss = NaN;
+  const lens = await trainTunedLens(model, data, {
+    ...opts,
+    data: textFile,
+    onStep: (step, loss, perLayer) => {
+      finalTrainLoss = loss;
+      opts.onStep?.(step, loss, perLayer);
+    },
+  });
+  const kl = await lensKL(model, data, lens, { ctx: opts.ctx, evalFraction: opts.evalFraction });
+  lens.meta.heldOutKL = { logit: kl.logit, tuned: kl.tuned! };
+  return { lens, kl, finalTrainLoss };
+}

@@ -8,7 +8,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { errorAnswer } from './errors.js';
 import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
+import { registerAttentionRoutes } from './routes/attention.js';
 import { registerJobRoutes } from './routes/jobs.js';
+import { registerLensRoutes } from './routes/lens.js';
 import { registerPatchingRoutes } from './routes/patching.js';
 import { registerPromptRoutes } from './routes/prompt.js';
 import { checkRequest } from './security.js';
@@ -67,6 +69,8 @@ export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyIn
   app.get('/api/info', async () => ({ ...registry.info(), auth: opts.token !== null }));
   registerPromptRoutes(app, ctx);
   registerPatchingRoutes(app, ctx);
+  registerAttentionRoutes(app, ctx);
+  registerLensRoutes(app, ctx);
   registerJobRoutes(app, ctx);
   return { app, jobs };
 }

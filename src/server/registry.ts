@@ -6,6 +6,7 @@ import { loadSaeLens } from '../sae/saelens.js';
 import type { SparseAutoencoder } from '../sae/sae.js';
 import { modelMismatch } from '../sae/provenance.js';
 import { ApiError } from './errors.js';
+import { TunedLenses, type TunedLensInfo } from './tuned-lenses.js';
 
 export interface OpenModel {
   id: string;
@@ -44,14 +45,20 @@ export interface RegistryInfo {
     architecture: string;
     warning: string | null;
   }[];
+  tunedLenses: TunedLensInfo[];
 }
 
 export class Registry {
   readonly models = new Map<string, OpenModel>();
   readonly saes = new Map<string, OpenSae>();
+  readonly tunedLenses = new TunedLenses();
 
-  /** Opens the models (specs as `--model` takes them; none = the built-in model) and the SAE folders. */
-  static async open(modelSpecs: string[], saeDirs: string[]): Promise<Registry> {
+  /** Opens the models (specs as `--model` takes them; none = the built-in model), the SAE and tuned-lens folders. */
+  static async open(
+    modelSpecs: string[],
+    saeDirs: string[],
+    tunedLensDirs: string[] = [],
+  ): Promise<Registry> {
     const r = new Registry();
     for (const spec of modelSpecs.length > 0 ? modelSpecs : [undefined]) {
       const dir = await resolveModel(spec);
@@ -65,6 +72,7 @@ export class Registry {
       const warning = modelMismatch(sae.cfg.metadata, first.model.source);
       r.saes.set(id, { id, dir: path.resolve(dir), sae, modelId: first.id, warning });
     }
+    for (const dir of tunedLensDirs) r.tunedLenses.open(dir, [...r.models.values()]);
     return r;
   }
 
@@ -108,6 +116,7 @@ export class Registry {
         architecture: sae.cfg.architecture,
         warning,
       })),
+      tunedLenses: this.tunedLenses.info(),
     };
   }
 }

@@ -24,6 +24,7 @@ import {
   type TensorStats,
 } from '../common.js';
 import { UsageError } from '../../errors.js';
+import { headMatrices } from '../../methods/attention.js';
 import { attentionPatternSpec } from '../../plot/attention.js';
 import { writePlot } from '../../plot/vega.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
@@ -132,15 +133,6 @@ Examples:
       });
       if (opts.plot) out(`\nplot: ${opts.plot}`);
     });
-}
-
-/** pattern[head][query][key] of a [1, head, query, key] attention pattern. */
-async function headMatrices(t: Tensor): Promise<number[][][]> {
-  const [, H, Q, K] = t.shape as [number, number, number, number];
-  const x = await t.f32();
-  return Array.from({ length: H }, (_, h) =>
-    Array.from({ length: Q }, (_, q) => Array.from(x.subarray((h * Q + q) * K, (h * Q + q + 1) * K))),
-  );
 }
 
 export function printSummary(s: ActivationSummary, strings: string[], indent = ''): void {

@@ -7,6 +7,7 @@ import { globalsOf, intArg, note, out } from '../common.js';
 
 interface ServeFlags {
   sae?: string[];
+  tunedLens?: string[];
   port: number;
   host: string;
   token?: string;
@@ -21,6 +22,10 @@ export function registerServe(program: Command): void {
       'open the explorer: a local web app over the library (prompt, attention, lenses, patching, SAEs, circuits)',
     )
     .option('--sae <dir...>', 'SAE folders to open (SAELens layout, e.g. from sonde sae train); repeatable')
+    .option(
+      '--tuned-lens <dir...>',
+      "tuned lenses to open (folders from 'sonde tuned-lens train'), each paired with the model it fits",
+    )
     .option('--port <n>', 'port (0 picks a free one)', intArg(0), DEFAULT_PORT)
     .option(
       '--host <address>',
@@ -36,6 +41,7 @@ export function registerServe(program: Command): void {
 Examples:
   sonde serve
   sonde serve --sae sae-l2 --port 8080
+  sonde serve --tuned-lens lens-260k
   sonde --model gpt2 --model path/to/pythia serve --host 0.0.0.0`,
     )
     .action(async (opts: ServeFlags, cmd: Command) => {
@@ -44,7 +50,7 @@ Examples:
       const { Registry } = await import('../../server/registry.js');
       const { isLoopback } = await import('../../server/security.js');
       const models = allValues(process.argv.slice(2), '--model');
-      const registry = await Registry.open(models, opts.sae ?? []);
+      const registry = await Registry.open(models, opts.sae ?? [], opts.tunedLens ?? []);
       const token = opts.token ?? (isLoopback(opts.host) ? null : randomBytes(18).toString('base64url'));
       const { app } = await buildServer({ registry, token });
       let address: string;
@@ -72,7 +78,7 @@ Examples:
       else {
         out(`Sonde explorer: ${url}`);
         out(
-          `models: ${info.models.map((m) => m.id).join(', ')}${info.saes.length ? ` · SAEs: ${info.saes.map((s) => s.id).join(', ')}` : ''}`,
+          `models: ${info.models.map((m) => m.id).join(', ')}${info.saes.length ? ` · SAEs: ${info.saes.map((s) => s.id).join(', ')}` : ''}${info.tunedLenses.length ? ` · tuned lenses: ${info.tunedLenses.map((l) => `${l.id} (${l.modelId})`).join(', ')}` : ''}`,
         );
         for (const s of info.saes) if (s.warning) note(g, `warning: ${s.id}: ${s.warning}`);
         note(g, 'Ctrl-C stops it');

@@ -7,7 +7,7 @@ import {
   lensKL,
   loadTunedLens,
   saveTunedLens,
-  trainTunedLens,
+  trainTunedLensOnText,
   type LensKL,
 } from '../../methods/tuned-lens.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
@@ -99,25 +99,21 @@ Examples:
         lockOutput('--out', o.out);
         const model = await loadModel(g);
         const dataFile = o.data ?? defaultCorpus();
-        const data = lensDataset(model, dataFile);
         const bar = createProgress(g);
         bar.start(o.steps, 'training tuned lens');
-        let last = NaN;
-        const lens = await trainTunedLens(model, data, {
+        const {
+          lens,
+          kl: k,
+          finalTrainLoss: last,
+        } = await trainTunedLensOnText(model, dataFile, {
           steps: o.steps,
           batchSize: o.batchSize,
           ctx: o.ctx,
           lr: o.lr,
           seed: o.seed,
-          data: dataFile,
-          onStep: (_s, loss) => {
-            last = loss;
-            bar.increment();
-          },
+          onStep: () => bar.increment(),
         });
         bar.stop();
-        const k = await lensKL(model, data, lens, { ctx: o.ctx });
-        lens.meta.heldOutKL = { logit: k.logit, tuned: k.tuned! };
         await saveTunedLens(lens, o.out);
         if (g.json) {
           printJson({ out: o.out, model: model.source, steps: o.steps, finalTrainLoss: last, ...k });
