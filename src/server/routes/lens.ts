@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { lensLayerLabels, logitLens } from '../../methods/lens.js';
+import { lensLayerLabels, logitLens, type LogitLensResult } from '../../methods/lens.js';
 import { loadTunedLens, saveTunedLens, trainTunedLensOnText } from '../../methods/tuned-lens.js';
 import { defaultCorpus } from '../../organisms/induction.js';
 import type { ServerContext } from '../app.js';
@@ -45,6 +45,17 @@ export interface TrainedLensResult {
   heldOutKL: { layers: string[]; logit: number[]; tuned: number[] };
 }
 
+/** POST /api/lens's answer: the library's lens grid without its logits tensor. */
+export interface LensAnswer extends Pick<LogitLensResult, 'tokens' | 'strings' | 'layers' | 'top' | 'next'> {
+  model: string;
+  kind: 'logit' | 'tuned';
+  /** The tuned lens read (null for the logit lens). */
+  lens: string | null;
+  /** Short layer names, as `sonde lens` prints them ('L0 in' … 'final'). */
+  labels: string[];
+  topK: number;
+}
+
 export const lensJobs = {
   'tuned-lens': jobKind(TunedLensParams, async (ctx, p): Promise<TrainedLensResult> => {
     const model = ctx.model(p.model);
@@ -65,7 +76,7 @@ export const lensJobs = {
 };
 
 export function registerLensRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/api/lens', async (req) => {
+  app.post('/api/lens', async (req): Promise<LensAnswer> => {
     const p = parse(LensRequest, req.body);
     const open = ctx.registry.model(p.model);
     const tuned = p.kind === 'tuned' ? tunedLensFor(ctx, open.id, p.lens) : null;

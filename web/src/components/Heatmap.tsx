@@ -18,6 +18,8 @@ export interface HeatmapProps {
   /** What the inspection line says about a cell (default: its labels and value). */
   describe?: (row: number, col: number) => string;
   format?: (v: number) => string;
+  /** Extra data-* attributes of each cell (exact numbers a test compares, e.g. the top token's id). */
+  cellData?: (row: number, col: number) => Record<`data-${string}`, string | number>;
 }
 
 const CELL = 28;
@@ -90,6 +92,7 @@ export const Heatmap = forwardRef<SVGSVGElement, HeatmapProps>(function Heatmap(
                   data-row={r}
                   data-col={c}
                   data-value={v}
+                  {...props.cellData?.(r, c)}
                   onMouseEnter={() => setAt([r, c])}
                 >
                   <rect

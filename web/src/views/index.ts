@@ -1,5 +1,7 @@
 // The explorer's views, in the order of the navigation. Each is one file in this folder.
 import type { ComponentType } from 'react';
+import { AttentionView } from './AttentionView';
+import { LensView } from './LensView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -9,4 +11,8 @@ export interface View {
   component: ComponentType;
 }
 
-export const VIEWS: View[] = [{ id: 'prompt', title: 'Prompt', component: PromptView }];
+export const VIEWS: View[] = [
+  { id: 'prompt', title: 'Prompt', component: PromptView },
+  { id: 'attention', title: 'Attention', component: AttentionView },
+  { id: 'lens', title: 'Lens', component: LensView },
+];
