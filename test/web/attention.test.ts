@@ -70,7 +70,7 @@ describe('attention view', () => {
     expect(await page.evaluate(() => location.search)).toContain('head=2');
 
     // Another layer from the selector: the matrix is that layer's.
-    await page.selectOption('select:near(:text("Layer"))', '4');
+    await page.getByRole('combobox', { name: /^Layer/ }).selectOption('4');
     await page.waitForSelector('[data-testid="head-detail"][data-layer="4"]');
     const want4 = (await attentionPatterns(model, model.encode(prompt), [4])).hooks[0]!.pattern;
     const v = await page.getAttribute(
