@@ -57,5 +57,12 @@ describe('POST /api/attention', () => {
     expect(long.statusCode).toBe(400);
     expect(long.json().error.message).toMatch(/more than the model's context of 128/);
     expect((await post({})).json().error.message).toMatch(/^prompt:/);
+    // Every layer of a long prompt is too large an answer; one layer of it is not.
+    const many = await post({ prompt: ' cat'.repeat(240) });
+    expect(many.statusCode).toBe(400);
+    expect(many.json().error.message).toMatch(
+      /5 layers × 8 heads over \d+ tokens .* ask for one layer at a time/,
+    );
+    expect((await post({ prompt: ' cat'.repeat(240), layer: 4 })).statusCode).toBe(200);
   });
 });

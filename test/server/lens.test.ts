@@ -130,6 +130,15 @@ describe('POST /api/lens', () => {
     expect(job.json().error.message).toMatch(/^steps:/);
   });
 
+  it('refuses a --tuned-lens folder that is no lens or fits no open model, naming it', async () => {
+    await expect(Registry.open([], [], [path.join(tmp, 'missing')])).rejects.toThrow(
+      /'.*missing' is not a tuned lens/,
+    );
+    await expect(Registry.open([], [], [path.join(tmp, 'organism-lens')])).rejects.toThrow(
+      /tuned lens '.*organism-lens' fits none of the open models \(stories260K: tuned lens is for a model with 2 layers/,
+    );
+  });
+
   it('says how to get a tuned lens when the model has none', async () => {
     const fresh = await Registry.open([], []);
     const { app: bare } = await buildServer({ registry: fresh, token: null, webRoot: '' });
