@@ -13,6 +13,9 @@ import { useExplorer } from '../context';
 import { useRequest } from '../hooks';
 import { setUrlParams, useUrlParams } from '../url-state';
 
+/** Past this many tokens the query × key matrix (one SVG cell per pair) is left out: too heavy to draw. */
+const MATRIX_MAX_TOKENS = 160;
+
 /** An integer address parameter in [0, n), else the fallback. */
 function indexParam(value: string | null, n: number): number | null {
   const v = value === null ? NaN : Number(value);
@@ -74,16 +77,23 @@ export function AttentionView() {
                 query={query}
                 onQuery={(q) => setUrlParams({ query: String(q) })}
               />
-              <Heatmap
-                ref={matrix}
-                title={`Attention pattern L${layer}H${head}`}
-                rows={labels}
-                columns={labels}
-                values={pattern[head]!}
-                rowAxis="query"
-                columnAxis="key"
-                scale="probability"
-              />
+              {d.tokens.length > MATRIX_MAX_TOKENS ? (
+                <p className="summary">
+                  The query × key matrix is drawn for prompts up to {MATRIX_MAX_TOKENS} tokens (this one has{' '}
+                  {d.tokens.length}); Export JSON holds every weight.
+                </p>
+              ) : (
+                <Heatmap
+                  ref={matrix}
+                  title={`Attention pattern L${layer}H${head}`}
+                  rows={labels}
+                  columns={labels}
+                  values={pattern[head]!}
+                  rowAxis="query"
+                  columnAxis="key"
+                  scale="probability"
+                />
+              )}
               <ExportBar
                 name={`attention-L${layer}H${head}`}
                 data={{ model, prompt, layer, head, tokens: d.tokens, ids: d.ids, pattern: pattern[head] }}
