@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { lensLayerLabels, logitLens, type LogitLensResult } from '../../methods/lens.js';
-import { loadTunedLens, saveTunedLens, trainTunedLensOnText } from '../../methods/tuned-lens.js';
+import { saveTunedLens, trainTunedLensOnText } from '../../methods/tuned-lens.js';
 import { defaultCorpus } from '../../organisms/induction.js';
 import type { ServerContext } from '../app.js';
 import { ApiError } from '../errors.js';
@@ -107,7 +107,7 @@ function tunedLensFor(
   id: string | undefined,
 ): OpenTunedLens {
   const lenses = registry.tunedLenses;
-  const how = 'train one in the page (Train) or start sonde serve with --tuned-lens DIR';
+  const how = 'train one in the Lens view (Train a tuned lens) or start sonde serve with --tuned-lens DIR';
   if (id === undefined) {
     const first = lenses.forModel(modelId);
     if (!first) throw new ApiError(400, `no tuned lens is open for model '${modelId}': ${how}`);
@@ -123,8 +123,9 @@ function tunedLensFor(
     if (job.status !== 'done')
       throw new ApiError(409, `tuned lens '${id}' is not trained (its job is ${job.status})`);
     const { dir } = jobs.get(id).result as TrainedLensResult;
-    const { model } = registry.model(modelId);
-    open = lenses.add({ id, dir: null, modelId, lens: loadTunedLens(dir, model) });
+    // Paired as --tuned-lens pairs a folder: with the model it was trained on.
+    open = lenses.open(dir, [...registry.models.values()], id);
+    open.dir = null;
     fs.rmSync(path.dirname(dir), { recursive: true, force: true });
   }
   if (open.modelId !== modelId)
