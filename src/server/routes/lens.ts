@@ -76,6 +76,14 @@ export const lensJobs = {
 };
 
 export function registerLensRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // Lenses trained but never shown leave their temporary folders: they go with the server.
+  app.addHook('onClose', async () => {
+    for (const j of ctx.jobs.list())
+      if (j.kind === 'tuned-lens' && j.status === 'done') {
+        const { dir } = ctx.jobs.get(j.id).result as TrainedLensResult;
+        fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+      }
+  });
   app.post('/api/lens', async (req): Promise<LensAnswer> => {
     const p = parse(LensRequest, req.body);
     const open = ctx.registry.model(p.model);
