@@ -89,6 +89,19 @@ describe('lens view', () => {
     await expectGrid('Tuned', want);
   });
 
+  it('cancels a training from the page and stays usable', async () => {
+    const { page } = ex;
+    await ex.open('?view=lens&model=induction-2l&prompt=%20cat%20dog&lensKind=tuned');
+    await page.fill('input[type="number"]', '2000');
+    await page.click('text=Train a tuned lens');
+    await page.waitForSelector('.job[data-status="running"]');
+    await page.click('.job button:text("Cancel")');
+    await page.waitForSelector('.job[data-status="cancelled"]');
+    expect(ex.registry.tunedLenses.forModel('induction-2l')).toBeUndefined();
+    await page.getByRole('combobox', { name: /^Lens/ }).selectOption('logit');
+    await page.waitForSelector(`${gridTitle('Logit')} [data-col="2"]`);
+  });
+
   it('shows the induction organism’s logit lens', async () => {
     const prompt = ' cat dog tree sun cat dog tree sun';
     await ex.open(`?view=lens&model=induction-2l&prompt=${encodeURIComponent(prompt)}`);
