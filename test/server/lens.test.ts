@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { logitLens, lensLayerLabels } from '../../src/methods/lens.js';
+import { promptPredictions } from '../../src/methods/predictions.js';
 import { createTunedLens, saveTunedLens, type TunedLens } from '../../src/methods/tuned-lens.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { buildServer } from '../../src/server/app.js';
@@ -60,6 +61,12 @@ describe('POST /api/lens', () => {
     // The final layer is the model's own prediction; next[l][p] is tokens[p + 1]'s.
     expect(got.next[5][0].id).toBe(want.tokens[1]);
     expect(got.next[0]).toHaveLength(want.tokens.length - 1);
+    // Cross-check of the final layer's next-token numbers with the model's own per-token losses.
+    const own = await promptPredictions(model, want.tokens, 1);
+    got.next[5].forEach((n: { prob: number; rank: number; id: number }, p: number) => {
+      expect(Math.log(n.prob)).toBeCloseTo(-own.losses[p]!, 4);
+      expect(n.rank === 1).toBe(own.predictions[p]![0]!.id === n.id);
+    });
   });
 
   it('answers the tuned lens opened with --tuned-lens, paired with the model it fits', async () => {
