@@ -1,5 +1,8 @@
 // The explorer's views, in the order of the navigation. Each is one file in this folder.
 import type { ComponentType } from 'react';
+import { AttributionView } from './AttributionView';
+import { DlaView } from './DlaView';
+import { PatchingView } from './PatchingView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -9,4 +12,9 @@ export interface View {
   component: ComponentType;
 }
 
-export const VIEWS: View[] = [{ id: 'prompt', title: 'Prompt', component: PromptView }];
+export const VIEWS: View[] = [
+  { id: 'prompt', title: 'Prompt', component: PromptView },
+  { id: 'patching', title: 'Activation patching', component: PatchingView },
+  { id: 'attribution', title: 'Attribution patching', component: AttributionView },
+  { id: 'dla', title: 'Direct logit attribution', component: DlaView },
+];
