@@ -75,6 +75,7 @@ describe('activation patching view', () => {
     expectClose(await cells(page), want.raw, 3);
     await page.selectOption('.metric-choice select', 'normalised');
     await ex.screenshot('patching-stories260K');
+    expect(await controlsTabSkips(page)).toEqual([]);
   });
 
   it('induction-2l: layer × head cells of z patching on a repeated sequence', async () => {
@@ -92,8 +93,7 @@ describe('activation patching view', () => {
 
   it('shows the library’s message for prompts of different token counts, and keeps working', async () => {
     const { page } = ex;
-    await ex.open(query('patching', LILY));
-    await page.waitForSelector('[role="grid"] [data-row]');
+    await ex.open('?view=patching'); // the default prompts, not run until Run
     await page.fill('textarea >> nth=1', 'Once upon a time, there was a little girl named Anna. One day,');
     await page.click('button[type="submit"]');
     await expect
@@ -128,12 +128,6 @@ describe('activation patching view', () => {
     await page.click('button[type="submit"]');
     await page.waitForSelector('.job[data-status="done"]', { timeout: 60_000 });
     expect((await cells(page)).length).toBe(5);
-  });
-
-  it('reaches every control with the keyboard', async () => {
-    await ex.open(query('patching', LILY));
-    await ex.page.waitForSelector('[role="grid"] [data-row]');
-    expect(await controlsTabSkips(ex.page)).toEqual([]);
   });
 });
 
