@@ -53,12 +53,17 @@ describe('direct logit attribution view', () => {
     expect(await page.textContent('figcaption.inspect')).toContain(
       `${sorted[3]!.name}: ${sorted[3]!.contribution.toFixed(4)}`,
     );
-    await page.focus('[role="list"]');
+    await page.mouse.move(0, 0); // off the chart: focusing scrolls it, which would hover another bar
+    await page.focus('svg[role="list"]');
     await page.keyboard.press('Home');
     await page.keyboard.press('ArrowDown');
     expect(await page.textContent('figcaption.inspect')).toContain(`${sorted[1]!.name}:`);
     await ex.screenshot('dla-stories260K');
     expect(await controlsTabSkips(page)).toEqual([]);
+    // A token of the prompt chooses the position explained.
+    await page.click('.token[data-pos="7"]');
+    await expect.poll(() => page.getAttribute('.token[data-pos="7"]', 'aria-pressed')).toBe('true');
+    await expectLibrary('stories260K', STORY, 7);
   });
 
   it('induction-2l: the copied token’s attribution at a chosen position', async () => {

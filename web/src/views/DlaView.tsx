@@ -78,6 +78,25 @@ export function DlaView() {
               {d.total.toFixed(4)}
             </span>
           </p>
+          <div className="tokens" role="list" aria-label="tokens (choose the position explained)">
+            {d.strings.map((t, p) => (
+              <button
+                key={p}
+                type="button"
+                role="listitem"
+                className="token"
+                data-pos={p}
+                aria-pressed={p === d.pos}
+                title={`explain the prediction after position ${p}`}
+                onClick={() => {
+                  setForm((f) => ({ ...f, pos: String(p) }));
+                  setUrlParams({ pos: String(p) });
+                }}
+              >
+                {t.replace(/ /g, '\u00a0') || '\u00a0'}
+              </button>
+            ))}
+          </div>
           <Bars
             ref={svg}
             title={`Direct logit attribution: ${metric}`}
