@@ -1,6 +1,7 @@
 // The activation and attribution patching views in Chromium: the heatmap's cells are the library's
 // values for the prompts in the address, on stories260K and the induction organism; a failed sweep
 // shows the library's message, a running sweep can be cancelled, and every control is reachable.
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { attributionPatching, correlation } from '../../src/methods/attribution.js';
@@ -75,6 +76,11 @@ describe('activation patching view', () => {
     expectClose(await cells(page), want.raw, 3);
     await page.selectOption('.metric-choice select', 'normalised');
     await ex.screenshot('patching-stories260K');
+    // The exported picture is the heatmap, with the library's values in its cells.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Export SVG')]);
+    const svg = fs.readFileSync((await download.path())!, 'utf8');
+    expect(download.suggestedFilename()).toBe('sonde-patching.svg');
+    expect(svg).toContain(`data-value="${want.values[2]![14]}"`);
     expect(await controlsTabSkips(page)).toEqual([]);
   });
 
