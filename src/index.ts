@@ -64,12 +64,15 @@ export {
 export {
   activationPatching,
   patchingMatrix,
+  patchingTable,
+  tokenPositionLabels,
   patchHookName,
   PATCH_TARGETS,
   type PatchTarget,
   type PatchDirection,
   type PatchingOptions,
   type PatchingResult,
+  type PatchingMatrix,
 } from './methods/patching.js';
 // Circuits: the edge graph, ACDC, EAP / EAP-IG, causal scrubbing, attribution graphs
 export * from './circuits/index.js';
@@ -83,7 +86,12 @@ export { initGpt2Weights } from './models/init.js';
 export { trainInduction, attnOnlyConfig, type InductionOptions } from './organisms/induction.js';
 export { trainSuperposition, superpositionStats } from './organisms/superposition.js';
 export { sampleCorpus } from './hooks/generate.js';
-export { attributionPatching, correlation, ATTRIBUTION_TARGETS } from './methods/attribution.js';
+export {
+  attributionPatching,
+  attributionCompared,
+  correlation,
+  ATTRIBUTION_TARGETS,
+} from './methods/attribution.js';
 export { ablate, ablateHeads, repeatLosses, ABLATION_KINDS } from './methods/ablation.js';
 export {
   collectActivations,

@@ -11,6 +11,7 @@ import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
 import { attentionPattern, qkHookNames } from '../models/transformer.js';
 import {
+  activationPatching,
   answerToken,
   hookComponents,
   patchHookName,
@@ -99,6 +100,39 @@ export function correlation(
     syy += (v - my) ** 2;
   }
   return sxy / Math.sqrt(sxx * syy);
+}
+
+export interface ComparedAttribution {
+  result: AttributionResult;
+  /** The real activation patching of the same sweep (null without `compare`). */
+  actual: PatchingResult | null;
+  /** Pearson correlation of the estimate (`result.values`) with `actual.values` (null without `compare`). */
+  correlation: number | null;
+}
+
+/**
+ * Attribution patching and, with `compare`, real activation patching of the same sweep and the
+ * correlation of the two: what `sonde attribute --compare` prints. The comparison needs answer/wrong
+ * tokens (activationPatching's metric returns a number, attribution's a Tensor).
+ */
+export async function attributionCompared(
+  model: HookedTransformer,
+  opts: AttributionOptions & { compare?: boolean } & Pick<PatchingOptions, 'batchSize' | 'onProgress'>,
+): Promise<ComparedAttribution> {
+  const { compare, batchSize, onProgress, ...attribution } = opts;
+  if (compare && opts.metric)
+    throw new UsageError(
+      'the comparison with activation patching needs answer and wrong tokens, not a metric',
+    );
+  const result = await attributionPatching(model, attribution);
+  if (!compare) return { result, actual: null, correlation: null };
+  const { clean, corrupt, answer, wrong, target, perPosition, direction, hook, indices } = attribution;
+  const actual = await activationPatching(model, {
+    ...{ clean, corrupt, answer, wrong, target, perPosition, direction, hook, indices },
+    batchSize,
+    onProgress,
+  });
+  return { result, actual, correlation: correlation(result.values, actual.values) };
 }
 
 interface Variant {

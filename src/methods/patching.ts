@@ -375,33 +375,48 @@ export async function activationPatching(
   };
 }
 
+/** What patchingMatrix reads of a patching-style result (activation or attribution patching). */
+export type PatchingGrid = Pick<
+  PatchingResult,
+  'target' | 'perPosition' | 'hook' | 'components' | 'values' | 'raw' | 'cleanTokens'
+>;
+
+export interface PatchingMatrix {
+  rows: string[];
+  columns: string[];
+  /** The normalised values (0 = corrupt, 1 = clean), values[row][column]. */
+  values: number[][];
+  /** The metric of each patched run before normalisation, in the same layout. */
+  raw: number[][];
+  /** What the axes are: 'layer' | 'layer.head' | 'hook' | 'index', and 'position' | 'head' | 'index' | 'all positions'. */
+  rowAxis: string;
+  columnAxis: string;
+}
+
 /**
  * The result as a matrix for tables and heatmaps: rows are layers (or layer-head pairs when both heads and
  * positions vary), columns are positions, heads, or one column for all positions. A patched `hook` is one
  * row (or one row per index, with positions as columns).
  */
-export function patchingMatrix(r: PatchingResult): {
-  rows: string[];
-  columns: string[];
-  values: number[][];
-  /** What the axes are: 'layer' | 'layer.head' | 'hook' | 'index', and 'position' | 'head' | 'index' | 'all positions'. */
-  rowAxis: string;
-  columnAxis: string;
-} {
+export function patchingMatrix(r: PatchingGrid): PatchingMatrix {
+  const both = (layout: (g: number[][][]) => number[][]) => ({
+    values: layout(r.values),
+    raw: layout(r.raw),
+  });
   if (r.target === 'hook') {
     const indexed = r.components[0] !== 'all';
     if (indexed && r.perPosition)
       return {
         rows: r.components,
         columns: positionLabels(r),
-        values: r.values[0]!,
+        ...both((g) => g[0]!),
         rowAxis: 'index',
         columnAxis: 'position',
       };
     return {
       rows: [r.hook],
       columns: indexed ? r.components : r.perPosition ? positionLabels(r) : ['all'],
-      values: [indexed ? r.values[0]!.map((c) => c[0]!) : r.values[0]![0]!],
+      ...both((g) => [indexed ? g[0]!.map((c) => c[0]!) : g[0]![0]!]),
       rowAxis: 'hook',
       columnAxis: indexed ? 'index' : r.perPosition ? 'position' : 'all positions',
     };
@@ -412,7 +427,7 @@ export function patchingMatrix(r: PatchingResult): {
     return {
       rows: r.values.flatMap((row, l) => row.map((_, c) => `L${l}${r.components[c]}`)),
       columns: positionLabels(r),
-      values: r.values.flatMap((row) => row),
+      ...both((g) => g.flatMap((row) => row)),
       rowAxis: 'layer.head',
       columnAxis: 'position',
     };
@@ -421,7 +436,7 @@ export function patchingMatrix(r: PatchingResult): {
     return {
       rows: layers,
       columns: r.components,
-      values: r.values.map((row) => row.map((c) => c[0]!)),
+      ...both((g) => g.map((row) => row.map((c) => c[0]!))),
       rowAxis: 'layer',
       columnAxis: 'head',
     };
@@ -429,13 +444,42 @@ export function patchingMatrix(r: PatchingResult): {
   return {
     rows: layers,
     columns: r.perPosition ? positionLabels(r) : ['all'],
-    values: r.values.map((row) => row[0]!),
+    ...both((g) => g.map((row) => row[0]!)),
     rowAxis: 'layer',
     columnAxis: r.perPosition ? 'position' : 'all positions',
   };
 }
 
-/** Position indices as labels; callers with a tokenizer can add the tokens. */
-function positionLabels(r: PatchingResult): string[] {
+/** Position indices as labels; callers with a tokenizer can add the tokens (tokenPositionLabels). */
+function positionLabels(r: Pick<PatchingResult, 'cleanTokens'>): string[] {
   return r.cleanTokens.map((_, i) => String(i));
+}
+
+/** "14 ' Lily'/' Tim'": the index, and the clean token (and the corrupt one where they differ). */
+export function tokenPositionLabels(
+  model: HookedTransformer,
+  r: Pick<PatchingResult, 'cleanTokens' | 'corruptTokens'>,
+): string[] {
+  const clean = model.tokenStrings(r.cleanTokens);
+  const corrupt = model.tokenStrings(r.corruptTokens);
+  return clean.map(
+    (c, i) => `${i} ${JSON.stringify(c)}${corrupt[i] !== c ? `/${JSON.stringify(corrupt[i])}` : ''}`,
+  );
+}
+
+/**
+ * What every surface shows of a patching-style result: its matrix with position columns labelled by
+ * their tokens (as `sonde patch` and `sonde attribute` print and plot them), and both prompts' tokens.
+ */
+export function patchingTable(
+  model: HookedTransformer,
+  r: PatchingGrid & Pick<PatchingResult, 'corruptTokens'>,
+): PatchingMatrix & { cleanStrings: string[]; corruptStrings: string[] } {
+  const m = patchingMatrix(r);
+  return {
+    ...m,
+    columns: m.columnAxis === 'position' ? tokenPositionLabels(model, r) : m.columns,
+    cleanStrings: model.tokenStrings(r.cleanTokens),
+    corruptStrings: model.tokenStrings(r.corruptTokens),
+  };
 }

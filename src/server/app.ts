@@ -9,6 +9,7 @@ import { errorAnswer } from './errors.js';
 import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
 import { registerAttentionRoutes } from './routes/attention.js';
+import { registerDlaRoutes } from './routes/dla.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLensRoutes } from './routes/lens.js';
 import { registerPatchingRoutes } from './routes/patching.js';
@@ -71,6 +72,7 @@ export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyIn
   registerPatchingRoutes(app, ctx);
   registerAttentionRoutes(app, ctx);
   registerLensRoutes(app, ctx);
+  registerDlaRoutes(app, ctx);
   registerJobRoutes(app, ctx);
   return { app, jobs };
 }

@@ -139,6 +139,7 @@ describe('activationPatching: exact cases and the name-swap pair on stories260K'
     const m = patchingMatrix(denoise);
     expect(m.rows).toEqual(['L0', 'L1', 'L2', 'L3', 'L4']);
     expect(m.columns.length).toBe(P);
+    expect(m.raw).toEqual(denoise.raw.map((l) => l[0]));
   });
 });
 

@@ -2,13 +2,8 @@
 // activation patch of a sweep from one forward and one backward pass.
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { ATTRIBUTION_TARGETS, attributionPatching, correlation } from '../../methods/attribution.js';
-import {
-  activationPatching,
-  patchingMatrix,
-  type PatchDirection,
-  type PatchTarget,
-} from '../../methods/patching.js';
+import { ATTRIBUTION_TARGETS, attributionCompared } from '../../methods/attribution.js';
+import { patchingTable, type PatchDirection, type PatchTarget } from '../../methods/patching.js';
 import { writePlot } from '../../plot/vega.js';
 import {
   fmt,
@@ -21,7 +16,7 @@ import {
   type TruncateKeep,
 } from '../common.js';
 import { createProgress } from '../progress.js';
-import { heatmapSpec, positionLabels, promptPair } from './patch.js';
+import { heatmapSpec, promptPair } from './patch.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface AttributeFlags {
@@ -70,37 +65,35 @@ export function registerAttribute(program: Command): void {
         perPosition: o.perPosition,
         direction: o.direction as PatchDirection,
       };
-      const result = await attributionPatching(model, { ...opts, qkFix: o.qkFix, gradDrop: o.gradDrop });
-      let actual: number[][][] | null = null;
-      if (o.compare) {
-        const bar = createProgress(g);
-        let shown = 0;
-        try {
-          actual = (
-            await activationPatching(model, {
-              ...opts,
-              onProgress: (done, total) => {
-                if (shown === 0) bar.start(total, 'patching');
-                bar.increment(done - shown);
-                shown = done;
-              },
-            })
-          ).values;
-        } finally {
-          bar.stop();
-        }
+      const bar = createProgress(g);
+      let shown = 0;
+      let compared: Awaited<ReturnType<typeof attributionCompared>>;
+      try {
+        compared = await attributionCompared(model, {
+          ...opts,
+          qkFix: o.qkFix,
+          gradDrop: o.gradDrop,
+          compare: o.compare,
+          onProgress: (done, total) => {
+            if (shown === 0) bar.start(total, 'patching');
+            bar.increment(done - shown);
+            shown = done;
+          },
+        });
+      } finally {
+        bar.stop();
       }
-      const corr = actual ? correlation(result.values, actual) : null;
-      const asPatching = { ...result, runs: 0, forwardPasses: 0 };
-      const m = patchingMatrix(asPatching);
+      const { result, correlation: corr } = compared;
+      const actual = compared.actual?.values ?? null;
       // Position columns are labelled with their tokens, as in `sonde patch`.
-      const columns = m.columnAxis === 'position' ? positionLabels(model, asPatching) : m.columns;
+      const m = patchingTable(model, result);
+      const { columns } = m;
       const label = {
         method: `Attribution patching${result.qkFixed ? ' (QK fix)' : ''}`,
         measure: 'first-order estimate of the normalised logit difference',
         valueTitle: 'estimate',
       };
-      if (o.plot) await writePlot(o.plot, heatmapSpec(asPatching, m.rows, columns, m.values, label));
+      if (o.plot) await writePlot(o.plot, heatmapSpec(result, m.rows, columns, m.values, label));
       if (g.json) {
         printJson({
           model: model.source,
@@ -109,7 +102,7 @@ export function registerAttribute(program: Command): void {
           correlation: corr,
           matrix: {
             rows: m.rows,
-            columns: m.columns,
+            columns,
             rowAxis: m.rowAxis,
             columnAxis: m.columnAxis,
             values: m.values,
@@ -126,7 +119,10 @@ export function registerAttribute(program: Command): void {
         `metric: clean ${fmt(result.cleanMetric)}, corrupt ${fmt(result.corruptMetric)}; values: 0 = corrupt, 1 = clean`,
       );
       out('');
-      const header = [m.rowAxis, ...m.columns];
+      const header = [
+        m.rowAxis,
+        ...(m.columnAxis === 'position' ? columns.map((_, i) => String(i)) : columns),
+      ];
       const rows = [header, ...m.values.map((r, i) => [m.rows[i]!, ...r.map((x) => x.toFixed(2))])];
       for (const line of table(
         rows,

@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import {
   activationPatching,
-  patchingMatrix,
+  patchingTable,
   PATCH_TARGETS,
   type PatchDirection,
   type PatchingResult,
@@ -119,16 +119,15 @@ Examples:
       } finally {
         bar.stop();
       }
-      const m = patchingMatrix(result);
-      const labels = positionLabels(model, result);
-      const columns = m.columnAxis === 'position' ? labels : m.columns;
+      const m = patchingTable(model, result);
+      const { columns } = m;
       if (o.plot) await writePlot(o.plot, heatmapSpec(result, m.rows, columns, m.values));
       if (g.json) {
         printJson({
           model: model.source,
           ...result,
-          cleanTokenStrings: model.tokenStrings(result.cleanTokens),
-          corruptTokenStrings: model.tokenStrings(result.corruptTokens),
+          cleanTokenStrings: m.cleanStrings,
+          corruptTokenStrings: m.corruptStrings,
           matrix: { rows: m.rows, columns, rowAxis: m.rowAxis, columnAxis: m.columnAxis, values: m.values },
           plot: o.plot ?? null,
         });
@@ -148,12 +147,12 @@ Examples:
           : 'values: 1 = clean (no effect), 0 = the patch destroys the answer (corrupt)',
       );
       if (m.columnAxis === 'position') {
-        out('positions: ' + labels.map((s) => s).join('  '));
+        out('positions: ' + columns.join('  '));
       }
       out('');
       const header = [
         m.rowAxis,
-        ...(m.columnAxis === 'position' ? labels.map((_, i) => String(i)) : columns),
+        ...(m.columnAxis === 'position' ? columns.map((_, i) => String(i)) : columns),
       ];
       const rows = [header, ...m.values.map((r, i) => [m.rows[i]!, ...r.map((x) => x.toFixed(2))])];
       for (const line of table(
@@ -165,18 +164,9 @@ Examples:
     });
 }
 
-/** "14 ' Lily'/' Tim'": the index, and the clean token (and the corrupt one where they differ). */
-export function positionLabels(model: HookedTransformer, r: PatchingResult): string[] {
-  const clean = model.tokenStrings(r.cleanTokens);
-  const corrupt = model.tokenStrings(r.corruptTokens);
-  return clean.map(
-    (c, i) => `${i} ${JSON.stringify(c)}${corrupt[i] !== c ? `/${JSON.stringify(corrupt[i])}` : ''}`,
-  );
-}
-
 /** The patching heatmap: normalised values on a red/blue scale symmetric about 0 (at least ±1). */
 export function heatmapSpec(
-  r: PatchingResult,
+  r: Pick<PatchingResult, 'direction' | 'target'>,
   rows: string[],
   columns: string[],
   values: number[][],

@@ -1,38 +1,135 @@
-// Activation patching as a long job: a sweep over layers × positions (or heads) with progress.
+// Activation and attribution patching as long jobs: sweeps over layers × positions (or heads) with
+// progress, answered with the matrix every surface shows (tokens on the position axis) and its colour scale.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { activationPatching, PATCH_TARGETS, patchingMatrix } from '../../methods/patching.js';
+import { ATTRIBUTION_TARGETS, attributionCompared } from '../../methods/attribution.js';
+import {
+  activationPatching,
+  PATCH_TARGETS,
+  patchingTable,
+  type PatchingGrid,
+  type PatchingResult,
+  type PatchTarget,
+} from '../../methods/patching.js';
+import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
+import { symmetricDomain } from '../../plot/heatmap.js';
 import type { ServerContext } from '../app.js';
 import { encodePrompt } from '../input.js';
-import { jobKind } from '../jobs/kind.js';
+import { jobKind, type JobContext } from '../jobs/kind.js';
 import { modelId, prompt } from '../validate.js';
 
 const token = z.string().min(1).max(100);
+const targets = (list: readonly PatchTarget[]) => z.enum(list as [PatchTarget, ...PatchTarget[]]);
 
-export const PatchingParams = z.object({
+/** What both sweeps take: the prompt pair, the logit-difference tokens and the sweep's shape. */
+const Sweep = z.object({
   model: modelId,
   clean: prompt,
   corrupt: prompt,
   answer: token,
   wrong: token,
-  target: z.enum(PATCH_TARGETS as unknown as [string, ...string[]]).default('resid_pre'),
   direction: z.enum(['denoise', 'noise']).default('denoise'),
+  /** Default: per position for resid_pre/attn_out/mlp_out, all positions at once for heads. */
+  perPosition: z.boolean().optional(),
 });
+
+export const PatchingParams = Sweep.extend({ target: targets(PATCH_TARGETS).default('resid_pre') });
+export const AttributionParams = Sweep.extend({
+  target: targets(ATTRIBUTION_TARGETS).default('resid_pre'),
+  /** AtP*'s exact softmax for q and k targets. */
+  qkFix: z.boolean().default(true),
+  /** Also run activation patching on the same sweep and report the correlation. */
+  compare: z.boolean().default(false),
+});
+
+/**
+ * A sweep's answer: the result, its matrix (position columns labelled by their tokens, both prompts'
+ * tokens), and the half-width of the symmetric colour scale of each measure, as `sonde patch --plot`
+ * draws it: at least ±1 for the normalised metric (0 = corrupt, 1 = clean), ±max |value| for the raw one.
+ */
+export function sweepTable(
+  model: HookedTransformer,
+  r: PatchingGrid & Pick<PatchingResult, 'corruptTokens'>,
+) {
+  const table = patchingTable(model, r);
+  return {
+    table,
+    scale: { normalised: symmetricDomain(table.values, 1)[1], raw: symmetricDomain(table.raw)[1] },
+  };
+}
+
+export type PatchingAnswer = Omit<PatchingResult, 'values' | 'raw'> & ReturnType<typeof sweepTable>;
+export type AttributionAnswer = PatchingAnswer & {
+  qkFixed: boolean;
+  /** Activation patching of the same sweep (with `compare`). */
+  actual: PatchingAnswer | null;
+  correlation: number | null;
+};
+
+function prompts(ctx: JobContext, p: z.output<typeof Sweep>) {
+  const model = ctx.model(p.model);
+  return {
+    model,
+    clean: encodePrompt(model, p.clean, 'the clean prompt'),
+    corrupt: encodePrompt(model, p.corrupt, 'the corrupt prompt'),
+  };
+}
+
+/** The answer without the [layer][component][position] grids the table already holds. */
+function answer(model: HookedTransformer, r: PatchingResult): PatchingAnswer {
+  const { values: _values, raw: _raw, ...rest } = r;
+  return { ...rest, ...sweepTable(model, r) };
+}
 
 export const patchingJobs = {
   patching: jobKind(PatchingParams, async (ctx, p) => {
-    const model = ctx.model(p.model);
+    const { model, clean, corrupt } = prompts(ctx, p);
     const result = await activationPatching(model, {
-      clean: encodePrompt(model, p.clean, 'the clean prompt'),
-      corrupt: encodePrompt(model, p.corrupt, 'the corrupt prompt'),
+      clean,
+      corrupt,
       answer: p.answer,
       wrong: p.wrong,
-      target: p.target as (typeof PATCH_TARGETS)[number],
+      target: p.target,
+      perPosition: p.perPosition,
       direction: p.direction,
       onProgress: (done, total) => ctx.progress({ done, total, stage: 'patching' }),
     });
-    return { ...result, matrix: patchingMatrix(result) };
+    return answer(model, result);
+  }),
+  attribution: jobKind(AttributionParams, async (ctx, p): Promise<AttributionAnswer> => {
+    const { model, clean, corrupt } = prompts(ctx, p);
+    const { result, actual, correlation } = await attributionCompared(model, {
+      clean,
+      corrupt,
+      answer: p.answer,
+      wrong: p.wrong,
+      target: p.target,
+      perPosition: p.perPosition,
+      direction: p.direction,
+      qkFix: p.qkFix,
+      compare: p.compare,
+      onProgress: (done, total) => ctx.progress({ done, total, stage: 'activation patching' }),
+    });
+    const { values: _values, raw: _raw, linear: _linear, gradDrop: _gradDrop, ...rest } = result;
+    return {
+      ...rest,
+      runs: 0,
+      ...sweepTable(model, result),
+      actual: actual && answer(model, actual),
+      correlation,
+    };
   }),
 };
 
-export function registerPatchingRoutes(_app: FastifyInstance, _ctx: ServerContext): void {}
+/** What the page offers in its target menus (the library's lists, so the page never lags behind). */
+export interface PatchingOptionsAnswer {
+  patching: readonly PatchTarget[];
+  attribution: readonly PatchTarget[];
+}
+
+export function registerPatchingRoutes(app: FastifyInstance, _ctx: ServerContext): void {
+  app.get('/api/patching/targets', async (): Promise<PatchingOptionsAnswer> => ({
+    patching: PATCH_TARGETS,
+    attribution: ATTRIBUTION_TARGETS,
+  }));
+}

@@ -2,6 +2,9 @@
 import type { ComponentType } from 'react';
 import { AttentionView } from './AttentionView';
 import { LensView } from './LensView';
+import { AttributionView } from './AttributionView';
+import { DlaView } from './DlaView';
+import { PatchingView } from './PatchingView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -15,4 +18,7 @@ export const VIEWS: View[] = [
   { id: 'prompt', title: 'Prompt', component: PromptView },
   { id: 'attention', title: 'Attention', component: AttentionView },
   { id: 'lens', title: 'Lens', component: LensView },
+  { id: 'patching', title: 'Activation patching', component: PatchingView },
+  { id: 'attribution', title: 'Attribution patching', component: AttributionView },
+  { id: 'dla', title: 'Direct logit attribution', component: DlaView },
 ];
