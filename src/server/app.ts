@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { errorAnswer } from './errors.js';
 import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
+import { registerCircuitsRoutes } from './routes/circuits.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerPatchingRoutes } from './routes/patching.js';
 import { registerPromptRoutes } from './routes/prompt.js';
@@ -67,6 +68,7 @@ export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyIn
   app.get('/api/info', async () => ({ ...registry.info(), auth: opts.token !== null }));
   registerPromptRoutes(app, ctx);
   registerPatchingRoutes(app, ctx);
+  registerCircuitsRoutes(app, ctx);
   registerJobRoutes(app, ctx);
   return { app, jobs };
 }

@@ -1,7 +1,9 @@
 // Every long job the server runs, by name: each surface file contributes its own.
 import type { JobKind } from './kind.js';
+import { circuitsJobs } from '../routes/circuits.js';
 import { patchingJobs } from '../routes/patching.js';
 
 export const JOB_KINDS: Record<string, JobKind> = {
   ...patchingJobs,
+  ...circuitsJobs,
 };
