@@ -74,6 +74,31 @@ describe('circuit job', () => {
     expect(job.error!.message).toMatch(/pairs line 1: clean has \d+ tokens and corrupt \d+/);
   });
 
+  it('cancels a running discovery: the job stops at its next progress report and the server keeps working', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/jobs',
+      payload: {
+        kind: 'circuit',
+        params: { method: 'acdc', metric: 'kl', threshold: 0, pairs: names().text },
+      },
+    });
+    const { id } = res.json<JobState>();
+    await new Promise<void>((resolve) =>
+      jobs.subscribe(id, (e) => (e.state.progress !== null ? resolve() : undefined)),
+    );
+    const del = await app.inject({ method: 'DELETE', url: `/api/jobs/${id}` });
+    expect(del.json<JobState>().status).toBe('cancelled');
+    const next = await runJob('circuit', {
+      method: 'eap',
+      metric: 'kl',
+      top: 5,
+      pairs: names().text.split('\n')[0],
+    });
+    expect(next.status).toBe('done');
+    expect(jobs.get(id).status).toBe('cancelled');
+  });
+
   it('lists the bundled example pairs', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/circuits/examples' });
     expect(res.json().map((e: { name: string }) => e.name)).toEqual(['circuit-names', 'induction-pairs']);
