@@ -1,5 +1,7 @@
 // The explorer's views, in the order of the navigation. Each is one file in this folder.
 import type { ComponentType } from 'react';
+import { AttributionGraphView } from './AttributionGraphView';
+import { CircuitView } from './CircuitView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -9,4 +11,8 @@ export interface View {
   component: ComponentType;
 }
 
-export const VIEWS: View[] = [{ id: 'prompt', title: 'Prompt', component: PromptView }];
+export const VIEWS: View[] = [
+  { id: 'prompt', title: 'Prompt', component: PromptView },
+  { id: 'circuit', title: 'Circuit', component: CircuitView },
+  { id: 'attribution-graph', title: 'Attribution graph', component: AttributionGraphView },
+];
