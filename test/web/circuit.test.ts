@@ -27,7 +27,7 @@ async function waitForResult(): Promise<void> {
 
 describe('circuit view', () => {
   it('stories260K, EAP: the page’s edges and scores are the library’s; the slider keeps exactly |score| ≥ threshold', async () => {
-    const pairs = example('circuit-names').slice(0, 3).join('\n');
+    const pairs = example('circuit-names').slice(0, 2).join('\n');
     await ex.open(query({ model: 'stories260K', method: 'eap', metric: 'logit-diff', top: '20', pairs }));
     await waitForResult();
     const { page } = ex;
@@ -77,24 +77,28 @@ describe('circuit view', () => {
     const lit = await page.$$eval('svg [data-edge][data-highlight]', (els) =>
       els.map((e) => e.getAttribute('data-edge')),
     );
-    expect(lit.length).toBe(rows.length);
+    const touchingDrawn = touching.filter((id) => drawn.has(id)).sort();
+    expect(lit.sort()).toEqual(touchingDrawn);
+    // The details list the 40 strongest.
+    expect(rows.length).toBe(Math.min(40, touchingDrawn.length));
     await ex.screenshot('circuit-stories260K');
     expect(await controlsTabSkips(page)).toEqual([]);
   });
 
   it('induction organism, ACDC: the page’s circuit has the previous-token head → induction head <k> edge the library finds', async () => {
-    const pairs = example('induction-pairs').slice(0, 4).join('\n');
-    const params = { model: 'induction-2l', method: 'acdc', metric: 'kl', cut: '0.03', pairs };
+    const pairs = example('induction-pairs').slice(0, 2).join('\n');
+    const params = { model: 'induction-2l', method: 'acdc', metric: 'kl', cut: '0.05', pairs };
     await ex.open(query(params));
     await waitForResult();
     const model = ex.registry.model('induction-2l').model;
     const want = await discoverCircuit(model, parsePairs(model, pairs, 'pairs'), {
       method: 'acdc',
       metric: 'kl',
-      threshold: 0.03,
+      threshold: 0.05,
     });
     const induction = want.circuit.edges.filter((e) => /^a0\.h[12]->a1\.h\d<k>$/.test(e));
-    expect(induction.length).toBeGreaterThan(0);
+    // L0H1 is the organism's strongest previous-token head (its README).
+    expect(induction.some((e) => e.startsWith('a0.h1->'))).toBe(true);
     const drawn = await drawnEdges(ex.page);
     for (const e of induction) {
       expect(drawn.has(e), e).toBe(true);

@@ -20,6 +20,8 @@ export interface GraphCanvasProps {
   onPin(id: string | null): void;
   /** Extra lines about a node in the details panel (the edges are listed by the canvas). */
   describe?: (id: string) => ReactNode;
+  /** How the details name an edge (default: its id). */
+  edgeLabel?: (e: GraphEdge) => string;
   format?: (v: number) => string;
 }
 
@@ -30,6 +32,7 @@ const RIGHT = 30;
 
 export const GraphCanvas = forwardRef<SVGSVGElement, GraphCanvasProps>(function GraphCanvas(props, ref) {
   const { drawing, edges, pinned, onPin, describe } = props;
+  const edgeLabel = props.edgeLabel ?? ((e: GraphEdge) => e.id);
   const format = props.format ?? ((v: number) => v.toPrecision(4));
   const [hover, setHover] = useState<string | null>(null);
   const unit = Math.max(40, Math.min(180, 1000 / drawing.extent));
@@ -190,7 +193,7 @@ export const GraphCanvas = forwardRef<SVGSVGElement, GraphCanvasProps>(function 
                 <tbody>
                   {incident.slice(0, 40).map((e) => (
                     <tr key={e.id} data-detail-edge={e.id} data-score={e.weight}>
-                      <td>{e.id}</td>
+                      <td>{edgeLabel(e)}</td>
                       <td>{format(e.weight)}</td>
                     </tr>
                   ))}

@@ -121,6 +121,16 @@ function GraphResult({ g, url, uploaded }: { g: ShownGraph; url: URLSearchParams
     }));
   const byId = new Map(file.nodes.map((n) => [n.node_id, n] as const));
   const tokens = file.metadata.prompt_tokens;
+  const labels = new Map(g.drawing.nodes.map((n) => [n.id, n.label] as const));
+  /** '#440 L1 @13', 'error L2 @5', 'Lily @13', 'logit saw 0.240'. */
+  const nodeName = (id: string) => {
+    const n = byId.get(id);
+    const label = labels.get(id) ?? id;
+    if (!n) return label;
+    if (n.feature_type === 'embedding') return `${JSON.stringify(label)} @${n.ctx_idx}`;
+    if (n.feature_type === 'logit') return `logit ${label}`;
+    return `${label} L${n.layer} @${n.ctx_idx}`;
+  };
   return (
     <>
       <p
@@ -149,6 +159,7 @@ function GraphResult({ g, url, uploaded }: { g: ShownGraph; url: URLSearchParams
         edges={edges}
         pinned={url.get('pin')}
         onPin={(id) => setUrlParams({ pin: id })}
+        edgeLabel={(e) => `${nodeName(e.source)} → ${nodeName(e.targets[0]!)}`}
         describe={(id) => {
           const n = byId.get(id);
           if (!n) return null;
