@@ -35,7 +35,7 @@ const names = () => examplePairs().find((e) => e.name === 'circuit-names')!;
 
 describe('circuit job', () => {
   it('EAP on the names pairs: every edge score, the circuit and its faithfulness are the library’s', async () => {
-    const text = names().text.split('\n').slice(0, 3).join('\n');
+    const text = names().text.split('\n').slice(0, 2).join('\n');
     const job = await runJob('circuit', { method: 'eap', metric: 'logit-diff', pairs: text, top: 20 });
     expect(job.status, JSON.stringify(job.error)).toBe('done');
     const model = registry.model(undefined).model;
