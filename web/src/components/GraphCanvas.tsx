@@ -27,7 +27,7 @@ export interface GraphCanvasProps {
 
 const ROW_H = 64;
 const LEFT = 130;
-const TOP = 56;
+const TOP = 76;
 const RIGHT = 30;
 
 export const GraphCanvas = forwardRef<SVGSVGElement, GraphCanvasProps>(function GraphCanvas(props, ref) {
@@ -61,6 +61,19 @@ export const GraphCanvas = forwardRef<SVGSVGElement, GraphCanvasProps>(function 
     return rows;
   }, [drawing]);
   const rowYs = [...byRow.keys()].sort((a, b) => a - b);
+  // Labels too wide for the room beside their node are slanted (crowded rows such as the top logits).
+  const slanted = useMemo(() => {
+    const out = new Set<string>();
+    for (const row of byRow.values())
+      row.forEach((n, i) => {
+        const gap = Math.min(
+          i > 0 ? n.x - row[i - 1]!.x : Infinity,
+          i < row.length - 1 ? row[i + 1]!.x - n.x : Infinity,
+        );
+        if (gap * unit < 5.5 * n.label.length + 4) out.add(n.id);
+      });
+    return out;
+  }, [byRow, unit]);
   const onKey = (e: KeyboardEvent) => {
     const cur = at.get(hover ?? pinned ?? '') ?? byRow.get(rowYs[0]!)![0]!;
     const row = byRow.get(cur.y)!;
@@ -164,7 +177,12 @@ export const GraphCanvas = forwardRef<SVGSVGElement, GraphCanvasProps>(function 
                 stroke={pinned === n.id ? '#000' : hover === n.id ? '#444' : '#777'}
                 strokeWidth={pinned === n.id ? 2.5 : 1}
               />
-              <text y={-11} textAnchor="middle" fontSize={9}>
+              <text
+                y={-11}
+                textAnchor={slanted.has(n.id) ? 'start' : 'middle'}
+                transform={slanted.has(n.id) ? 'rotate(-40 0 -11)' : undefined}
+                fontSize={9}
+              >
                 {n.label}
               </text>
               <title>{n.label}</title>
