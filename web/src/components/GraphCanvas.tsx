@@ -118,6 +118,10 @@ export const GraphCanvas = forwardRef<SVGSVGElement, GraphCanvasProps>(function 
         <text x={8} y={36} fill="#555">
           {drawing.subtitle}
         </text>
+        <text x={8} y={54} fill="#555">
+          <tspan fill="#c0392b">■ positive</tspan> <tspan fill="#2f6db5">■ negative</tspan> · width and
+          opacity: |weight| {edges.length > 0 && `(largest drawn: ${format(maxAbs)})`}
+        </text>
         {drawing.rows.map((r) => (
           <text key={r.y} x={LEFT - 12} y={py(r.y) + 4} textAnchor="end" fill="#555">
             {r.label}
