@@ -6,7 +6,7 @@ import path from 'node:path';
 import { tempSibling } from '../io/leftovers.js';
 import { errorNode, logitNode, tokenNode, type AttributionGraph } from './attribution-graph.js';
 import type { PrunedGraph } from './attribution-influence.js';
-import type { CircuitPlot } from '../plot/circuit.js';
+import { placeCircuit, type CircuitPlot, type PlacedCircuit } from '../plot/circuit.js';
 
 export interface GraphFileNode {
   node_id: string;
@@ -210,6 +210,19 @@ export function graphPlot(file: GraphFile, nLayers: number): CircuitPlot {
     rowLabels,
     columnLabels: file.metadata.prompt_tokens.map((t, i) => `${i} ${JSON.stringify(t)}`),
   };
+}
+
+/** The model's layer count a graph file implies: its logits sit one row above the last layer (L + 1). */
+export function graphFileLayers(file: GraphFile): number {
+  const logit = file.nodes.find((n) => n.feature_type === 'logit');
+  if (logit) return Number(logit.layer) - 1;
+  const layers = file.nodes.map((n) => Number(n.layer)).filter(Number.isFinite);
+  return layers.length ? Math.max(...layers) + 1 : 0;
+}
+
+/** The graph file placed as its drawing places it (what the explorer draws). */
+export function placeGraphFile(file: GraphFile): PlacedCircuit {
+  return placeCircuit(graphPlot(file, graphFileLayers(file)));
 }
 
 /** The index circuit-tracer's viewer reads beside the graph files: `{"graphs": [metadata, ...]}`. */

@@ -1,9 +1,12 @@
 // Clean/corrupt pairs, the data every circuit method scores: one JSON object per line of a .jsonl file.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { int64, toIds } from '../methods/tokens.js';
+import { defaultModelDir } from '../models/load.js';
+import type { CircuitMetric } from './metric.js';
 
 /** One line of a pairs file, as written. */
 export interface PairInput {
@@ -110,22 +113,65 @@ export function readPairs(model: HookedTransformer, file: string, opts: PairOpti
   } catch {
     throw new UsageError(`--data: cannot read '${file}'`);
   }
+  return parsePairs(model, text, file, opts);
+}
+
+/** Pairs from .jsonl text, one JSON object a line (blank lines skipped); errors name `name` and the line. */
+export function parsePairs(
+  model: HookedTransformer,
+  text: string,
+  name: string,
+  opts: PairOptions = {},
+): CircuitPair[] {
   const lines: { value: PairInput; line: number }[] = [];
   text.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;
     try {
       lines.push({ value: JSON.parse(raw) as PairInput, line: i + 1 });
     } catch {
-      throw new UsageError(`${file} line ${i + 1}: not JSON (one {"clean", "corrupt"} object per line)`);
+      throw new UsageError(`${name} line ${i + 1}: not JSON (one {"clean", "corrupt"} object per line)`);
     }
   });
-  if (lines.length === 0) throw new UsageError(`${file}: no pairs in it (one JSON object per line)`);
+  if (lines.length === 0) throw new UsageError(`${name}: no pairs in it (one JSON object per line)`);
   return toPairs(
     model,
     lines.map((l) => l.value),
-    (i) => `${file} line ${lines[i]!.line}`,
+    (i) => `${name} line ${lines[i]!.line}`,
     opts,
   );
+}
+
+/** A pairs file of the package's examples/ folder, with the metric it was written for. */
+export interface ExamplePairs {
+  name: string;
+  file: string;
+  metric: CircuitMetric;
+  about: string;
+  text: string;
+}
+
+const EXAMPLES: Omit<ExamplePairs, 'text'>[] = [
+  {
+    name: 'circuit-names',
+    file: 'examples/circuit-names.jsonl',
+    metric: 'logit-diff',
+    about: 'stories260K: which name comes back (Lily vs Tim)',
+  },
+  {
+    name: 'induction-pairs',
+    file: 'examples/induction-pairs.jsonl',
+    metric: 'kl',
+    about: 'test/fixtures/induction-2l: repeated random tokens, the first half corrupted',
+  },
+];
+
+/** The example pair files found beside the built-in model's assets (none in an install without examples/). */
+export function examplePairs(): ExamplePairs[] {
+  const root = path.dirname(path.dirname(defaultModelDir()));
+  return EXAMPLES.flatMap((e) => {
+    const file = path.join(root, e.file);
+    return existsSync(file) ? [{ ...e, text: readFileSync(file, 'utf8') }] : [];
+  });
 }
 
 /** Pairs of one length, run together: clean and corrupt tokens [n, pos] and their indices in the dataset. */

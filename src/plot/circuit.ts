@@ -30,7 +30,7 @@ export interface CircuitPlot {
   columnLabels?: string[];
 }
 
-interface Placed {
+export interface Placed {
   id: string;
   x: number;
   y: number;
@@ -93,6 +93,35 @@ export function layoutCircuit(nodes: readonly CircuitPlotNode[]): CircuitLayout 
     );
   }
   return { nodes: placed, centres: starts.map((s, i) => s + widths[i]! / 2), extent };
+}
+
+/** A drawing with its nodes placed, as plain JSON (what the web explorer draws; rows and columns labelled). */
+export interface PlacedCircuit {
+  title: string;
+  subtitle: string;
+  nodes: Placed[];
+  /** Row y (0 = the lowest row) and its label. */
+  rows: { y: number; label: string }[];
+  /** Column centre x and its label (none without positions). */
+  columns: { x: number; label: string }[];
+  /** x runs over [0, extent]. */
+  extent: number;
+}
+
+/** The layout of `c` with the row and column labels it draws: one place decides where every node goes. */
+export function placeCircuit(c: CircuitPlot): PlacedCircuit {
+  const layout = layoutCircuit(c.nodes);
+  const rows = [...new Set(c.nodes.map((n) => n.layer))].sort((a, b) => a - b);
+  return {
+    title: c.title,
+    subtitle: c.subtitle ?? '',
+    nodes: layout.nodes,
+    rows: rows.map((l, y) => ({ y, label: c.rowLabels?.get(l) ?? `layer ${l}` })),
+    columns: (c.columnLabels ?? []).flatMap((label, i) =>
+      layout.centres[i] === undefined ? [] : [{ x: layout.centres[i]!, label }],
+    ),
+    extent: layout.extent,
+  };
 }
 
 /**

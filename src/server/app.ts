@@ -10,6 +10,7 @@ import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
 import { registerAttentionRoutes } from './routes/attention.js';
 import { registerDlaRoutes } from './routes/dla.js';
+import { registerCircuitsRoutes } from './routes/circuits.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerLensRoutes } from './routes/lens.js';
 import { registerPatchingRoutes } from './routes/patching.js';
@@ -73,6 +74,7 @@ export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyIn
   registerAttentionRoutes(app, ctx);
   registerLensRoutes(app, ctx);
   registerDlaRoutes(app, ctx);
+  registerCircuitsRoutes(app, ctx);
   registerJobRoutes(app, ctx);
   return { app, jobs };
 }

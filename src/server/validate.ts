@@ -17,6 +17,15 @@ export const LIMITS = {
   attentionWeights: 8 * 512 * 512,
   /** Optimizer steps of a tuned lens trained by the server. */
   tunedLensSteps: 2000,
+  /** Characters of the pairs a circuit job is given (.jsonl text). */
+  pairsChars: 64 * 1024,
+  /** EAP-IG's integration steps (each a gradient run per batch). */
+  igSteps: 50,
+  /** An uploaded attribution graph file: bytes, prompt tokens, nodes, links. */
+  graphFileBytes: 8 * 1024 * 1024,
+  graphTokens: 4096,
+  graphNodes: 20_000,
+  graphLinks: 200_000,
 } as const;
 
 export const prompt = z

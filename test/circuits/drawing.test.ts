@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../../src/engine/node.js';
 import { discoverCircuit, type DiscoveryResult } from '../../src/circuits/discover.js';
-import { circuitDrawing } from '../../src/circuits/drawing.js';
+import { circuitDrawing, graphDrawing } from '../../src/circuits/drawing.js';
 import { circuitGraph } from '../../src/circuits/graph.js';
 import { readPairs } from '../../src/circuits/pairs.js';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.js';
@@ -58,5 +58,36 @@ describe('circuitDrawing', () => {
     ]);
     // Rows: the input, layer 0's heads, the logits above layer 1's MLP (2L + 1).
     expect(d.nodes.map((n) => n.layer)).toEqual([0, 1, 5]);
+  });
+});
+
+describe('graphDrawing', () => {
+  it('places every node of the graph by the circuit drawing’s rows and keeps every edge with its score and fed nodes', () => {
+    const cfg = HookedTransformer.load(fixtureDir('llama-tiny'), { compile: 'never' }).cfg;
+    const graph = circuitGraph(cfg);
+    const r = {
+      method: 'eap',
+      metric: 'kl',
+      graph: { nodes: graph.nodes.length, edges: graph.edges.length },
+      edges: graph.edges.map((e, i) => ({ edge: e.name, score: i / 10, inCircuit: i % 2 === 0 })),
+      circuit: { edges: [], nodes: [], metric: 0, faithfulness: 0 },
+    } as unknown as DiscoveryResult;
+    const d = graphDrawing(r, cfg);
+    expect(d.nodes.map((n) => n.id).sort()).toEqual([...graph.nodes].sort());
+    // Rows bottom to top: embeddings, then each layer's heads and MLP, then the logits.
+    expect(d.rows.map((x) => x.label)).toEqual([
+      'embeddings',
+      ...Array.from({ length: cfg.nLayers }, (_, l) => [`layer ${l} heads`, `layer ${l} MLP`]).flat(),
+      'logits',
+    ]);
+    const y = (id: string) => d.nodes.find((n) => n.id === id)!.y;
+    expect([y('input'), y('a0.h0'), y('m0'), y('logits')]).toEqual([0, 1, 2, 2 * cfg.nLayers + 1]);
+    expect(d.edges.map((e) => [e.edge, e.score, e.inCircuit])).toEqual(
+      r.edges.map((e) => [e.edge, e.score, e.inCircuit]),
+    );
+    // A KV head's k input feeds its group of query heads.
+    const k = d.edges.find((e) => e.edge === 'input->a0.h1<k>')!;
+    expect(k.targets).toEqual(graph.receivers.find((x) => x.name === 'a0.h1<k>')!.feeds);
+    expect(k.targets.length).toBe(cfg.nHeads / cfg.nKvHeads);
   });
 });

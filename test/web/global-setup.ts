@@ -21,6 +21,9 @@ export default function setup(): void {
     {
       cwd: root,
       stdio: 'inherit',
+      // vitest sets NODE_ENV=test, which would build React's development bundle (StrictMode runs each
+      // effect twice there): test the production page that `npm run build:web` makes.
+      env: { ...process.env, NODE_ENV: 'production' },
     },
   );
 }

@@ -42,16 +42,21 @@ export function useJob<R>(kind: string): JobHandle<R> {
   const [job, setJob] = useState<JobState | null>(null);
   const [error, setError] = useState<string | null>(null);
   const stop = useRef<(() => void) | null>(null);
+  /** The job followed now, to cancel it when a new one replaces it (it would hold the queue). */
+  const current = useRef<JobState | null>(null);
   useEffect(() => () => stop.current?.(), []);
   const start = useCallback(
     (params: unknown) => {
       stop.current?.();
+      const prev = current.current;
+      if (prev && (prev.status === 'queued' || prev.status === 'running'))
+        api.cancelJob(prev.id).catch(() => {});
       setError(null);
       api.startJob(kind, params).then(
         (j) => {
-          setJob(j);
+          setJob((current.current = j));
           stop.current = api.followJob(j.id, (s) => {
-            setJob(s);
+            setJob((current.current = s));
             if (s.status === 'failed') setError(s.error?.message ?? 'the job failed');
           });
         },
@@ -66,4 +71,17 @@ export function useJob<R>(kind: string): JobHandle<R> {
   const running = job?.status === 'queued' || job?.status === 'running';
   const result = job?.status === 'done' ? (job.result as R) : null;
   return { job, result, error, running, start, cancel };
+}
+
+/**
+ * Starts a job whenever `key` (its params as JSON; null: nothing to run) changes: the address holds the
+ * request, so opening a shared address runs it again. Once per key, even where effects run twice.
+ */
+export function useStartOnce(key: string | null, start: (params: unknown) => void): void {
+  const started = useRef<string | null>(null);
+  useEffect(() => {
+    if (key === null || started.current === key) return;
+    started.current = key;
+    start(JSON.parse(key));
+  }, [key]);
 }

@@ -4,11 +4,11 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { attributionGraph, type AttributionGraph } from '../../circuits/attribution-graph.js';
-import { GRAPH_INDEX, graphFile, graphPlot, saveGraphFile } from '../../circuits/attribution-file.js';
-import { graphScores, pruneGraph, strongestPaths } from '../../circuits/attribution-influence.js';
+import type { AttributionGraph } from '../../circuits/attribution-graph.js';
+import { GRAPH_INDEX, graphPlot, saveGraphFile } from '../../circuits/attribution-file.js';
+import { strongestPaths } from '../../circuits/attribution-influence.js';
+import { GRAPH_DEFAULTS, promptGraph, type PromptGraph } from '../../circuits/attribution-prompt.js';
 import { defaultTranscodersDir, loadTranscoders } from '../../circuits/transcoder-set.js';
-import { Tensor } from '../../engine/tensor.js';
 import { circuitSpec } from '../../plot/circuit.js';
 import { writePlot } from '../../plot/vega.js';
 import {
@@ -74,22 +74,22 @@ export function registerGraph(program: Command): void {
       '--node-threshold <x>',
       'keep the nodes holding this fraction of the influence',
       fraction('--node-threshold'),
-      0.8,
+      GRAPH_DEFAULTS.nodeThreshold,
     )
     .option(
       '--edge-threshold <x>',
       'keep the edges holding this fraction of the influence',
       fraction('--edge-threshold'),
-      0.98,
+      GRAPH_DEFAULTS.edgeThreshold,
     )
-    .option('--max-logits <n>', 'at most this many logits are targets', intArg(1), 10)
+    .option('--max-logits <n>', 'at most this many logits are targets', intArg(1), GRAPH_DEFAULTS.maxLogits)
     .option(
       '--logit-prob <x>',
       '...the fewest whose probability reaches this',
       fraction('--logit-prob'),
-      0.95,
+      GRAPH_DEFAULTS.logitProb,
     )
-    .option('--batch-size <n>', 'targets back-propagated together', intArg(1), 64)
+    .option('--batch-size <n>', 'targets back-propagated together', intArg(1), GRAPH_DEFAULTS.batchSize)
     .option('--top <n>', 'features and paths listed', intArg(1), 8)
     .addHelpText(
       'after',
@@ -116,16 +116,19 @@ Examples:
       const model = await loadModel(g);
       const transcoders = loadTranscoders(dir, model.cfg);
       const input = resolveInput(model, inputFlags(o, cmd));
-      if (input.ids.length < 1) throw new UsageError('the prompt has no tokens');
-      const tokens = Tensor.from(input.ids, [1, input.ids.length], 'int64');
       const bar = createProgress(g);
-      let graph: AttributionGraph;
+      let made: PromptGraph;
       let started = false;
       try {
-        graph = await attributionGraph(model, transcoders, tokens, {
+        made = await promptGraph(model, transcoders, input.ids, {
+          nodeThreshold: o.nodeThreshold,
+          edgeThreshold: o.edgeThreshold,
           maxLogits: o.maxLogits,
           logitProb: o.logitProb,
           batchSize: o.batchSize,
+          slug: o.slug ?? (o.out ? path.basename(o.out, '.json') : 'sonde-graph'),
+          scan: path.basename(path.resolve(dir)),
+          prompt: input.prompt,
           onProgress: (done, total) => {
             if (!started) bar.start(total, 'attribution');
             started = true;
@@ -135,21 +138,7 @@ Examples:
       } finally {
         bar.stop();
       }
-      const scores = await graphScores(graph);
-      const pruned = await pruneGraph(graph, o.nodeThreshold, o.edgeThreshold);
-      const strings = model.tokenStrings(graph.tokens);
-      // Per-token strings, not decode(): decoding a lone token drops its leading space.
-      const logitStrings = model.tokenStrings(graph.logits.map((l) => l.token));
-      const file = graphFile(graph, pruned, {
-        slug: o.slug ?? (o.out ? path.basename(o.out, '.json') : 'sonde-graph'),
-        scan: path.basename(path.resolve(dir)),
-        transcoderList: transcoders.map((t) => t.cfg.hookNameOut ?? t.cfg.hookName),
-        prompt: input.prompt ?? strings.join(''),
-        tokenStrings: strings,
-        logitStrings,
-        dSae: Math.max(...transcoders.map((t) => t.dSae)),
-        nodeThreshold: o.nodeThreshold,
-      });
+      const { graph, scores, pruned, file, tokenStrings: strings, logitStrings } = made;
       if (o.out) saveGraphFile(o.out, file);
       if (o.plot) await writePlot(o.plot, circuitSpec(graphPlot(file, graph.nLayers)));
       const paths = await strongestPaths(graph, pruned, graph.n - graph.logits.length, o.top);

@@ -1,5 +1,7 @@
-// Long jobs run in worker threads, so the server keeps answering while one computes; cancelling one
-// terminates its worker at once. Events go to every listener (the SSE streams).
+// Long jobs run in worker threads, so the server keeps answering while one computes. Cancelling one marks it
+// cancelled at once and raises a flag the job sees at its next progress report; its worker is terminated
+// once it has stopped (terminating a worker inside an ONNX Runtime call aborts the whole process).
+// Events go to every listener (the SSE streams).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -42,6 +44,8 @@ interface Job {
   state: JobState;
   input: WorkerInput;
   worker: Worker | null;
+  /** Settles when the worker has sent its last message or exited. */
+  stopped?: Promise<void>;
   events: EventEmitter;
 }
 
@@ -51,6 +55,8 @@ export class JobManager {
   private readonly jobs = new Map<string, Job>();
   private readonly concurrency: number;
   private readonly keep: number;
+  /** Workers of cancelled jobs, until they have stopped. */
+  private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly opts: JobManagerOptions) {
     this.concurrency = opts.concurrency ?? 1;
@@ -66,7 +72,13 @@ export class JobManager {
     const id = randomUUID();
     const job: Job = {
       state: { id, kind, status: 'queued', progress: null, created: Date.now(), finished: null },
-      input: { kind, params: parsed, models: this.opts.models(), saes: this.opts.saes() },
+      input: {
+        kind,
+        params: parsed,
+        models: this.opts.models(),
+        saes: this.opts.saes(),
+        cancel: new SharedArrayBuffer(4),
+      },
       worker: null,
       events: new EventEmitter(),
     };
@@ -84,13 +96,12 @@ export class JobManager {
     return [...this.jobs.values()].map((j) => ({ ...j.state, result: undefined }));
   }
 
-  /** Stops a queued or running job (its worker is terminated); a finished job is left as it is. */
+  /** Stops a queued or running job (its worker stops at the job's next progress report); a finished job is left as it is. */
   async cancel(id: string): Promise<JobState> {
     const job = this.job(id);
     if (TERMINAL.has(job.state.status)) return job.state;
-    const worker = job.worker;
+    Atomics.store(new Int32Array(job.input.cancel), 0, 1);
     this.finish(job, { status: 'cancelled' });
-    if (worker) await worker.terminate();
     return job.state;
   }
 
@@ -103,9 +114,10 @@ export class JobManager {
     return () => job.events.off('event', fn);
   }
 
-  /** Terminates every worker (server shutdown). */
+  /** Cancels every job and waits for their workers to stop (server shutdown). */
   async close(): Promise<void> {
     await Promise.all([...this.jobs.keys()].map((id) => this.cancel(id)));
+    await Promise.all([...this.stopping]);
   }
 
   private job(id: string): Job {
@@ -126,12 +138,21 @@ export class JobManager {
     const worker = spawnWorker(job.input);
     job.worker = worker;
     this.update(job, { status: 'running' });
-    worker.on('message', (m: WorkerMessage) => {
-      if (TERMINAL.has(job.state.status)) return;
-      if (m.type === 'progress') this.update(job, { progress: m.progress });
-      else if (m.type === 'result') this.finish(job, { status: 'done', result: m.result });
-      else this.finish(job, { status: 'failed', error: m.error.error });
+    // Every message but progress is the worker's last: it is idle after it, and safe to terminate.
+    const stopped = new Promise<void>((resolve) => {
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type !== 'progress') {
+          resolve();
+          void worker.terminate();
+        }
+        if (TERMINAL.has(job.state.status)) return;
+        if (m.type === 'progress') this.update(job, { progress: m.progress });
+        else if (m.type === 'result') this.finish(job, { status: 'done', result: m.result });
+        else if (m.type === 'error') this.finish(job, { status: 'failed', error: m.error.error });
+      });
+      worker.on('exit', () => resolve());
     });
+    job.stopped = stopped;
     worker.on('error', (e) =>
       this.finish(job, { status: 'failed', error: { type: 'internal', message: e.message } }),
     );
@@ -151,11 +172,14 @@ export class JobManager {
 
   private finish(job: Job, change: Partial<JobState>): void {
     if (TERMINAL.has(job.state.status)) return;
-    const worker = job.worker;
     job.worker = null;
     this.update(job, { ...change, finished: Date.now() });
     job.events.removeAllListeners();
-    if (worker && change.status !== 'cancelled') void worker.terminate();
+    if (change.status === 'cancelled' && job.stopped) {
+      const stopped = job.stopped;
+      this.stopping.add(stopped);
+      void stopped.then(() => this.stopping.delete(stopped));
+    }
     this.pump();
   }
 

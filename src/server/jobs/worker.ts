@@ -13,6 +13,10 @@ const input = workerData as WorkerInput;
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const models = new Map<string, HookedTransformer>();
 const saes = new Map<string, SparseAutoencoder>();
+const cancelFlag = new Int32Array(input.cancel);
+
+/** Thrown from a progress report once the job is cancelled: unwinds the job between two model runs. */
+class Cancelled extends Error {}
 
 const ctx: JobContext = {
   model(id) {
@@ -31,6 +35,7 @@ const ctx: JobContext = {
     return s;
   },
   progress(progress) {
+    if (Atomics.load(cancelFlag, 0) !== 0) throw new Cancelled();
     post({ type: 'progress', progress });
   },
 };
@@ -40,6 +45,9 @@ try {
   const result = await kind.run(ctx, input.params);
   post({ type: 'result', result });
 } catch (e) {
-  const { status, body } = errorAnswer(e);
-  post({ type: 'error', status, error: body });
+  if (e instanceof Cancelled) post({ type: 'cancelled' });
+  else {
+    const { status, body } = errorAnswer(e);
+    post({ type: 'error', status, error: body });
+  }
 }

@@ -10,7 +10,16 @@ export function usePrompt(): string {
   return useUrlParams().get('prompt') ?? DEFAULT_PROMPT;
 }
 
-export function PromptForm({ children, busy = false }: { children?: ReactNode; busy?: boolean }) {
+export function PromptForm({
+  children,
+  busy = false,
+  extra,
+}: {
+  children?: ReactNode;
+  busy?: boolean;
+  /** More address parameters the view's own fields (the children) set with the prompt on Run. */
+  extra?: () => Record<string, string | null>;
+}) {
   const current = usePrompt();
   const [text, setText] = useState(current);
   return (
@@ -18,7 +27,7 @@ export function PromptForm({ children, busy = false }: { children?: ReactNode; b
       className="prompt-form"
       onSubmit={(e) => {
         e.preventDefault();
-        setUrlParams({ prompt: text });
+        setUrlParams({ ...extra?.(), prompt: text });
       }}
     >
       <label>

@@ -5,6 +5,8 @@ import { LensView } from './LensView';
 import { AttributionView } from './AttributionView';
 import { DlaView } from './DlaView';
 import { PatchingView } from './PatchingView';
+import { AttributionGraphView } from './AttributionGraphView';
+import { CircuitView } from './CircuitView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -21,4 +23,6 @@ export const VIEWS: View[] = [
   { id: 'patching', title: 'Activation patching', component: PatchingView },
   { id: 'attribution', title: 'Attribution patching', component: AttributionView },
   { id: 'dla', title: 'Direct logit attribution', component: DlaView },
+  { id: 'circuit', title: 'Circuit', component: CircuitView },
+  { id: 'attribution-graph', title: 'Attribution graph', component: AttributionGraphView },
 ];
