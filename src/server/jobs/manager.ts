@@ -49,8 +49,11 @@ const TERMINAL: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']
 
 export class JobManager {
   private readonly jobs = new Map<string, Job>();
+  /** Worker threads not yet exited (a terminated worker leaves this set when it has stopped). */
+  private readonly workers = new Set<Worker>();
   private readonly concurrency: number;
   private readonly keep: number;
+  private closed = false;
 
   constructor(private readonly opts: JobManagerOptions) {
     this.concurrency = opts.concurrency ?? 1;
@@ -59,6 +62,7 @@ export class JobManager {
 
   /** Validates the params against the kind's schema (a 400 when wrong) and queues the job. */
   start(kind: string, params: unknown): JobState {
+    if (this.closed) throw new ApiError(503, 'the server is shutting down');
     const k = JOB_KINDS[kind];
     if (k === undefined)
       throw new ApiError(400, `unknown job kind '${kind}' (known: ${Object.keys(JOB_KINDS).join(', ')})`);
@@ -68,7 +72,7 @@ export class JobManager {
       state: { id, kind, status: 'queued', progress: null, created: Date.now(), finished: null },
       input: { kind, params: parsed, models: this.opts.models(), saes: this.opts.saes() },
       worker: null,
-      events: new EventEmitter(),
+      events: new EventEmitter().setMaxListeners(100),
     };
     this.jobs.set(id, job);
     this.forgetOld();
@@ -90,7 +94,10 @@ export class JobManager {
     if (TERMINAL.has(job.state.status)) return job.state;
     const worker = job.worker;
     this.finish(job, { status: 'cancelled' });
-    if (worker) await worker.terminate();
+    if (worker) {
+      await worker.terminate();
+      this.workers.delete(worker);
+    }
     return job.state;
   }
 
@@ -103,9 +110,17 @@ export class JobManager {
     return () => job.events.off('event', fn);
   }
 
-  /** Terminates every worker (server shutdown). */
+  /** Worker threads alive now (one per running job; a cancelled job's is gone once cancel() resolves). */
+  runningWorkers(): number {
+    return this.workers.size;
+  }
+
+  /** Cancels every queued and running job and waits for their workers to stop (server shutdown). */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.jobs.keys()].map((id) => this.cancel(id)));
+    await Promise.all([...this.workers].map((w) => w.terminate()));
+    this.workers.clear();
   }
 
   private job(id: string): Job {
@@ -115,6 +130,7 @@ export class JobManager {
   }
 
   private pump(): void {
+    if (this.closed) return;
     const running = [...this.jobs.values()].filter((j) => j.state.status === 'running').length;
     const next = [...this.jobs.values()].find((j) => j.state.status === 'queued');
     if (next === undefined || running >= this.concurrency) return;
@@ -125,6 +141,7 @@ export class JobManager {
   private launch(job: Job): void {
     const worker = spawnWorker(job.input);
     job.worker = worker;
+    this.workers.add(worker);
     this.update(job, { status: 'running' });
     worker.on('message', (m: WorkerMessage) => {
       if (TERMINAL.has(job.state.status)) return;
@@ -136,6 +153,7 @@ export class JobManager {
       this.finish(job, { status: 'failed', error: { type: 'internal', message: e.message } }),
     );
     worker.on('exit', (code) => {
+      this.workers.delete(worker);
       if (!TERMINAL.has(job.state.status))
         this.finish(job, {
           status: 'failed',
@@ -156,11 +174,15 @@ export class JobManager {
     this.update(job, { ...change, finished: Date.now() });
     job.events.removeAllListeners();
     if (worker && change.status !== 'cancelled') void worker.terminate();
+    this.forgetOld();
     this.pump();
   }
 
+  /** Keeps the newest `keep` finished jobs (queued and running ones are never forgotten). */
   private forgetOld(): void {
-    const done = [...this.jobs.values()].filter((j) => TERMINAL.has(j.state.status));
+    const done = [...this.jobs.values()]
+      .filter((j) => TERMINAL.has(j.state.status))
+      .sort((a, b) => a.state.finished! - b.state.finished!);
     for (const j of done.slice(0, Math.max(0, done.length - this.keep))) this.jobs.delete(j.state.id);
   }
 }
