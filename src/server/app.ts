@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { errorAnswer } from './errors.js';
 import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
@@ -46,7 +46,15 @@ export interface RouteEntry {
 export async function buildServer(
   opts: ServerOptions,
 ): Promise<{ app: FastifyInstance; jobs: JobManager; routes: RouteEntry[] }> {
-  const app = Fastify({ bodyLimit: LIMITS.bodyBytes, logger: false });
+  const app = Fastify({
+    bodyLimit: LIMITS.bodyBytes,
+    logger: false,
+    // Bad URLs and over-long path parameters are refused by the router itself: in the API's error shape too.
+    frameworkErrors: (e, _req, reply) => {
+      const { status, body } = errorAnswer(e);
+      void (reply as FastifyReply).status(status).send(body);
+    },
+  });
   const { registry } = opts;
   const jobs = new JobManager({
     concurrency: opts.concurrency,
@@ -78,7 +86,7 @@ export async function buildServer(
     // The app routes in the page; every other path gets the app.
     return webRoot
       ? reply.sendFile('index.html')
-      : reply.status(503).type('text/plain; charset=utf-8').send(NO_WEB_APP);
+      : reply.status(404).type('text/plain; charset=utf-8').send(NO_WEB_APP);
   });
   app.addHook('onRequest', async (req) => {
     // The static page loads without the token (it reads it from its own address).

@@ -37,6 +37,8 @@ function frameworkMessage(code: string): string | undefined {
     FST_ERR_CTP_INVALID_JSON_BODY: 'the request body is not valid JSON',
     FST_ERR_CTP_EMPTY_JSON_BODY: 'the request body is empty: send a JSON object',
     FST_ERR_CTP_INVALID_MEDIA_TYPE: 'send the request body as application/json',
+    FST_ERR_MAX_PARAM_LENGTH: 'a part of the address is too long',
+    FST_ERR_BAD_URL: 'the address is not valid',
   }[code];
 }
 

@@ -96,13 +96,7 @@ describe('a loopback server', () => {
   });
 
   it('checks the API however its path is spelled (the router decodes %61pi; dot segments)', async () => {
-    for (const url of [
-      '/%61pi/info',
-      '/api/./info',
-      '/x/../api/info',
-      '//api/info',
-      '/API/info',
-    ]) {
+    for (const url of ['/%61pi/info', '/api/./info', '/x/../api/info', '//api/info', '/API/info']) {
       const r = await local.inject({ url, headers: { host: 'evil.example' } });
       expect(r.statusCode, url).toBe(403);
     }
