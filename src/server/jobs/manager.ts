@@ -1,8 +1,11 @@
-// Long jobs run in worker threads, so the server keeps answering while one computes; cancelling one
-// terminates its worker at once. Events go to every listener (the SSE streams).
+// Long jobs run in worker processes, so the server keeps answering while one computes; cancelling one
+// kills its worker at once. Processes, not worker threads: terminating a thread inside an ONNX Runtime
+// call aborts the whole server (the binding throws a C++ exception nobody catches); SIGKILL to a
+// process is safe at any moment. Events go to every listener (the SSE streams).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { ErrorBody } from '../errors.js';
 import { ApiError } from '../errors.js';
 import { parse } from '../validate.js';
@@ -41,7 +44,7 @@ export interface JobManagerOptions {
 interface Job {
   state: JobState;
   input: WorkerInput;
-  worker: Worker | null;
+  worker: ChildProcess | null;
   events: EventEmitter;
 }
 
@@ -49,8 +52,8 @@ const TERMINAL: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']
 
 export class JobManager {
   private readonly jobs = new Map<string, Job>();
-  /** Worker threads not yet exited (a terminated worker leaves this set when it has stopped). */
-  private readonly workers = new Set<Worker>();
+  /** Worker processes not yet exited (a killed worker leaves this set when it has exited). */
+  private readonly workers = new Set<ChildProcess>();
   private readonly concurrency: number;
   private readonly keep: number;
   private closed = false;
@@ -88,16 +91,10 @@ export class JobManager {
     return [...this.jobs.values()].map((j) => ({ ...j.state, result: undefined }));
   }
 
-  /** Stops a queued or running job (its worker is terminated); a finished job is left as it is. */
+  /** Stops a queued or running job (its worker is killed); a finished job is left as it is. */
   async cancel(id: string): Promise<JobState> {
     const job = this.job(id);
-    if (TERMINAL.has(job.state.status)) return job.state;
-    const worker = job.worker;
-    this.finish(job, { status: 'cancelled' });
-    if (worker) {
-      await worker.terminate();
-      this.workers.delete(worker);
-    }
+    await this.stop(job);
     return job.state;
   }
 
@@ -110,17 +107,34 @@ export class JobManager {
     return () => job.events.off('event', fn);
   }
 
-  /** Worker threads alive now (one per running job; a cancelled job's is gone once cancel() resolves). */
+  /** Worker processes alive now (one per running job; a cancelled job's is gone once cancel() resolves). */
   runningWorkers(): number {
     return this.workers.size;
   }
 
-  /** Cancels every queued and running job and waits for their workers to stop (server shutdown). */
+  /** Process ids of the live workers (to check from outside that they are gone). */
+  workerPids(): number[] {
+    return [...this.workers].map((w) => w.pid!);
+  }
+
+  /** Cancels every queued and running job and waits for their workers to exit (server shutdown). */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.jobs.keys()].map((id) => this.cancel(id)));
-    await Promise.all([...this.workers].map((w) => w.terminate()));
-    this.workers.clear();
+    await Promise.all([...this.jobs.values()].map((job) => this.stop(job)));
+    await Promise.all([...this.workers].map(kill));
+  }
+
+  /** Kills every worker at once, synchronously (a signal handler's last act before the process exits). */
+  killAll(): void {
+    this.closed = true;
+    for (const w of this.workers) w.kill('SIGKILL');
+  }
+
+  private async stop(job: Job): Promise<void> {
+    if (TERMINAL.has(job.state.status)) return;
+    const worker = job.worker;
+    this.finish(job, { status: 'cancelled' });
+    if (worker) await kill(worker);
   }
 
   private job(id: string): Job {
@@ -139,10 +153,11 @@ export class JobManager {
   }
 
   private launch(job: Job): void {
-    const worker = spawnWorker(job.input);
+    const worker = spawnWorker();
     job.worker = worker;
     this.workers.add(worker);
     this.update(job, { status: 'running' });
+    worker.send(job.input);
     worker.on('message', (m: WorkerMessage) => {
       if (TERMINAL.has(job.state.status)) return;
       if (m.type === 'progress') this.update(job, { progress: m.progress });
@@ -152,12 +167,12 @@ export class JobManager {
     worker.on('error', (e) =>
       this.finish(job, { status: 'failed', error: { type: 'internal', message: e.message } }),
     );
-    worker.on('exit', (code) => {
+    worker.on('exit', (code, signal) => {
       this.workers.delete(worker);
       if (!TERMINAL.has(job.state.status))
         this.finish(job, {
           status: 'failed',
-          error: { type: 'internal', message: `the job's worker exited (code ${code})` },
+          error: { type: 'internal', message: `the job's worker exited (${signal ?? `code ${code}`})` },
         });
     });
   }
@@ -173,7 +188,7 @@ export class JobManager {
     job.worker = null;
     this.update(job, { ...change, finished: Date.now() });
     job.events.removeAllListeners();
-    if (worker && change.status !== 'cancelled') void worker.terminate();
+    if (worker && change.status !== 'cancelled') void kill(worker);
     this.forgetOld();
     this.pump();
   }
@@ -187,14 +202,27 @@ export class JobManager {
   }
 }
 
+/** Kills a worker process and resolves once it has exited. */
+function kill(worker: ChildProcess): Promise<void> {
+  if (worker.exitCode !== null || worker.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    worker.once('exit', () => resolve());
+    worker.kill('SIGKILL');
+  });
+}
+
 /**
- * The worker runs the compiled module next to this one; from TypeScript sources (tests, tsx) it goes
- * through tsx's loader, which a worker does not inherit from its parent.
+ * A worker process runs the compiled module next to this one, or from TypeScript sources (tests, tsx)
+ * the .ts file through tsx's loader. Its stdout is dropped (`--json` keeps one line on the server's);
+ * it reads its job from the first message.
  */
-function spawnWorker(input: WorkerInput): Worker {
+function spawnWorker(): ChildProcess {
   const here = import.meta.url;
-  if (here.endsWith('.js')) return new Worker(new URL('./worker.js', here), { workerData: input });
-  const file = new URL('./worker.ts', here).href;
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(file)}); });`;
-  return new Worker(boot, { eval: true, workerData: input });
+  const compiled = here.endsWith('.js');
+  const file = fileURLToPath(new URL(compiled ? './worker.js' : './worker.ts', here));
+  return fork(file, [], {
+    execArgv: compiled ? [] : ['--import', import.meta.resolve('tsx')],
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
 }

@@ -1,8 +1,8 @@
-// Messages between the job manager and a job's worker thread.
+// Messages between the job manager and a job's worker process.
 import type { ErrorBody } from '../errors.js';
 import type { JobProgress } from './kind.js';
 
-/** workerData of a job's worker. */
+/** The job a worker runs (its first message). */
 export interface WorkerInput {
   kind: string;
   params: unknown;

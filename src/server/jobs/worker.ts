@@ -1,6 +1,6 @@
-// A job's worker thread: opens what the job names, runs it, posts progress and the result.
+// A job's worker process: reads its job from the first message, opens what the job names, runs it,
+// sends progress and the result, and exits. It ends with the server: when the channel closes.
 import '../../engine/node.js';
-import { parentPort, workerData } from 'node:worker_threads';
 import { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
@@ -9,8 +9,11 @@ import type { JobContext } from './kind.js';
 import { JOB_KINDS } from './kinds.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 
-const input = workerData as WorkerInput;
-const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+process.on('disconnect', () => process.exit(1));
+const input = await new Promise<WorkerInput>((resolve) =>
+  process.once('message', (m) => resolve(m as WorkerInput)),
+);
+const post = (m: WorkerMessage) => process.send!(m);
 const models = new Map<string, HookedTransformer>();
 const saes = new Map<string, SparseAutoencoder>();
 
@@ -35,11 +38,12 @@ const ctx: JobContext = {
   },
 };
 
+let last: WorkerMessage;
 try {
   const kind = JOB_KINDS[input.kind]!;
-  const result = await kind.run(ctx, input.params);
-  post({ type: 'result', result });
+  last = { type: 'result', result: await kind.run(ctx, input.params) };
 } catch (e) {
   const { status, body } = errorAnswer(e);
-  post({ type: 'error', status, error: body });
+  last = { type: 'error', status, error: body };
 }
+process.send!(last, () => process.exit(0));
