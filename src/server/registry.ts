@@ -55,7 +55,8 @@ export class Registry {
   static async open(modelSpecs: string[], saeDirs: string[]): Promise<Registry> {
     const r = new Registry();
     for (const spec of modelSpecs.length > 0 ? modelSpecs : [undefined]) {
-      const dir = await resolveModel(spec);
+      // Absolute: job workers open it again, from their own working directory.
+      const dir = path.resolve(await resolveModel(spec));
       const id = uniqueId(r.models, path.basename(dir));
       r.models.set(id, { id, dir, model: HookedTransformer.load(dir) });
     }

@@ -1,6 +1,7 @@
 // A job's worker process: reads its job from the first message, opens what the job names, runs it,
 // sends progress and the result, and exits. It ends with the server: when the channel closes.
 import '../../engine/node.js';
+import { Worker } from 'node:worker_threads';
 import { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
@@ -9,7 +10,14 @@ import type { JobContext } from './kind.js';
 import { JOB_KINDS } from './kinds.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 
+// The server gone (closed channel, or killed outright: a watchdog thread sees a new parent even while
+// the main thread is inside a long ONNX Runtime call), this worker ends at once.
 process.on('disconnect', () => process.exit(1));
+new Worker(
+  `const { workerData } = require('node:worker_threads');
+   setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 200);`,
+  { eval: true, workerData: process.ppid },
+).unref();
 const input = await new Promise<WorkerInput>((resolve) =>
   process.once('message', (m) => resolve(m as WorkerInput)),
 );
