@@ -19,6 +19,8 @@ export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 export interface JobState {
   id: string;
   kind: string;
+  /** The model it runs on (its params' `model`, else the default one). */
+  model: string | null;
   status: JobStatus;
   progress: JobProgress | null;
   result?: unknown;
@@ -72,7 +74,15 @@ export class JobManager {
     const parsed = parse(k.params, params);
     const id = randomUUID();
     const job: Job = {
-      state: { id, kind, status: 'queued', progress: null, created: Date.now(), finished: null },
+      state: {
+        id,
+        kind,
+        model: modelOf(parsed) ?? this.opts.models()[0]?.[0] ?? null,
+        status: 'queued',
+        progress: null,
+        created: Date.now(),
+        finished: null,
+      },
       input: { kind, params: parsed, models: this.opts.models(), saes: this.opts.saes() },
       worker: null,
       events: new EventEmitter().setMaxListeners(100),
@@ -200,6 +210,11 @@ export class JobManager {
       .sort((a, b) => a.state.finished! - b.state.finished!);
     for (const j of done.slice(0, Math.max(0, done.length - this.keep))) this.jobs.delete(j.state.id);
   }
+}
+
+function modelOf(params: unknown): string | undefined {
+  const m = (params as { model?: unknown } | null)?.model;
+  return typeof m === 'string' ? m : undefined;
 }
 
 /** Kills a worker process and resolves once it has exited. */

@@ -1,5 +1,6 @@
 // The explorer's views, in the order of the navigation. Each is one file in this folder.
 import type { ComponentType } from 'react';
+import { JobsView } from './JobsView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -9,4 +10,7 @@ export interface View {
   component: ComponentType;
 }
 
-export const VIEWS: View[] = [{ id: 'prompt', title: 'Prompt', component: PromptView }];
+export const VIEWS: View[] = [
+  { id: 'prompt', title: 'Prompt', component: PromptView },
+  { id: 'jobs', title: 'Jobs', component: JobsView },
+];
