@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { errorAnswer } from './errors.js';
 import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
@@ -15,16 +15,24 @@ import { registerJobRoutes } from './routes/jobs.js';
 import { registerLensRoutes } from './routes/lens.js';
 import { registerPatchingRoutes } from './routes/patching.js';
 import { registerPromptRoutes } from './routes/prompt.js';
-import { checkRequest } from './security.js';
+import { checkRequest, isLoopback } from './security.js';
+import { LIMITS } from './validate.js';
 
 export interface ServerOptions {
   registry: Registry;
   /** Required on every API call when set (any non-loopback address); null on a loopback server. */
   token: string | null;
-  /** The built web app (default: dist/web of this package); the API alone when it is missing. */
-  webRoot?: string;
+  /**
+   * The address it will listen on (default: loopback without a token, any with one). On a loopback
+   * address only loopback Host names are answered, token or not.
+   */
+  host?: string;
+  /** The built web app (default: dist/web of this package); null or missing: the API alone. */
+  webRoot?: string | null;
   /** Long jobs that run at once (default 1: each uses ONNX Runtime's threads). */
   concurrency?: number;
+  /** Finished jobs remembered for GET /api/jobs (default 50). */
+  keepJobs?: number;
 }
 
 /** What every route file gets. */
@@ -33,36 +41,67 @@ export interface ServerContext {
   jobs: JobManager;
 }
 
-/** Largest request body accepted (a prompt is at most a few KB; pair lists stay well under this). */
-const BODY_LIMIT = 256 * 1024;
+/** A route as registered (the tests walk every API route). */
+export interface RouteEntry {
+  method: string;
+  url: string;
+}
 
-export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyInstance; jobs: JobManager }> {
-  const app = Fastify({ bodyLimit: BODY_LIMIT, logger: false });
+export async function buildServer(
+  opts: ServerOptions,
+): Promise<{ app: FastifyInstance; jobs: JobManager; routes: RouteEntry[] }> {
+  const app = Fastify({
+    bodyLimit: LIMITS.bodyBytes,
+    logger: false,
+    // Bad URLs and over-long path parameters are refused by the router itself: in the API's error shape too.
+    frameworkErrors: (e, _req, reply) => {
+      const { status, body } = errorAnswer(e);
+      void (reply as FastifyReply).status(status).send(body);
+    },
+  });
   const { registry } = opts;
   const jobs = new JobManager({
     concurrency: opts.concurrency,
+    keep: opts.keepJobs,
     models: () => [...registry.models.values()].map((m) => [m.id, m.dir]),
     saes: () => [...registry.saes.values()].map((s) => [s.id, s.dir]),
   });
   const ctx: ServerContext = { registry, jobs };
-  const webRoot = opts.webRoot ?? defaultWebRoot();
+  const webRoot = opts.webRoot === undefined ? defaultWebRoot() : (opts.webRoot ?? undefined);
+  const policy = {
+    token: opts.token,
+    loopback: opts.host === undefined ? opts.token === null : isLoopback(opts.host),
+  };
+  const routes: RouteEntry[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat())
+      if (r.url.startsWith('/api/')) routes.push({ method, url: r.url });
+  });
 
   app.setErrorHandler((e, _req, reply) => {
     const { status, body } = errorAnswer(e);
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    if (req.url.startsWith('/api/'))
+    if (isApiRequest(req))
       return reply
         .status(404)
         .send({ error: { type: 'request', message: `no API route ${req.method} ${req.url.split('?')[0]}` } });
     // The app routes in the page; every other path gets the app.
     return webRoot
       ? reply.sendFile('index.html')
-      : reply.status(404).send('no web app built (npm run build:web)');
+      : reply.status(404).type('text/plain; charset=utf-8').send(NO_WEB_APP);
   });
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/api/')) checkRequest(req, { token: opts.token });
+    // The static page loads without the token (it reads it from its own address).
+    if (isApiRequest(req)) checkRequest(req, policy);
+  });
+  app.addHook('onSend', async (req, reply) => {
+    // Never framed by another site, never sniffed into another type; answers of the API are not cached.
+    void reply.header('x-content-type-options', 'nosniff');
+    void reply.header('x-frame-options', 'DENY');
+    void reply.header('content-security-policy', "frame-ancestors 'none'");
+    if (isApiRequest(req)) void reply.header('cache-control', 'no-store');
   });
   app.addHook('onClose', async () => jobs.close());
 
@@ -76,7 +115,27 @@ export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyIn
   registerDlaRoutes(app, ctx);
   registerCircuitsRoutes(app, ctx);
   registerJobRoutes(app, ctx);
-  return { app, jobs };
+  return { app, jobs, routes };
+}
+
+/** What the page address answers in a source checkout where the web app was never built. */
+export const NO_WEB_APP =
+  "Sonde's explorer page is not built. In the Sonde folder run `npm run build:web` (or `npm run build`), then reload this page. The JSON API works without it: /api/info.";
+
+/**
+ * Whether a request is for the API, by the route it matched (the router decodes the path, so
+ * /%61pi/info reaches /api/info) or, when none matched, by its decoded path.
+ */
+function isApiRequest(req: FastifyRequest): boolean {
+  const route = req.routeOptions.url;
+  if (route !== undefined && route !== '*') return route.startsWith('/api/');
+  let p = req.url.split('?')[0]!;
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    // left as it is
+  }
+  return /^\/+api(\/|$)/i.test(p);
 }
 
 /** dist/web of this package, found from this file in src/server or dist/src/server. */

@@ -5,6 +5,7 @@ import { resolveModel } from '../io/hub/index.js';
 import { loadSaeLens } from '../sae/saelens.js';
 import type { SparseAutoencoder } from '../sae/sae.js';
 import { modelMismatch } from '../sae/provenance.js';
+import { hookSpec, trailingShape } from '../models/hook-table.js';
 import { ApiError } from './errors.js';
 import { TunedLenses, type TunedLensInfo } from './tuned-lenses.js';
 
@@ -61,16 +62,16 @@ export class Registry {
   ): Promise<Registry> {
     const r = new Registry();
     for (const spec of modelSpecs.length > 0 ? modelSpecs : [undefined]) {
-      const dir = await resolveModel(spec);
+      // Absolute: job workers open it again, from their own working directory.
+      const dir = path.resolve(await resolveModel(spec));
       const id = uniqueId(r.models, path.basename(dir));
       r.models.set(id, { id, dir, model: HookedTransformer.load(dir) });
     }
     for (const dir of saeDirs) {
       const sae = loadSaeLens(dir);
       const id = uniqueId(r.saes, path.basename(path.resolve(dir)));
-      const first = [...r.models.values()][0]!;
-      const warning = modelMismatch(sae.cfg.metadata, first.model.source);
-      r.saes.set(id, { id, dir: path.resolve(dir), sae, modelId: first.id, warning });
+      const { model, warning } = pairSae(sae, [...r.models.values()]);
+      r.saes.set(id, { id, dir: path.resolve(dir), sae, modelId: model.id, warning });
     }
     for (const dir of tunedLensDirs) r.tunedLenses.open(dir, [...r.models.values()]);
     return r;
@@ -119,6 +120,34 @@ export class Registry {
       tunedLenses: this.tunedLenses.info(),
     };
   }
+}
+
+/**
+ * The open model an SAE reads: the one its cfg.json names (metadata model_name) when open, else the
+ * first; with a warning when the names differ or the SAE does not fit the model (hook or width).
+ */
+export function pairSae(
+  sae: SparseAutoencoder,
+  models: OpenModel[],
+): { model: OpenModel; warning: string | null } {
+  const named = models.find((m) => modelMismatch(sae.cfg.metadata, m.model.source) === null);
+  const model = named ?? models[0]!;
+  const warnings = [modelMismatch(sae.cfg.metadata, model.model.source), misfit(sae, model)];
+  return { model, warning: warnings.filter((w) => w !== null).join('; ') || null };
+}
+
+/** Why an SAE cannot be spliced into a model (its hook is not there, or the widths differ), or null. */
+function misfit(sae: SparseAutoencoder, { id, model }: OpenModel): string | null {
+  const { hookName, dIn } = sae.cfg;
+  const spec = hookSpec(model.cfg, hookName);
+  if (spec === undefined) return `model '${id}' has no hook '${hookName}'`;
+  // A row is the whole trailing activation ([n_heads, d_head] flattened) or its last axis (one head).
+  const trailing = trailingShape(model.cfg, spec);
+  if (trailing === null || trailing.length === 0) return null;
+  const widths = [trailing.reduce((a, b) => a * b, 1), trailing[trailing.length - 1]!];
+  return widths.includes(dIn)
+    ? null
+    : `its d_in is ${dIn}, but '${hookName}' of model '${id}' has width ${widths[0]}`;
 }
 
 function uniqueId(taken: Map<string, unknown>, base: string): string {

@@ -26,6 +26,8 @@ export const LIMITS = {
   graphTokens: 4096,
   graphNodes: 20_000,
   graphLinks: 200_000,
+  /** Bytes in a request body (a prompt is at most a few KB; pair lists stay well under this). */
+  bodyBytes: 256 * 1024,
 } as const;
 
 export const prompt = z
@@ -35,11 +37,15 @@ export const prompt = z
 export const modelId = z.string().min(1).max(200).optional();
 export const topK = z.number().int().min(1).max(LIMITS.topK).default(5);
 
-/** Parses `value` with `schema`, or throws a 400 naming the first bad field. */
+/**
+ * Parses `value` with `schema`, or throws a 400 naming the first bad field. Undefined (a GET without a
+ * query) is `{}`; a body of another type (null, an array, a number) is refused by the schema, not
+ * replaced.
+ */
 export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const r = schema.safeParse(value ?? {});
+  const r = schema.safeParse(value === undefined ? {} : value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-  throw new ApiError(400, `${where}${issue.message}`);
+  const where = issue.path.length > 0 ? `${issue.path.join('.')}` : 'the request';
+  throw new ApiError(400, `${where}: ${issue.message}`);
 }

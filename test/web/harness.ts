@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildServer } from '../../src/server/app.js';
+import type { JobManager } from '../../src/server/jobs/manager.js';
 import { Registry } from '../../src/server/registry.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -13,6 +14,8 @@ export const ARTIFACTS = path.join(root, 'test-artifacts', 'screenshots');
 
 export interface Explorer {
   registry: Registry;
+  /** The server's jobs (to compare what the page shows, and to see their workers). */
+  jobs: JobManager;
   /** The page's address (http://127.0.0.1:PORT/), token included when the server has one. */
   url: string;
   browser: Browser;
@@ -33,7 +36,7 @@ export async function openExplorer(
 ): Promise<Explorer> {
   const registry = await Registry.open(opts.models ?? [], opts.saes ?? []);
   const token = opts.token ?? null;
-  const { app } = await buildServer({ registry, token });
+  const { app, jobs } = await buildServer({ registry, token });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `${address}/`;
   const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
@@ -41,6 +44,7 @@ export async function openExplorer(
   const withToken = (q: string) => (token ? `${q}${q.includes('?') ? '&' : '?'}token=${token}` : q);
   return {
     registry,
+    jobs,
     url: base + withToken(''),
     browser,
     page,

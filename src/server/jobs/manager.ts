@@ -1,10 +1,11 @@
-// Long jobs run in worker threads, so the server keeps answering while one computes. Cancelling one marks it
-// cancelled at once and raises a flag the job sees at its next progress report; its worker is terminated
-// once it has stopped (terminating a worker inside an ONNX Runtime call aborts the whole process).
-// Events go to every listener (the SSE streams).
+// Long jobs run in worker processes, so the server keeps answering while one computes; cancelling one
+// kills its worker at once. Processes, not worker threads: terminating a thread inside an ONNX Runtime
+// call aborts the whole server (the binding throws a C++ exception nobody catches); SIGKILL to a
+// process is safe at any moment. Events go to every listener (the SSE streams).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { ErrorBody } from '../errors.js';
 import { ApiError } from '../errors.js';
 import { parse } from '../validate.js';
@@ -18,6 +19,8 @@ export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 export interface JobState {
   id: string;
   kind: string;
+  /** The model it runs on (its params' `model`, else the default one). */
+  model: string | null;
   status: JobStatus;
   progress: JobProgress | null;
   result?: unknown;
@@ -43,9 +46,7 @@ export interface JobManagerOptions {
 interface Job {
   state: JobState;
   input: WorkerInput;
-  worker: Worker | null;
-  /** Settles when the worker has sent its last message or exited. */
-  stopped?: Promise<void>;
+  worker: ChildProcess | null;
   events: EventEmitter;
 }
 
@@ -53,10 +54,11 @@ const TERMINAL: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']
 
 export class JobManager {
   private readonly jobs = new Map<string, Job>();
+  /** Worker processes not yet exited (a killed worker leaves this set when it has exited). */
+  private readonly workers = new Set<ChildProcess>();
   private readonly concurrency: number;
   private readonly keep: number;
-  /** Workers of cancelled jobs, until they have stopped. */
-  private readonly stopping = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(private readonly opts: JobManagerOptions) {
     this.concurrency = opts.concurrency ?? 1;
@@ -65,22 +67,25 @@ export class JobManager {
 
   /** Validates the params against the kind's schema (a 400 when wrong) and queues the job. */
   start(kind: string, params: unknown): JobState {
+    if (this.closed) throw new ApiError(503, 'the server is shutting down');
     const k = JOB_KINDS[kind];
     if (k === undefined)
       throw new ApiError(400, `unknown job kind '${kind}' (known: ${Object.keys(JOB_KINDS).join(', ')})`);
     const parsed = parse(k.params, params);
     const id = randomUUID();
     const job: Job = {
-      state: { id, kind, status: 'queued', progress: null, created: Date.now(), finished: null },
-      input: {
+      state: {
+        id,
         kind,
-        params: parsed,
-        models: this.opts.models(),
-        saes: this.opts.saes(),
-        cancel: new SharedArrayBuffer(4),
+        model: modelOf(parsed) ?? this.opts.models()[0]?.[0] ?? null,
+        status: 'queued',
+        progress: null,
+        created: Date.now(),
+        finished: null,
       },
+      input: { kind, params: parsed, models: this.opts.models(), saes: this.opts.saes() },
       worker: null,
-      events: new EventEmitter(),
+      events: new EventEmitter().setMaxListeners(100),
     };
     this.jobs.set(id, job);
     this.forgetOld();
@@ -96,12 +101,10 @@ export class JobManager {
     return [...this.jobs.values()].map((j) => ({ ...j.state, result: undefined }));
   }
 
-  /** Stops a queued or running job (its worker stops at the job's next progress report); a finished job is left as it is. */
+  /** Stops a queued or running job (its worker is killed); a finished job is left as it is. */
   async cancel(id: string): Promise<JobState> {
     const job = this.job(id);
-    if (TERMINAL.has(job.state.status)) return job.state;
-    Atomics.store(new Int32Array(job.input.cancel), 0, 1);
-    this.finish(job, { status: 'cancelled' });
+    await this.stop(job);
     return job.state;
   }
 
@@ -114,10 +117,34 @@ export class JobManager {
     return () => job.events.off('event', fn);
   }
 
-  /** Cancels every job and waits for their workers to stop (server shutdown). */
+  /** Worker processes alive now (one per running job; a cancelled job's is gone once cancel() resolves). */
+  runningWorkers(): number {
+    return this.workers.size;
+  }
+
+  /** Process ids of the live workers (to check from outside that they are gone). */
+  workerPids(): number[] {
+    return [...this.workers].map((w) => w.pid!);
+  }
+
+  /** Cancels every queued and running job and waits for their workers to exit (server shutdown). */
   async close(): Promise<void> {
-    await Promise.all([...this.jobs.keys()].map((id) => this.cancel(id)));
-    await Promise.all([...this.stopping]);
+    this.closed = true;
+    await Promise.all([...this.jobs.values()].map((job) => this.stop(job)));
+    await Promise.all([...this.workers].map(kill));
+  }
+
+  /** Kills every worker at once, synchronously (a signal handler's last act before the process exits). */
+  killAll(): void {
+    this.closed = true;
+    for (const w of this.workers) w.kill('SIGKILL');
+  }
+
+  private async stop(job: Job): Promise<void> {
+    if (TERMINAL.has(job.state.status)) return;
+    const worker = job.worker;
+    this.finish(job, { status: 'cancelled' });
+    if (worker) await kill(worker);
   }
 
   private job(id: string): Job {
@@ -127,6 +154,7 @@ export class JobManager {
   }
 
   private pump(): void {
+    if (this.closed) return;
     const running = [...this.jobs.values()].filter((j) => j.state.status === 'running').length;
     const next = [...this.jobs.values()].find((j) => j.state.status === 'queued');
     if (next === undefined || running >= this.concurrency) return;
@@ -135,32 +163,26 @@ export class JobManager {
   }
 
   private launch(job: Job): void {
-    const worker = spawnWorker(job.input);
+    const worker = spawnWorker();
     job.worker = worker;
+    this.workers.add(worker);
     this.update(job, { status: 'running' });
-    // Every message but progress is the worker's last: it is idle after it, and safe to terminate.
-    const stopped = new Promise<void>((resolve) => {
-      worker.on('message', (m: WorkerMessage) => {
-        if (m.type !== 'progress') {
-          resolve();
-          void worker.terminate();
-        }
-        if (TERMINAL.has(job.state.status)) return;
-        if (m.type === 'progress') this.update(job, { progress: m.progress });
-        else if (m.type === 'result') this.finish(job, { status: 'done', result: m.result });
-        else if (m.type === 'error') this.finish(job, { status: 'failed', error: m.error.error });
-      });
-      worker.on('exit', () => resolve());
+    worker.send(job.input);
+    worker.on('message', (m: WorkerMessage) => {
+      if (TERMINAL.has(job.state.status)) return;
+      if (m.type === 'progress') this.update(job, { progress: m.progress });
+      else if (m.type === 'result') this.finish(job, { status: 'done', result: m.result });
+      else this.finish(job, { status: 'failed', error: m.error.error });
     });
-    job.stopped = stopped;
     worker.on('error', (e) =>
       this.finish(job, { status: 'failed', error: { type: 'internal', message: e.message } }),
     );
-    worker.on('exit', (code) => {
+    worker.on('exit', (code, signal) => {
+      this.workers.delete(worker);
       if (!TERMINAL.has(job.state.status))
         this.finish(job, {
           status: 'failed',
-          error: { type: 'internal', message: `the job's worker exited (code ${code})` },
+          error: { type: 'internal', message: `the job's worker exited (${signal ?? `code ${code}`})` },
         });
     });
   }
@@ -172,31 +194,50 @@ export class JobManager {
 
   private finish(job: Job, change: Partial<JobState>): void {
     if (TERMINAL.has(job.state.status)) return;
+    const worker = job.worker;
     job.worker = null;
     this.update(job, { ...change, finished: Date.now() });
     job.events.removeAllListeners();
-    if (change.status === 'cancelled' && job.stopped) {
-      const stopped = job.stopped;
-      this.stopping.add(stopped);
-      void stopped.then(() => this.stopping.delete(stopped));
-    }
+    if (worker && change.status !== 'cancelled') void kill(worker);
+    this.forgetOld();
     this.pump();
   }
 
+  /** Keeps the newest `keep` finished jobs (queued and running ones are never forgotten). */
   private forgetOld(): void {
-    const done = [...this.jobs.values()].filter((j) => TERMINAL.has(j.state.status));
+    const done = [...this.jobs.values()]
+      .filter((j) => TERMINAL.has(j.state.status))
+      .sort((a, b) => a.state.finished! - b.state.finished!);
     for (const j of done.slice(0, Math.max(0, done.length - this.keep))) this.jobs.delete(j.state.id);
   }
 }
 
+function modelOf(params: unknown): string | undefined {
+  const m = (params as { model?: unknown } | null)?.model;
+  return typeof m === 'string' ? m : undefined;
+}
+
+/** Kills a worker process and resolves once it has exited. */
+function kill(worker: ChildProcess): Promise<void> {
+  if (worker.exitCode !== null || worker.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    worker.once('exit', () => resolve());
+    worker.kill('SIGKILL');
+  });
+}
+
 /**
- * The worker runs the compiled module next to this one; from TypeScript sources (tests, tsx) it goes
- * through tsx's loader, which a worker does not inherit from its parent.
+ * A worker process runs the compiled module next to this one, or from TypeScript sources (tests, tsx)
+ * the .ts file through tsx's loader. Its stdout is dropped (`--json` keeps one line on the server's);
+ * it reads its job from the first message.
  */
-function spawnWorker(input: WorkerInput): Worker {
+function spawnWorker(): ChildProcess {
   const here = import.meta.url;
-  if (here.endsWith('.js')) return new Worker(new URL('./worker.js', here), { workerData: input });
-  const file = new URL('./worker.ts', here).href;
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(file)}); });`;
-  return new Worker(boot, { eval: true, workerData: input });
+  const compiled = here.endsWith('.js');
+  const file = fileURLToPath(new URL(compiled ? './worker.js' : './worker.ts', here));
+  return fork(file, [], {
+    execArgv: compiled ? [] : ['--import', import.meta.resolve('tsx')],
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
 }

@@ -1,6 +1,7 @@
-// A job's worker thread: opens what the job names, runs it, posts progress and the result.
+// A job's worker process: reads its job from the first message, opens what the job names, runs it,
+// sends progress and the result, and exits. It ends with the server: when the channel closes.
 import '../../engine/node.js';
-import { parentPort, workerData } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
@@ -9,14 +10,20 @@ import type { JobContext } from './kind.js';
 import { JOB_KINDS } from './kinds.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 
-const input = workerData as WorkerInput;
-const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+// The server gone (closed channel, or killed outright: a watchdog thread sees a new parent even while
+// the main thread is inside a long ONNX Runtime call), this worker ends at once.
+process.on('disconnect', () => process.exit(1));
+new Worker(
+  `const { workerData } = require('node:worker_threads');
+   setInterval(() => { if (process.ppid !== workerData) process.kill(process.pid, 'SIGKILL'); }, 200);`,
+  { eval: true, workerData: process.ppid },
+).unref();
+const input = await new Promise<WorkerInput>((resolve) =>
+  process.once('message', (m) => resolve(m as WorkerInput)),
+);
+const post = (m: WorkerMessage) => process.send!(m);
 const models = new Map<string, HookedTransformer>();
 const saes = new Map<string, SparseAutoencoder>();
-const cancelFlag = new Int32Array(input.cancel);
-
-/** Thrown from a progress report once the job is cancelled: unwinds the job between two model runs. */
-class Cancelled extends Error {}
 
 const ctx: JobContext = {
   model(id) {
@@ -35,19 +42,16 @@ const ctx: JobContext = {
     return s;
   },
   progress(progress) {
-    if (Atomics.load(cancelFlag, 0) !== 0) throw new Cancelled();
     post({ type: 'progress', progress });
   },
 };
 
+let last: WorkerMessage;
 try {
   const kind = JOB_KINDS[input.kind]!;
-  const result = await kind.run(ctx, input.params);
-  post({ type: 'result', result });
+  last = { type: 'result', result: await kind.run(ctx, input.params) };
 } catch (e) {
-  if (e instanceof Cancelled) post({ type: 'cancelled' });
-  else {
-    const { status, body } = errorAnswer(e);
-    post({ type: 'error', status, error: body });
-  }
+  const { status, body } = errorAnswer(e);
+  last = { type: 'error', status, error: body };
 }
+process.send!(last, () => process.exit(0));

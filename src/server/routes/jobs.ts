@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { ServerContext } from '../app.js';
 import { parse } from '../validate.js';
 
-const StartJob = z.object({ kind: z.string().max(100), params: z.unknown() });
+const StartJob = z.object({ kind: z.string().max(100), params: z.unknown().optional() });
 const JobId = z.object({ id: z.string().max(100) });
 
 export function registerJobRoutes(app: FastifyInstance, { jobs }: ServerContext): void {

@@ -7,6 +7,7 @@ import { DlaView } from './DlaView';
 import { PatchingView } from './PatchingView';
 import { AttributionGraphView } from './AttributionGraphView';
 import { CircuitView } from './CircuitView';
+import { JobsView } from './JobsView';
 import { PromptView } from './PromptView';
 
 export interface View {
@@ -25,4 +26,5 @@ export const VIEWS: View[] = [
   { id: 'dla', title: 'Direct logit attribution', component: DlaView },
   { id: 'circuit', title: 'Circuit', component: CircuitView },
   { id: 'attribution-graph', title: 'Attribution graph', component: AttributionGraphView },
+  { id: 'jobs', title: 'Jobs', component: JobsView },
 ];
