@@ -11,6 +11,7 @@ import type { Registry } from './registry.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerPatchingRoutes } from './routes/patching.js';
 import { registerPromptRoutes } from './routes/prompt.js';
+import { registerSaeRoutes } from './routes/sae.js';
 import { checkRequest } from './security.js';
 
 export interface ServerOptions {
@@ -67,6 +68,7 @@ export async function buildServer(opts: ServerOptions): Promise<{ app: FastifyIn
   app.get('/api/info', async () => ({ ...registry.info(), auth: opts.token !== null }));
   registerPromptRoutes(app, ctx);
   registerPatchingRoutes(app, ctx);
+  registerSaeRoutes(app, ctx);
   registerJobRoutes(app, ctx);
   return { app, jobs };
 }

@@ -1,7 +1,9 @@
 // Every long job the server runs, by name: each surface file contributes its own.
 import type { JobKind } from './kind.js';
 import { patchingJobs } from '../routes/patching.js';
+import { saeJobs } from '../routes/sae.js';
 
 export const JOB_KINDS: Record<string, JobKind> = {
   ...patchingJobs,
+  ...saeJobs,
 };
