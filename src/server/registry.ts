@@ -61,9 +61,12 @@ export class Registry {
     for (const dir of saeDirs) {
       const sae = loadSaeLens(dir);
       const id = uniqueId(r.saes, path.basename(path.resolve(dir)));
-      const first = [...r.models.values()][0]!;
-      const warning = modelMismatch(sae.cfg.metadata, first.model.source);
-      r.saes.set(id, { id, dir: path.resolve(dir), sae, modelId: first.id, warning });
+      // The first open model its cfg.json names (else the first model, with a warning).
+      const models = [...r.models.values()];
+      const paired =
+        models.find((m) => modelMismatch(sae.cfg.metadata, m.model.source) === null) ?? models[0]!;
+      const warning = modelMismatch(sae.cfg.metadata, paired.model.source);
+      r.saes.set(id, { id, dir: path.resolve(dir), sae, modelId: paired.id, warning });
     }
     return r;
   }

@@ -12,6 +12,7 @@ import { featureSteering, searchFeatures, textActivations } from '../../src/sae/
 import { buildServer } from '../../src/server/app.js';
 import type { JobManager, JobState } from '../../src/server/jobs/manager.js';
 import { Registry } from '../../src/server/registry.js';
+import { copySae } from '../helpers/sae-fixture.js';
 
 const FIXTURE = 'test/fixtures/sae-stories260K';
 const TEXT = 'Once upon a time, there was a little girl named Lily. She loved to play with her ball.';
@@ -20,15 +21,6 @@ let tmp: string;
 let registry: Registry;
 let app: FastifyInstance;
 let jobs: JobManager;
-
-/** A copy of a committed SAE fixture in a temp folder (scans write their store next to the SAE). */
-export function copySae(fixture: string, into: string): string {
-  const dir = path.join(into, path.basename(fixture));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const f of ['cfg.json', 'sae_weights.safetensors'])
-    fs.copyFileSync(path.join(fixture, f), path.join(dir, f));
-  return dir;
-}
 
 async function waitFor(id: string, done: (s: JobState) => boolean): Promise<JobState> {
   for (;;) {

@@ -17,6 +17,7 @@ export interface JobContext {
   sae(id: string): SparseAutoencoder;
   /** The open SAE's folder (where its feature store lives). */
   saeDir(id: string): string;
+  /** Reports progress; throws JobCancelled once the job is cancelled (so it stops between steps). */
   progress(p: JobProgress): void;
 }
 
@@ -32,4 +33,11 @@ export function jobKind<S extends z.ZodType>(
   run: (ctx: JobContext, p: z.output<S>) => Promise<unknown>,
 ): JobKind<S> {
   return { params, run };
+}
+
+/** Thrown by ctx.progress in a cancelled job: the job unwinds (closing its files) before its worker ends. */
+export class JobCancelled extends Error {
+  constructor() {
+    super('cancelled');
+  }
 }

@@ -1,5 +1,6 @@
 // Long jobs run in worker threads, so the server keeps answering while one computes; cancelling one
-// terminates its worker at once. Events go to every listener (the SSE streams).
+// stops it at its next progress report, then terminates its worker. Events go to every listener (the SSE
+// streams).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -51,6 +52,8 @@ export class JobManager {
   private readonly jobs = new Map<string, Job>();
   private readonly concurrency: number;
   private readonly keep: number;
+  /** Workers of cancelled jobs that are still unwinding. */
+  private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly opts: JobManagerOptions) {
     this.concurrency = opts.concurrency ?? 1;
@@ -66,7 +69,13 @@ export class JobManager {
     const id = randomUUID();
     const job: Job = {
       state: { id, kind, status: 'queued', progress: null, created: Date.now(), finished: null },
-      input: { kind, params: parsed, models: this.opts.models(), saes: this.opts.saes() },
+      input: {
+        kind,
+        params: parsed,
+        models: this.opts.models(),
+        saes: this.opts.saes(),
+        cancel: new Int32Array(new SharedArrayBuffer(4)),
+      },
       worker: null,
       events: new EventEmitter(),
     };
@@ -90,7 +99,11 @@ export class JobManager {
     if (TERMINAL.has(job.state.status)) return job.state;
     const worker = job.worker;
     this.finish(job, { status: 'cancelled' });
-    if (worker) await worker.terminate();
+    if (worker) {
+      const stopped = stopWorker(worker, job.input.cancel);
+      this.stopping.add(stopped);
+      void stopped.finally(() => this.stopping.delete(stopped));
+    }
     return job.state;
   }
 
@@ -103,9 +116,10 @@ export class JobManager {
     return () => job.events.off('event', fn);
   }
 
-  /** Terminates every worker (server shutdown). */
+  /** Cancels every job and waits for their workers to end (server shutdown). */
   async close(): Promise<void> {
     await Promise.all([...this.jobs.keys()].map((id) => this.cancel(id)));
+    await Promise.all([...this.stopping]);
   }
 
   private job(id: string): Job {
@@ -163,6 +177,32 @@ export class JobManager {
     const done = [...this.jobs.values()].filter((j) => TERMINAL.has(j.state.status));
     for (const j of done.slice(0, Math.max(0, done.length - this.keep))) this.jobs.delete(j.state.id);
   }
+}
+
+/**
+ * How long a cancelled job may take to reach its next progress report before its worker is killed (a
+ * step can include compiling the model, seconds on a busy machine).
+ */
+const CANCEL_GRACE_MS = 60_000;
+
+/**
+ * Asks the worker's job to stop (its next ctx.progress throws) and terminates the worker once the job has
+ * unwound (it answers with an error), or after CANCEL_GRACE_MS; the job shows as cancelled at once. Terminating a worker in the middle of a
+ * native call (ONNX Runtime, DuckDB) can abort the whole process ("terminate called after throwing
+ * Napi::Error").
+ */
+async function stopWorker(worker: Worker, cancel: Int32Array): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, CANCEL_GRACE_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    worker.once('exit', done);
+    worker.on('message', (m: WorkerMessage) => m.type !== 'progress' && done());
+    Atomics.store(cancel, 0, 1);
+  });
+  await worker.terminate();
 }
 
 /**

@@ -9,6 +9,11 @@ export interface WorkerInput {
   /** Folders of the open models and SAEs, by id (the first model is the default). */
   models: [string, string][];
   saes: [string, string][];
+  /**
+   * Set to 1 by the manager when the job is cancelled (shared memory: a busy job may not turn its event
+   * loop, so a message would not arrive); ctx.progress then throws.
+   */
+  cancel: Int32Array;
 }
 
 export type WorkerMessage =

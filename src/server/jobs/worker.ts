@@ -5,7 +5,7 @@ import { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
 import { errorAnswer } from '../errors.js';
-import type { JobContext } from './kind.js';
+import { JobCancelled, type JobContext } from './kind.js';
 import { JOB_KINDS } from './kinds.js';
 import type { WorkerInput, WorkerMessage } from './protocol.js';
 
@@ -36,6 +36,7 @@ const ctx: JobContext = {
     return entry[1];
   },
   progress(progress) {
+    if (Atomics.load(input.cancel, 0) !== 0) throw new JobCancelled();
     post({ type: 'progress', progress });
   },
 };

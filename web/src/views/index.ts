@@ -1,6 +1,7 @@
 // The explorer's views, in the order of the navigation. Each is one file in this folder.
 import type { ComponentType } from 'react';
 import { PromptView } from './PromptView';
+import { SaeView } from './SaeView';
 
 export interface View {
   /** The URL's `view` parameter. */
@@ -9,4 +10,7 @@ export interface View {
   component: ComponentType;
 }
 
-export const VIEWS: View[] = [{ id: 'prompt', title: 'Prompt', component: PromptView }];
+export const VIEWS: View[] = [
+  { id: 'prompt', title: 'Prompt', component: PromptView },
+  { id: 'sae', title: 'SAE features', component: SaeView },
+];
