@@ -225,6 +225,8 @@ function FeaturePage({ sae, feature, scanned }: { sae: string; feature: number; 
   const actSvg = useRef<SVGSVGElement>(null);
   const logitSvg = useRef<SVGSVGElement>(null);
   const d = r.data;
+  const here = d && d.summary.density > 0 ? Math.log10(d.summary.density) : NaN;
+  const binWidth = d ? d.density.edges[1]! - d.density.edges[0]! || 1 : 1;
   return (
     <div className="feature-page" aria-busy={r.loading}>
       <ErrorBanner error={r.error} />
@@ -284,10 +286,16 @@ function FeaturePage({ sae, feature, scanned }: { sae: string; feature: number; 
               <CorrelatedList d={d} />
             </Panel>
             <Panel title="Density">
-              <p>
-                log10 density of this feature:{' '}
-                {d.summary.density > 0 ? fmt(Math.log10(d.summary.density), 2) : '−∞'} · live features{' '}
-                {d.density.live}, dead {d.density.dead}
+              <BarHistogram
+                testId="density-histogram"
+                title={`log10 density of the ${d.density.live} live features`}
+                edges={d.density.edges}
+                counts={d.density.counts}
+                xTitle={`log10 density (${d.density.dead} dead not shown)`}
+                colour={(c) => (Math.abs(c - here) <= binWidth / 2 ? '#e6550d' : '#9ecae1')}
+              />
+              <p className="note">
+                this feature: log10 density {d.summary.density > 0 ? fmt(here, 2) : '−∞'} (orange bin)
               </p>
             </Panel>
           </div>
