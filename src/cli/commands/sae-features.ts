@@ -265,7 +265,7 @@ Examples:
     sae
       .command('show')
       .description(
-        "one latent's dashboard: top-activating contexts, activation histogram, top and bottom logits",
+        "one latent's dashboard: top-activating contexts, activation histogram, top and bottom logits, correlated latents",
       )
       .requiredOption('--feature <i>', 'latent index', intArg(0))
       .option('--sae <dir>', 'SAELens folder (cfg.json, sae_weights.safetensors)'),
@@ -336,6 +336,12 @@ Examples:
               `Activation histogram (${hist.nonzero} nonzero; ${fmtCount(hist.zeros)} tokens at 0 not shown):`,
             );
             for (const line of bars(hist.edges, hist.counts)) out(`  ${line}`);
+            if (d.correlated.length > 0) {
+              out('');
+              out(
+                `Most correlated latents (Pearson r): ${d.correlated.map((c) => `${c.feature} (${fmt(c.correlation)})`).join(', ')}`,
+              );
+            }
           }
           out('');
           if (!logits) out(`No logits: ${logitsWhyNot}.`);
