@@ -120,6 +120,30 @@ describe('SAE API', () => {
     expect(best!.correlation).toBeCloseTo(cov / Math.sqrt(va * vb), 5);
   });
 
+  it('picks quantile-group examples spread over each activation interval', async () => {
+    const s = registry.sae('sae-stories260K');
+    const store = await FeatureStore.open(featureStorePath(s.dir));
+    const f = (await store.listFeatures({ orderBy: 'density', limit: 1 }))[0]!.feature;
+    const stats = await store.featureStats(f);
+    const groups = await store.quantileContexts(f, 4, 3, 2);
+    const values = (await store.sql(`SELECT value FROM acts WHERE feature = ${f} ORDER BY value DESC`)).map(
+      (r) => r.value as number,
+    );
+    store.close();
+    expect(groups.map((g) => g.hi)).toEqual([4, 3, 2, 1].map((i) => (stats.maxAct * i) / 4));
+    expect(groups.reduce((n, g) => n + g.count, 0)).toBe(stats.nActive);
+    for (const g of groups) {
+      const inside = values.filter((v) => v > g.lo && v <= g.hi);
+      expect(inside.length).toBe(g.count);
+      expect(g.examples.length).toBe(Math.min(3, g.count));
+      // The first example is the interval's largest activation; all are inside it, in order.
+      if (g.count > 0) expect(g.examples[0]!.value).toBe(inside[0]);
+      g.examples.forEach((c) => expect(c.value > g.lo && c.value <= g.hi).toBe(true));
+      expect(g.examples.map((c) => c.rank)).toEqual(g.examples.map((_, i) => i + 1));
+      g.examples.forEach((c) => expect(c.tokens[c.center]!.act).toBe(c.value));
+    }
+  });
+
   it('answers test-your-text, search and steering with the library’s numbers', async () => {
     const { sae } = registry.sae('sae-stories260K');
     const model = registry.model(undefined).model;

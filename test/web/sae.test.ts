@@ -169,6 +169,22 @@ describe('SAE view', () => {
     expect(await page.$('[role="alert"]')).toBeNull();
   });
 
+  it('says how to open an SAE when none is open', async () => {
+    // The same server, its /api/info answered without SAEs (a second server and browser cost seconds).
+    const { page } = ex;
+    await page.route('**/api/info', async (route) => {
+      const info = (await (await route.fetch()).json()) as object;
+      await route.fulfill({ json: { ...info, saes: [] } });
+    });
+    try {
+      await ex.open('?view=sae');
+      await page.waitForSelector('.sae-empty');
+      expect(await page.textContent('.sae-empty')).toContain('sonde serve --sae DIR');
+    } finally {
+      await page.unroute('**/api/info');
+    }
+  });
+
   it('reaches every control with the keyboard', async () => {
     const q = `?view=sae&sae=sae-stories260K&feature=${feature}&text=${encodeURIComponent(TEXT)}&search=cat`;
     await ex.open(q);
