@@ -158,6 +158,18 @@ export interface FeatureSteering {
   steered: string;
 }
 
+/** A latent's decoder row W_dec[feature] and the hook it writes (where steering adds it). */
+export async function featureDirection(
+  sae: SparseAutoencoder,
+  feature: number,
+): Promise<{ vector: Float32Array; hook: string; norm: number }> {
+  checkFeature(sae, feature);
+  const vector = await noGrad(() =>
+    gather(sae.param('W_dec'), 0, new Tensor(BigInt64Array.of(BigInt(feature)), [1])),
+  ).f32();
+  return { vector, hook: sae.cfg.hookNameOut ?? sae.cfg.hookName, norm: Math.hypot(...vector) };
+}
+
 /**
  * Generation without and with coefficient × W_dec[feature] added at every position of the hook the SAE
  * writes (SAELens / Neuronpedia steering), with the same sampling seed.
@@ -169,12 +181,8 @@ export async function featureSteering(
   prompt: string,
   opts: { coefficient: number; maxTokens?: number; seed?: number; temperature?: number },
 ): Promise<FeatureSteering> {
-  checkFeature(sae, feature);
   checkSaeFitsModel(model, sae);
-  const hook = sae.cfg.hookNameOut ?? sae.cfg.hookName;
-  const row = await noGrad(() =>
-    gather(sae.param('W_dec'), 0, new Tensor(BigInt64Array.of(BigInt(feature)), [1])),
-  ).f32();
+  const { vector: row, hook, norm } = await featureDirection(sae, feature);
   const seed = opts.seed ?? 0;
   const temperature = opts.temperature ?? 1;
   const ids = model.encode(prompt);
@@ -188,7 +196,7 @@ export async function featureSteering(
     feature,
     hook,
     coefficient: opts.coefficient,
-    decoderNorm: Math.hypot(...row),
+    decoderNorm: norm,
     seed,
     temperature,
     unsteered: cont(r.unsteered.tokens),

@@ -12,6 +12,7 @@ import { featureSteering, searchFeatures, textActivations } from '../../src/sae/
 import { buildServer } from '../../src/server/app.js';
 import type { JobManager, JobState } from '../../src/server/jobs/manager.js';
 import { Registry } from '../../src/server/registry.js';
+import { sonde } from '../helpers/cli.js';
 import { copySae } from '../helpers/sae-fixture.js';
 
 const FIXTURE = 'test/fixtures/sae-stories260K';
@@ -172,6 +173,28 @@ describe('SAE API', () => {
     expect(steer.json().steered).toBe(wantSteer.steered);
     expect(steer.json().unsteered).toBe(wantSteer.unsteered);
     expect(wantSteer.steered).not.toBe(wantSteer.unsteered);
+    // sonde steer --sae/--feature adds the same direction: the CLI, the API and the page agree.
+    const cli = await sonde(
+      'steer',
+      '--prompt',
+      body.prompt,
+      '--sae',
+      FIXTURE,
+      '--feature',
+      '5',
+      '--coefficient',
+      '8',
+      '--max-tokens',
+      '12',
+      '--seed',
+      '3',
+      '--temperature',
+      '1',
+      '--json',
+    );
+    expect(cli.stderr).toBe('');
+    const printed = JSON.parse(cli.stdout) as { steered: string; unsteered: string };
+    expect([printed.unsteered, printed.steered]).toEqual([wantSteer.unsteered, wantSteer.steered]);
   });
 
   it('refuses bad requests with a clear 400', async () => {
