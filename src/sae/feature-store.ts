@@ -107,6 +107,25 @@ export interface FeatureContext {
   center: number;
 }
 
+/** Examples of one activation interval (SAE-Vis's quantile groups). */
+export interface QuantileGroup {
+  /** The interval (lo, hi] of activation values. */
+  lo: number;
+  hi: number;
+  /** Activations in it. */
+  count: number;
+  examples: FeatureContext[];
+}
+
+export interface CorrelatedFeature {
+  feature: number;
+  /** Pearson correlation of the two latents' activations over the scanned tokens (zeros included). */
+  correlation: number;
+  /** Tokens where both fire, and that over the tokens where either fires. */
+  coActive: number;
+  jaccard: number;
+}
+
 export interface Histogram {
   /** bins + 1 edges; bin i is [edges[i], edges[i+1]), the last one closed. */
   edges: number[];
@@ -252,15 +271,69 @@ export class FeatureStore {
   async topContexts(feature: number, n = 10, window = 8): Promise<FeatureContext[]> {
     const f = this.check(feature);
     const lim = nonNegInt(n, 'n');
-    const w = nonNegInt(window, 'window');
     if (lim === 0) return [];
+    return this.contextsAround(
+      f,
+      `SELECT seq, pos, value, row_number() OVER (ORDER BY value DESC, seq, pos) AS rank
+       FROM acts WHERE feature = ${f}
+       ORDER BY value DESC, seq, pos LIMIT ${lim}`,
+      window,
+    );
+  }
+
+  /**
+   * SAE-Vis's activation-quantile groups: (0, max] cut into `groups` equal-width intervals, and from each
+   * up to `perGroup` activations spread evenly over its ranks (highest interval first), each with its
+   * context as {@link topContexts} gives it. A group's `rank` numbers its examples from 1.
+   */
+  async quantileContexts(feature: number, groups = 5, perGroup = 5, window = 8): Promise<QuantileGroup[]> {
+    const f = this.check(feature);
+    const ng = nonNegInt(groups, 'groups');
+    const per = nonNegInt(perGroup, 'perGroup');
+    const { maxAct, nActive } = await this.featureStats(f);
+    if (ng === 0 || nActive === 0 || !(maxAct > 0)) return [];
+    const lo = (g: number) => (maxAct * g) / ng;
+    // Group g holds (lo(g), lo(g+1)]; g = ng - 1 is the top interval.
+    const groupOf = `least(CAST(ceil(value / ${maxAct} * ${ng}) AS INTEGER) - 1, ${ng - 1})`;
+    const [counts, picked] = await Promise.all([
+      query(
+        this.conn,
+        `SELECT ${groupOf} AS g, CAST(count(*) AS INTEGER) AS n FROM acts WHERE feature = ${f} AND value > 0 GROUP BY g`,
+      ),
+      per === 0
+        ? Promise.resolve([])
+        : this.contextsAround(
+            f,
+            `WITH ranked AS (
+               SELECT seq, pos, value, ${groupOf} AS g,
+                 row_number() OVER (PARTITION BY ${groupOf} ORDER BY value DESC, seq, pos) - 1 AS r,
+                 count(*) OVER (PARTITION BY ${groupOf}) AS n
+               FROM acts WHERE feature = ${f} AND value > 0)
+             SELECT seq, pos, value, g * 1000000 + row_number() OVER (PARTITION BY g ORDER BY r) AS rank
+             FROM ranked
+             -- rank r is picked when r = floor(i * n / per) for some i < per (evenly spread ranks)
+             WHERE (r * ${per} + n - 1) // n < ${per} AND ((r * ${per} + n - 1) // n) * n // ${per} = r`,
+            window,
+          ),
+    ]);
+    const size = new Map(counts.map((r) => [num(r.g), num(r.n)]));
+    const out: QuantileGroup[] = [];
+    for (let g = ng - 1; g >= 0; g--) {
+      const examples = picked
+        .filter((c) => Math.floor(c.rank / 1_000_000) === g)
+        .map((c) => ({ ...c, rank: c.rank % 1_000_000 }));
+      out.push({ lo: lo(g), hi: g === ng - 1 ? maxAct : lo(g + 1), count: size.get(g) ?? 0, examples });
+    }
+    return out;
+  }
+
+  /** Contexts of the activations `selected` lists (columns seq, pos, value, rank), in rank order. */
+  private async contextsAround(f: number, selected: string, window: number): Promise<FeatureContext[]> {
+    const w = nonNegInt(window, 'window');
     const rows = await query(
       this.conn,
-      `WITH top AS (
-         SELECT seq, pos, value, row_number() OVER (ORDER BY value DESC, seq, pos) AS rank
-         FROM acts WHERE feature = ${f}
-         ORDER BY value DESC, seq, pos LIMIT ${lim})
-       SELECT CAST(top.rank AS INTEGER) AS rank, top.seq, top.pos AS center, top.value AS top_value,
+      `WITH top AS (${selected})
+       SELECT CAST(top.rank AS BIGINT) AS rank, top.seq, top.pos AS center, top.value AS top_value,
          t.pos, t.token, t.text, coalesce(a.value, 0) AS act
        FROM top
        JOIN tokens t ON t.seq = top.seq AND t.pos BETWEEN top.pos - ${w} AND top.pos + ${w}
@@ -280,6 +353,45 @@ export class FeatureStore {
       c.tokens.push({ pos, id: num(r.token), text: r.text as string, act: num(r.act) });
     }
     return out;
+  }
+
+  /**
+   * The k latents whose activations correlate most with this one's over the scanned tokens (Pearson,
+   * zeros included; only latents that fire together with it at least once), with how often they co-fire.
+   */
+  async correlatedFeatures(feature: number, k = 10): Promise<CorrelatedFeature[]> {
+    const f = this.check(feature);
+    const lim = nonNegInt(k, 'k');
+    if (lim === 0) return [];
+    const N = Math.max(1, this.info.tokensScanned);
+    const rows = await query(
+      this.conn,
+      `WITH mine AS (SELECT seq, pos, value FROM acts WHERE feature = ${f}),
+       co AS (
+         SELECT a.feature, sum(CAST(a.value AS DOUBLE) * m.value) AS sxy, count(*) AS both_n
+         FROM acts a JOIN mine m ON a.seq = m.seq AND a.pos = m.pos
+         WHERE a.feature <> ${f} GROUP BY a.feature),
+       st AS (
+         SELECT feature, sum(CAST(value AS DOUBLE)) AS sx, sum(CAST(value AS DOUBLE) * value) AS sxx,
+           count(*) AS n
+         FROM acts WHERE feature IN (SELECT feature FROM co) OR feature = ${f} GROUP BY feature),
+       me AS (SELECT sx, sxx, n FROM st WHERE feature = ${f})
+       SELECT co.feature, CAST(co.both_n AS INTEGER) AS both_n, CAST(st.n AS INTEGER) AS n,
+         (${N} * co.sxy - st.sx * me.sx)
+           / sqrt(greatest((${N} * st.sxx - st.sx * st.sx) * (${N} * me.sxx - me.sx * me.sx), 1e-300)) AS r
+       FROM co JOIN st ON st.feature = co.feature, me
+       ORDER BY r DESC, co.feature LIMIT ${lim}`,
+    );
+    const mine = (await this.featureStats(f)).nActive;
+    return rows.map((r) => {
+      const both = num(r.both_n);
+      return {
+        feature: num(r.feature),
+        correlation: num(r.r),
+        coActive: both,
+        jaccard: both / (mine + num(r.n) - both),
+      };
+    });
   }
 
   /** Equal-width histogram of a latent's nonzero activations over [min(0, smallest), max]. */
@@ -566,7 +678,8 @@ function nonNegInt(v: number, name: string): number {
   return v;
 }
 
-function edgesOf(lo: number, hi: number, bins: number): number[] {
+/** bins + 1 equal-width edges over [lo, hi] (the last one exactly hi). */
+export function edgesOf(lo: number, hi: number, bins: number): number[] {
   const width = hi - lo;
   return Array.from({ length: bins + 1 }, (_, i) => (i === bins ? hi : lo + (width * i) / bins));
 }

@@ -10,7 +10,7 @@ import { noGrad, Tensor } from '../engine/tensor.js';
 import type { HookedTransformer } from '../hooks/hooked-transformer.js';
 import { layerOf } from '../hooks/hooks.js';
 import { SaeError } from './config.js';
-import { FeatureStore, type FeatureStoreMeta } from './feature-store.js';
+import { edgesOf, FeatureStore, type FeatureStoreMeta, type Histogram } from './feature-store.js';
 import type { SparseAutoencoder } from './sae.js';
 
 export interface ScanProgress {
@@ -273,6 +273,8 @@ export interface FeatureLogits {
   bottom: LogitEffect[];
   /** How the effects were computed. */
   method: string;
+  /** Histogram of the effects on every vocabulary token (SAE-Vis's logit histogram). */
+  histogram: Histogram;
 }
 
 /**
@@ -302,6 +304,7 @@ export async function featureLogits(
   sae: SparseAutoencoder,
   feature: number,
   k = 10,
+  bins = 20,
 ): Promise<FeatureLogits | null> {
   const { dSae } = sae.cfg;
   if (!Number.isInteger(feature) || feature < 0 || feature >= dSae)
@@ -315,13 +318,13 @@ export async function featureLogits(
   const lnW = norm === 'none' ? undefined : model.weights.get('ln_final.w');
   const kk = Math.min(k, V);
   // The k largest and the k smallest effects, ranked on the engine (ties: the lower token id first).
-  const [top, bottom] = noGrad(() => {
+  const [effects, top, bottom] = noGrad(() => {
     let d = gather(sae.param('W_dec'), 0, new Tensor(BigInt64Array.of(BigInt(feature)), [1])); // [1, d_out]
     if (center) d = sub(d, mean(d, -1, true));
     if (lnW) d = mul(d, lnW);
     const effects = reshape(matmul(d, WU), [V]);
-    if (kk === 0) return [null, null];
-    return [topk(effects, kk), topk(neg(effects), kk)];
+    if (kk === 0) return [effects, null, null];
+    return [effects, topk(effects, kk), topk(neg(effects), kk)];
   });
   const pick = async (
     t: { values: Tensor; indices: Tensor } | null,
@@ -342,5 +345,23 @@ export async function featureLogits(
     top: await pick(top, 1),
     bottom: await pick(bottom, -1),
     method: `${dir} @ W_U: direct effect, without the final norm's scale and the biases`,
+    histogram: histogramOf(await effects.f32(), bins),
   };
+}
+
+/** Equal-width histogram of `values` over [min, max] (bin i is [edges[i], edges[i+1]), the last closed). */
+export function histogramOf(values: ArrayLike<number>, bins: number): Histogram {
+  if (!Number.isInteger(bins) || bins < 1) throw new SaeError(`bins must be an integer >= 1, got ${bins}`);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    lo = Math.min(lo, values[i]!);
+    hi = Math.max(hi, values[i]!);
+  }
+  if (values.length === 0) lo = hi = 0;
+  const width = hi - lo || 1;
+  const counts = new Array<number>(bins).fill(0);
+  for (let i = 0; i < values.length; i++)
+    counts[Math.min(bins - 1, Math.max(0, Math.floor(((values[i]! - lo) / width) * bins)))]!++;
+  return { edges: edgesOf(lo, hi, bins), counts };
 }

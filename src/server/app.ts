@@ -15,6 +15,7 @@ import { registerJobRoutes } from './routes/jobs.js';
 import { registerLensRoutes } from './routes/lens.js';
 import { registerPatchingRoutes } from './routes/patching.js';
 import { registerPromptRoutes } from './routes/prompt.js';
+import { registerSaeRoutes } from './routes/sae.js';
 import { checkRequest, isLoopback } from './security.js';
 import { LIMITS } from './validate.js';
 
@@ -114,6 +115,7 @@ export async function buildServer(
   registerLensRoutes(app, ctx);
   registerDlaRoutes(app, ctx);
   registerCircuitsRoutes(app, ctx);
+  registerSaeRoutes(app, ctx);
   registerJobRoutes(app, ctx);
   return { app, jobs, routes };
 }

@@ -28,6 +28,11 @@ export const LIMITS = {
   graphLinks: 200_000,
   /** Bytes in a request body (a prompt is at most a few KB; pair lists stay well under this). */
   bodyBytes: 256 * 1024,
+  /** Top-activating contexts on a feature page, and tokens either side of each. */
+  saeContexts: 50,
+  saeWindow: 32,
+  /** Tokens one feature scan reads (a scan of 100k tokens of stories260K takes seconds). */
+  scanTokens: 2_000_000,
 } as const;
 
 export const prompt = z

@@ -7,19 +7,16 @@ import { UsageError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import { histogramSpec } from '../../plot/histogram.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
-import { SaeError } from '../../sae/config.js';
-import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
-import { FeatureStore, type FeatureContext, type FeatureStoreInfo } from '../../sae/feature-store.js';
+import { featureDashboard } from '../../sae/dashboard.js';
 import {
-  checkSaeFitsModel,
-  corpusFingerprint,
-  featureLogits,
-  featureLogitsUnavailable,
-  saeFingerprint,
-  scanBos,
-  scanFeatures,
-  splitCorpus,
-} from '../../sae/features.js';
+  DEFAULT_SCAN_CTX,
+  DEFAULT_SCAN_TOKENS,
+  FEATURE_STORE_FILE,
+  featureStorePath,
+  openOrScanStore,
+} from '../../sae/feature-scan.js';
+import { FeatureStore, type FeatureContext, type FeatureStoreInfo } from '../../sae/feature-store.js';
+import { checkSaeFitsModel, saeFingerprint } from '../../sae/features.js';
 import { modelMismatch } from '../../sae/provenance.js';
 import { loadSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
@@ -42,10 +39,6 @@ import { createProgress } from '../progress.js';
 import { choiceArg } from './probe.js';
 import { checkOutput, checkPlotPath, PLOT_FLAG } from '../output.js';
 
-const DB_FILE = 'features.duckdb';
-const DEFAULT_TOKENS = 100_000;
-const DEFAULT_CTX = 128;
-
 interface ScanFlags {
   sae?: string;
   data?: string;
@@ -62,15 +55,15 @@ function scanOptions(cmd: Command): Command {
       '--data <file>',
       'corpus: documents separated by blank lines, or .jsonl of {"text"} (default: the built-in stories)',
     )
-    .option('--n-tokens <n>', 'tokens to scan, BOS left out', intArg(1), DEFAULT_TOKENS)
+    .option('--n-tokens <n>', 'tokens to scan, BOS left out', intArg(1), DEFAULT_SCAN_TOKENS)
     .option(
       '--ctx <n>',
       'tokens per context, BOS included (longer documents are split)',
       intArg(2),
-      DEFAULT_CTX,
+      DEFAULT_SCAN_CTX,
     )
     .option('--batch-size <n>', 'contexts per forward pass (default: by d_sae and vocabulary)', intArg(1))
-    .option('--db <file>', `the feature store (default: <sae dir>/${DB_FILE})`)
+    .option('--db <file>', `the feature store (default: <sae dir>/${FEATURE_STORE_FILE})`)
     .option('--rescan', 'scan again even when the store matches');
 }
 
@@ -80,41 +73,6 @@ interface Opened {
   model: HookedTransformer | null;
   reused: boolean;
   seconds: number;
-}
-
-function readTexts(file: string): string[] {
-  if (file.toLowerCase().endsWith('.jsonl')) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read corpus '${file}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-    }
-    const docs = splitCorpus(text, true);
-    if (docs.length === 0) throw new UsageError(`corpus '${file}' has no text`);
-    return docs;
-  }
-  return readCorpus(file);
-}
-
-/** Why a store cannot stand for this scan (null when it can); `strict` compares every scan setting. */
-function mismatch(
-  info: FeatureStoreInfo,
-  want: Pick<
-    FeatureStoreInfo,
-    'saeFingerprint' | 'model' | 'corpusFingerprint' | 'ctx' | 'maxTokens' | 'bosExcluded'
-  >,
-  compare: { corpus: boolean; tokens: boolean; ctx: boolean },
-): string | null {
-  if (info.saeFingerprint !== want.saeFingerprint) return 'it was made with other SAE weights';
-  if (path.resolve(info.model) !== path.resolve(want.model)) return `it was made with model ${info.model}`;
-  if (info.bosExcluded !== want.bosExcluded) return 'it was made with other BOS handling';
-  if (compare.corpus && info.corpusFingerprint !== want.corpusFingerprint)
-    return `it was made from ${info.corpus}`;
-  if (compare.ctx && info.ctx !== want.ctx) return `it was made with --ctx ${info.ctx}`;
-  if (compare.tokens && info.maxTokens !== want.maxTokens)
-    return `it was made with --n-tokens ${info.maxTokens ?? 'all'}`;
-  return null;
 }
 
 /**
@@ -133,7 +91,7 @@ async function openOrScan(
       throw new UsageError(`--feature ${feature} is outside the SAE's ${dSae} latents (0..${dSae - 1})`);
   };
   if (!o.sae && !o.db) throw new UsageError('give --sae DIR (or --db FILE of an earlier scan)');
-  const dbPath = o.db ?? path.join(o.sae!, DB_FILE);
+  const dbPath = o.db ?? featureStorePath(o.sae!);
   if (!o.sae) {
     if (!fs.existsSync(dbPath))
       throw new UsageError(`no feature store at ${dbPath}: give --sae DIR to scan one`);
@@ -171,66 +129,32 @@ async function openOrScan(
   checkSaeFitsModel(model, sae);
   const otherModel = modelMismatch(sae.cfg.metadata, model.source);
   if (otherModel) warn(otherModel);
-  const dataFile = o.data ?? defaultCorpusPath();
-  const texts = readTexts(dataFile);
-  const want = {
-    saeFingerprint: await saeFingerprint(sae),
-    model: model.source,
-    corpusFingerprint: corpusFingerprint(texts),
-    ctx: o.ctx,
-    maxTokens: o.nTokens,
-    bosExcluded: scanBos(model, sae) !== null,
-  };
   const given = (name: string) => !lenient || cmd.getOptionValueSource(name) === 'cli';
-  if (fs.existsSync(dbPath) && !o.rescan) {
-    let store: FeatureStore | null = null;
-    let why: string | null;
-    try {
-      store = await FeatureStore.open(dbPath);
-      why = mismatch(store.info, want, {
-        corpus: given('data'),
-        tokens: given('nTokens'),
-        ctx: given('ctx'),
-      });
-    } catch (e) {
-      why = e instanceof SaeError ? e.message : String(e);
-    }
-    if (store && why === null) {
-      note(
-        g,
-        `using ${dbPath} (${fmtCount(store.info.tokensScanned)} tokens of ${store.info.corpus}; --rescan to redo)`,
-      );
-      return { store, sae, model, reused: true, seconds: 0 };
-    }
-    store?.close();
-    note(g, `rescanning: ${dbPath} does not match (${why})`);
-  }
-  note(g, `scanning ${o.nTokens} tokens of ${dataFile} through ${sae.cfg.hookName} into ${dbPath}`);
   const progress = createProgress(g);
   let last = -1;
-  const t0 = performance.now();
-  let store: FeatureStore;
   try {
-    store = await scanFeatures(model, sae, texts, {
+    const opened = await openOrScanStore(model, sae, {
       dbPath,
+      saeDir: o.sae,
+      data: o.data,
+      nTokens: o.nTokens,
       ctx: o.ctx,
-      maxTokens: o.nTokens,
       batchSize: o.batchSize,
-      saeSource: path.resolve(o.sae),
-      corpus: o.data ? path.resolve(o.data) : dataFile,
+      rescan: o.rescan,
+      compare: { corpus: given('data'), tokens: given('nTokens'), ctx: given('ctx') },
+      onNote: (line) => note(g, line),
       onProgress: (p) => {
         if (last < 0) progress.start(p.totalTokens, 'scanning');
         progress.increment(p.tokens - Math.max(last, 0));
         last = p.tokens;
       },
     });
+    if (!opened.reused && opened.store.info.tokensScanned < o.nTokens)
+      note(g, `the corpus has only ${opened.store.info.tokensScanned} tokens: scanned all of them`);
+    return { ...opened, sae, model };
   } finally {
     progress.stop();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  if (store.info.tokensScanned < o.nTokens)
-    note(g, `the corpus has only ${store.info.tokensScanned} tokens: scanned all of them`);
-  return { store, sae, model, reused: false, seconds };
 }
 
 function describeStore(info: FeatureStoreInfo): string {
@@ -341,7 +265,7 @@ Examples:
     sae
       .command('show')
       .description(
-        "one latent's dashboard: top-activating contexts, activation histogram, top and bottom logits",
+        "one latent's dashboard: top-activating contexts, activation histogram, top and bottom logits, correlated latents",
       )
       .requiredOption('--feature <i>', 'latent index', intArg(0))
       .option('--sae <dir>', 'SAELens folder (cfg.json, sae_weights.safetensors)'),
@@ -381,29 +305,17 @@ Examples:
         const { store, sae: s, model } = await openOrScan(g, o, cmd, true, o.feature);
         try {
           const f = o.feature;
-          const summary = await store.featureSummary(f, 10);
-          const contexts = await store.topContexts(f, o.contexts, o.window);
-          const hist = await store.histogram(f, o.bins);
-          let logitsWhyNot: string | null = null;
-          let logits = null;
-          if (s && model) {
-            logitsWhyNot = featureLogitsUnavailable(model, s);
-            logits = await featureLogits(model, s, f, o.topK);
-          } else logitsWhyNot = `the SAE at ${store.info.sae} is not available (give --sae DIR)`;
+          const d = await featureDashboard(store, s && model ? { sae: s, model } : null, f, {
+            contexts: o.contexts,
+            window: o.window,
+            bins: o.bins,
+            topK: o.topK,
+          });
+          const { summary, contexts, histogram: hist, logits, logitsUnavailable: logitsWhyNot } = d;
           if (o.plot)
             await writePlot(o.plot, activationHistogramSpec(store.info, hist.edges, hist.counts, f));
           if (g.json) {
-            printJson({
-              db: store.path,
-              meta: store.info,
-              feature: f,
-              summary,
-              contexts,
-              histogram: hist,
-              logits,
-              logitsUnavailable: logitsWhyNot,
-              plot: o.plot ?? null,
-            });
+            printJson({ db: store.path, ...d, plot: o.plot ?? null });
             return;
           }
           out(`Latent ${f} of ${describeStore(store.info)}`);
@@ -424,6 +336,12 @@ Examples:
               `Activation histogram (${hist.nonzero} nonzero; ${fmtCount(hist.zeros)} tokens at 0 not shown):`,
             );
             for (const line of bars(hist.edges, hist.counts)) out(`  ${line}`);
+            if (d.correlated.length > 0) {
+              out('');
+              out(
+                `Most correlated latents (Pearson r): ${d.correlated.map((c) => `${c.feature} (${fmt(c.correlation)})`).join(', ')}`,
+              );
+            }
           }
           out('');
           if (!logits) out(`No logits: ${logitsWhyNot}.`);

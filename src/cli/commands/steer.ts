@@ -11,6 +11,8 @@ import {
   steeringHook,
 } from '../../methods/steering.js';
 import { writePlot, type TopLevelSpec } from '../../plot/vega.js';
+import { loadSaeLens } from '../../sae/saelens.js';
+import { featureDirection } from '../../sae/text-features.js';
 import {
   fitText,
   fmt,
@@ -71,6 +73,8 @@ interface SteerOpts {
   positive?: string;
   negative?: string;
   probe?: string;
+  sae?: string;
+  feature?: number;
   hook?: string;
   coefficient: number;
   maxTokens: number;
@@ -88,6 +92,12 @@ export function registerSteer(program: Command): void {
     .option('--positive <file>', 'texts towards which to steer (one per line)')
     .option('--negative <file>', 'texts away from which to steer (one per line)')
     .option('--probe <probe.json>', "a probe file: steer along its unit direction (hook: the probe's)")
+    .option('--sae <dir>', "an SAE folder: steer along a latent's decoder row (with --feature)")
+    .option(
+      '--feature <i>',
+      'the latent of --sae (adds coefficient x W_dec[i] at the hook the SAE writes)',
+      intArg(0),
+    )
     .option('--hook <name>', 'hook point to add the vector at (default with --probe: the probe hook)')
     .option(
       '--coefficient <x>',
@@ -108,7 +118,8 @@ The vector is added at every position of the prompt and of each generated token.
 Examples:
   sonde steer --prompt "Once upon a time, there was a little girl named Lily. One day," \\
     --positive examples/boy-prompts.txt --negative examples/girl-prompts.txt --hook blocks.3.hook_resid_post
-  sonde steer --prompt "Lily was sad." --probe probe.json --coefficient 2`,
+  sonde steer --prompt "Lily was sad." --probe probe.json --coefficient 2
+  sonde steer --prompt "Once upon a time" --sae my-sae --feature 12 --coefficient 6`,
     )
     .action(async (o: SteerOpts, cmd: Command) => {
       const g = globalsOf(cmd);
@@ -120,7 +131,17 @@ Examples:
       let hook: string;
       let source: string;
       let norm: number;
-      if (o.probe) {
+      if (o.sae !== undefined || o.feature !== undefined) {
+        if (o.sae === undefined || o.feature === undefined)
+          throw new UsageError('--sae DIR and --feature I go together');
+        if (o.probe || o.positive || o.negative)
+          throw new UsageError('give --sae/--feature, --probe or --positive/--negative, not several');
+        const d = await featureDirection(loadSaeLens(o.sae), o.feature);
+        hook = o.hook ?? d.hook;
+        vector = d.vector;
+        norm = d.norm;
+        source = `latent ${o.feature} of ${o.sae} (its decoder row)`;
+      } else if (o.probe) {
         if (o.positive || o.negative) throw new UsageError('give --probe or --positive/--negative, not both');
         const p = loadProbe(o.probe);
         hook = o.hook ?? p.hook;

@@ -15,6 +15,8 @@ export interface JobContext {
   /** The open model `id` names (undefined = the first), loaded once per worker from its folder. */
   model(id: string | undefined): HookedTransformer;
   sae(id: string): SparseAutoencoder;
+  /** The open SAE's folder (where its feature store lives). */
+  saeDir(id: string): string;
   progress(p: JobProgress): void;
 }
 

@@ -3,9 +3,11 @@ import type { JobKind } from './kind.js';
 import { lensJobs } from '../routes/lens.js';
 import { circuitsJobs } from '../routes/circuits.js';
 import { patchingJobs } from '../routes/patching.js';
+import { saeJobs } from '../routes/sae.js';
 
 export const JOB_KINDS: Record<string, JobKind> = {
   ...patchingJobs,
   ...lensJobs,
   ...circuitsJobs,
+  ...saeJobs,
 };

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { fork, type ChildProcess } from 'node:child_process';
+import { removeLeftoversOf } from '../../io/leftovers.js';
 import { fileURLToPath } from 'node:url';
 import type { ErrorBody } from '../errors.js';
 import { ApiError } from '../errors.js';
@@ -179,6 +180,8 @@ export class JobManager {
     );
     worker.on('exit', (code, signal) => {
       this.workers.delete(worker);
+      // A killed job leaves what it was writing (a feature store's temp file): its journal names it.
+      if (signal !== null && worker.pid !== undefined) removeLeftoversOf(worker.pid);
       if (!TERMINAL.has(job.state.status))
         this.finish(job, {
           status: 'failed',

@@ -41,6 +41,11 @@ const ctx: JobContext = {
     if (s === undefined) saes.set(id, (s = loadSaeLens(entry[1])));
     return s;
   },
+  saeDir(id) {
+    const entry = input.saes.find(([k]) => k === id);
+    if (entry === undefined) throw new Error(`no SAE '${id}' is open`);
+    return entry[1];
+  },
   progress(progress) {
     post({ type: 'progress', progress });
   },

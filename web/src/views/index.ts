@@ -9,6 +9,7 @@ import { AttributionGraphView } from './AttributionGraphView';
 import { CircuitView } from './CircuitView';
 import { JobsView } from './JobsView';
 import { PromptView } from './PromptView';
+import { SaeView } from './SaeView';
 
 export interface View {
   /** The URL's `view` parameter. */
@@ -27,4 +28,5 @@ export const VIEWS: View[] = [
   { id: 'circuit', title: 'Circuit', component: CircuitView },
   { id: 'attribution-graph', title: 'Attribution graph', component: AttributionGraphView },
   { id: 'jobs', title: 'Jobs', component: JobsView },
+  { id: 'sae', title: 'SAE features', component: SaeView },
 ];
