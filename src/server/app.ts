@@ -46,6 +46,8 @@ export interface ServerContext {
 export interface RouteEntry {
   method: string;
   url: string;
+  /** The route's own body limit when it differs from the server's (uploads). */
+  bodyLimit?: number;
 }
 
 export async function buildServer(
@@ -76,11 +78,11 @@ export async function buildServer(
   const routes: RouteEntry[] = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat())
-      if (r.url.startsWith('/api/')) routes.push({ method, url: r.url });
+      if (r.url.startsWith('/api/')) routes.push({ method, url: r.url, bodyLimit: r.bodyLimit });
   });
 
-  app.setErrorHandler((e, _req, reply) => {
-    const { status, body } = errorAnswer(e);
+  app.setErrorHandler((e, req, reply) => {
+    const { status, body } = errorAnswer(e, req.routeOptions.bodyLimit);
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {

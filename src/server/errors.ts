@@ -18,22 +18,26 @@ export interface ErrorBody {
 }
 
 /** Status and body for anything a handler threw: ApiError and Sonde's user errors are 4xx, the rest 500. */
-export function errorAnswer(e: unknown): { status: number; body: ErrorBody } {
+/** `bodyLimit`: the refusing route's own limit on its body (an upload route takes more than the rest). */
+export function errorAnswer(
+  e: unknown,
+  bodyLimit: number = LIMITS.bodyBytes,
+): { status: number; body: ErrorBody } {
   if (e instanceof ApiError)
     return { status: e.status, body: body(e.status < 500 ? 'request' : 'server', e.message) };
   if (e instanceof SondeError) return { status: 400, body: body(e.constructor.name, e.message) };
   const { statusCode, code } = e as { statusCode?: unknown; code?: unknown };
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
-    const message = (typeof code === 'string' && frameworkMessage(code)) || (e as Error).message;
+    const message = (typeof code === 'string' && frameworkMessage(code, bodyLimit)) || (e as Error).message;
     return { status: statusCode, body: body('request', message) };
   }
   return { status: 500, body: body('internal', e instanceof Error ? e.message : String(e)) };
 }
 
 /** The framework's refusals of a body, said the way the page shows them (a function: validate.ts imports this file). */
-function frameworkMessage(code: string): string | undefined {
+function frameworkMessage(code: string, bodyLimit: number): string | undefined {
   return {
-    FST_ERR_CTP_BODY_TOO_LARGE: `the request body is over the server's limit of ${LIMITS.bodyBytes / 1024} KB`,
+    FST_ERR_CTP_BODY_TOO_LARGE: `the request body is over the server's limit of ${bodyLimit / 1024} KB`,
     FST_ERR_CTP_INVALID_JSON_BODY: 'the request body is not valid JSON',
     FST_ERR_CTP_EMPTY_JSON_BODY: 'the request body is empty: send a JSON object',
     FST_ERR_CTP_INVALID_MEDIA_TYPE: 'send the request body as application/json',

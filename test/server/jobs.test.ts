@@ -2,7 +2,8 @@
 // end, cancel, the queue, failures, shutdown, and the server answering small requests while a sweep runs.
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activationPatching, patchingMatrix } from '../../src/methods/patching.js';
+import { activationPatching } from '../../src/methods/patching.js';
+import { patchingAnswer } from '../../src/server/routes/patching.js';
 import { buildServer } from '../../src/server/app.js';
 import type { JobManager, JobState } from '../../src/server/jobs/manager.js';
 import { Registry } from '../../src/server/registry.js';
@@ -116,7 +117,7 @@ describe('jobs', () => {
       clean: model.encode(SHORT.clean),
       corrupt: model.encode(SHORT.corrupt),
     });
-    expectSame(last.result, JSON.parse(JSON.stringify({ ...want, matrix: patchingMatrix(want) })));
+    expectSame(last.result, JSON.parse(JSON.stringify(patchingAnswer(model, want))));
     // The same result afterwards by GET; the list leaves results out.
     expect((await call<JobState>('GET', `/api/jobs/${job.id}`)).body.result).toEqual(last.result);
     const list = (await call<JobState[]>('GET', '/api/jobs')).body;

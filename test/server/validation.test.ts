@@ -154,11 +154,10 @@ describe('every API route', () => {
     for (const r of routes.filter(withBody)) {
       const body = JSON.stringify(Object.fromEntries(fields.map((f) => [f, big])));
       refused(await post(r, body), `${r.url} huge strings`);
-      const res = await post(r, JSON.stringify({ prompt: 'y'.repeat(LIMITS.bodyBytes + 1) }));
+      const limit = r.bodyLimit ?? LIMITS.bodyBytes;
+      const res = await post(r, JSON.stringify({ prompt: 'y'.repeat(limit + 1) }));
       expect(res.statusCode).toBe(413);
-      expect(isErrorBody(res)).toBe(
-        `the request body is over the server's limit of ${LIMITS.bodyBytes / 1024} KB`,
-      );
+      expect(isErrorBody(res)).toBe(`the request body is over the server's limit of ${limit / 1024} KB`);
     }
     const prompt = routes.find((r) => r.url === '/api/prompt')!;
     expect(refused(await post(prompt, JSON.stringify({ prompt: big })), 'prompt')).toBe(

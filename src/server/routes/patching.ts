@@ -76,7 +76,7 @@ function prompts(ctx: JobContext, p: z.output<typeof Sweep>) {
 }
 
 /** The answer without the [layer][component][position] grids the table already holds. */
-function answer(model: HookedTransformer, r: PatchingResult): PatchingAnswer {
+export function patchingAnswer(model: HookedTransformer, r: PatchingResult): PatchingAnswer {
   const { values: _values, raw: _raw, ...rest } = r;
   return { ...rest, ...sweepTable(model, r) };
 }
@@ -94,7 +94,7 @@ export const patchingJobs = {
       direction: p.direction,
       onProgress: (done, total) => ctx.progress({ done, total, stage: 'patching' }),
     });
-    return answer(model, result);
+    return patchingAnswer(model, result);
   }),
   attribution: jobKind(AttributionParams, async (ctx, p): Promise<AttributionAnswer> => {
     const { model, clean, corrupt } = prompts(ctx, p);
@@ -115,7 +115,7 @@ export const patchingJobs = {
       ...rest,
       runs: 0,
       ...sweepTable(model, result),
-      actual: actual && answer(model, actual),
+      actual: actual && patchingAnswer(model, actual),
       correlation,
     };
   }),
