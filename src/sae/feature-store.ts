@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import type { DuckDBAppender, DuckDBConnection, DuckDBInstance, DuckDBType } from '@duckdb/node-api';
 import { SaeError } from './config.js';
-import { tempSibling } from '../io/leftovers.js';
+import { tempSibling, trackLeftover } from '../io/leftovers.js';
 
 type DuckDB = typeof import('@duckdb/node-api');
 let duckdb: Promise<DuckDB> | null = null;
@@ -529,6 +529,8 @@ export class FeatureStoreWriter {
     if (!Number.isInteger(meta.dSae) || meta.dSae < 1)
       throw new SaeError(`feature store: d_sae must be a positive integer, got ${meta.dSae}`);
     const tmp = tempSibling(path);
+    // DuckDB writes a write-ahead log beside the file: a killed scan leaves both.
+    trackLeftover(`${tmp}.wal`);
     removeDb(tmp);
     const duck = await loadDuckDB();
     const { INTEGER, FLOAT, VARCHAR } = duck;

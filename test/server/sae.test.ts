@@ -222,7 +222,7 @@ describe('SAE API', () => {
     expect(scan.statusCode).toBe(400);
   });
 
-  it('cancels a running scan and leaves the store as it was', async () => {
+  it('cancels a running scan and leaves the store as it was, with no temp files', async () => {
     const s = registry.sae('sae-stories260K');
     const before = fs.statSync(featureStorePath(s.dir)).mtimeMs;
     const started = await post('/api/jobs', {
@@ -233,6 +233,8 @@ describe('SAE API', () => {
     const cancelled = await app.inject({ method: 'DELETE', url: `/api/jobs/${started.json().id}` });
     expect(cancelled.json().status).toBe('cancelled');
     expect(fs.statSync(featureStorePath(s.dir)).mtimeMs).toBe(before);
+    // The killed worker's half-written store (and DuckDB's log beside it) are removed once it has exited.
+    await expect.poll(() => fs.readdirSync(s.dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     const page = await post('/api/sae/feature', { sae: 'sae-stories260K', feature: 3 });
     expect(page.statusCode).toBe(200);
   });
