@@ -173,10 +173,12 @@ export const REVIVE_WINDOWS = 4;
  * they explain something and nowhere else. The largest matches across a batch are the rows whose residual
  * one direction explains best: a feature no latent has. Alone (in place of the aux-k loss) it revives
  * every latent but finds few rare features (MMCS 0.91); after the aux-k loss has had its four windows it
- * takes what is left, at some cost to the rarest features (k 5, width 512, 2^20 rows, seeds 0 / 1: topk
- * 9 / 8 -> 4 / 6 dead, MMCS 0.980 / 0.980 -> 0.949 / 0.947; batchtopk 12 -> 0 / 0 dead, MMCS 0.968 ->
- * 0.972 / 0.972). Eight windows trade the other way (topk 6 / 3 dead, MMCS 0.966 / 0.965; batchtopk
- * 3 / 3); 8 pairs per batch revive fewer (7), 128 hurt more (0.942).
+ * takes what is left, at some cost to the rarest features. k 5, width 512, 2^20 rows, seeds 0 / 1, as
+ * committed: topk 0.955 / 0.956 MMCS with 3 / 3 dead (aux-k changes alone: 0.980 / 0.980 with 9 / 8);
+ * batchtopk 0.973 / 0.972 with 0 / 0 (0.968 with 12 at seed 0). The trajectory is sensitive to float
+ * order: an earlier build of the same maths gave topk 0.949 / 0.947 with 4 / 6 dead. Eight windows
+ * traded the other way there (topk 0.966 / 0.965 with 6 / 3 dead; batchtopk 3 / 3); 8 pairs per batch
+ * revived fewer (7 dead), 128 hurt more (MMCS 0.942).
  */
 function reviveLoss(pre: Tensor, residual: Tensor, W_dec: Tensor, longDead: Tensor, pairs: number): Tensor {
   const [n, width] = pre.shape as [number, number];

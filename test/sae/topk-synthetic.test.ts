@@ -3,7 +3,7 @@
 // Before any fix: topk MMCS 0.67. Normalised aux-k, dead window budget/128, k annealed from 8k (seed 0):
 // topk 0.970 with 14 dead, batchtopk 0.961 with 20. With the aux-k loss on the residual the active
 // latents cannot express, its latents picked without their bias, and long-dead latents revived as a
-// dictionary on that residual (src/sae/losses.ts): topk 0.949 with 4, batchtopk 0.972 with 0.
+// dictionary on that residual (src/sae/losses.ts): topk 0.955 with 3, batchtopk 0.973 with 0.
 // ~1 min per architecture on 2 quiet cores.
 import '../../src/engine/node.js';
 import { describe, expect, it } from 'vitest';
