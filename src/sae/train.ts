@@ -22,14 +22,14 @@ import {
 } from '../train/checkpoint.js';
 import { Adam, clipGradNorm, type OptimizerState } from '../train/optimizers.js';
 import { saeConfig, type SaeArchitecture, type SaeConfig } from './config.js';
-import { saeLoss, type LossSettings } from './losses.js';
+import { REVIVE_WINDOWS, saeLoss, type LossSettings } from './losses.js';
 import { geometricMedian } from './stats.js';
 import { SparseAutoencoder } from './sae.js';
 
 export class SaeTrainError extends SondeError {}
 
-/** Graph inputs of a training step before the parameters: x, y, coef, dead, scale. */
-const N_STEP_INPUTS = 5;
+/** Graph inputs of a training step before the parameters: x, y, coef, dead, scale, longDead. */
+const N_STEP_INPUTS = 6;
 
 /** A source of batches [batchSize, dim] that can say where it is and be rebuilt there. */
 export interface BatchStream {
@@ -337,12 +337,19 @@ export async function trainSae(data: TrainingData, opts: SaeTrainOptions): Promi
     }
     const { fn, outputs } = TracedFunction.trace(
       (all) => {
-        const [xRaw, yRaw, coef, dead, scale] = all as [Tensor, Tensor, Tensor, Tensor, Tensor];
+        const [xRaw, yRaw, coef, dead, scale, longDead] = all as [
+          Tensor,
+          Tensor,
+          Tensor,
+          Tensor,
+          Tensor,
+          Tensor,
+        ];
         const ps = new Map(names.map((n, i) => [n, all[N_STEP_INPUTS + i]!] as const));
         // Inputs are normalised in the graph (one fused multiply, not a JS loop per batch).
         const x = mul(xRaw, scale);
         const y = isTranscoder ? mul(yRaw, scale) : x;
-        const parts = saeLoss(ps, stepSettings, { x, y, coef, dead });
+        const parts = saeLoss(ps, stepSettings, { x, y, coef, dead, longDead });
         parts.loss.backward();
         const stats = firingStats(parts.acts, o.architecture === 'batchtopk');
         return [
@@ -377,11 +384,13 @@ export async function trainSae(data: TrainingData, opts: SaeTrainOptions): Promi
       const xb = inStream.next();
       const yb = outStream ? outStream.next() : xb;
       const dead = new Float32Array(o.width);
+      const longDead = new Float32Array(o.width);
       let nDead = 0;
       for (let i = 0; i < o.width; i++) {
         if (rowsSinceFired[i]! < o.deadWindowRows) continue;
         dead[i] = 1;
         nDead++;
+        if (rowsSinceFired[i]! >= REVIVE_WINDOWS * o.deadWindowRows) longDead[i] = 1;
       }
       const coef = o.coefficient * Math.min(1, (step + 1) / coefWarm);
       const kNow = annealedK(cfg.k, kCap, step, steps, o.kAnnealFraction);
@@ -392,6 +401,7 @@ export async function trainSae(data: TrainingData, opts: SaeTrainOptions): Promi
           Tensor.from([coef]),
           new Tensor(dead, [o.width]),
           Tensor.from([inScale]),
+          new Tensor(longDead, [o.width]),
         ],
         nDead > 0 && settings.auxKCoefficient > 0,
         kNow,

@@ -135,6 +135,42 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
     expect(deadDiff).toBeGreaterThan(1e-3);
   });
 
+  it('the revive term reaches only long-dead latents (encoder columns, biases, decoder rows)', async () => {
+    const inp = inputs();
+    const ts = Object.fromEntries(Object.entries(inp).map(([k, v]) => [k, v.requireGrad()]));
+    const dead = new Tensor(Float64Array.from([1, 1, 0, 0, 0, 0, 1]), [s]);
+    const longDead = new Tensor(Float64Array.from([0, 1, 0, 0, 0, 0, 1]), [s]);
+    const p = new Map(Object.entries(ts).filter(([k]) => k !== 'x'));
+    // Gradients with the long-dead mask minus the same without: only latents 1 and 6 may differ.
+    const grads = async (withLong: boolean) => {
+      for (const t of Object.values(ts)) t.grad = null;
+      const parts = saeLoss(p, settings('topk', { auxKCoefficient: 1, applyBDecToInput: false }), {
+        x: ts.x!,
+        y: ts.x!,
+        coef: new Tensor(Float64Array.from([0]), [1]),
+        dead,
+        longDead: withLong ? longDead : undefined,
+      });
+      parts.loss.backward();
+      return Promise.all(
+        ['W_enc', 'b_enc', 'W_dec'].map(async (k) =>
+          Float64Array.from((await ts[k]!.grad!.data()) as Float64Array),
+        ),
+      );
+    };
+    const [a, b] = [await grads(true), await grads(false)];
+    const latentOf = [(i: number) => i % s, (i: number) => i, (i: number) => Math.floor(i / d)];
+    let revived = 0;
+    a.forEach((g, t) =>
+      g.forEach((v, i) => {
+        const diff = Math.abs(v - b[t]![i]!);
+        if ([1, 6].includes(latentOf[t]!(i))) revived += diff;
+        else expect(diff).toBeLessThan(1e-12);
+      }),
+    );
+    expect(revived).toBeGreaterThan(1e-3);
+  });
+
   it('the aux-k loss is normalised by the residual variance (Gao et al.), on the target variance scale', async () => {
     const inp = inputs();
     const p = new Map(Object.entries(inp).filter(([k]) => k !== 'x'));
@@ -145,7 +181,8 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
       coef: new Tensor(Float64Array.from([0]), [1]),
       dead: new Tensor(dead, [s]),
     });
-    // By hand: top-3 latents reconstruct x; the 2 largest dead pre-activations (relu) fit the residual.
+    // By hand: top-3 latents reconstruct x; the residual loses its components along their decoder rows;
+    // the 2 dead latents with the largest encoder responses (x W_enc, no b_enc; relu) fit what is left.
     const [x, We, be, Wd, bd] = (await Promise.all(
       ['x', 'W_enc', 'b_enc', 'W_dec', 'b_dec'].map((k) => (inp as Record<string, Tensor>)[k]!.data()),
     )) as Float64Array[];
@@ -157,16 +194,30 @@ describe('SAE losses: gradients against finite differences (float64)', () => {
         for (let j = 0; j < d; j++) v += x![r * d + j]! * We![j * s + i]!;
         return v;
       });
-      const order = (ids: number[]) => [...ids].sort((a, b) => pre[b]! - pre[a]!);
-      const top = order(pre.map((_, i) => i)).slice(0, 3);
-      const auxTop = order(pre.flatMap((_, i) => (dead[i] ? [i] : []))).slice(0, 2);
-      const decode = (ids: number[]) =>
+      const enc = pre.map((v, i) => v - be![i]!);
+      const order = (ids: number[], by: number[]) => [...ids].sort((a, b) => by[b]! - by[a]!);
+      const top = order(
+        pre.map((_, i) => i),
+        pre,
+      ).slice(0, 3);
+      const auxTop = order(
+        pre.flatMap((_, i) => (dead[i] ? [i] : [])),
+        enc,
+      ).slice(0, 2);
+      const decode = (ids: number[], a: number[]) =>
         Array.from({ length: d }, (_, j) =>
-          ids.reduce((a, i) => a + Math.max(0, pre[i]!) * Wd![i * d + j]!, 0),
+          ids.reduce((t, i) => t + Math.max(0, a[i]!) * Wd![i * d + j]!, 0),
         );
-      const rec = decode(top);
-      residual.push(rec.map((v, j) => x![r * d + j]! - (v + bd![j]!)));
-      auxRecon.push(decode(auxTop));
+      const rec = decode(top, pre);
+      const res = rec.map((v, j) => x![r * d + j]! - (v + bd![j]!));
+      const unexpressed = [...res];
+      for (const i of top) {
+        if (!(pre[i]! > 0)) continue;
+        const c = res.reduce((a, v, j) => a + v * Wd![i * d + j]!, 0);
+        for (let j = 0; j < d; j++) unexpressed[j]! -= c * Wd![i * d + j]!;
+      }
+      residual.push(unexpressed);
+      auxRecon.push(decode(auxTop, enc));
     }
     const variance = (rows: number[][]) => {
       const mean = Array.from({ length: d }, (_, j) => rows.reduce((a, row) => a + row[j]!, 0) / n);
