@@ -56,3 +56,13 @@ export function createProgress(g: Pick<GlobalOptions, 'json' | 'quiet'>): Progre
     },
   };
 }
+
+/** A library's `onProgress(done, total)` drawn on `bar`, started at the first report. */
+export function reportTo(bar: Progress, label: string): (done: number, total: number) => void {
+  let shown = 0;
+  return (done, total) => {
+    if (shown === 0) bar.start(total, label);
+    bar.increment(done - shown);
+    shown = done;
+  };
+}

@@ -8,12 +8,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { processAlive } from '../../src/io/leftovers.js';
 import { ROOT } from '../helpers/cli.js';
+import { childrenOf, until } from '../helpers/processes.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sonde-interrupt-'));
 const started: number[] = [];
 afterAll(async () => {
   // A failed test may leave its run going: stop it (and its child) before removing its folder.
-  for (const pid of started.flatMap((p) => [...childrenOf(p), p])) {
+  for (const pid of started.flatMap((p) => [...sondeChildren(p), p])) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -56,29 +57,13 @@ function start(entry: 'main' | 'index', args: string[], env: NodeJS.ProcessEnv =
   return { proc, done, stderr: () => stderr };
 }
 
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = (cond: () => boolean, ms: number, what: string) => until(what, cond, ms, 100);
 
-/** The sonde processes whose parent is `ppid` (Linux /proc; tsx's esbuild service is not one). */
-function childrenOf(ppid: number): number[] {
-  const kids: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== ppid) continue;
-      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('src/cli/main.ts')) kids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return kids;
-}
+/** The sonde processes whose parent is `ppid` (tsx's esbuild service is not one). */
+const sondeChildren = (ppid: number) =>
+  childrenOf(ppid)
+    .filter((c) => c.cmd.includes('src/cli/main.ts'))
+    .map((c) => c.pid);
 
 /** Everything in `dir` except the resumable checkpoint, which a signal is allowed to leave. */
 function leftovers(dir: string): string[] {
@@ -106,7 +91,7 @@ describe('signals', () => {
         90_000,
         'a checkpoint',
       );
-      const kids = childrenOf(run.proc.pid!);
+      const kids = sondeChildren(run.proc.pid!);
       expect(kids).toHaveLength(1);
       const t0 = Date.now();
       run.proc.kill('SIGINT');
@@ -169,7 +154,7 @@ describe('signals', () => {
         90_000,
         'a checkpoint',
       );
-      const kids = childrenOf(run.proc.pid!);
+      const kids = sondeChildren(run.proc.pid!);
       expect(kids).toHaveLength(1);
       run.proc.kill('SIGKILL');
       await run.done;

@@ -1,12 +1,13 @@
 // `sonde serve` as a user starts it: the real CLI in a child process, its printed address, its refusals,
 // and Ctrl-C/kill stopping it (and its job workers) with the exit codes every command uses.
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../../src/io/leftovers.js';
 import { ROOT, sonde } from '../helpers/cli.js';
+import { childrenOf, until } from '../helpers/processes.js';
 
 const started: ChildProcess[] = [];
 afterAll(() => {
@@ -50,40 +51,7 @@ async function serve(args: string[], entry: 'index' | 'main' = 'index'): Promise
 
 const addressOf = (line: string) => /^Sonde explorer: (http:\/\/127\.0\.0\.1:\d+\/)$/.exec(line)?.[1];
 
-/** The processes whose parent is `ppid`, with their command lines (Linux /proc). */
-function childrenOf(ppid: number): { pid: number; cmd: string }[] {
-  const kids: { pid: number; cmd: string }[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== ppid) continue;
-      kids.push({ pid: Number(d), cmd: fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ') });
-    } catch {
-      // gone
-    }
-  }
-  return kids;
-}
-
 const jobWorkers = (pid: number) => childrenOf(pid).filter((c) => c.cmd.includes('jobs/worker'));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A patching sweep that runs for about a minute (every layer × position of a long prompt). */
 async function startLongJob(url: string): Promise<void> {
@@ -168,7 +136,7 @@ describe('sonde serve', () => {
       s.proc.kill('SIGTERM');
       expect(await s.done).toBe(143);
       expect(Date.now() - t0).toBeLessThan(2000);
-      await until('the job worker to end', () => !alive(worker!.pid), 2000);
+      await until('the job worker to end', () => !processAlive(worker!.pid), 2000);
     },
   );
 
@@ -184,7 +152,11 @@ describe('sonde serve', () => {
       const [worker] = jobWorkers(server!.pid);
       s.proc.kill('SIGINT');
       expect(await s.done).toBe(130);
-      await until('the server and its worker to end', () => !alive(server!.pid) && !alive(worker!.pid), 3000);
+      await until(
+        'the server and its worker to end',
+        () => !processAlive(server!.pid) && !processAlive(worker!.pid),
+        3000,
+      );
     },
   );
 

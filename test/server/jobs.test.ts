@@ -7,6 +7,7 @@ import { patchingAnswer } from '../../src/server/routes/patching.js';
 import { buildServer } from '../../src/server/app.js';
 import type { JobManager, JobState } from '../../src/server/jobs/manager.js';
 import { Registry } from '../../src/server/registry.js';
+import { until } from '../helpers/processes.js';
 
 let registry: Registry;
 let app: FastifyInstance;
@@ -63,14 +64,6 @@ async function events(id: string): Promise<JobState[]> {
     }
   }
   return states;
-}
-
-async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** Numbers equal to 6 digits, everything else exactly (JSON turns NaN into null). */

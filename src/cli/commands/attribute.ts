@@ -15,7 +15,7 @@ import {
   truncateOption,
   type TruncateKeep,
 } from '../common.js';
-import { createProgress } from '../progress.js';
+import { createProgress, reportTo } from '../progress.js';
 import { heatmapSpec, promptPair } from './patch.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
@@ -66,7 +66,6 @@ export function registerAttribute(program: Command): void {
         direction: o.direction as PatchDirection,
       };
       const bar = createProgress(g);
-      let shown = 0;
       let compared: Awaited<ReturnType<typeof attributionCompared>>;
       try {
         compared = await attributionCompared(model, {
@@ -74,11 +73,7 @@ export function registerAttribute(program: Command): void {
           qkFix: o.qkFix,
           gradDrop: o.gradDrop,
           compare: o.compare,
-          onProgress: (done, total) => {
-            if (shown === 0) bar.start(total, 'patching');
-            bar.increment(done - shown);
-            shown = done;
-          },
+          onProgress: reportTo(bar, 'patching'),
         });
       } finally {
         bar.stop();

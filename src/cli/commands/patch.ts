@@ -26,7 +26,7 @@ import {
   truncateOption,
   type TruncateKeep,
 } from '../common.js';
-import { createProgress } from '../progress.js';
+import { createProgress, reportTo } from '../progress.js';
 import { checkPlotPath, PLOT_FLAG } from '../output.js';
 
 interface PatchFlags {
@@ -99,7 +99,6 @@ Examples:
       const model = await loadModel(g);
       const prompts = promptPair(model, o, cmd);
       const bar = createProgress(g);
-      let shown = 0;
       let result: PatchingResult;
       try {
         result = await activationPatching(model, {
@@ -110,11 +109,7 @@ Examples:
           perPosition: o.perPosition,
           direction: o.direction as PatchDirection,
           batchSize: o.batchSize,
-          onProgress: (done, total) => {
-            if (shown === 0) bar.start(total, 'patching');
-            bar.increment(done - shown);
-            shown = done;
-          },
+          onProgress: reportTo(bar, 'patching'),
         });
       } finally {
         bar.stop();

@@ -2,6 +2,7 @@
 // One tab stop; arrow keys or hover select a token, whose value (and `detail`) the caption shows.
 import { useState, type KeyboardEvent, type ReactNode } from 'react';
 import { inkOn } from '../colour';
+import { tokenText } from '../token-text';
 
 export interface ActToken {
   text: string;
@@ -65,7 +66,7 @@ export function ActivationTokens({
               style={{ background: bg, color: inkOn(bg) }}
               onMouseEnter={() => setAt(i)}
             >
-              {t.text.replace(/\n/g, '↵').replace(/ /g, '\u00a0') || '\u00a0'}
+              {tokenText(t.text)}
             </span>
           );
         })}

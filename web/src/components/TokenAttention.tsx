@@ -2,6 +2,7 @@
 // (blue) and the weights later tokens give it (orange). One tab stop; arrow keys move the focused token.
 import type { KeyboardEvent } from 'react';
 import { inkOn, sequential } from '../colour';
+import { tokenText } from '../token-text';
 
 export interface TokenAttentionProps {
   strings: string[];
@@ -58,7 +59,7 @@ export function TokenAttention({ strings, pattern, query, onQuery }: TokenAttent
               style={{ background: bg, color: inkOn(bg) }}
               onMouseEnter={() => onQuery(p)}
             >
-              {s.replace(/ /g, '\u00a0') || '\u00a0'}
+              {tokenText(s)}
             </span>
           );
         })}

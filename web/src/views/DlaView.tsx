@@ -10,6 +10,7 @@ import { usePrompt } from '../components/PromptForm';
 import { useExplorer } from '../context';
 import { useRequest } from '../hooks';
 import { setUrlParams, useUrlParams } from '../url-state';
+import { tokenText } from '../token-text';
 
 const DEFAULT_ANSWER = ' Lily';
 
@@ -93,7 +94,7 @@ export function DlaView() {
                   setUrlParams({ pos: String(p) });
                 }}
               >
-                {t.replace(/ /g, '\u00a0') || '\u00a0'}
+                {tokenText(t)}
               </button>
             ))}
           </div>

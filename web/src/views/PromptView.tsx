@@ -8,6 +8,7 @@ import { ExportBar } from '../components/ExportBar';
 import { PromptForm, usePrompt } from '../components/PromptForm';
 import { useExplorer } from '../context';
 import { useRequest } from '../hooks';
+import { tokenText } from '../token-text';
 
 /** Loss (nats) drawn darkest: above this every token looks equally surprising. */
 const LOSS_SCALE = 6;
@@ -51,7 +52,7 @@ export function PromptView() {
                   onFocus={() => setAt(p)}
                   aria-pressed={at === p}
                 >
-                  {s.replace(/ /g, '\u00a0') || '\u00a0'}
+                  {tokenText(s)}
                 </button>
               );
             })}
