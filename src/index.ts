@@ -165,6 +165,12 @@ export { SyntheticFeatures, meanMaxCosine, type SyntheticOptions } from './sae/s
 export { geometricMedian } from './sae/stats.js';
 export { readCorpus, defaultCorpusPath } from './sae/corpus.js';
 export {
+  corpusTrainingData,
+  HELD_OUT_EVAL_TOKENS,
+  type CorpusTraining,
+  type CorpusTrainingOptions,
+} from './sae/corpus-training.js';
+export {
   FeatureStore,
   type FeatureStoreMeta,
   type FeatureSummary,

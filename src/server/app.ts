@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { errorAnswer } from './errors.js';
+import { JOB_KINDS } from './jobs/kinds.js';
 import { JobManager } from './jobs/manager.js';
 import type { Registry } from './registry.js';
 import { registerAttentionRoutes } from './routes/attention.js';
@@ -68,6 +69,11 @@ export async function buildServer(
     keep: opts.keepJobs,
     models: () => [...registry.models.values()].map((m) => [m.id, m.dir]),
     saes: () => [...registry.saes.values()].map((s) => [s.id, s.dir]),
+    adopt: (kind, result) => {
+      const adopt = JOB_KINDS[kind]?.adopt;
+      return adopt ? adopt(result, registry) : result;
+    },
+    check: (kind, params) => JOB_KINDS[kind]?.check?.(params, registry),
   });
   const ctx: ServerContext = { registry, jobs };
   const webRoot = opts.webRoot === undefined ? defaultWebRoot() : (opts.webRoot ?? undefined);

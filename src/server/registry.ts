@@ -67,14 +67,19 @@ export class Registry {
       const id = uniqueId(r.models, path.basename(dir));
       r.models.set(id, { id, dir, model: HookedTransformer.load(dir) });
     }
-    for (const dir of saeDirs) {
-      const sae = loadSaeLens(dir);
-      const id = uniqueId(r.saes, path.basename(path.resolve(dir)));
-      const { model, warning } = pairSae(sae, [...r.models.values()]);
-      r.saes.set(id, { id, dir: path.resolve(dir), sae, modelId: model.id, warning });
-    }
+    for (const dir of saeDirs) r.addSae(dir);
     for (const dir of tunedLensDirs) r.tunedLenses.open(dir, [...r.models.values()]);
     return r;
+  }
+
+  /** Opens the SAE in `dir`, paired with the open model its cfg.json names (else the first). */
+  addSae(dir: string): OpenSae {
+    const sae = loadSaeLens(dir);
+    const id = uniqueId(this.saes, path.basename(path.resolve(dir)));
+    const { model, warning } = pairSae(sae, [...this.models.values()]);
+    const open = { id, dir: path.resolve(dir), sae, modelId: model.id, warning };
+    this.saes.set(id, open);
+    return open;
   }
 
   /** The model `id` names (undefined = the first one), or a 404 naming the open ones. */

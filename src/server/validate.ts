@@ -26,6 +26,9 @@ export const LIMITS = {
   graphTokens: 4096,
   graphNodes: 20_000,
   graphLinks: 200_000,
+  /** An SAE trained by the server: latents, and training rows (2^20 takes minutes on stories260K). */
+  saeTrainWidth: 16384,
+  saeTrainTokens: 1 << 20,
   /** Bytes in a request body (a prompt is at most a few KB; pair lists stay well under this). */
   bodyBytes: 256 * 1024,
   /** Top-activating contexts on a feature page, and tokens either side of each. */
@@ -41,6 +44,13 @@ export const prompt = z
   .max(LIMITS.promptChars, `prompt is over ${LIMITS.promptChars} characters`);
 export const modelId = z.string().min(1).max(200).optional();
 export const topK = z.number().int().min(1).max(LIMITS.topK).default(5);
+/** A training run's random seed. */
+export const seed = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31)
+  .default(0);
 
 /**
  * Parses `value` with `schema`, or throws a 400 naming the first bad field. Undefined (a GET without a

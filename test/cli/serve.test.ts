@@ -1,6 +1,7 @@
 // `sonde serve` as a user starts it: the real CLI in a child process, its printed address, its refusals,
 // and Ctrl-C/kill stopping it (and its job workers) with the exit codes every command uses.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -139,6 +140,29 @@ describe('sonde serve', () => {
       await until('the job worker to end', () => !processAlive(worker!.pid), 2000);
     },
   );
+
+  it.runIf(linux)('Ctrl-C while an SAE trains: 130, and the half-made SAE folder is removed', async () => {
+    const tmp = os.tmpdir();
+    const ours = () => fs.readdirSync(tmp).filter((f) => f.startsWith('sonde-serve-sae-') && !before.has(f));
+    const before = new Set(fs.readdirSync(tmp));
+    const s = await serve(['serve', '--port', '0']);
+    const url = addressOf(s.first)!;
+    const r = await fetch(`${url}api/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        kind: 'sae-train',
+        params: { hook: 'blocks.1.hook_resid_post', nTokens: 1 << 20 },
+      }),
+    });
+    expect(r.status).toBe(202);
+    await until('the job to make its folder', () => ours().length === 1, 60_000);
+    const t0 = Date.now();
+    s.proc.kill('SIGINT');
+    expect(await s.done).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(ours()).toEqual([]);
+  });
 
   it.runIf(linux)(
     'Ctrl-C through the `sonde` launcher: 130, the server and its job worker gone',

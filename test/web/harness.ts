@@ -69,9 +69,12 @@ export async function controlsTabSkips(page: Page, maxTabs = 300): Promise<strin
     const els = [
       ...document.querySelectorAll<HTMLElement>('button, input, select, textarea, a[href], [tabindex="0"]'),
     ];
-    return els
-      .filter((e) => !(e as HTMLButtonElement).disabled && e.offsetParent !== null)
-      .map((e, i) => (e.dataset.tabId = String(i)));
+    return (
+      els
+        // checkVisibility: what is drawn (a control in a closed <details> is not, though it has an offsetParent).
+        .filter((e) => !(e as HTMLButtonElement).disabled && e.checkVisibility())
+        .map((e, i) => (e.dataset.tabId = String(i)))
+    );
   });
   await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
   const reached = new Set<string>();

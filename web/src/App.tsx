@@ -1,4 +1,5 @@
 // The explorer's frame: model choice, navigation between views, and the chosen view.
+import { useState } from 'react';
 import { api } from './api';
 import { ErrorBanner } from './components/ErrorBanner';
 import { ExplorerContext } from './context';
@@ -7,7 +8,9 @@ import { setUrlParams, useUrlParams } from './url-state';
 import { VIEWS } from './views';
 
 export function App() {
-  const info = useRequest('info', api.info);
+  // Bumped when the server opens something new (an SAE a job trained): /api/info is read again.
+  const [generation, setGeneration] = useState(0);
+  const info = useRequest(`info:${generation}`, api.info);
   const params = useUrlParams();
   const viewId = params.get('view') ?? VIEWS[0]!.id;
   const view = VIEWS.find((v) => v.id === viewId) ?? VIEWS[0]!;
@@ -17,7 +20,7 @@ export function App() {
   const model = models.find((m) => m.id === params.get('model'))?.id ?? models[0]!.id;
   const View = view.component;
   return (
-    <ExplorerContext.Provider value={{ info: info.data, model }}>
+    <ExplorerContext.Provider value={{ info: info.data, model, refresh: () => setGeneration((n) => n + 1) }}>
       <header>
         <h1>Sonde</h1>
         <label>

@@ -6,6 +6,8 @@ export interface Explorer {
   info: Info;
   /** The chosen model's id (the URL's `model`, else the first open model). */
   model: string;
+  /** Reads /api/info again (after a job opened an SAE). */
+  refresh(): void;
 }
 
 export const ExplorerContext = createContext<Explorer | null>(null);

@@ -5,22 +5,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { ActivationStore, harvestActivations } from '../../sae/activation-store.js';
+import { ActivationStore } from '../../sae/activation-store.js';
 import { SAE_ARCHITECTURES, type SaeArchitecture } from '../../sae/config.js';
-import { evaluateRows, evaluateSae, type SaeRowMetrics } from '../../sae/evaluate.js';
-import {
-  DEFAULT_HOLDOUT,
-  modelName,
-  splitData,
-  SPLIT_KEY,
-  type TrainingSplit,
-} from '../../sae/provenance.js';
+import { evaluateRows, type SaeRowMetrics } from '../../sae/evaluate.js';
+import { DEFAULT_HOLDOUT, splitData, SPLIT_KEY, type TrainingSplit } from '../../sae/provenance.js';
 import { saveSaeLens } from '../../sae/saelens.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
 import { meanMaxCosine, SyntheticFeatures } from '../../sae/synthetic.js';
 import { defaultTrainOptions, trainSae, type SaeTrainResult, type TrainingData } from '../../sae/train.js';
 import { storeTrainingData } from '../../sae/training-data.js';
-import { defaultCorpusPath, readCorpus } from '../../sae/corpus.js';
+import { corpusTrainingData } from '../../sae/corpus-training.js';
+import { defaultCorpusPath } from '../../sae/corpus.js';
 import { fmt, globalsOf, intArg, loadModel, note, out, printJson, table } from '../common.js';
 import { createProgress } from '../progress.js';
 import { choiceArg, numberArg } from './probe.js';
@@ -216,45 +211,35 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
     metadata.dataset_path = path.resolve(o.activations);
   } else {
     const model = await loadModel(g);
-    const corpus = o.data ?? defaultCorpusPath();
-    const docs = readCorpus(corpus);
-    split = splitData(docs.length, o.testFraction, 'documents', docs);
-    const texts = docs.slice(0, split.train);
     const budget = o.nTokens ?? DEFAULT_BUDGET;
-    const harvest = async (hook: string, suffix: string) => {
-      const dir = o.store ? (suffix ? `${o.store}${suffix}` : o.store) : `${outDir}.activations${suffix}`;
-      progress.start(o.harvestTokens ?? budget, `harvest ${hook}`);
-      const m = await harvestActivations(model, {
-        hook,
-        texts,
-        outDir: dir,
-        ctx: o.ctx,
-        dtype: o.storeDtype,
-        maxRows: o.harvestTokens ?? budget,
-        onProgress: (done) => progress.update(done),
-      });
-      progress.stop();
-      note(g, `harvested ${m.rows} rows of ${hook} into ${dir}${m.complete ? ' (whole corpus)' : ''}`);
-      return ActivationStore.open(dir);
-    };
-    const input = await harvest(o.hook!, hookNameOut ? '-in' : '');
-    const target = hookNameOut ? await harvest(hookNameOut, '-out') : undefined;
-    data = storeTrainingData(input, target);
-    dataRows = input.rows;
-    const s = split;
-    heldOut = async (sae) => {
-      if (s.train === s.total) return inSampleEval(data, sae);
-      const ev = await evaluateSae(model, sae, docs.slice(s.train), { ctx: o.ctx, maxTokens: EVAL_TOKENS });
-      const on = `held-out documents ${s.train + 1}-${s.total} of ${s.total} (${ev.rows} tokens)`;
-      return { metrics: ev, ceRecovered: ev.ce.recovered, on, heldOut: true };
-    };
-    Object.assign(metadata, {
-      model_name: modelName(model.source),
-      model_path: model.source,
-      dataset_path: path.resolve(corpus),
-      context_size: o.ctx,
-      prepend_bos: true,
+    let harvesting: string | null = null;
+    const t = await corpusTrainingData(model, {
+      hook: o.hook!,
+      hookOut: hookNameOut,
+      corpus: o.data ?? defaultCorpusPath(),
+      ctx: o.ctx,
+      testFraction: o.testFraction,
+      maxRows: o.harvestTokens ?? budget,
+      storeDir: o.store ?? `${outDir}.activations`,
+      dtype: o.storeDtype,
+      onHarvest: (hook, done) => {
+        if (hook !== harvesting) progress.start(o.harvestTokens ?? budget, `harvest ${(harvesting = hook)}`);
+        progress.update(done);
+      },
     });
+    progress.stop();
+    for (const { hook, dir, manifest: m } of t.stores)
+      note(g, `harvested ${m.rows} rows of ${hook} into ${dir}${m.complete ? ' (whole corpus)' : ''}`);
+    data = t.data;
+    dataRows = t.rows;
+    split = t.split;
+    const evaluate = t.evaluate;
+    heldOut = async (sae) => {
+      if (evaluate === null) return inSampleEval(data, sae);
+      const ev = await evaluate(sae);
+      return { metrics: ev, ceRecovered: ev.ce.recovered, on: ev.on, heldOut: true };
+    };
+    Object.assign(metadata, t.metadata);
   }
 
   if (split) metadata[SPLIT_KEY] = split;
@@ -381,7 +366,6 @@ async function runTrain(o: TrainOpts, cmd: Command): Promise<void> {
 
 /** Rows evaluated at most from held-out activation rows, tokens from held-out documents. */
 const EVAL_ROWS = 65536;
-const EVAL_TOKENS = 16384;
 const SYNTHETIC_EVAL_ROWS = 65536;
 /** A synthetic block training never reaches (training uses blocks 1, 2, ... one per batch). */
 const SYNTHETIC_EVAL_BLOCK = 0xe7a1;

@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.js';
 import type { SparseAutoencoder } from '../../sae/sae.js';
+import type { Registry } from '../registry.js';
 
 export interface JobProgress {
   done: number;
@@ -24,12 +25,17 @@ export interface JobKind<S extends z.ZodType = z.ZodType> {
   /** The request's params (validated in the server before a worker starts). */
   params: S;
   run(ctx: JobContext, params: z.output<S>): Promise<unknown>;
+  /** In the server, before the job is queued: refuses what the schema cannot see (an ApiError). */
+  check?: (params: z.output<S>, registry: Registry) => void;
+  /** In the server, when the job is done: opens what it made and returns the answer to show. */
+  adopt?: (result: unknown, registry: Registry) => unknown;
 }
 
 /** Declares a job kind with its params' type inferred from the schema. */
 export function jobKind<S extends z.ZodType>(
   params: S,
   run: (ctx: JobContext, p: z.output<S>) => Promise<unknown>,
+  more: Pick<JobKind<S>, 'check' | 'adopt'> = {},
 ): JobKind<S> {
-  return { params, run };
+  return { params, run, ...more };
 }

@@ -5,10 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { removeLeftoversOf } from '../../io/leftovers.js';
 import { fileURLToPath } from 'node:url';
-import type { ErrorBody } from '../errors.js';
-import { ApiError } from '../errors.js';
+import { ApiError, errorAnswer, type ErrorBody } from '../errors.js';
 import { parse } from '../validate.js';
 import type { JobProgress } from './kind.js';
 import { JOB_KINDS } from './kinds.js';
@@ -42,6 +42,13 @@ export interface JobManagerOptions {
   /** Folders of the open models and SAEs, by id, for the workers. */
   models: () => [string, string][];
   saes: () => [string, string][];
+  /**
+   * Called in the server with a job's result when it is done, before anyone sees it: what the job made
+   * (an SAE's folder) is opened here, and the answer says under which id.
+   */
+  adopt?: (kind: string, result: unknown) => unknown;
+  /** Called in the server with a job's validated params before it is queued (throws an ApiError). */
+  check?: (kind: string, params: unknown) => void;
 }
 
 interface Job {
@@ -73,12 +80,17 @@ export class JobManager {
     if (k === undefined)
       throw new ApiError(400, `unknown job kind '${kind}' (known: ${Object.keys(JOB_KINDS).join(', ')})`);
     const parsed = parse(k.params, params);
+    const model = modelOf(parsed);
+    const open = this.opts.models().map(([m]) => m);
+    if (model !== undefined && !open.includes(model))
+      throw new ApiError(404, `no model '${model}' is open (open: ${open.join(', ')})`);
+    this.opts.check?.(kind, parsed);
     const id = randomUUID();
     const job: Job = {
       state: {
         id,
         kind,
-        model: modelOf(parsed) ?? this.opts.models()[0]?.[0] ?? null,
+        model: model ?? open[0] ?? null,
         status: 'queued',
         progress: null,
         created: Date.now(),
@@ -135,10 +147,15 @@ export class JobManager {
     await Promise.all([...this.workers].map(kill));
   }
 
-  /** Kills every worker at once, synchronously (a signal handler's last act before the process exits). */
+  /**
+   * Kills every worker at once, synchronously (a signal handler's last act before the process exits),
+   * and removes what they were writing once they are dead (nobody else will: they are not the
+   * launcher's children).
+   */
   killAll(): void {
     this.closed = true;
-    for (const w of this.workers) w.kill('SIGKILL');
+    const pids = [...this.workers].flatMap((w) => (w.kill('SIGKILL') && w.pid !== undefined ? [w.pid] : []));
+    for (const pid of pids) if (waitDeadSync(pid, 2000)) removeLeftoversOf(pid);
   }
 
   private async stop(job: Job): Promise<void> {
@@ -199,6 +216,13 @@ export class JobManager {
     if (TERMINAL.has(job.state.status)) return;
     const worker = job.worker;
     job.worker = null;
+    if (change.status === 'done' && this.opts.adopt) {
+      try {
+        change = { ...change, result: this.opts.adopt(job.state.kind, change.result) };
+      } catch (e) {
+        change = { status: 'failed', error: errorAnswer(e).body.error };
+      }
+    }
     this.update(job, { ...change, finished: Date.now() });
     job.events.removeAllListeners();
     if (worker && change.status !== 'cancelled') void kill(worker);
@@ -218,6 +242,27 @@ export class JobManager {
 function modelOf(params: unknown): string | undefined {
   const m = (params as { model?: unknown } | null)?.model;
   return typeof m === 'string' ? m : undefined;
+}
+
+/**
+ * Waits (blocking) until child `pid` is dead or a zombie: no event loop turns in a signal handler, so
+ * an unreaped child stays a zombie, which kill(pid, 0) would still call alive. Linux reads /proc; where
+ * there is none it waits a fixed 200 ms, long enough for a SIGKILL to land.
+ */
+function waitDeadSync(pid: number, ms: number): boolean {
+  const nap = (t: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, t);
+  if (!fs.existsSync('/proc/self/stat')) return (nap(200), true);
+  for (const end = Date.now() + ms; Date.now() < end; nap(10)) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return true;
+    }
+    // State is the field after the parenthesised command name.
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
+  }
+  return false;
 }
 
 /** Kills a worker process and resolves once it has exited. */

@@ -13,7 +13,7 @@ import { ApiError } from '../errors.js';
 import { encodePrompt } from '../input.js';
 import { jobKind } from '../jobs/kind.js';
 import type { OpenTunedLens } from '../tuned-lenses.js';
-import { LIMITS, modelId, parse, prompt, topK } from '../validate.js';
+import { LIMITS, modelId, parse, prompt, seed, topK } from '../validate.js';
 
 const lensId = z.string().min(1).max(200);
 
@@ -29,12 +29,7 @@ export const LensRequest = z.object({
 export const TunedLensParams = z.object({
   model: modelId,
   steps: z.number().int().min(1).max(LIMITS.tunedLensSteps).default(200),
-  seed: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 31)
-    .default(0),
+  seed,
 });
 
 /** What a finished tuned-lens job leaves: its lens in a temporary folder, taken in by the first lens request. */

@@ -11,6 +11,7 @@ import { setUrlParams, useUrlParams } from '../url-state';
 import { openFeature } from './sae/common';
 import { FeaturePage } from './sae/FeaturePage';
 import { SearchPanel, SteerPanel, TextPanel } from './sae/TextTools';
+import { TrainPanel } from './sae/TrainPanel';
 
 interface StoreStatus {
   sae: string;
@@ -27,24 +28,40 @@ interface ScanResult {
 
 export function SaeView() {
   const { info } = useExplorer();
+  const open = info.saes.length > 0;
+  // One training panel in the same place whether or not an SAE is open, so a job that opens the
+  // first SAE keeps its panel (and its result) when the view switches to that SAE.
+  return (
+    <section aria-label="SAE view" className={open ? 'sae-view' : 'sae-empty'}>
+      {open ? <OpenSae /> : <NoSae />}
+      <TrainPanel collapsed={open} />
+    </section>
+  );
+}
+
+function NoSae() {
+  return (
+    <>
+      <h2>No SAE is open</h2>
+      <p>
+        Start the explorer with one or more SAE folders (SAELens format, e.g. from{' '}
+        <code>sonde sae train</code>
+        ):
+      </p>
+      <pre>sonde serve --sae DIR</pre>
+      <p>or train one here:</p>
+    </>
+  );
+}
+
+function OpenSae() {
+  const { info } = useExplorer();
   const params = useUrlParams();
-  if (info.saes.length === 0)
-    return (
-      <section aria-label="SAE view" className="sae-empty">
-        <h2>No SAE is open</h2>
-        <p>
-          Start the explorer with one or more SAE folders (SAELens format, e.g. from{' '}
-          <code>sonde sae train</code>
-          ):
-        </p>
-        <pre>sonde serve --sae DIR</pre>
-      </section>
-    );
   const sae = info.saes.find((s) => s.id === params.get('sae')) ?? info.saes[0]!;
   const raw = Number(params.get('feature') ?? '0');
   const feature = Number.isFinite(raw) ? raw : 0;
   return (
-    <section aria-label="SAE view" className="sae-view">
+    <>
       <div className="sae-controls">
         <label>
           SAE{' '}
@@ -60,7 +77,7 @@ export function SaeView() {
         {sae.warning && <span className="warning">{sae.warning}</span>}
       </div>
       <SaeBody key={sae.id} sae={sae.id} model={sae.modelId} width={sae.width} feature={feature} />
-    </section>
+    </>
   );
 }
 
