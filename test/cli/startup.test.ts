@@ -59,4 +59,21 @@ describe('startup', () => {
     const commands = r.loaded.filter((u) => u.includes('/src/cli/commands/')).map((u) => path.basename(u));
     expect(commands).toEqual(['info.ts']);
   }, 300_000);
+
+  it('the build marks the bin executable (npx reuses its old link to a rebuilt checkout)', async () => {
+    const pkg = path.join(dir, 'pkg');
+    fs.mkdirSync(path.join(pkg, 'dist'), { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ bin: { x: 'dist/x.js' } }));
+    fs.writeFileSync(path.join(pkg, 'dist/x.js'), '#!/usr/bin/env node\nconsole.log(42)\n', { mode: 0o644 });
+    await new Promise<void>((resolve, reject) =>
+      execFile(process.execPath, [path.join(ROOT, 'scripts/bin-executable.mjs')], { cwd: pkg }, (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
+    expect(fs.statSync(path.join(pkg, 'dist/x.js')).mode & 0o777).toBe(0o755);
+    const build = (
+      JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { build: string } }
+    ).scripts.build;
+    expect(build).toMatch(/^tsc -p tsconfig\.build\.json && node scripts\/bin-executable\.mjs/);
+  });
 });
