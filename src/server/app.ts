@@ -7,7 +7,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { errorAnswer } from './errors.js';
 import { JOB_KINDS } from './jobs/kinds.js';
-import { JobManager } from './jobs/manager.js';
+import { JobManager, modelOf } from './jobs/manager.js';
 import type { Registry } from './registry.js';
 import { registerAttentionRoutes } from './routes/attention.js';
 import { registerDlaRoutes } from './routes/dla.js';
@@ -73,7 +73,10 @@ export async function buildServer(
       const adopt = JOB_KINDS[kind]?.adopt;
       return adopt ? adopt(result, registry) : result;
     },
-    check: (kind, params) => JOB_KINDS[kind]?.check?.(params, registry),
+    check: (kind, params) => {
+      registry.model(modelOf(params));
+      JOB_KINDS[kind]?.check?.(params, registry);
+    },
   });
   const ctx: ServerContext = { registry, jobs };
   const webRoot = opts.webRoot === undefined ? defaultWebRoot() : (opts.webRoot ?? undefined);

@@ -47,7 +47,10 @@ export interface JobManagerOptions {
    * (an SAE's folder) is opened here, and the answer says under which id.
    */
   adopt?: (kind: string, result: unknown) => unknown;
-  /** Called in the server with a job's validated params before it is queued (throws an ApiError). */
+  /**
+   * Called in the server with a job's validated params before it is queued: refuses (an ApiError) a
+   * model that is not open, or what its kind checks.
+   */
   check?: (kind: string, params: unknown) => void;
 }
 
@@ -80,17 +83,13 @@ export class JobManager {
     if (k === undefined)
       throw new ApiError(400, `unknown job kind '${kind}' (known: ${Object.keys(JOB_KINDS).join(', ')})`);
     const parsed = parse(k.params, params);
-    const model = modelOf(parsed);
-    const open = this.opts.models().map(([m]) => m);
-    if (model !== undefined && !open.includes(model))
-      throw new ApiError(404, `no model '${model}' is open (open: ${open.join(', ')})`);
     this.opts.check?.(kind, parsed);
     const id = randomUUID();
     const job: Job = {
       state: {
         id,
         kind,
-        model: model ?? open[0] ?? null,
+        model: modelOf(parsed) ?? this.opts.models()[0]?.[0] ?? null,
         status: 'queued',
         progress: null,
         created: Date.now(),
@@ -239,7 +238,7 @@ export class JobManager {
   }
 }
 
-function modelOf(params: unknown): string | undefined {
+export function modelOf(params: unknown): string | undefined {
   const m = (params as { model?: unknown } | null)?.model;
   return typeof m === 'string' ? m : undefined;
 }

@@ -66,12 +66,20 @@ export type AttributionAnswer = PatchingAnswer & {
   correlation: number | null;
 };
 
-function prompts(ctx: JobContext, p: z.output<typeof Sweep>) {
+/** The model and what both sweeps pass to the library: the encoded prompts, the metric's tokens, the shape. */
+function sweepInputs(ctx: JobContext, p: z.output<typeof Sweep>, stage: string) {
   const model = ctx.model(p.model);
   return {
     model,
-    clean: encodePrompt(model, p.clean, 'the clean prompt'),
-    corrupt: encodePrompt(model, p.corrupt, 'the corrupt prompt'),
+    sweep: {
+      clean: encodePrompt(model, p.clean, 'the clean prompt'),
+      corrupt: encodePrompt(model, p.corrupt, 'the corrupt prompt'),
+      answer: p.answer,
+      wrong: p.wrong,
+      perPosition: p.perPosition,
+      direction: p.direction,
+      onProgress: (done: number, total: number) => ctx.progress({ done, total, stage }),
+    },
   };
 }
 
@@ -83,32 +91,17 @@ export function patchingAnswer(model: HookedTransformer, r: PatchingResult): Pat
 
 export const patchingJobs = {
   patching: jobKind(PatchingParams, async (ctx, p) => {
-    const { model, clean, corrupt } = prompts(ctx, p);
-    const result = await activationPatching(model, {
-      clean,
-      corrupt,
-      answer: p.answer,
-      wrong: p.wrong,
-      target: p.target,
-      perPosition: p.perPosition,
-      direction: p.direction,
-      onProgress: (done, total) => ctx.progress({ done, total, stage: 'patching' }),
-    });
+    const { model, sweep } = sweepInputs(ctx, p, 'patching');
+    const result = await activationPatching(model, { ...sweep, target: p.target });
     return patchingAnswer(model, result);
   }),
   attribution: jobKind(AttributionParams, async (ctx, p): Promise<AttributionAnswer> => {
-    const { model, clean, corrupt } = prompts(ctx, p);
+    const { model, sweep } = sweepInputs(ctx, p, 'activation patching');
     const { result, actual, correlation } = await attributionCompared(model, {
-      clean,
-      corrupt,
-      answer: p.answer,
-      wrong: p.wrong,
+      ...sweep,
       target: p.target,
-      perPosition: p.perPosition,
-      direction: p.direction,
       qkFix: p.qkFix,
       compare: p.compare,
-      onProgress: (done, total) => ctx.progress({ done, total, stage: 'activation patching' }),
     });
     const { values: _values, raw: _raw, linear: _linear, gradDrop: _gradDrop, ...rest } = result;
     return {
